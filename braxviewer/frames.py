@@ -1,0 +1,77 @@
+"""The frame chunk: what one training unroll streams to a viewer.
+
+Shared by both sides of the data path. The jit side (``braxviewer.tap``) fills
+it from a host callback; viewers, the recorder and the scene read it. Plain
+numpy, no JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Mapping, Optional
+
+import numpy as np
+
+Source = Literal["train", "eval"]
+PoseKind = Literal["qpos", "links"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameChunk:
+  """T consecutive env steps of the first N streamed envs.
+
+  Attributes:
+    seq: sequence number of this chunk within its source, from 0, no gaps
+      except where chunks were dropped on the host (live mode).
+    source: ``"train"`` for training unrolls, ``"eval"`` for eval rollouts.
+    env_steps: training env steps done when the unroll ran (policy version).
+    dt: simulated seconds between two frames (env.dt, action repeat included).
+    qpos: ``(T, N, nq)`` generalized positions, or None for link poses.
+    link_pos: ``(T, N, L, 3)`` world positions of the L links, or None.
+    link_rot: ``(T, N, L, 4)`` world orientations (w, x, y, z), or None.
+    reward: ``(T, N)`` reward after each step.
+    done: ``(T, N)`` 1.0 where the episode ended at this step.
+    truncation: ``(T, N)`` 1.0 where the episode was cut by the time limit.
+    metrics: reward terms from ``state.metrics``, each ``(T, N)``.
+    wall_time: host ``time.time()`` when the chunk left the device.
+  """
+
+  seq: int
+  source: Source
+  env_steps: int
+  dt: float
+  reward: np.ndarray
+  done: np.ndarray
+  truncation: np.ndarray
+  metrics: Mapping[str, np.ndarray]
+  wall_time: float
+  qpos: Optional[np.ndarray] = None
+  link_pos: Optional[np.ndarray] = None
+  link_rot: Optional[np.ndarray] = None
+
+  def __post_init__(self):
+    if (self.qpos is None) == (self.link_pos is None):
+      raise ValueError(
+          "FrameChunk needs exactly one of qpos or link_pos/link_rot."
+      )
+    if (self.link_pos is None) != (self.link_rot is None):
+      raise ValueError("FrameChunk needs link_pos and link_rot together.")
+    t, n = self.reward.shape
+    pose = self.qpos if self.qpos is not None else self.link_pos
+    if pose.shape[:2] != (t, n):
+      raise ValueError(
+          f"FrameChunk pose leading shape {pose.shape[:2]} does not match"
+          f" reward shape {(t, n)}."
+      )
+
+  @property
+  def kind(self) -> PoseKind:
+    return "qpos" if self.qpos is not None else "links"
+
+  @property
+  def num_steps(self) -> int:
+    return int(self.reward.shape[0])
+
+  @property
+  def num_envs(self) -> int:
+    return int(self.reward.shape[1])

@@ -1,0 +1,76 @@
+"""A viewer with no display: keeps streamed chunks in memory.
+
+For tests, benchmarks and scripts that want the stream without a browser.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Deque, List, Mapping, Optional, Tuple
+
+from braxviewer.frames import FrameChunk
+from braxviewer.protocol import Mode, StreamInfo
+
+
+class HeadlessViewer:
+  """Implements :class:`braxviewer.protocol.TrainingViewer` in memory.
+
+  Args:
+    num_envs: envs to stream (None: the trainer picks min(16, per device)).
+    mode: initial mode, ``"off"``, ``"live"`` or ``"sync"``.
+    max_chunks: keep at most this many chunks (oldest dropped); None keeps all.
+  """
+
+  def __init__(
+      self,
+      num_envs: Optional[int] = None,
+      mode: "Mode | str" = Mode.LIVE,
+      max_chunks: Optional[int] = None,
+  ):
+    if num_envs is not None and (
+        not isinstance(num_envs, int) or isinstance(num_envs, bool)
+        or num_envs < 1
+    ):
+      raise ValueError(
+          f"num_envs must be a positive int or None, got {num_envs!r}."
+      )
+    self._num_envs = num_envs
+    self._mode = Mode.parse(mode)
+    self._lock = threading.Lock()
+    self.chunks: Deque[FrameChunk] = collections.deque(maxlen=max_chunks)
+    self.progress: List[Tuple[int, dict]] = []
+    self.trainer_modes: List[Mode] = []
+    self.stream_info: Optional[StreamInfo] = None
+    self.ended = False
+
+  def requested_envs(self) -> Optional[int]:
+    return self._num_envs
+
+  @property
+  def mode(self) -> Mode:
+    return self._mode
+
+  def set_mode(self, mode: "Mode | str") -> None:
+    """Switch streaming mode; the trainer picks it up within ~1 s."""
+    self._mode = Mode.parse(mode)
+
+  def on_stream_start(self, info: StreamInfo) -> None:
+    self.stream_info = info
+    self.ended = False
+
+  def on_chunk(self, chunk: FrameChunk) -> None:
+    with self._lock:
+      self.chunks.append(chunk)
+
+  def on_progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
+    with self._lock:
+      self.progress.append((int(env_steps), dict(metrics)))
+
+  def on_trainer_mode(self, mode: Mode) -> None:
+    with self._lock:
+      if not self.trainer_modes or self.trainer_modes[-1] != mode:
+        self.trainer_modes.append(mode)
+
+  def on_stream_end(self) -> None:
+    self.ended = True

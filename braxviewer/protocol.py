@@ -1,0 +1,91 @@
+"""The contract between the trainer and any viewer.
+
+The trainer knows viewers only through :class:`TrainingViewer`: how many envs
+to stream, which mode is wanted now, and three sinks (stream start, chunks,
+progress). The web viewer, the recorder and :class:`HeadlessViewer` implement
+it. No JAX here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Mapping, Optional, Protocol, Tuple, runtime_checkable
+
+from braxviewer.frames import FrameChunk, PoseKind
+
+
+class Mode(str, enum.Enum):
+  """Streaming mode, switchable at any time during training."""
+
+  OFF = "off"  # nothing leaves the device
+  LIVE = "live"  # stream, never wait: newest chunks win, drops are counted
+  SYNC = "sync"  # training waits until each chunk was shown
+
+  @classmethod
+  def parse(cls, value: "Mode | str") -> "Mode":
+    if isinstance(value, Mode):
+      return value
+    try:
+      return cls(str(value).lower())
+    except ValueError:
+      raise ValueError(
+          f"Unknown viewer mode {value!r}: use one of 'off', 'live', 'sync'."
+      ) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamInfo:
+  """What the trainer tells a viewer before the first chunk.
+
+  Attributes:
+    num_envs: envs streamed per chunk (the first N of device 0).
+    num_train_envs: all parallel training envs, over all devices.
+    envs_per_device: training envs on one device.
+    kind: ``"qpos"`` or ``"links"`` (brax positional/spring backends).
+    nq: width of a qpos frame (None for links).
+    num_links: number of links for ``"links"`` (None for qpos).
+    dt: simulated seconds between two frames.
+    unroll_length: frames per training chunk (T).
+    reward_terms: names of the streamed ``state.metrics`` entries.
+    backend: the brax backend name, when known.
+  """
+
+  num_envs: int
+  num_train_envs: int
+  envs_per_device: int
+  kind: PoseKind
+  nq: Optional[int]
+  num_links: Optional[int]
+  dt: float
+  unroll_length: int
+  reward_terms: Tuple[str, ...]
+  backend: Optional[str] = None
+
+
+@runtime_checkable
+class TrainingViewer(Protocol):
+  """What braxviewer's ``ppo.train(viewer=...)`` accepts."""
+
+  def requested_envs(self) -> Optional[int]:
+    """Envs to stream; None lets the trainer choose (min(16, per device))."""
+
+  @property
+  def mode(self) -> Mode:
+    """The mode the user wants now; read by the trainer between device calls."""
+
+  def on_stream_start(self, info: StreamInfo) -> None:
+    """Called once per training run, before any chunk."""
+
+  def on_chunk(self, chunk: FrameChunk) -> None:
+    """Receives one chunk. Must not block in live mode; blocks in sync mode
+    until the chunk was shown (or the mode left sync)."""
+
+  def on_progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
+    """Receives training progress (eval reward, SPS, losses, ...)."""
+
+  def on_trainer_mode(self, mode: Mode) -> None:
+    """The mode the trainer actually runs in now (reflected to the user)."""
+
+  def on_stream_end(self) -> None:
+    """Called once when training ends (also on error)."""

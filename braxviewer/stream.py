@@ -1,0 +1,183 @@
+"""The host side of the stream: from tap callbacks to a viewer, fault-isolated.
+
+:class:`Streamer` owns everything the trainer does with a viewer: it turns the
+arrays a tap callback receives into :class:`FrameChunk` objects, numbers them,
+reads the wanted mode between device calls, and forwards progress. Any error
+raised by the viewer is caught, reported once, and streaming is switched off:
+the viewer never takes a training run down. No JAX here.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+import warnings
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from braxviewer.frames import FrameChunk, Source
+from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
+
+FLAG_OF_MODE = {Mode.OFF: 0, Mode.LIVE: 1, Mode.SYNC: 2}
+
+
+class ViewerFailure(RuntimeWarning):
+  """Emitted once when a viewer raised and streaming was switched off."""
+
+
+def _to_uint64(hi: Any, lo: Any) -> int:
+  return (int(np.asarray(hi)) << 32) | int(np.asarray(lo))
+
+
+class Streamer:
+  """Connects one training run to one viewer.
+
+  Args:
+    viewer: the viewer (checked against :class:`TrainingViewer` by the caller).
+    info: what is streamed; sent to the viewer by :meth:`start`.
+    steps_per_unroll: env steps (all envs, action repeat included) that one
+      training unroll advances the run by.
+  """
+
+  def __init__(
+      self, viewer: TrainingViewer, info: StreamInfo, steps_per_unroll: int
+  ):
+    self._viewer = viewer
+    self.info = info
+    self._steps_per_unroll = int(steps_per_unroll)
+    self._seq = {"train": 0, "eval": 0}
+    self._lock = threading.Lock()
+    self._failed = False
+    self._trainer_mode: Optional[Mode] = None
+    self.eval_env_steps = 0
+    self.chunks_sent = 0
+
+  # -- guarded calls ---------------------------------------------------------
+
+  @property
+  def failed(self) -> bool:
+    return self._failed
+
+  def _fail(self, where: str, err: BaseException) -> None:
+    if self._failed:
+      return
+    self._failed = True
+    msg = (
+        f"braxviewer: the viewer raised in {where} ({type(err).__name__}:"
+        f" {err}). Streaming is off for the rest of this run; training goes"
+        " on."
+    )
+    warnings.warn(msg, ViewerFailure, stacklevel=2)
+
+  def _call(self, where: str, fn, *args) -> Any:
+    if self._failed:
+      return None
+    try:
+      return fn(*args)
+    except Exception as err:  # pylint: disable=broad-except
+      self._fail(where, err)
+      return None
+
+  # -- trainer-facing API ----------------------------------------------------
+
+  def start(self) -> None:
+    self._call("on_stream_start", self._viewer.on_stream_start, self.info)
+
+  def end(self) -> None:
+    self._call("on_stream_end", self._viewer.on_stream_end)
+
+  def mode(self) -> Mode:
+    """The mode to run the next device call in (and tell the viewer so)."""
+    if self._failed:
+      mode = Mode.OFF
+    else:
+      try:
+        mode = Mode.parse(self._viewer.mode)
+      except Exception as err:  # pylint: disable=broad-except
+        self._fail("mode", err)
+        mode = Mode.OFF
+    if mode != self._trainer_mode:
+      self._trainer_mode = mode
+      self._call("on_trainer_mode", self._viewer.on_trainer_mode, mode)
+    return mode
+
+  def flag(self) -> np.ndarray:
+    """The runtime flag array for the tap: 0 off, 1 live, 2 sync."""
+    return np.int32(FLAG_OF_MODE[self.mode()])
+
+  def progress(self, env_steps: int, metrics: Mapping[str, Any]) -> None:
+    clean = {}
+    for k, v in metrics.items():
+      try:
+        f = float(np.mean(np.asarray(v)))
+      except (TypeError, ValueError):
+        continue
+      if math.isfinite(f):
+        clean[k] = f
+    self._call("on_progress", self._viewer.on_progress, int(env_steps), clean)
+
+  # -- tap sinks (called from XLA's callback thread) -------------------------
+
+  def train_sink(self, chunk, steps_hi, steps_lo, unroll_index) -> None:
+    """Sink for training unrolls: env steps at this unroll's end."""
+    before = _to_uint64(steps_hi, steps_lo)
+    steps = before + (int(np.asarray(unroll_index)) + 1) * self._steps_per_unroll
+    self._deliver(chunk, "train", steps)
+
+  def eval_sink(self, chunk) -> None:
+    """Sink for eval rollouts, tagged with the current training step."""
+    self._deliver(chunk, "eval", self.eval_env_steps)
+
+  def _deliver(self, arrays: Mapping[str, Any], source: Source, steps: int):
+    if self._failed:
+      return
+    wall_time = time.time()
+    try:
+      with self._lock:
+        seq = self._seq[source]
+        self._seq[source] += 1
+      get = lambda k: np.array(arrays[k]) if k in arrays else None
+      chunk = FrameChunk(
+          seq=seq,
+          source=source,
+          env_steps=int(steps),
+          dt=self.info.dt,
+          reward=get("reward"),
+          done=get("done"),
+          truncation=get("truncation"),
+          metrics={k: np.array(v) for k, v in arrays["metrics"].items()},
+          wall_time=wall_time,
+          qpos=get("qpos"),
+          link_pos=get("link_pos"),
+          link_rot=get("link_rot"),
+      )
+    except Exception as err:  # pylint: disable=broad-except
+      self._fail("building a frame chunk", err)
+      return
+    self._call("on_chunk", self._viewer.on_chunk, chunk)
+    self.chunks_sent += 1
+
+
+def check_viewer(viewer: Any) -> TrainingViewer:
+  """Raise a clear TypeError unless ``viewer`` implements the protocol."""
+  if isinstance(viewer, TrainingViewer):
+    return viewer
+  needed = [
+      "requested_envs", "mode", "on_stream_start", "on_chunk", "on_progress",
+      "on_trainer_mode", "on_stream_end",
+  ]
+  missing = [name for name in needed if not hasattr(viewer, name)]
+  raise TypeError(
+      f"viewer= must be a braxviewer viewer (WebViewer, WebViewerBatched,"
+      f" HeadlessViewer or any braxviewer.protocol.TrainingViewer), got"
+      f" {type(viewer).__name__}"
+      + (f" (missing: {', '.join(missing)})" if missing else "")
+      + "."
+  )
+
+
+def print_once(msg: str) -> None:
+  print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,135 @@
+"""The jit side of the stream: what leaves the device, and when.
+
+Inside a jitted unroll (a ``lax.scan`` over env steps whose body sees the whole
+batched state, outside vmap) :func:`select_frame` slices the first N envs of
+each step. After the scan, :func:`emit` sends the stacked ``(T, N, ...)`` chunk
+to the host in ONE callback, gated by ``lax.cond`` on a runtime flag array (off
+means nothing leaves the device, and flipping the flag needs no recompile) and
+on device 0 when running under ``pmap``.
+
+This module knows nothing of viewers or the web: the host side hands it a
+plain function that receives numpy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+
+Frame = Dict[str, Any]
+HostSink = Callable[..., None]
+
+LINK_BACKENDS = ("positional", "spring")
+
+
+def pose_kind(env: Any) -> str:
+  """``"links"`` for brax positional/spring (qpos does not reproduce the
+  pose there), else ``"qpos"``."""
+  backend = getattr(env, "backend", None)
+  return "links" if backend in LINK_BACKENDS else "qpos"
+
+
+def _float(x: jax.Array) -> jax.Array:
+  return x.astype(jnp.float32)
+
+
+def select_frame(state: Any, num_envs: int, kind: str) -> Frame:
+  """The streamed part of one batched env state: first ``num_envs`` envs.
+
+  Works for brax ``envs.State`` (``pipeline_state``) and MuJoCo Playground
+  states (``data``). Called at trace time inside the unroll's scan body.
+  """
+  sl = lambda x: x[:num_envs]
+  frame: Frame = {}
+  pipeline_state = getattr(state, "pipeline_state", None)
+  if pipeline_state is None:
+    pipeline_state = getattr(state, "data", None)
+  if pipeline_state is None:
+    raise ValueError(
+        "The env state has neither `pipeline_state` (brax) nor `data`"
+        " (MuJoCo Playground); braxviewer cannot find the pose to stream."
+    )
+  if kind == "links":
+    frame["link_pos"] = _float(sl(pipeline_state.x.pos))
+    frame["link_rot"] = _float(sl(pipeline_state.x.rot))
+  else:
+    q = getattr(pipeline_state, "q", None)
+    if q is None:
+      q = pipeline_state.qpos
+    frame["qpos"] = _float(sl(q))
+  frame["reward"] = _float(sl(state.reward))
+  frame["done"] = _float(sl(state.done))
+  info = getattr(state, "info", {}) or {}
+  truncation = info.get("truncation") if isinstance(info, Mapping) else None
+  frame["truncation"] = (
+      _float(sl(truncation)) if truncation is not None
+      else jnp.zeros_like(frame["done"])
+  )
+  metrics = getattr(state, "metrics", {}) or {}
+  frame["metrics"] = {
+      k: _float(sl(v)) for k, v in metrics.items()
+      if hasattr(v, "shape") and v.shape[:1] == state.reward.shape[:1]
+      and v.ndim == 1
+  }
+  return frame
+
+
+def emit(
+    flag: jax.Array,
+    chunk: Frame,
+    sink: HostSink,
+    *extra: jax.Array,
+    axis_name: Optional[str] = None,
+) -> None:
+  """Send ``chunk`` (and ``extra`` scalars) to ``sink`` when ``flag > 0``.
+
+  One host callback per call. Under ``pmap`` pass ``axis_name`` so only
+  device 0 sends.
+  """
+  on = flag > 0
+  if axis_name is not None:
+    on = jnp.logical_and(on, jax.lax.axis_index(axis_name) == 0)
+
+  def send(chunk, *extra):
+    jax.debug.callback(sink, chunk, *extra)
+
+  def skip(chunk, *extra):
+    del chunk, extra
+
+  jax.lax.cond(on, send, skip, chunk, *extra)
+
+
+def generate_unroll(
+    env: Any,
+    env_state: Any,
+    policy: Callable[..., Any],
+    key: jax.Array,
+    unroll_length: int,
+    extra_fields: tuple = (),
+    num_view_envs: int = 0,
+    kind: str = "qpos",
+):
+  """``brax.training.acting.generate_unroll`` plus the streamed frames.
+
+  Same key schedule and transitions as brax's (it calls brax's public
+  ``acting.actor_step``), so what is learned does not change. Returns
+  ``(final_state, transitions, frames)``; ``frames`` is None when
+  ``num_view_envs`` is 0, else the stacked ``(T, N, ...)`` chunk.
+  """
+  from brax.training import acting  # local: keeps `import braxviewer` light
+
+  def step(carry, unused_t):
+    state, current_key = carry
+    current_key, next_key = jax.random.split(current_key)
+    nstate, transition = acting.actor_step(
+        env, state, policy, current_key, extra_fields=extra_fields
+    )
+    frame = select_frame(nstate, num_view_envs, kind) if num_view_envs else None
+    return (nstate, next_key), (transition, frame)
+
+  (final_state, _), (data, frames) = jax.lax.scan(
+      step, (env_state, key), (), length=unroll_length
+  )
+  return final_state, data, frames

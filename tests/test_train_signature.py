@@ -1,0 +1,30 @@
+"""The swapped import accepts everything upstream's ppo.train accepts."""
+
+import inspect
+
+from brax.training.agents.ppo import train as upstream
+
+from braxviewer.brax.training.agents.ppo import train as ours
+
+
+def test_every_upstream_parameter_is_accepted_with_the_same_default():
+  up = inspect.signature(upstream.train).parameters
+  mine = inspect.signature(ours.train).parameters
+  assert len(up) >= 50
+  for name, param in up.items():
+    assert name in mine, f"missing parameter {name}"
+    assert mine[name].kind == param.kind, name
+    if param.default is inspect.Parameter.empty:
+      assert mine[name].default is inspect.Parameter.empty, name
+    elif callable(param.default) and getattr(param.default, "__name__", "") == "<lambda>":
+      assert callable(mine[name].default), name
+    else:
+      assert mine[name].default == param.default, name
+
+
+def test_parameters_keep_upstream_order_and_add_viewer_last():
+  up = list(inspect.signature(upstream.train).parameters)
+  mine = list(inspect.signature(ours.train).parameters)
+  assert mine[: len(up)] == up
+  assert "viewer" in mine[len(up):]
+  assert inspect.signature(ours.train).parameters["viewer"].default is None

@@ -1,0 +1,57 @@
+"""The page can switch streaming at any moment, without recompiling."""
+
+import pytest
+from brax import envs
+
+from braxviewer import HeadlessViewer
+from braxviewer.brax.training.agents.ppo import train as ours
+from tiny_training import TINY, count_compiles
+
+pytestmark = pytest.mark.slow
+
+
+class ScheduledViewer(HeadlessViewer):
+  """Switches modes like a user would, mid training step: live after the
+  first eval, sync on the first chunk the trainer sent while live, off on the
+  first chunk it sent while in sync."""
+
+  def on_chunk(self, chunk):
+    super().on_chunk(chunk)
+    running = self.trainer_modes[-1]
+    if chunk.source == "train" and running == self.mode == "live":
+      self.set_mode("sync")
+    elif chunk.source == "train" and running == self.mode == "sync":
+      self.set_mode("off")
+
+
+def test_off_live_sync_off_switches_take_effect_next_training_step_without_recompiling(
+    monkeypatch,
+):
+  # One training step per device call, so the switch point is exact.
+  monkeypatch.setattr(ours, "_CALL_SECONDS", 0.0)
+  env = envs.get_environment("inverted_pendulum", backend="generalized")
+  viewer = ScheduledViewer(num_envs=2, mode="off")
+  compiles_at = {}
+  with count_compiles() as counter:
+
+    def progress(step, metrics):
+      compiles_at[step] = counter.count
+      if step == 320:
+        viewer.set_mode("live")
+
+    ours.train(
+        environment=env, viewer=viewer, progress_fn=progress,
+        **{**TINY, "num_timesteps": 960, "num_evals": 4},
+    )
+
+  assert viewer.trainer_modes == ["off", "live", "sync", "off"]
+  train = [c for c in viewer.chunks if c.source == "train"]
+  # Training step 3 ran live (4 unrolls), step 4 in sync; then off.
+  assert [c.env_steps for c in train] == [320 + 40 * i for i in range(1, 9)]
+  assert all(c.num_envs == 2 for c in train)
+  # Nothing streamed from the evals, which all ran while off.
+  assert not [c for c in viewer.chunks if c.source == "eval"]
+  # The first epoch and eval compiled everything; the two epochs with the
+  # switches and the evals after them compiled nothing.
+  assert compiles_at[320] > 0
+  assert compiles_at[960] == compiles_at[320]

@@ -201,7 +201,7 @@ def _reward_terms(state) -> Tuple[str, ...]:
   metrics = getattr(state, "metrics", {}) or {}
   return tuple(
       k for k, v in metrics.items()
-      if hasattr(v, "ndim") and v.ndim == 2 and v.shape[:2] == state.reward.shape
+      if hasattr(v, "shape") and v.shape == state.reward.shape
   )
 
 

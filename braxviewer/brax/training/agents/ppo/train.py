@@ -703,27 +703,54 @@ def train(
     steps_per_call = 1  # first call compiles; then sized to ~_CALL_SECONDS
 
   def run_epoch(training_state, env_state, key):
-    """One epoch as one or more device calls; returns epoch metrics."""
+    """One epoch as one or more device calls; returns epoch metrics.
+
+    With a viewer, calls are sized to last about ``_CALL_SECONDS`` and, when
+    a call holds several training steps, the next one is dispatched before
+    the last one is waited for (no idle device between calls). A mode switch
+    thus reaches the device within two calls, or within one training step
+    when a step alone outlasts ``_CALL_SECONDS``.
+    """
     nonlocal training_walltime, steps_per_call
     keys = place.shard(jax.random.split(key, local_devices_to_use))
     t_epoch = time.time()
     done_steps = 0
     sums = None
-    while done_steps < num_training_steps_per_epoch:
-      n = min(steps_per_call, num_training_steps_per_epoch - done_steps)
-      flag = streamer.flag() if tapped else np.int32(0)
-      t_call = time.time()
-      training_state, env_state, keys, call_sums = training_steps(
-          training_state, env_state, keys, flag, np.int32(n)
-      )
+    pending = None  # (device sums, steps, dispatch time) of the call in flight
+    last_done = None
+
+    def collect(call):
+      nonlocal sums, steps_per_call, last_done
+      call_sums, n, t_dispatch = call
       call_sums = jax.tree.map(lambda x: np.asarray(x[0]), call_sums)
-      done_steps += n
+      t_done = time.time()
       sums = call_sums if sums is None else jax.tree.map(
           np.add, sums, call_sums)
       if tapped:
-        per_step = (time.time() - t_call) / n
-        steps_per_call = int(max(1, _CALL_SECONDS // max(per_step, 1e-6)))
+        started = t_dispatch if last_done is None else max(t_dispatch,
+                                                           last_done)
+        per_step = max(t_done - started, 1e-6) / n
+        steps_per_call = int(max(1, _CALL_SECONDS // per_step))
+      last_done = t_done
+
+    while done_steps < num_training_steps_per_epoch:
+      n = min(steps_per_call, num_training_steps_per_epoch - done_steps)
+      flag = streamer.flag() if tapped else np.int32(0)
+      t_dispatch = time.time()
+      training_state, env_state, keys, call_sums = training_steps(
+          training_state, env_state, keys, flag, np.int32(n)
+      )
+      done_steps += n
+      if pending is not None:
+        collect(pending)
+      pending = (call_sums, n, t_dispatch)
+      if n == 1:  # long steps: wait now, so a switch lands next step
+        collect(pending)
+        pending = None
+      if tapped:
         bar.update(current_step + done_steps * env_step_per_training_step)
+    if pending is not None:
+      collect(pending)
     epoch_time = time.time() - t_epoch
     training_walltime += epoch_time
     sps = (num_training_steps_per_epoch * env_step_per_training_step

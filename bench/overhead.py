@@ -1,0 +1,164 @@
+"""Training speed and compile time: upstream brax PPO vs braxviewer's trainer.
+
+Runs, interleaved in rounds so machine noise hits every variant alike:
+  upstream  brax.training.agents.ppo.train
+  none      braxviewer's trainer, viewer=None
+  off       braxviewer's trainer, viewer attached, mode off
+  live      viewer live, streaming the first --view-envs envs (HeadlessViewer:
+            measures what the trainer pays; the web page's own CPU use is in
+            bench/web_fps.py)
+  sync      viewer in sync mode with a viewer that shows chunks at once (the
+            cost of blocking callbacks, not of real-time pacing)
+
+Steady-state env steps/s: median of `training/sps` over the epochs after the
+first two (upstream compiles its epoch twice, so its second epoch is slow).
+Compile time: JAX's own tracing + lowering + XLA compile durations.
+
+  python bench/overhead.py                       # inverted_pendulum, 2 rounds
+  python bench/overhead.py --env ant --rounds 1  # heavier (ant compiles ~3 min on CPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import platform
+import statistics
+import time
+
+import jax
+from brax import envs
+from brax.training.agents.ppo import networks as ppo_networks
+from brax.training.agents.ppo import train as upstream
+
+from braxviewer import HeadlessViewer
+from braxviewer.brax.training.agents.ppo import train as ours
+
+_COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+
+class _CompileClock:
+  def __init__(self):
+    self.seconds = 0.0
+    self.backend_compiles = 0
+    jax.monitoring.register_event_duration_secs_listener(self._on)
+
+  def _on(self, event, duration, **kwargs):
+    del kwargs
+    if event in _COMPILE_EVENTS:
+      self.seconds += duration
+    if event == _COMPILE_EVENTS[-1]:
+      self.backend_compiles += 1
+
+  def reset(self):
+    self.seconds = 0.0
+    self.backend_compiles = 0
+
+
+def _variants(view_envs):
+  return {
+      "upstream": (upstream.train, lambda: None),
+      "none": (ours.train, lambda: None),
+      "off": (ours.train, lambda: HeadlessViewer(view_envs, mode="off",
+                                                   max_chunks=8)),
+      "live": (ours.train, lambda: HeadlessViewer(view_envs, mode="live",
+                                                    max_chunks=8)),
+      "sync": (ours.train, lambda: HeadlessViewer(view_envs, mode="sync",
+                                                    max_chunks=8)),
+  }
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--env", default="inverted_pendulum")
+  p.add_argument("--backend", default="generalized")
+  p.add_argument("--num-envs", type=int, default=128)
+  p.add_argument("--view-envs", type=int, default=16)
+  p.add_argument("--unroll-length", type=int, default=10)
+  p.add_argument("--batch-size", type=int, default=128)
+  p.add_argument("--num-minibatches", type=int, default=4)
+  p.add_argument("--steps-per-epoch", type=int, default=20,
+                 help="training steps per epoch")
+  p.add_argument("--epochs", type=int, default=6)
+  p.add_argument("--rounds", type=int, default=2)
+  p.add_argument("--variants", default="upstream,none,off,live,sync")
+  p.add_argument("--json", help="also write the results here")
+  args = p.parse_args()
+
+  env = envs.get_environment(args.env, backend=args.backend)
+  per_step = args.batch_size * args.num_minibatches * args.unroll_length
+  cfg = dict(
+      num_timesteps=per_step * args.steps_per_epoch * args.epochs,
+      num_evals=args.epochs + 1,
+      episode_length=200,
+      num_envs=args.num_envs,
+      batch_size=args.batch_size,
+      num_minibatches=args.num_minibatches,
+      unroll_length=args.unroll_length,
+      num_updates_per_batch=2,
+      num_eval_envs=16,
+      normalize_observations=True,
+      network_factory=functools.partial(
+          ppo_networks.make_ppo_networks,
+          policy_hidden_layer_sizes=(32, 32),
+          value_hidden_layer_sizes=(32, 32),
+      ),
+  )
+  clock = _CompileClock()
+  variants = {k: v for k, v in _variants(args.view_envs).items()
+              if k in args.variants.split(",")}
+  results = {k: {"sps": [], "compile_s": [], "compiles": [], "wall_s": []}
+             for k in variants}
+  for r in range(args.rounds):
+    for name, (train_fn, make_viewer) in variants.items():
+      sps = []
+      viewer = make_viewer()
+      kw = {} if viewer is None else {"viewer": viewer}
+      clock.reset()
+      t0 = time.time()
+      train_fn(environment=env, seed=r,
+               progress_fn=lambda s, m: sps.append(m.get("training/sps")),
+               **cfg, **kw)
+      wall = time.time() - t0
+      steady = [x for x in sps[3:] if x]  # eval 0, epochs 1-2 skipped
+      res = results[name]
+      res["sps"].append(statistics.median(steady))
+      res["compile_s"].append(clock.seconds)
+      res["compiles"].append(clock.backend_compiles)
+      res["wall_s"].append(wall)
+      print(f"round {r} {name:9s} steady {res['sps'][-1]:9.0f} steps/s"
+            f"  compile {clock.seconds:6.1f} s ({clock.backend_compiles}"
+            f" XLA compiles)  wall {wall:6.1f} s", flush=True)
+
+  print()
+  print(f"machine: {platform.machine()}, {jax.devices()[0].device_kind},"
+        f" {jax.local_device_count()} device(s), jax {jax.__version__}")
+  print(f"env {args.env}/{args.backend}, {args.num_envs} envs, view"
+        f" {args.view_envs}, {args.rounds} round(s) x {args.epochs} epochs")
+  ref = results.get("upstream")
+  print(f"{'variant':9s} {'steps/s':>9s} {'x upstream':>10s}"
+        f" {'compile s':>9s} {'x upstream':>10s} {'compiles':>8s}")
+  for name, res in results.items():
+    sps = statistics.median(res["sps"])
+    comp = statistics.median(res["compile_s"])
+    if ref:
+      sps_ratio = statistics.median(
+          [a / b for a, b in zip(res["sps"], ref["sps"])])
+      comp_ratio = statistics.median(
+          [a / b for a, b in zip(res["compile_s"], ref["compile_s"])])
+    else:
+      sps_ratio = comp_ratio = float("nan")
+    print(f"{name:9s} {sps:9.0f} {sps_ratio:10.3f} {comp:9.1f}"
+          f" {comp_ratio:10.3f} {statistics.median(res['compiles']):8.0f}")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"args": vars(args), "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()

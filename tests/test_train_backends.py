@@ -53,6 +53,9 @@ def test_playground_env_streams_qpos_through_its_own_wrapper():
     for name, values in c.metrics.items():
       assert values.shape == (5, 4), name
   assert records == [0, 320, 640]
-  # Progress reached the viewer as well as the user's progress_fn.
-  assert [s for s, _ in viewer.progress] == [0, 320, 640]
-  assert "eval/episode_reward" in viewer.progress[-1][1]
+  # Eval progress reached the viewer as well as the user's progress_fn,
+  # and a steps/s heartbeat after every device call, with growing steps.
+  evals = [s for s, m in viewer.progress if "eval/episode_reward" in m]
+  assert evals == [0, 320, 640]
+  beats = [s for s, m in viewer.progress if set(m) == {"training/sps"}]
+  assert beats == sorted(beats) and beats[-1] == 640 and len(beats) >= 2

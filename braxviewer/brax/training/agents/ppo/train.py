@@ -437,7 +437,7 @@ def train(
   metrics_aggregator = metric_logger.EpisodeMetricsLogger(
       steps_between_logging=training_metrics_steps
       or env_step_per_training_step,
-      progress_fn=progress_fn,
+      progress_fn=lambda step, metrics: report(step, metrics),
   )
 
   # ---- the viewer stream (host side) -------------------------------------
@@ -718,9 +718,10 @@ def train(
     sums = None
     pending = None  # (device sums, steps, dispatch time) of the call in flight
     last_done = None
+    collected_steps = 0
 
     def collect(call):
-      nonlocal sums, steps_per_call, last_done
+      nonlocal sums, steps_per_call, last_done, collected_steps
       call_sums, n, t_dispatch = call
       call_sums = jax.tree.map(lambda x: np.asarray(x[0]), call_sums)
       t_done = time.time()
@@ -731,6 +732,12 @@ def train(
                                                            last_done)
         per_step = max(t_done - started, 1e-6) / n
         steps_per_call = int(max(1, _CALL_SECONDS // per_step))
+        # A heartbeat for the viewer's status line, also while off.
+        collected_steps += n
+        streamer.progress(
+            current_step + collected_steps * env_step_per_training_step,
+            {"training/sps": env_step_per_training_step / per_step},
+        )
       last_done = t_done
 
     while done_steps < num_training_steps_per_epoch:

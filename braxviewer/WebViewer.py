@@ -1,0 +1,44 @@
+"""``WebViewer``: one training env, live in the browser (the original API)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from braxviewer.protocol import Mode
+from braxviewer.web.viewer import WebViewerBase
+
+__all__ = ["WebViewer"]
+
+
+class WebViewer(WebViewerBase):
+  """Shows the first training env in a browser page while PPO trains.
+
+  ``viewer.run()`` starts the server and prints the URL, ``viewer.init(env)``
+  sets the model, then pass ``viewer=viewer`` to braxviewer's ``ppo.train``.
+
+  Args:
+    host: interface to serve on (``"0.0.0.0"``: the network, with a warning).
+    port: TCP port; 0 picks a free one.
+    mode: initial streaming mode, ``"off"``, ``"live"`` or ``"sync"``.
+    port_fallback: take the next free port when ``port`` is busy.
+    history: played chunks kept for scrubbing.
+    title: the page's panel title.
+  """
+
+  _default_title = "braxviewer"
+
+  def __init__(
+      self,
+      host: str = "127.0.0.1",
+      port: int = 8000,
+      *,
+      mode: "Mode | str" = Mode.LIVE,
+      port_fallback: bool = False,
+      history: int = 8,
+      title: Optional[str] = None,
+  ):
+    super().__init__(host, port, num_envs=1, mode=mode,
+                     port_fallback=port_fallback, history=history, title=title)
+
+  def _is_batched(self) -> bool:
+    return False

@@ -1,0 +1,165 @@
+"""The page's control panel: streaming mode, status, display, envs, training.
+
+Builds the viser GUI once and forwards user actions to a :class:`Controls`
+implementation (the viewer). Only GUI wiring here; no state of its own beyond
+the widget handles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Protocol
+
+import viser
+
+from braxviewer.web.camera import PRESETS
+from braxviewer.web.plots import ProgressCurves, TraceChart
+from braxviewer.web.traces import EnvTraces
+
+MODES = ("off", "live", "sync")
+SOURCES = ("train", "eval")
+
+
+class Controls(Protocol):
+  """What the panel asks of the viewer when the user acts."""
+
+  def set_mode(self, mode: str) -> None: ...
+  def set_source(self, source: str) -> None: ...
+  def set_paused(self, paused: bool) -> None: ...
+  def set_speed(self, speed: float) -> None: ...
+  def seek(self, position: int) -> None: ...
+  def select_env(self, env: int) -> None: ...
+  def step_env(self, delta: int) -> None: ...
+  def set_follow(self, follow: bool) -> None: ...
+  def set_show_only(self, only: bool) -> None: ...
+  def apply_camera(self, preset: str) -> None: ...
+
+
+@dataclasses.dataclass
+class Status:
+  """What the status block shows."""
+
+  trainer_mode: str = "not started"
+  wanted_mode: str = "live"
+  env_steps: int = 0
+  env_steps_per_s: float = 0.0
+  received_per_s: float = 0.0
+  shown_per_s: float = 0.0
+  dropped: int = 0
+  latency_ms: Optional[float] = None
+  source: str = "train"
+  note: str = ""
+
+  def markdown(self) -> str:
+    latency = "–" if self.latency_ms is None else f"{self.latency_ms:,.0f} ms"
+    lines = [
+        f"**Trainer runs:** `{self.trainer_mode}`",
+        f"**Env steps:** {self.env_steps:,} &nbsp; **/s:** "
+        f"{self.env_steps_per_s:,.0f}",
+        f"**Frames/s:** received {self.received_per_s:,.0f} · shown "
+        f"{self.shown_per_s:,.0f}",
+        f"**Dropped frames:** {self.dropped:,}",
+        f"**Latency** (unroll end → sent): {latency}",
+    ]
+    if self.note:
+      lines.append(f"_{self.note}_")
+    return "  \n".join(lines)
+
+
+def _user(event) -> bool:
+  """True for changes made in a browser (not by the server assigning)."""
+  return getattr(event, "client", None) is not None
+
+
+class Panels:
+  """The GUI widgets and their wiring.
+
+  Args:
+    server: the viser server.
+    controls: receives user actions.
+    num_envs: envs on display (env slider range).
+    mode: the initially wanted streaming mode.
+    title: shown in the panel title bar.
+  """
+
+  def __init__(self, server: viser.ViserServer, controls: Controls,
+               num_envs: int, mode: str, title: str = "braxviewer"):
+    gui = server.gui
+    self._gui = gui
+    self._controls = controls
+    gui.configure_theme(control_width="medium", show_share_button=False,
+                        brand_color=(38, 110, 200))
+    gui.set_panel_label(title)
+    tabs = gui.add_tab_group()
+    with tabs.add_tab("Live", viser.Icon.PLAYER_PLAY):
+      self.mode = gui.add_dropdown(
+          "Streaming", MODES, initial_value=mode,
+          hint="off: training runs alone; live: newest chunks, never waits;"
+          " sync: training waits until each chunk was shown.")
+      self.status = gui.add_markdown(Status(wanted_mode=mode).markdown())
+      self.source = gui.add_dropdown(
+          "Source", SOURCES, initial_value="train",
+          hint="Training unrolls or eval rollouts.")
+      self.pause = gui.add_checkbox("Pause", False)
+      self.speed = gui.add_slider("Speed", min=0.1, max=4.0, step=0.05,
+                                  initial_value=1.0, hint="1 = real time")
+      self.history = gui.add_slider(
+          "History", min=0, max=1, step=1, initial_value=0,
+          hint="Scrub the last chunks (pauses playback).")
+    with tabs.add_tab("Envs", viser.Icon.GRID_DOTS):
+      self.env = gui.add_slider(
+          "Env", min=0, max=max(num_envs - 1, 1), step=1, initial_value=0,
+          disabled=num_envs < 2,
+          hint="Select an env (or click it, or use the arrow keys).")
+      self.follow = gui.add_checkbox("Follow", False,
+                                     hint="Keep the selected env centred.")
+      self.only = gui.add_checkbox("Only selected", False)
+      self.camera = gui.add_button_group("Camera", PRESETS)
+      self.env_info = gui.add_markdown("")
+      self.env_folder = gui.add_folder("Reward terms")
+    with tabs.add_tab("Training", viser.Icon.CHART_LINE):
+      self.training_folder = gui.add_folder("Progress")
+    self.curves = ProgressCurves(gui, self.training_folder)
+    self.trace_chart = TraceChart(gui, self.env_folder)
+    self._wire()
+
+  def _wire(self) -> None:
+    c = self._controls
+    self.mode.on_update(lambda e: _user(e) and c.set_mode(self.mode.value))
+    self.source.on_update(
+        lambda e: _user(e) and c.set_source(self.source.value))
+    self.pause.on_update(lambda e: _user(e) and c.set_paused(self.pause.value))
+    self.speed.on_update(lambda e: _user(e) and c.set_speed(self.speed.value))
+    self.history.on_update(lambda e: _user(e) and c.seek(self.history.value))
+    self.env.on_update(lambda e: _user(e) and c.select_env(self.env.value))
+    self.follow.on_update(
+        lambda e: _user(e) and c.set_follow(self.follow.value))
+    self.only.on_update(lambda e: _user(e) and c.set_show_only(self.only.value))
+    self.camera.on_click(lambda e: c.apply_camera(self.camera.value))
+    nxt = self._gui.add_command("Next env", hotkey="arrowright")
+    prev = self._gui.add_command("Previous env", hotkey="arrowleft")
+    nxt.on_trigger(lambda e: c.step_env(+1))
+    prev.on_trigger(lambda e: c.step_env(-1))
+
+  def set_num_envs(self, num_envs: int) -> None:
+    self.env.max = max(num_envs - 1, 1)
+    self.env.disabled = num_envs < 2
+    if self.env.value > num_envs - 1:
+      self.env.value = 0
+
+  def show_env(self, env: int, traces: Optional[EnvTraces]) -> None:
+    """The selected env's readout and chart."""
+    if traces is None:
+      self.env_info.content = f"**Env {env}**"
+      return
+    latest = traces.latest(env)
+    parts = [f"**Env {env}**"]
+    if "reward" in latest:
+      parts.append(f"reward {latest['reward']:+.3f}")
+    ret = traces.last_return[env]
+    if ret == ret:  # not NaN
+      parts.append(f"last return {ret:,.1f}")
+    parts.append(f"resets {int(traces.resets[env])}")
+    self.env_info.content = " · ".join(parts)
+    labels, data = traces.series(env)
+    self.trace_chart.show(labels, data)

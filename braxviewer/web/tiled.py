@@ -1,0 +1,111 @@
+"""Models that already hold several envs (the original ``concatenate_envs_xml``
+usage), told apart from single-env models.
+
+The original API had users build an env from a concatenated XML and pass it to
+``viewer.init``. braxviewer tiles envs itself, so such a model is mapped back:
+when it came from :meth:`WebViewerBatched.concatenate_envs_xml` in this
+process, the single-env XML given there is used; otherwise, once the trainer
+says how wide one env's qpos is, the tiled model is drawn as one scene with
+the first envs' qpos laid side by side (:class:`TiledPoses`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any, List, Mapping, Optional, Tuple
+
+import mujoco
+import numpy as np
+
+_FREE = int(mujoco.mjtJoint.mjJNT_FREE)
+
+
+@dataclasses.dataclass
+class _Tiling:
+  single: mujoco.MjModel
+  copies: int
+
+
+_lock = threading.Lock()
+_known: List[_Tiling] = []
+
+
+def remember(xml_string: str, num_envs: int,
+             assets: Optional[Mapping[str, Any]] = None) -> None:
+  """Note that a tiled XML of ``num_envs`` copies of ``xml_string`` was made."""
+  try:
+    single = mujoco.MjModel.from_xml_string(xml_string, assets or {})
+  except Exception:  # pylint: disable=broad-except
+    return
+  with _lock:
+    _known.append(_Tiling(single, int(num_envs)))
+    del _known[:-8]
+
+
+def untile(model: mujoco.MjModel) -> Tuple[mujoco.MjModel, int]:
+  """``(single_model, copies)`` for a model made by ``concatenate_envs_xml``
+  in this process; ``(model, 1)`` for anything else."""
+  with _lock:
+    known = list(reversed(_known))
+  for tiling in known:
+    s, k = tiling.single, tiling.copies
+    if k > 1 and model.nq == k * s.nq and model.nu == k * s.nu and (
+        model.nbody >= k * (s.nbody - 1) + 1):
+      return s, k
+  return model, 1
+
+
+def copies_by_width(model: mujoco.MjModel, nq: Optional[int]) -> int:
+  """How many envs of qpos width ``nq`` the model holds (1 when not tiled)."""
+  if not nq or model.nq == nq or model.nq % nq:
+    return 1
+  return model.nq // nq
+
+
+class TiledPoses:
+  """Poses of a tiled model from the first ``copies`` streamed envs.
+
+  Wraps a :class:`braxviewer.scene.BatchedScene` of the tiled model with one
+  env; free-joint roots (which ignore the tile's frame) get their tile's
+  offset back from the tiled model's rest pose.
+  """
+
+  def __init__(self, batched, copies: int):
+    self._batched = batched
+    model = batched.single_model
+    self.copies = copies
+    self.num_envs = 1
+    self.offsets = batched.offsets
+    self.single_model = model
+    width = model.nq // copies
+    self._qpos0 = model.qpos0.copy()
+    self._shift = np.zeros(model.nq)
+    roots = [j for j in range(model.njnt) if model.jnt_type[j] == _FREE]
+    if roots and len(roots) % copies == 0:
+      per = len(roots) // copies
+      for c in range(1, copies):
+        for r in range(per):
+          j0, jc = roots[r], roots[c * per + r]
+          a0, ac = model.jnt_qposadr[j0], model.jnt_qposadr[jc]
+          self._shift[ac:ac + 3] = self._qpos0[ac:ac + 3] - self._qpos0[a0:a0 + 3]
+    self._width = width
+
+  def poses_from_qpos(self, qpos: np.ndarray):
+    """``qpos (..., N, nq_single)`` -> poses of the one tiled env."""
+    qpos = np.asarray(qpos)
+    lead = qpos.shape[:-2]
+    big = np.broadcast_to(self._qpos0, lead + (self._qpos0.size,)).copy()
+    n = min(self.copies, qpos.shape[-2])
+    m = n * self._width
+    big[..., :m] = qpos[..., :n, :].reshape(lead + (-1,)) + self._shift[:m]
+    return self._batched.poses_from_qpos(big[..., None, :])
+
+  def rest_poses(self):
+    """Poses of the tiled model as laid out (every copy at rest)."""
+    return self._batched.poses_from_qpos(self._qpos0[None, :])
+
+  def poses(self, chunk):
+    if chunk.qpos is None:
+      raise ValueError("A tiled model can only be drawn from qpos chunks.")
+    return self.poses_from_qpos(chunk.qpos)

@@ -1,0 +1,621 @@
+"""The web viewer: a :class:`~braxviewer.protocol.TrainingViewer` in the browser.
+
+:class:`WebViewerBase` ties the pieces together: the server (``server``), the
+pacing of streamed chunks (``pacing``), the batched MuJoCo scene
+(``braxviewer.scene``) drawn by ``render``, and the panels (``panels``). One
+viewer thread plays frames; the trainer's threads only hand chunks over (and,
+in sync mode, wait). Any fault of the page or the server turns the viewer
+off with one warning; training goes on. No JAX here.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+import warnings
+from typing import TYPE_CHECKING, Any, Deque, Mapping, Optional, Sequence, Tuple
+
+import mujoco
+import numpy as np
+
+from braxviewer.frames import FrameChunk
+from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.web import camera as camera_presets
+from braxviewer.web.meters import Average, RateMeter
+from braxviewer.web.model_source import resolve_model
+from braxviewer.web.pacing import Entry, Player
+from braxviewer.web.errors import ViewerWarning
+from braxviewer.web.traces import EnvTraces
+from braxviewer.web import tiled
+
+if TYPE_CHECKING:  # viser is imported only once a viewer runs
+  from braxviewer.web.panels import Panels
+  from braxviewer.web.render import SceneView
+  from braxviewer.web.server import WebServer
+
+_PANEL_PERIOD = 0.25  # seconds between status/plot refreshes
+_MAX_CONSECUTIVE_ERRORS = 20
+
+
+class _StepRate:
+  """Training env steps per second, from (time, env_steps) samples."""
+
+  def __init__(self, window: float = 20.0):
+    self._window = window
+    self._samples: Deque[Tuple[float, int]] = collections.deque()
+    self._lock = threading.Lock()
+    self.latest = 0
+
+  def add(self, env_steps: int) -> None:
+    now = time.monotonic()
+    with self._lock:
+      if env_steps < self.latest:  # a new run started
+        self._samples.clear()
+      self.latest = int(env_steps)
+      self._samples.append((now, int(env_steps)))
+      while len(self._samples) > 2 and self._samples[0][0] < now - self._window:
+        self._samples.popleft()
+
+  def rate(self) -> float:
+    with self._lock:
+      if len(self._samples) < 2:
+        return 0.0
+      (t0, s0), (t1, s1) = self._samples[0], self._samples[-1]
+      return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class WebViewerBase:
+  """Streams the first N training envs to a browser page while PPO trains.
+
+  Args:
+    host: interface to serve on. ``"0.0.0.0"`` serves the network (with a
+      printed warning: the page has no authentication).
+    port: TCP port (0: any free port).
+    num_envs: envs to stream and draw (None: the trainer chooses).
+    grid_dims: ``(columns, rows, layers)`` of the grid of envs.
+    env_offset: spacing between envs in the grid, ``(x, y, z)`` metres.
+    mode: initial streaming mode: ``"off"``, ``"live"`` or ``"sync"``.
+    port_fallback: take the next free port when ``port`` is busy (otherwise
+      a clear error names the busy port).
+    history: played chunks kept for scrubbing.
+    title: the page's panel title.
+  """
+
+  _default_title = "braxviewer"
+
+  def __init__(
+      self,
+      host: str = "127.0.0.1",
+      port: int = 8000,
+      *,
+      num_envs: Optional[int] = None,
+      grid_dims: Optional[Sequence[int]] = None,
+      env_offset: Optional[Sequence[float]] = None,
+      mode: "Mode | str" = Mode.LIVE,
+      port_fallback: bool = False,
+      history: int = 8,
+      title: Optional[str] = None,
+  ):
+    if num_envs is not None and (isinstance(num_envs, bool)
+                                 or not isinstance(num_envs, (int, np.integer))
+                                 or num_envs < 1):
+      raise ValueError(f"num_envs must be a positive int or None, got"
+                       f" {num_envs!r}.")
+    self.host = host
+    self.port = int(port)
+    self.port_fallback = bool(port_fallback)
+    self.num_envs = None if num_envs is None else int(num_envs)
+    self.grid_dims = None if grid_dims is None else tuple(int(d) for d in grid_dims)
+    self.env_offset = (None if env_offset is None
+                       else tuple(float(v) for v in env_offset))
+    self.title = title or self._default_title
+    self._wanted = Mode.parse(mode)
+    self._trainer_mode: Optional[Mode] = None
+    self._player = Player(history=history)
+    self._lock = threading.RLock()  # scene, panels, selection
+    self._web: Optional["WebServer"] = None
+    self._panels: Optional["Panels"] = None
+    self._model: Optional[mujoco.MjModel] = None
+    self._batched = None  # braxviewer.scene.BatchedScene
+    self._view: Optional["SceneView"] = None
+    self._traces: Optional[EnvTraces] = None
+    self._info: Optional[StreamInfo] = None
+    self._want_envs: Optional[int] = None
+    self._tiled_copies = 1
+    self._rebuild = False
+    self._thread: Optional[threading.Thread] = None
+    self._stop = threading.Event()
+    self._closed = False
+    self._failed: Optional[str] = None
+    self._warned: set = set()
+    self._selected = 0
+    self._follow = False
+    self._show_only = False
+    self._last_pose: Optional[Tuple[np.ndarray, np.ndarray]] = None
+    self._sim_t = 0.0
+    self._entry_t0: dict = {}
+    self._ended = False
+    self._received = RateMeter()
+    self._shown = RateMeter()
+    self._latency = Average()
+    self._steps = _StepRate()
+    self.update_seconds = Average()  # server-side cost of one drawn frame
+
+  # -- lifecycle -------------------------------------------------------------
+
+  def run(self) -> "WebViewerBase":
+    """Start the web server in the background and print the page's URL."""
+    if self._closed:
+      raise RuntimeError("This viewer was closed; make a new one.")
+    if self._web is not None:
+      return self
+    # pylint: disable=import-outside-toplevel
+    from braxviewer.web.panels import Panels
+    from braxviewer.web.render import setup_lighting
+    from braxviewer.web.server import WebServer
+    self._web = WebServer(self.host, self.port, self.port_fallback,
+                          label=self.title, on_fault=self._fault)
+    self.port = self._web.port
+    setup_lighting(self._web.server)
+    with self._lock:
+      self._panels = Panels(self._web.server, self, num_envs=self._envs_guess(),
+                            mode=self._wanted.value, title=self.title)
+      if self._model is not None:
+        self._build_scene(self._envs_guess())
+    self._web.server.on_client_connect(self._on_client)
+    self._thread = threading.Thread(target=self._loop, name="braxviewer-web",
+                                    daemon=True)
+    self._thread.start()
+    print(f"braxviewer: viewer running at {self.url}", flush=True)
+    return self
+
+  def init(self, env: Any) -> "WebViewerBase":
+    """Set what to draw: a brax env, a MuJoCo Playground env, MJCF XML or an
+    MjModel. Starts the server if :meth:`run` was not called."""
+    model = resolve_model(env)
+    single, copies = tiled.untile(model)
+    if copies > 1:
+      if self.num_envs is None and self._is_batched():
+        self.num_envs = copies
+      self._warn_once(
+          "tiled",
+          f"braxviewer: viewer.init() got a model of {copies} envs made by"
+          " concatenate_envs_xml. braxviewer lays out the grid itself now, so"
+          " it draws the single-env XML given to concatenate_envs_xml,"
+          f" {self.num_envs or 1} env(s) on the grid. Passing the single-env"
+          " env to viewer.init() does the same without this warning.")
+      model = single
+    with self._lock:
+      self._model = model
+      self._tiled_copies = 1
+    if self._web is None:
+      self.run()
+    else:
+      with self._lock:
+        self._build_scene(self._envs_guess())
+    return self
+
+  def close(self) -> None:
+    """Stop the viewer thread and the server; training is not affected."""
+    if self._closed:
+      return
+    self._closed = True
+    self._stop.set()
+    self._player.release_all()
+    thread = self._thread
+    if thread is not None and thread is not threading.current_thread():
+      thread.join(timeout=5.0)
+    if self._web is not None:
+      self._web.stop()
+
+  def __enter__(self) -> "WebViewerBase":
+    return self.run()
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  @property
+  def url(self) -> Optional[str]:
+    """The page's address once running."""
+    return None if self._web is None else self._web.url
+
+  # -- TrainingViewer protocol ---------------------------------------------
+
+  def requested_envs(self) -> Optional[int]:
+    return self.num_envs
+
+  @property
+  def mode(self) -> Mode:
+    if self._closed or self._failed or self._model is None:
+      return Mode.OFF
+    return self._wanted
+
+  def on_stream_start(self, info: StreamInfo) -> None:
+    self._info = info
+    self._ended = False
+    if self._model is None:
+      self._warn_once(
+          "no-model", "braxviewer: viewer.init(env) was not called before"
+          " training, so there is nothing to draw; streaming stays off.")
+      return
+    copies = tiled.copies_by_width(self._model, info.nq)
+    if copies > 1:
+      self._warn_once(
+          "tiled-width", f"braxviewer: the model given to viewer.init() holds"
+          f" {copies} envs side by side (nq={self._model.nq}, one env streams"
+          f" nq={info.nq}). braxviewer draws it as one scene and fills its"
+          f" {copies} copies with the first {min(copies, info.num_envs)}"
+          " streamed envs; env selection is off. Pass the single-env model to"
+          " viewer.init() to get the full grid features.")
+      self._tiled_copies = copies
+      self._want_envs = 1
+      self._rebuild = True
+      return
+    if info.nq is not None and info.nq != self._model.nq:
+      self._warn_once(
+          "nq", f"braxviewer: the trainer streams qpos of width {info.nq} but"
+          f" the model given to viewer.init() has nq={self._model.nq}; pass"
+          " the env you train to viewer.init(). Streaming stays off.")
+      self._failed = "model mismatch"
+      return
+    self._want_envs = int(info.num_envs)
+
+  def on_chunk(self, chunk: FrameChunk) -> None:
+    if self._closed or self._failed:
+      return
+    self._received.add(chunk.num_steps)
+    if chunk.source == "train":
+      self._steps.add(chunk.env_steps)
+    ticket = self._player.offer(chunk, sync=self._wanted == Mode.SYNC)
+    if ticket is None:
+      return
+    while not ticket.wait(0.05):
+      if (self._wanted != Mode.SYNC or self._closed or self._failed
+          or self._thread is None or not self._thread.is_alive()):
+        return
+
+  def on_progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
+    self._steps.add(int(env_steps))
+    panels = self._panels
+    if panels is not None:
+      panels.curves.add(int(env_steps), metrics)
+
+  def on_trainer_mode(self, mode: Mode) -> None:
+    self._trainer_mode = Mode.parse(mode)
+
+  def on_stream_end(self) -> None:
+    self._ended = True
+    self._player.release_all()
+
+  # -- Controls (called from the page) --------------------------------------
+
+  def set_mode(self, mode: "Mode | str") -> None:
+    """Switch the streaming mode; the trainer picks it up within ~1 s."""
+    self._wanted = Mode.parse(mode)
+    if self._wanted != Mode.SYNC:
+      self._player.release_all()
+    panels = self._panels
+    if panels is not None and panels.mode.value != self._wanted.value:
+      panels.mode.value = self._wanted.value
+
+  def set_source(self, source: str) -> None:
+    self._player.set_source(source)
+
+  def set_paused(self, paused: bool) -> None:
+    self._player.set_paused(bool(paused))
+
+  def set_speed(self, speed: float) -> None:
+    self._player.set_speed(float(speed))
+
+  def seek(self, position: int) -> None:
+    frame = self._player.seek(position)
+    if self._panels is not None:
+      self._panels.pause.value = True
+    if frame is not None:
+      self._draw(*frame, record=False)
+
+  def select_env(self, env: int) -> None:
+    with self._lock:
+      n = self._view.num_envs if self._view is not None else 1
+      self._selected = int(np.clip(int(env), 0, n - 1))
+      if self._view is not None:
+        self._view.select(self._selected)
+      if self._panels is not None:
+        if self._panels.env.value != self._selected:
+          self._panels.env.value = self._selected
+        self._panels.show_env(self._selected, self._traces)
+      if self._follow:
+        self._update_follow()
+
+  def step_env(self, delta: int) -> None:
+    n = self._view.num_envs if self._view is not None else 1
+    self.select_env((self._selected + int(delta)) % n)
+
+  def set_follow(self, follow: bool) -> None:
+    with self._lock:
+      self._follow = bool(follow)
+      if self._panels is not None and self._panels.follow.value != follow:
+        self._panels.follow.value = bool(follow)
+      self._update_follow()
+
+  def set_show_only(self, only: bool) -> None:
+    with self._lock:
+      self._show_only = bool(only)
+      if self._view is not None:
+        self._view.show_only(self._selected if only else None)
+        self._redraw()
+
+  def apply_camera(self, preset: str) -> None:
+    """Point every open page's camera: top, side, front or follow."""
+    with self._lock:
+      view = self._view
+      if view is None:
+        return
+      self.set_follow(preset == "follow")
+      shifted = view.roots + view._shift  # pylint: disable=protected-access
+      position, look_at, up = camera_presets.preset(
+          preset, shifted, self._selected, view.extent)
+      self._set_cameras(position, look_at, up)
+
+  # -- stats ---------------------------------------------------------------
+
+  def stats(self) -> dict:
+    """Counters and rates shown in the status panel (for tests, benches)."""
+    c = self._player.counters
+    return dict(
+        chunks_received=c.chunks_received, frames_received=c.frames_received,
+        chunks_dropped=c.chunks_dropped, frames_dropped=c.frames_dropped,
+        frames_shown=c.frames_shown, chunks_skipped=c.chunks_skipped,
+        received_per_s=self._received.rate(), shown_per_s=self._shown.rate(),
+        latency_s=self._latency.mean(), env_steps=self._steps.latest,
+        env_steps_per_s=self._steps.rate(),
+        update_s=self.update_seconds.mean(),
+        clients=(len(self._web.server.get_clients())
+                 if self._web is not None and self._web.alive() else 0),
+    )
+
+  @property
+  def failed(self) -> Optional[str]:
+    """Why the viewer turned itself off, or None."""
+    return self._failed
+
+  @property
+  def selected_env(self) -> int:
+    return self._selected
+
+  # -- internals -----------------------------------------------------------
+
+  def _is_batched(self) -> bool:
+    return True
+
+  def _envs_guess(self) -> int:
+    if self._want_envs:
+      return self._want_envs
+    if self.num_envs:
+      return self.num_envs
+    if self.grid_dims:
+      return int(np.prod(self.grid_dims))
+    return 16 if self._is_batched() else 1
+
+  def _warn_once(self, key: str, message: str) -> None:
+    if key in self._warned:
+      return
+    self._warned.add(key)
+    warnings.warn(message, ViewerWarning, stacklevel=3)
+
+  def _fault(self, message: str) -> None:
+    self._warn_once("socket", f"braxviewer: {message}")
+
+  def _fail(self, reason: str) -> None:
+    if self._failed:
+      return
+    self._failed = reason
+    self._player.release_all()
+    self._warn_once("fail", f"braxviewer: {reason} The viewer is off for the"
+                    " rest of this run; training goes on.")
+
+  def _build_scene(self, num_envs: int) -> None:
+    """(Re)build the drawn envs; caller holds ``self._lock``."""
+    # pylint: disable=import-outside-toplevel
+    from braxviewer.scene import BatchedScene
+    from braxviewer.web.render import SceneView
+    if self._web is None or self._model is None:
+      return
+    if self._view is not None:
+      if self._view.num_envs == num_envs and not self._rebuild:
+        return
+      self._view.remove()
+      self._view = None
+    copies = getattr(self, "_tiled_copies", 1)
+    if copies > 1:
+      num_envs = 1
+      self._batched = tiled.TiledPoses(
+          BatchedScene(self._model, 1, None, None), copies)
+    else:
+      self._batched = BatchedScene(self._model, num_envs, self.grid_dims,
+                                   self.env_offset)
+    self._view = SceneView(self._web.server, self._batched.single_model,
+                           self._batched.offsets, on_env_click=self.select_env)
+    self._rebuild = False
+    self._traces = EnvTraces(num_envs)
+    self._last_pose = None
+    self._selected = min(self._selected, num_envs - 1)
+    if copies > 1:
+      rest = self._batched.rest_poses()
+    else:
+      rest = self._batched.poses_from_qpos(
+          np.tile(self._model.qpos0, (num_envs, 1)))
+    self._last_pose = (np.asarray(rest.xpos), np.asarray(rest.xquat))
+    self._view.show(*self._last_pose)
+    if self._show_only:
+      self._view.show_only(self._selected)
+    self._view.select(self._selected)
+    if self._panels is not None:
+      self._panels.set_num_envs(num_envs)
+      self._panels.show_env(self._selected, self._traces)
+    position, look_at, up = camera_presets.preset(
+        "overview", self._view.roots, self._selected, self._view.extent)
+    cam = self._web.server.initial_camera
+    cam.position, cam.look_at = position, look_at
+    self._set_cameras(position, look_at, up)
+
+  def _on_client(self, client) -> None:
+    """A page opened (or reloaded): give it the current view."""
+    with self._lock:
+      if self._view is None or self._follow:
+        return
+    # New pages get the initial camera; nothing else is per client.
+
+  def _set_cameras(self, position, look_at, up) -> None:
+    web = self._web
+    if web is None:
+      return
+    cam = web.server.initial_camera
+    cam.position, cam.look_at = position, look_at
+    for client in list(web.server.get_clients().values()):
+      try:
+        client.camera.up_direction = up
+        client.camera.look_at = look_at
+        client.camera.position = position
+      except Exception:  # pylint: disable=broad-except
+        pass  # the page closed meanwhile
+
+  def _update_follow(self) -> None:
+    view = self._view
+    if view is None:
+      return
+    if self._follow:
+      root = view.roots[self._selected]
+      view.shift(-np.array([root[0], root[1], 0.0]))
+    else:
+      view.shift(np.zeros(3))
+
+  def _prepare(self, entry: Entry) -> None:
+    """Body poses of a chunk about to play (viewer thread)."""
+    with self._lock:
+      batched = self._batched
+      if batched is None:
+        return
+      chunk = entry.chunk
+      if self._tiled_copies == 1 and chunk.num_envs != batched.num_envs:
+        self._build_scene(chunk.num_envs)
+        batched = self._batched
+      entry.payload = batched.poses(chunk)
+    self._entry_t0[id(entry)] = self._sim_t
+
+  def _draw(self, entry: Entry, index: int, record: bool = True) -> None:
+    poses = entry.payload
+    with self._lock:
+      view = self._view
+      if poses is None or view is None:
+        return
+      started = time.perf_counter()
+      xpos = np.asarray(poses.xpos[index])
+      xquat = np.asarray(poses.xquat[index])
+      valid = np.asarray(poses.valid[index])
+      if not valid.all() and self._last_pose is not None \
+          and self._last_pose[0].shape == xpos.shape:
+        xpos = np.where(valid[:, None, None], xpos, self._last_pose[0])
+        xquat = np.where(valid[:, None, None], xquat, self._last_pose[1])
+      self._last_pose = (xpos, xquat)
+      chunk = entry.chunk
+      done = np.asarray(chunk.done[index]) > 0
+      view.show(xpos, xquat, done=done)
+      if self._follow:
+        self._update_follow()
+      self.update_seconds.add(time.perf_counter() - started)
+    if not record:
+      return
+    self._shown.add()
+    if index == 0:
+      self._latency.add(time.time() - chunk.wall_time)
+    self._sim_t = self._entry_t0.get(id(entry), self._sim_t)
+    t = self._sim_t + index * entry.dt
+    if index == chunk.num_steps - 1:
+      self._entry_t0.pop(id(entry), None)
+      self._sim_t = t + entry.dt
+    traces = self._traces
+    if traces is not None and traces.num_envs == chunk.num_envs:
+      traces.push(t, np.asarray(chunk.reward[index]), done,
+                  {k: np.asarray(v[index]) for k, v in chunk.metrics.items()})
+
+  def _redraw(self) -> None:
+    if self._view is not None and self._last_pose is not None:
+      self._view.show(*self._last_pose)
+
+  def _refresh_panels(self) -> None:
+    panels = self._panels
+    if panels is None:
+      return
+    c = self._player.counters
+    latency = self._latency.mean()
+    note = ""
+    if self._ended:
+      note = "Training finished."
+    elif self._model is None:
+      note = "Call viewer.init(env) to draw envs."
+    elif self._player.paused:
+      note = "Paused."
+    from braxviewer.web.panels import Status  # pylint: disable=import-outside-toplevel
+    status = Status(
+        trainer_mode=(self._trainer_mode.value if self._trainer_mode
+                      else "not started"),
+        wanted_mode=self._wanted.value,
+        env_steps=self._steps.latest,
+        env_steps_per_s=self._steps.rate(),
+        received_per_s=self._received.rate(),
+        shown_per_s=self._shown.rate(),
+        dropped=c.frames_dropped,
+        latency_ms=None if latency is None else 1e3 * latency,
+        source=self._player.source,
+        note=note,
+    )
+    text = status.markdown()
+    if panels.status.content != text:
+      panels.status.content = text
+    with self._lock:
+      traces = self._traces
+      if traces is not None and traces.dirty:
+        traces.dirty = False
+        panels.show_env(self._selected, traces)
+    panels.curves.refresh()
+    length = self._player.history_length()
+    if length > 1 and panels.history.max != length - 1:
+      panels.history.max = length - 1
+      if not self._player.paused:
+        panels.history.value = length - 1
+
+  def _loop(self) -> None:
+    """The viewer thread: play frames, refresh panels, watch the server."""
+    errors = 0
+    last_panels = 0.0
+    while not self._stop.is_set():
+      try:
+        if self._web is not None and not self._web.alive():
+          self._fail("the web server stopped unexpectedly.")
+          return
+        want = self._want_envs
+        if want and (self._view is None or self._view.num_envs != want
+                     or self._rebuild):
+          with self._lock:
+            self._build_scene(want)
+        frame = self._player.tick(self._prepare)
+        if frame is not None:
+          self._draw(*frame)
+        now = time.monotonic()
+        if now - last_panels >= _PANEL_PERIOD:
+          last_panels = now
+          self._refresh_panels()
+        errors = 0
+      except Exception as err:  # pylint: disable=broad-except
+        errors += 1
+        self._warn_once(
+            "loop", f"braxviewer: the viewer could not draw a frame"
+            f" ({type(err).__name__}: {err}); it skips it and goes on.")
+        if errors >= _MAX_CONSECUTIVE_ERRORS:
+          self._fail(f"the viewer failed {errors} times in a row"
+                     f" ({type(err).__name__}: {err}).")
+          return
+      self._stop.wait(min(max(self._player.next_due(), 0.001), 0.02))

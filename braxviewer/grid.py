@@ -187,7 +187,8 @@ def default_env_offset(model: mujoco.MjModel) -> np.ndarray:
   Each axis gets the model's size at ``qpos0`` (floors left out) plus a
   margin of a quarter of its largest horizontal size. A model whose root can
   rotate (:func:`can_tip_over`) gets square cells as wide as its largest size
-  on any axis, so a fallen humanoid or walker still fits its cell.
+  on any axis, so a fallen humanoid or walker still fits its cell. Values are
+  rounded up to whole centimetres.
   """
   extent = model_extent(model)
   if extent is None:
@@ -197,7 +198,8 @@ def default_env_offset(model: mujoco.MjModel) -> np.ndarray:
   if can_tip_over(model):
     size[:2] = size.max()
   margin = _MARGIN * float(size[:2].max())
-  return np.maximum(size + margin, _MIN_CELL)
+  # Whole centimetres: offsets stay exact in the MJCF MuJoCo writes.
+  return np.maximum(np.ceil((size + margin) * 100.0 - 1e-6) / 100.0, _MIN_CELL)
 
 
 def is_env_major(single: mujoco.MjModel, batched: mujoco.MjModel,

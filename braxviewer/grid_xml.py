@@ -297,6 +297,24 @@ def _absolute_asset_dirs(spec: mujoco.MjSpec, file_dir: Optional[str]) -> None:
 
 # -- the builder --------------------------------------------------------------
 
+_FILE_ASSETS = ("meshes", "textures", "hfields", "skins")
+
+
+def _asset_counts(spec: mujoco.MjSpec) -> dict:
+  return {kind: len(getattr(spec, kind)) for kind in _FILE_ASSETS}
+
+
+def _restore_files(spec: mujoco.MjSpec, template: mujoco.MjSpec,
+                   before: Mapping[str, int]) -> None:
+  """Undo the name prefix MuJoCo 4.0's attach also puts on asset file paths
+  (``e1/mesh.obj``), so files resolve and identical assets merge."""
+  for kind in _FILE_ASSETS:
+    added = getattr(spec, kind)[before[kind]:]
+    for new, old in zip(added, getattr(template, kind)):
+      new.file = old.file
+      if kind == "textures":
+        new.cubefiles = list(old.cubefiles)
+
 
 def _parent_spec(source: SourceModel, planes: Mapping[int, np.ndarray]):
   """The source without its per-env content (globals, world lights, shared
@@ -371,10 +389,12 @@ def build_batched(
   spec, plane_geoms = _parent_spec(source, planes)
   first = _child_spec(source, planes, keep_body_lights=True)
   rest = _child_spec(source, planes, keep_body_lights=False)
-  spec.copy_during_attach = True
   for i, offset in enumerate(offsets):
     frame = spec.worldbody.add_frame(pos=offset)
-    spec.attach(first if i == 0 else rest, prefix=f"e{i}/", frame=frame)
+    template = first if i == 0 else rest
+    before = _asset_counts(spec)
+    spec.attach(template.copy(), prefix=f"e{i}/", frame=frame)
+    _restore_files(spec, template, before)
   _rename_plane_refs(spec, [n for n in plane_names if n], num_envs)
   _widen_planes(plane_geoms, offsets)
   centre = (offsets.min(0) + offsets.max(0)) / 2

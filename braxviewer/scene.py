@@ -20,7 +20,7 @@ import dataclasses
 import os
 import tempfile
 import threading
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import mujoco
 import numpy as np
@@ -90,7 +90,7 @@ def _model_from_last_xml(model: mujoco.MjModel) -> grid_xml.SourceModel:
     try:
       mujoco.mj_saveLastXML(path, model)
       source = grid_xml.load_source(path)
-    except ValueError as err:
+    except (ValueError, mujoco.FatalError) as err:
       raise ValueError(
           "batched_model needs the model's XML, and MuJoCo no longer holds it"
           f" for this MjModel ({str(err).strip()}). Build BatchedScene from"
@@ -151,6 +151,9 @@ class BatchedScene:
     mujoco.mj_kinematics(single, rest)
     self._rest_xpos = rest.xpos.copy()
     self._rest_xquat = rest.xquat.copy()
+    mocap = single.body_mocapid
+    self._mocap_bodies = np.argsort(np.where(mocap >= 0, mocap, np.inf))[
+        :single.nmocap]
     self._batched: Optional[mujoco.MjModel] = None
     self._batched_lock = threading.Lock()
 
@@ -262,6 +265,14 @@ class BatchedScene:
     if chunk.qpos is not None:
       return self.poses_from_qpos(chunk.qpos)
     return self.poses_from_links(chunk.link_pos, chunk.link_rot)
+
+  def mocap_arrays(self, poses: Poses) -> Tuple[np.ndarray, np.ndarray]:
+    """Poses of the mocap bodies, ``(..., N, nmocap, 3)`` and ``(..., N,
+    nmocap, 4)`` in mocap id order: what mjviser's ``update_from_arrays``
+    takes as ``mocap_pos, mocap_quat`` (it draws mocap bodies from those, not
+    from ``xpos``). Streams carry no mocap state: these are the model's."""
+    bodies = self._mocap_bodies
+    return poses.xpos[..., bodies, :], poses.xquat[..., bodies, :]
 
   def rest_poses(self) -> Poses:
     """Poses of every env at ``qpos0``: ``(N, nbody, ...)``."""

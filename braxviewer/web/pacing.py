@@ -45,6 +45,7 @@ class Entry:
   chunk: FrameChunk
   ticket: Optional[Ticket] = None
   payload: Any = None  # e.g. body poses, set by the viewer thread
+  t0: float = 0.0  # sim time of its first frame on the viewer's timeline
 
   @property
   def dt(self) -> float:
@@ -207,7 +208,7 @@ class Player:
   def _advance(self, now: float) -> Optional[Tuple[Entry, int]]:
     entry = self._current
     n = entry.chunk.num_steps
-    index = int((now - self._t0) * self._speed / entry.dt)
+    index = int((now - self._t0) * self._speed / entry.dt + 1e-6)
     if entry.ticket is not None:  # sync: never skip a frame
       index = min(index, self._last_index + 1)
     if index >= n:

@@ -43,70 +43,100 @@ def _series(labels: Sequence[str], x_label: str) -> Tuple[uplot.Series, ...]:
   return tuple(out)
 
 
+class _Curve:
+  """One group's points: env steps and each metric, forward-filled."""
+
+  def __init__(self):
+    self.steps: List[float] = []
+    self.values: Dict[str, List[float]] = {}
+
+  def add(self, step: int, metrics: Mapping[str, float]) -> None:
+    if self.steps and step < self.steps[-1]:  # a new run: start over
+      self.steps.clear()
+      self.values.clear()
+    n = len(self.steps)
+    for key, value in metrics.items():
+      if key not in self.values:  # back-fill a new metric with its first value
+        self.values[key] = [float(value)] * n
+    for key, column in self.values.items():
+      column.append(float(metrics.get(key, column[-1] if column else np.nan)))
+    self.steps.append(float(step))
+
+  def thin(self, max_points: int) -> None:
+    """Halve the resolution when too long (keeps the whole run, bounded)."""
+    if len(self.steps) <= max_points:
+      return
+    keep = list(range(0, len(self.steps) - 1, 2)) + [len(self.steps) - 1]
+    self.steps = [self.steps[i] for i in keep]
+    self.values = {k: [v[i] for i in keep] for k, v in self.values.items()}
+
+
 class ProgressCurves:
   """Training metrics over env steps, one chart per group.
 
   Args:
     gui: the viser GUI API.
     container: the GUI folder or tab the charts go into.
-    max_points: points kept per chart (oldest dropped).
+    max_points: points kept per chart (older ones thinned, never grows).
   """
 
-  def __init__(self, gui: viser.GuiApi, container, max_points: int = 2000):
+  def __init__(self, gui: viser.GuiApi, container, max_points: int = 1000):
     self._gui = gui
     self._container = container
     self._max = max_points
     self._lock = threading.Lock()
-    self._steps: List[int] = []
-    self._rows: List[Dict[str, float]] = []
-    self._dirty = False
+    self._curves: Dict[str, _Curve] = {}
+    self._latest: Dict[str, float] = {}
+    self._dirty: set = set()
     self._charts: Dict[str, Tuple[Tuple[str, ...], object]] = {}
     with container:
       self._hint = gui.add_markdown("_No training progress yet._")
 
   def add(self, env_steps: int, metrics: Mapping[str, float]) -> None:
     """Record one progress report (thread-safe, cheap)."""
+    groups: Dict[str, Dict[str, float]] = {}
+    for key, value in metrics.items():
+      title = group_of(key)
+      try:
+        value = float(value)
+      except (TypeError, ValueError):
+        continue
+      if title is not None and np.isfinite(value):
+        groups.setdefault(title, {})[key] = value
     with self._lock:
-      self._steps.append(int(env_steps))
-      self._rows.append(dict(metrics))
-      if len(self._steps) > self._max:
-        del self._steps[0], self._rows[0]
-      self._dirty = True
+      self._latest.update(
+          {k: float(v) for k, v in metrics.items()
+           if isinstance(v, (int, float, np.floating, np.integer))})
+      for title, values in groups.items():
+        curve = self._curves.setdefault(title, _Curve())
+        curve.add(int(env_steps), values)
+        curve.thin(self._max)
+        self._dirty.add(title)
 
   def latest(self, key: str) -> Optional[float]:
     with self._lock:
-      for row in reversed(self._rows):
-        if key in row:
-          return row[key]
-    return None
+      return self._latest.get(key)
 
-  @property
-  def num_points(self) -> int:
+  def num_points(self, title: str) -> int:
     with self._lock:
-      return len(self._steps)
+      curve = self._curves.get(title)
+      return 0 if curve is None else len(curve.steps)
 
   def refresh(self) -> None:
     """Push changed curves to the page (viewer thread)."""
     with self._lock:
-      if not self._dirty:
-        return
-      self._dirty = False
-      steps = np.asarray(self._steps, dtype=np.float64)
-      rows = list(self._rows)
-    keys: Dict[str, List[str]] = {}
-    for row in rows:
-      for key in row:
-        title = group_of(key)
-        if title is not None and key not in keys.setdefault(title, []):
-          keys[title].append(key)
-    if keys and self._hint is not None:
+      dirty, self._dirty = self._dirty, set()
+      snap = {t: (np.asarray(self._curves[t].steps),
+                  {k: np.asarray(v) for k, v in self._curves[t].values.items()})
+              for t in dirty}
+    if snap and self._hint is not None:
       self._hint.remove()
       self._hint = None
-    for title, names in keys.items():
-      data = (steps,) + tuple(
-          np.asarray([row.get(k, np.nan) for row in rows], dtype=np.float64)
-          for k in names)
-      labels = tuple(names)
+    for title, (steps, values) in snap.items():
+      if len(steps) < 1:
+        continue
+      labels = tuple(values)
+      data = (steps,) + tuple(values[k] for k in labels)
       chart = self._charts.get(title)
       if chart is not None and chart[0] != labels:
         chart[1].remove()
@@ -114,7 +144,7 @@ class ProgressCurves:
       if chart is None:
         with self._container:
           handle = self._gui.add_uplot(
-              data, _series([_short(n) for n in names], "env steps"),
+              data, _series([_short(n) for n in labels], "env steps"),
               title=title, aspect=2.0,
               scales={"x": uplot.Scale(time=False)},
               cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
@@ -146,13 +176,14 @@ class TraceChart:
     if self._handle is not None:
       self._handle.remove()
     series = list(_series(labels, "time (s)"))
-    series[-1] = uplot.Series(
-        label="reset", stroke="#e03c3c", width=0,
-        points=uplot.Series_Points(show=True, size=7, fill="#e03c3c"))
+    series[-1] = uplot.Series(label="reset", stroke="#e03c3c", width=1,
+                              scale="reset", fill="rgba(224,60,60,0.12)")
     with self._container:
       self._handle = self._gui.add_uplot(
           data, tuple(series), title="Selected env: reward and terms",
-          aspect=1.6, scales={"x": uplot.Scale(time=False)},
+          aspect=1.6,
+          scales={"x": uplot.Scale(time=False),
+                  "reset": uplot.Scale(auto=False, range=(0.0, 1.0))},
           cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
       )
     self._labels = labels

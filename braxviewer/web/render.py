@@ -120,8 +120,7 @@ class SceneView:
           color=_SELECT_COLOR, cast_shadow=False, receive_shadow=False,
       )
       self._label = server.scene.add_label(
-          f"{self.root}/selected/label", "env 0", anchor="bottom-center",
-          position=(0.0, 0.0, 0.08 * self.extent),
+          f"{self.root}/selected_label", "env 0", anchor="bottom-center",
       )
       self._dones = server.scene.add_batched_meshes_simple(
           f"{self.root}/done",
@@ -232,7 +231,9 @@ class SceneView:
 
   def _place_selected(self) -> None:
     env = self.selected
-    self._marker.position = self.roots[env] + [0, 0, 0.55 * self.extent]
+    above = self.roots[env] + [0, 0, 0.55 * self.extent]
+    self._marker.position = above
+    self._label.position = above + [0, 0, 0.07 * self.extent]
     self._label.text = f"env {env}"
 
   @property

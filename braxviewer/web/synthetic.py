@@ -20,6 +20,29 @@ from braxviewer.frames import FrameChunk
 from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
 
 
+# A small model for page tests and demos: a red puck (free joint) carrying a
+# blue arm on a motorised hinge. Seen from the top, every env is one red blob.
+PUCK_XML = """
+<mujoco model="puck">
+  <option timestep="0.01"/>
+  <worldbody>
+    <light pos="0 0 3" dir="0 0 -1"/>
+    <geom name="floor" type="plane" size="0 0 1" rgba="0.9 0.9 0.9 1"/>
+    <body name="puck" pos="0 0 0.06">
+      <freejoint/>
+      <geom type="box" size="0.16 0.16 0.05" rgba="0.85 0.1 0.1 1"/>
+      <body name="arm" pos="0 0 0.06">
+        <joint name="hinge" type="hinge" axis="0 0 1" damping="0.05"/>
+        <geom type="capsule" fromto="0 0 0.03 0.32 0 0.03" size="0.035"
+              rgba="0.1 0.3 0.9 1" mass="0.05"/>
+      </body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="hinge" gear="0.3" ctrlrange="-1 1"/></actuator>
+</mujoco>
+"""
+
+
 class SyntheticStream:
   """Feeds ``viewer`` real frame chunks from a background thread.
 

@@ -12,6 +12,7 @@ the first envs' qpos laid side by side (:class:`TiledPoses`).
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from typing import Any, List, Mapping, Optional, Tuple
 
@@ -19,6 +20,7 @@ import mujoco
 import numpy as np
 
 _FREE = int(mujoco.mjtJoint.mjJNT_FREE)
+_PREFIX = re.compile(r"^e(\d+)/")
 
 
 @dataclasses.dataclass
@@ -54,6 +56,20 @@ def untile(model: mujoco.MjModel) -> Tuple[mujoco.MjModel, int]:
         model.nbody >= k * (s.nbody - 1) + 1):
       return s, k
   return model, 1
+
+
+def prefixed_copies(model: mujoco.MjModel) -> int:
+  """Envs in a model whose bodies carry ``concatenate_envs_xml``'s ``e{i}/``
+  prefixes (1 when not tiled that way)."""
+  found = set()
+  for body in range(1, model.nbody):
+    name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, body) or ""
+    match = _PREFIX.match(name)
+    if not match:
+      return 1
+    found.add(int(match.group(1)))
+  k = len(found)
+  return k if k > 1 and found == set(range(k)) else 1
 
 
 def copies_by_width(model: mujoco.MjModel, nq: Optional[int]) -> int:

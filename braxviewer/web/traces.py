@@ -63,9 +63,10 @@ class EnvTraces:
       order = (np.arange(self._count) + self._head - self._count) % self.window
       t = self._t[order]
       reward = self._reward[order, env]
-      done_at = np.where(self._done[order, env], reward, np.nan)
+      done_at = self._done[order, env].astype(np.float64)
       labels = ["reward"] + list(self._terms) + ["reset"]
       data = [t, reward] + [b[order, env] for b in self._terms.values()]
+      data = [np.nan_to_num(d, nan=0.0) for d in data]
       data.append(done_at)
       return tuple(labels), tuple(np.asarray(d, np.float64) for d in data)
 

@@ -135,7 +135,6 @@ class WebViewerBase:
     self._show_only = False
     self._last_pose: Optional[Tuple[np.ndarray, np.ndarray]] = None
     self._sim_t = 0.0
-    self._entry_t0: dict = {}
     self._ended = False
     self._received = RateMeter()
     self._shown = RateMeter()
@@ -187,9 +186,18 @@ class WebViewerBase:
           f" {self.num_envs or 1} env(s) on the grid. Passing the single-env"
           " env to viewer.init() does the same without this warning.")
       model = single
+    prefixed = tiled.prefixed_copies(model) if copies == 1 else 1
+    if prefixed > 1:
+      self._warn_once(
+          "tiled-names",
+          f"braxviewer: viewer.init() got a model of {prefixed} envs laid out"
+          " in one scene (bodies e0/..e{k}/). braxviewer draws it as it is,"
+          " filled with the first streamed envs; env selection and the grid"
+          " options are off. Pass the single-env env to viewer.init() for the"
+          " full grid features.".replace("{k}", str(prefixed - 1)))
     with self._lock:
       self._model = model
-      self._tiled_copies = 1
+      self._tiled_copies = prefixed
     if self._web is None:
       self.run()
     else:
@@ -242,6 +250,9 @@ class WebViewerBase:
       return
     copies = tiled.copies_by_width(self._model, info.nq)
     if copies > 1:
+      if copies == self._tiled_copies:
+        self._want_envs = 1
+        return
       self._warn_once(
           "tiled-width", f"braxviewer: the model given to viewer.init() holds"
           f" {copies} envs side by side (nq={self._model.nq}, one env streams"
@@ -442,11 +453,7 @@ class WebViewerBase:
     self._traces = EnvTraces(num_envs)
     self._last_pose = None
     self._selected = min(self._selected, num_envs - 1)
-    if copies > 1:
-      rest = self._batched.rest_poses()
-    else:
-      rest = self._batched.poses_from_qpos(
-          np.tile(self._model.qpos0, (num_envs, 1)))
+    rest = self._batched.rest_poses()
     self._last_pose = (np.asarray(rest.xpos), np.asarray(rest.xquat))
     self._view.show(*self._last_pose)
     if self._show_only:
@@ -503,7 +510,7 @@ class WebViewerBase:
         self._build_scene(chunk.num_envs)
         batched = self._batched
       entry.payload = batched.poses(chunk)
-    self._entry_t0[id(entry)] = self._sim_t
+    entry.t0 = self._sim_t + entry.dt
 
   def _draw(self, entry: Entry, index: int, record: bool = True) -> None:
     poses = entry.payload
@@ -531,11 +538,8 @@ class WebViewerBase:
     self._shown.add()
     if index == 0:
       self._latency.add(time.time() - chunk.wall_time)
-    self._sim_t = self._entry_t0.get(id(entry), self._sim_t)
-    t = self._sim_t + index * entry.dt
-    if index == chunk.num_steps - 1:
-      self._entry_t0.pop(id(entry), None)
-      self._sim_t = t + entry.dt
+    t = entry.t0 + index * entry.dt
+    self._sim_t = t
     traces = self._traces
     if traces is not None and traces.num_envs == chunk.num_envs:
       traces.push(t, np.asarray(chunk.reward[index]), done,

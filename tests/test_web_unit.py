@@ -1,0 +1,280 @@
+"""Web viewer without a browser: pacing, ports, models, panels' data, protocol.
+
+Fast (a few seconds): no Chromium, no JAX. The page itself is tested in
+test_web_page.py, faults in test_web_faults.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+import mujoco
+import numpy as np
+import pytest
+
+from braxviewer import WebViewer, WebViewerBatched
+from braxviewer.frames import FrameChunk
+from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
+from braxviewer.web import tiled
+from braxviewer.web.errors import PortInUseError, ViewerWarning
+from braxviewer.web.model_source import resolve_model
+from braxviewer.web.pacing import Player
+from braxviewer.web.plots import group_of
+from braxviewer.web.server import pick_port
+from braxviewer.web.synthetic import PUCK_XML
+from braxviewer.web.traces import EnvTraces
+
+
+def chunk(t=10, n=2, nq=8, dt=0.01, seq=0, source="train", steps=0):
+  return FrameChunk(
+      seq=seq, source=source, env_steps=steps, dt=dt,
+      reward=np.ones((t, n)), done=np.zeros((t, n)),
+      truncation=np.zeros((t, n)), metrics={"r": np.zeros((t, n))},
+      wall_time=time.time(), qpos=np.zeros((t, n, nq)))
+
+
+class Clock:
+  def __init__(self):
+    self.t = 100.0
+
+  def __call__(self):
+    return self.t
+
+
+# -- pacing --------------------------------------------------------------------
+
+
+def test_live_plays_newest_at_real_time_and_counts_drops():
+  clock = Clock()
+  p = Player(clock=clock)
+  for i in range(3):
+    assert p.offer(chunk(seq=i), sync=False) is None  # never a ticket in live
+  assert p.counters.chunks_dropped == 2 and p.counters.frames_dropped == 20
+  entry, index = p.tick()
+  assert entry.chunk.seq == 2 and index == 0
+  assert p.tick() is None  # same frame until dt has passed
+  clock.t += 0.0105
+  assert p.tick()[1] == 1
+  clock.t += 0.05  # the page was slow: frames 2..5 skipped, counted
+  assert p.tick()[1] == 6
+  assert p.counters.frames_dropped == 20 + 4
+  assert p.counters.frames_shown == 3
+
+
+def test_sync_shows_every_frame_then_releases():
+  clock = Clock()
+  p = Player(clock=clock)
+  ticket = p.offer(chunk(t=3), sync=True)
+  assert ticket is not None and not ticket.released
+  shown = []
+  for _ in range(10):
+    clock.t += 1.0  # far behind real time: sync still shows every frame
+    frame = p.tick()
+    if frame:
+      shown.append(frame[1])
+  assert shown == [0, 1, 2]
+  assert ticket.released
+  assert p.counters.frames_dropped == 0
+
+
+def test_speed_pause_seek_and_source():
+  clock = Clock()
+  p = Player(clock=clock)
+  p.offer(chunk(t=100, dt=0.1), sync=False)
+  assert p.tick()[1] == 0
+  p.set_speed(2.0)
+  clock.t += 0.1
+  assert p.tick()[1] == 2
+  p.set_paused(True)
+  clock.t += 5.0
+  assert p.tick() is None
+  p.set_paused(False)
+  clock.t += 0.05
+  assert p.tick()[1] == 3
+  entry, index = p.seek(5)
+  assert index == 5 and p.paused
+  p.set_source("eval")
+  assert p.offer(chunk(source="train"), sync=True) is None  # not on display
+  assert p.counters.chunks_skipped == 1
+  with pytest.raises(ValueError):
+    p.set_speed(0)
+
+
+def test_meters_and_traces_stay_bounded():
+  tr = EnvTraces(num_envs=3, window=50)
+  for i in range(500):
+    tr.push(i * 0.1, np.full(3, 1.0), np.array([i % 100 == 99, 0, 0]),
+            {"a": np.full(3, 2.0)})
+  labels, data = tr.series(0)
+  assert labels == ("reward", "a", "reset")
+  assert all(len(d) == 50 for d in data)
+  assert np.all(np.diff(data[0]) > 0)
+  assert tr.resets[0] == 5 and tr.last_return[0] == 100.0
+  assert group_of("eval/episode_reward") == "Eval reward"
+  assert group_of("training/sps") == "Env steps / s"
+  assert group_of("training/policy_loss") == "Losses"
+  assert group_of("eval/walltime") is None
+
+
+# -- models --------------------------------------------------------------------
+
+
+class _BraxLike:
+  class sys:  # noqa: N801
+    mj_model = mujoco.MjModel.from_xml_string(PUCK_XML)
+
+
+class _PlaygroundLike:
+  mj_model = mujoco.MjModel.from_xml_string(PUCK_XML)
+
+
+def test_resolve_model_sources(tmp_path):
+  path = tmp_path / "m.xml"
+  path.write_text(PUCK_XML)
+  for source in (_BraxLike(), _PlaygroundLike(), PUCK_XML, str(path), path,
+                 _PlaygroundLike.mj_model):
+    assert resolve_model(source).nq == 8
+  with pytest.raises(TypeError, match="mj_model"):
+    resolve_model(object())
+
+
+def test_tiled_model_from_concatenate_envs_xml_maps_back():
+  xml = WebViewerBatched.concatenate_envs_xml(PUCK_XML, 4, (2, 2, 1),
+                                              (1.0, 1.0, 1.0))
+  big = mujoco.MjModel.from_xml_string(xml)
+  single, copies = tiled.untile(big)
+  assert copies == 4 and single.nq == 8
+  assert tiled.prefixed_copies(big) == 4
+  assert tiled.copies_by_width(big, 8) == 4
+  assert tiled.copies_by_width(single, 8) == 1
+
+
+# -- ports -----------------------------------------------------------------------
+
+
+def test_busy_port_is_named_or_skipped():
+  with socket.socket() as busy:
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    with pytest.raises(PortInUseError, match=str(port)):
+      pick_port("127.0.0.1", port, fallback=False)
+    assert pick_port("127.0.0.1", port, fallback=True) > port
+
+
+def test_viewer_on_busy_port_raises_clear_error_or_falls_back(capsys):
+  with socket.socket() as busy:
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    with pytest.raises(PortInUseError, match=f"port {port}"):
+      WebViewer(port=port).run()
+    with WebViewer(port=port, port_fallback=True) as viewer:
+      assert viewer.port != port and str(viewer.port) in viewer.url
+  assert f"port {port} is in use" in capsys.readouterr().err
+
+
+def test_public_host_warns_no_auth():
+  with pytest.warns(ViewerWarning, match="no authentication"):
+    viewer = WebViewer(host="0.0.0.0", port=0).run()
+  viewer.close()
+
+
+# -- the protocol, without a page --------------------------------------------------
+
+
+def test_is_a_training_viewer_and_original_api():
+  from braxviewer.WebViewerBatched import WebViewerBatched as FromModule
+  assert FromModule is WebViewerBatched
+  v = WebViewerBatched(grid_dims=(4, 2, 1), env_offset=(4.0, 4.0, 2.0))
+  assert isinstance(v, TrainingViewer) and v.requested_envs() == 8
+  assert WebViewer().requested_envs() == 1
+  assert WebViewerBatched().requested_envs() is None
+  assert v.mode == Mode.OFF  # nothing to draw before init()
+
+
+def test_web_side_imports_no_jax():
+  code = ("import sys, braxviewer.web.viewer, braxviewer.WebViewerBatched,"
+          " braxviewer.web.render, braxviewer.web.panels;"
+          " print('jax' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, check=True)
+  assert out.stdout.strip() == "False"
+
+
+@pytest.fixture
+def running_viewer():
+  viewer = WebViewerBatched(num_envs=2, port=0, env_offset=(1.0, 1.0, 1.0))
+  viewer.run()
+  viewer.init(PUCK_XML)
+  info = StreamInfo(num_envs=2, num_train_envs=2, envs_per_device=2,
+                    kind="qpos", nq=8, num_links=None, dt=0.01,
+                    unroll_length=10, reward_terms=("r",))
+  viewer.on_stream_start(info)
+  yield viewer
+  viewer.close()
+
+
+def test_live_never_blocks_and_sync_waits_until_shown(running_viewer):
+  v = running_viewer
+  assert v.mode == Mode.LIVE
+  started = time.monotonic()
+  for i in range(200):
+    v.on_chunk(chunk(seq=i))
+  assert time.monotonic() - started < 0.5
+  v.set_mode("sync")
+  started = time.monotonic()
+  v.on_chunk(chunk(t=10, dt=0.03, seq=300))  # 10 frames of 30 ms
+  waited = time.monotonic() - started
+  assert 0.25 < waited < 3.0
+  assert v.stats()["frames_shown"] >= 10
+
+
+def test_sync_wait_ends_on_mode_change_and_close(running_viewer):
+  v = running_viewer
+  v.set_mode("sync")
+  v.set_paused(True)  # nothing is shown: the producer would wait forever
+  done = threading.Event()
+  worker = threading.Thread(
+      target=lambda: (v.on_chunk(chunk(t=5, dt=0.05)), done.set()))
+  worker.start()
+  assert not done.wait(0.4)
+  v.set_mode("live")
+  assert done.wait(1.0)
+  v.set_mode("sync")
+  done.clear()
+  worker = threading.Thread(
+      target=lambda: (v.on_chunk(chunk(t=5, dt=0.05, seq=1)), done.set()))
+  worker.start()
+  assert not done.wait(0.3)
+  v.close()
+  assert done.wait(1.0)
+  assert v.mode == Mode.OFF
+
+
+def test_wrong_model_turns_streaming_off_with_one_warning():
+  v = WebViewerBatched(num_envs=2, port=0)
+  with v:
+    v.init(PUCK_XML)
+    info = StreamInfo(num_envs=2, num_train_envs=2, envs_per_device=2,
+                      kind="qpos", nq=5, num_links=None, dt=0.01,
+                      unroll_length=10, reward_terms=())
+    with pytest.warns(ViewerWarning, match="nq=8"):
+      v.on_stream_start(info)
+    assert v.mode == Mode.OFF
+
+
+def test_tiled_env_from_original_usage_is_detected(recwarn):
+  xml = WebViewerBatched.concatenate_envs_xml(PUCK_XML, 4, (2, 2, 1),
+                                              (1.0, 1.0, 1.0))
+  with WebViewerBatched(grid_dims=(2, 2, 1), env_offset=(1.0, 1.0, 1.0),
+                        port=0) as v:
+    v.init(xml)
+    assert v._model.nq == 8  # pylint: disable=protected-access
+  messages = [str(w.message) for w in recwarn if w.category is ViewerWarning]
+  assert len(messages) == 1 and "concatenate_envs_xml" in messages[0]

@@ -15,20 +15,21 @@ The bar: 64 humanoids at 60 frames/s = 3,840 poses/s on one core.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import pathlib
 import platform
 import time
 import warnings
 
-import brax
 import mujoco
 import numpy as np
 
 from braxviewer.kinematics import BatchKinematics
 from braxviewer.scene import BatchedScene
 
-ASSETS = pathlib.Path(brax.__file__).parent / "envs" / "assets"
+ASSETS = (pathlib.Path(importlib.util.find_spec("brax")
+                       .submodule_search_locations[0]) / "envs" / "assets")
 
 
 def _best(fn, repeats: int) -> float:

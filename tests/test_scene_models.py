@@ -3,12 +3,11 @@ N = 1, 7 and 64: the grid compiles with N times the bodies, copies do not
 overlap, and its kinematics is the single model's plus the grid offset."""
 
 import functools
+import importlib.util
 import pathlib
 import warnings
 
-import brax
 import mujoco
-import mujoco_playground
 import numpy as np
 import pytest
 
@@ -16,10 +15,16 @@ from braxviewer import grid
 from braxviewer import grid_xml
 from braxviewer.scene import BatchedScene
 
-BRAX_XMLS = sorted((pathlib.Path(brax.__file__).parent / "envs" / "assets")
-                   .glob("*.xml"))
-DMC_DIR = (pathlib.Path(mujoco_playground.__file__).parent / "_src"
-           / "dm_control_suite" / "xmls")
+
+
+def _package_dir(name: str) -> pathlib.Path:
+  """Where a package is installed, without importing it (brax and Playground
+  import JAX)."""
+  return pathlib.Path(importlib.util.find_spec(name).submodule_search_locations[0])
+
+
+BRAX_XMLS = sorted((_package_dir("brax") / "envs" / "assets").glob("*.xml"))
+DMC_DIR = _package_dir("mujoco_playground") / "_src" / "dm_control_suite" / "xmls"
 DMC_XMLS = sorted(DMC_DIR.glob("*.xml"))
 MODELS = BRAX_XMLS + DMC_XMLS
 NUM_ENVS = (1, 7, 64)
@@ -165,8 +170,16 @@ def test_grid_has_n_copies_apart_with_exact_kinematics(path, num_envs):
 def test_concatenated_xml_loads_in_mujoco_as_built(path):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    text = grid_xml.concatenate_envs_xml(str(path), 7)
-    loaded = mujoco.MjModel.from_xml_string(text)
+    if path in DMC_XMLS:
+      # As Playground loads them: XML text + dm_control_suite.common's
+      # get_assets() (every file of xmls/common by name).
+      assets = {f.name: f.read_bytes() for f in (DMC_DIR / "common").iterdir()
+                if f.is_file()}
+      text = grid_xml.concatenate_envs_xml(path.read_text(), 7, assets=assets)
+    else:
+      assets = {}
+      text = grid_xml.concatenate_envs_xml(str(path), 7)
+    loaded = mujoco.MjModel.from_xml_string(text, assets)
   built = _build(path, 7).model
   for field in ("nbody", "nq", "nv", "ngeom", "nu", "nsensor", "ntendon",
                 "neq", "nkey", "nlight", "ncam", "nmat", "ntex"):

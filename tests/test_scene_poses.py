@@ -1,12 +1,11 @@
 """BatchedScene: poses from qpos and link chunks, the batched model, and
 what renderers (mjviser) take."""
 
+import importlib.util
 import pathlib
 import socket
 
-import brax
 import mujoco
-import mujoco_playground
 import numpy as np
 import pytest
 
@@ -14,9 +13,15 @@ from braxviewer.frames import FrameChunk
 from braxviewer.kinematics import BatchKinematics
 from braxviewer.scene import BatchedScene, quat_to_mat
 
-BRAX_ASSETS = pathlib.Path(brax.__file__).parent / "envs" / "assets"
-DMC = (pathlib.Path(mujoco_playground.__file__).parent / "_src"
-       / "dm_control_suite" / "xmls")
+
+
+def _package_dir(name: str) -> pathlib.Path:
+  """Where a package is installed, without importing it (it imports JAX)."""
+  return pathlib.Path(importlib.util.find_spec(name).submodule_search_locations[0])
+
+
+BRAX_ASSETS = _package_dir("brax") / "envs" / "assets"
+DMC = _package_dir("mujoco_playground") / "_src" / "dm_control_suite" / "xmls"
 
 BALLS = """
 <mujoco model="balls">

@@ -1,4 +1,4 @@
-"""The frame chunk: what one training unroll streams to a viewer.
+"""The frame chunk: what one training step (or eval) streams to a viewer.
 
 Shared by both sides of the data path. The jit side (``braxviewer.tap``) fills
 it from a host callback; viewers, the recorder and the scene read it. Plain
@@ -24,7 +24,8 @@ class FrameChunk:
     seq: sequence number of this chunk within its source, from 0, no gaps
       except where chunks were dropped on the host (live mode).
     source: ``"train"`` for training unrolls, ``"eval"`` for eval rollouts.
-    env_steps: training env steps done when the unroll ran (policy version).
+    env_steps: training env steps done at the end of the streamed step
+      (for eval: when the eval ran), i.e. the policy version.
     dt: simulated seconds between two frames (env.dt, action repeat included).
     qpos: ``(T, N, nq)`` generalized positions, or None for link poses.
     link_pos: ``(T, N, L, 3)`` world positions of the L links, or None.

@@ -46,7 +46,8 @@ class StreamInfo:
     nq: width of a qpos frame (None for links).
     num_links: number of links for ``"links"`` (None for qpos).
     dt: simulated seconds between two frames.
-    unroll_length: frames per training chunk (T).
+    chunk_length: frames per training chunk (T): the unroll length times
+      the unrolls per training step, which continue each other.
     reward_terms: names of the streamed ``state.metrics`` entries.
     backend: the brax backend name, when known.
   """
@@ -58,7 +59,7 @@ class StreamInfo:
   nq: Optional[int]
   num_links: Optional[int]
   dt: float
-  unroll_length: int
+  chunk_length: int
   reward_terms: Tuple[str, ...]
   backend: Optional[str] = None
 

@@ -38,16 +38,16 @@ class Streamer:
   Args:
     viewer: the viewer (checked against :class:`TrainingViewer` by the caller).
     info: what is streamed; sent to the viewer by :meth:`start`.
-    steps_per_unroll: env steps (all envs, action repeat included) that one
-      training unroll advances the run by.
+    steps_per_chunk: env steps (all envs, action repeat included) that the
+      training step streamed as one chunk advances the run by.
   """
 
   def __init__(
-      self, viewer: TrainingViewer, info: StreamInfo, steps_per_unroll: int
+      self, viewer: TrainingViewer, info: StreamInfo, steps_per_chunk: int
   ):
     self._viewer = viewer
     self.info = info
-    self._steps_per_unroll = int(steps_per_unroll)
+    self._steps_per_chunk = int(steps_per_chunk)
     self._seq = {"train": 0, "eval": 0}
     self._lock = threading.Lock()
     self._failed = False
@@ -121,11 +121,10 @@ class Streamer:
 
   # -- tap sinks (called from XLA's callback thread) -------------------------
 
-  def train_sink(self, chunk, steps_hi, steps_lo, unroll_index) -> None:
-    """Sink for training unrolls: env steps at this unroll's end."""
+  def train_sink(self, chunk, steps_hi, steps_lo) -> None:
+    """Sink for training steps: tagged with env steps at the step's end."""
     before = _to_uint64(steps_hi, steps_lo)
-    steps = before + (int(np.asarray(unroll_index)) + 1) * self._steps_per_unroll
-    self._deliver(chunk, "train", steps)
+    self._deliver(chunk, "train", before + self._steps_per_chunk)
 
   def eval_sink(self, chunk) -> None:
     """Sink for eval rollouts, tagged with the current training step."""

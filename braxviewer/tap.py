@@ -2,8 +2,9 @@
 
 Inside a jitted unroll (a ``lax.scan`` over env steps whose body sees the whole
 batched state, outside vmap) :func:`select_frame` slices the first N envs of
-each step. After the scan, :func:`emit` sends the stacked ``(T, N, ...)`` chunk
-to the host in ONE callback, gated by ``lax.cond`` on a runtime flag array (off
+each step. After the unrolls of a training step (or an eval rollout),
+:func:`emit` sends the stacked ``(T, N, ...)`` chunk to the host in ONE
+callback, gated by ``lax.cond`` on a runtime flag array (off
 means nothing leaves the device, and flipping the flag needs no recompile) and
 on device 0 when running under ``pmap``.
 

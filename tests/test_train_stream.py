@@ -27,13 +27,14 @@ def _stream(backend: str, devices: int) -> dict:
 def test_two_devices_give_one_ordered_stream_of_the_first_envs_with_exact_poses():
   out = _stream("mjx", devices=2)
   assert out["devices"] == 2
-  # 2 epochs x 2 training steps x 4 unrolls; one stream, not one per device.
-  assert out["train_seq"] == list(range(16))
-  assert out["train_steps"] == [40 * (i + 1) for i in range(16)]
+  # 2 epochs x 2 training steps, one chunk each (its 4 unrolls continue
+  # each other); one stream, not one per device.
+  assert out["train_seq"] == list(range(4))
+  assert out["train_steps"] == [160, 320, 480, 640]
   assert out["eval_steps"] == [0, 320, 640]
-  assert out["shapes"] == [[5, 4, out["nq"]]]  # (T, N, nq)
+  assert out["shapes"] == [[20, 4, out["nq"]]]  # (T, N, nq)
   assert out["eval_shapes"] == [[20, 4, out["nq"]]]
-  assert out["reward_shape"] == [5, 4]
+  assert out["reward_shape"] == [20, 4]
   assert out["stream_envs"] == 4 and out["dt"] > 0
   assert out["ended"] and out["finite"] and out["distinct_envs"]
   assert out["pose_error"] <= 1e-5

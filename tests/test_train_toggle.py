@@ -46,8 +46,9 @@ def test_off_live_sync_off_switches_take_effect_next_training_step_without_recom
 
   assert viewer.trainer_modes == ["off", "live", "sync", "off"]
   train = [c for c in viewer.chunks if c.source == "train"]
-  # Training step 3 ran live (4 unrolls), step 4 in sync; then off.
-  assert [c.env_steps for c in train] == [320 + 40 * i for i in range(1, 9)]
+  # Training step 3 ran live, step 4 in sync (one chunk each); then off.
+  assert [c.env_steps for c in train] == [480, 640]
+  assert all(c.num_steps == 20 for c in train)
   assert all(c.num_envs == 2 for c in train)
   # Nothing streamed from the evals, which all ran while off.
   assert not [c for c in viewer.chunks if c.source == "eval"]

@@ -137,7 +137,7 @@ class SyntheticStream:
     info = StreamInfo(
         num_envs=self.num_envs, num_train_envs=self.num_envs,
         envs_per_device=self.num_envs, kind="qpos", nq=self.model.nq,
-        num_links=None, dt=self.dt, unroll_length=self.unroll_length,
+        num_links=None, dt=self.dt, chunk_length=self.unroll_length,
         reward_terms=("reward_forward", "reward_ctrl"), backend="mujoco")
     v.on_stream_start(info)
     trainer_mode = None

@@ -464,11 +464,11 @@ def train(
             nq=nq,
             num_links=num_links,
             dt=float(getattr(env, "dt", 0.0) or 0.0),
-            unroll_length=unroll_length,
+            chunk_length=num_unrolls * unroll_length,
             reward_terms=_reward_terms(probe),
             backend=getattr(env, "backend", None),
         ),
-        steps_per_unroll=num_envs * unroll_length * action_repeat,
+        steps_per_chunk=env_step_per_training_step,
     )
   tapped = streamer is not None
 
@@ -528,7 +528,7 @@ def train(
         training_state.params.value,
     ))
 
-    def one_unroll(carry, unroll_index):
+    def one_unroll(carry, unused_t):
       current_state, current_key = carry
       current_key, next_key = jax.random.split(current_key)
       next_state, data, frames = tap.generate_unroll(
@@ -537,17 +537,20 @@ def train(
           num_view_envs=num_view_envs if tapped else 0,
           kind=kind,
       )
-      if tapped:
-        tap.emit(
-            flag, frames, streamer.train_sink,
-            training_state.env_steps.hi, training_state.env_steps.lo,
-            unroll_index, axis_name=_AXIS,
-        )
-      return (next_state, next_key), data
+      return (next_state, next_key), (data, frames)
 
-    (state, _), data = jax.lax.scan(
-        one_unroll, (state, key_generate_unroll), jnp.arange(num_unrolls)
+    (state, _), (data, frames) = jax.lax.scan(
+        one_unroll, (state, key_generate_unroll), (), length=num_unrolls
     )
+    if tapped:
+      # The unrolls of a step continue each other: one chunk, one callback.
+      frames = jax.tree.map(
+          lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), frames)
+      tap.emit(
+          flag, frames, streamer.train_sink,
+          training_state.env_steps.hi, training_state.env_steps.lo,
+          axis_name=_AXIS,
+      )
     # Leading dims (batch_size * num_minibatches, unroll_length).
     data = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2), data)
     data = jax.tree.map(lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), data)

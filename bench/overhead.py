@@ -1,18 +1,19 @@
 """Training speed and compile time: upstream brax PPO vs braxviewer's trainer.
 
-Runs, interleaved in rounds so machine noise hits every variant alike:
+Each round trains three times, interleaved so machine noise hits all alike:
   upstream  brax.training.agents.ppo.train
-  none      braxviewer's trainer, viewer=None
-  off       braxviewer's trainer, viewer attached, mode off
-  live      viewer live, streaming the first --view-envs envs (HeadlessViewer:
-            measures what the trainer pays; the web page's own CPU use is in
-            bench/web_fps.py)
-  sync      viewer in sync mode with a viewer that shows chunks at once (the
-            cost of blocking callbacks, not of real-time pacing)
+  none      braxviewer's trainer, viewer=None (no tap compiled)
+  viewer    braxviewer's trainer with a viewer attached, switching mode every
+            epoch through --modes (off, live, sync): the modes share one
+            compiled program, so they are compared within one run. The viewer
+            is a HeadlessViewer streaming --view-envs envs: this measures what
+            the trainer pays; the web page's own CPU use is in bench/web_fps.py.
+            In sync it shows chunks at once: the cost of blocking callbacks,
+            not of real-time pacing.
 
 Steady-state env steps/s: median of `training/sps` over the epochs after the
 first two (upstream compiles its epoch twice, so its second epoch is slow).
-Compile time: JAX's own tracing + lowering + XLA compile durations.
+Compile time: JAX's own tracing + lowering + XLA compile durations, per run.
 
   python bench/overhead.py                       # inverted_pendulum, 2 rounds
   python bench/overhead.py --env ant --rounds 1  # heavier (ant compiles ~3 min on CPU)
@@ -60,17 +61,18 @@ class _CompileClock:
     self.backend_compiles = 0
 
 
-def _variants(view_envs):
-  return {
-      "upstream": (upstream.train, lambda: None),
-      "none": (ours.train, lambda: None),
-      "off": (ours.train, lambda: HeadlessViewer(view_envs, mode="off",
-                                                   max_chunks=8)),
-      "live": (ours.train, lambda: HeadlessViewer(view_envs, mode="live",
-                                                    max_chunks=8)),
-      "sync": (ours.train, lambda: HeadlessViewer(view_envs, mode="sync",
-                                                    max_chunks=8)),
-  }
+class _CyclingViewer(HeadlessViewer):
+  """Runs each epoch after the warm-up in the next mode of ``cycle``."""
+
+  def __init__(self, num_envs, cycle):
+    super().__init__(num_envs, mode=cycle[0], max_chunks=8)
+    self.cycle = list(cycle)
+    self.epoch_modes = []
+
+  def next_epoch(self, index):
+    mode = self.cycle[index % len(self.cycle)]
+    self.set_mode(mode)
+    self.epoch_modes.append(mode)
 
 
 def main() -> None:
@@ -84,9 +86,10 @@ def main() -> None:
   p.add_argument("--num-minibatches", type=int, default=4)
   p.add_argument("--steps-per-epoch", type=int, default=20,
                  help="training steps per epoch")
-  p.add_argument("--epochs", type=int, default=6)
+  p.add_argument("--epochs", type=int, default=8)
   p.add_argument("--rounds", type=int, default=2)
-  p.add_argument("--variants", default="upstream,none,off,live,sync")
+  p.add_argument("--modes", default="off,live,sync",
+                 help="viewer modes cycled epoch by epoch in one run")
   p.add_argument("--json", help="also write the results here")
   args = p.parse_args()
 
@@ -110,36 +113,57 @@ def main() -> None:
       ),
   )
   clock = _CompileClock()
-  variants = {k: v for k, v in _variants(args.view_envs).items()
-              if k in args.variants.split(",")}
-  results = {k: {"sps": [], "compile_s": [], "compiles": [], "wall_s": []}
-             for k in variants}
-  for r in range(args.rounds):
-    for name, (train_fn, make_viewer) in variants.items():
-      sps = []
-      viewer = make_viewer()
-      kw = {} if viewer is None else {"viewer": viewer}
-      clock.reset()
-      t0 = time.time()
-      train_fn(environment=env, seed=r,
-               progress_fn=lambda s, m: sps.append(m.get("training/sps")),
-               **cfg, **kw)
-      wall = time.time() - t0
-      steady = [x for x in sps[3:] if x]  # eval 0, epochs 1-2 skipped
-      res = results[name]
-      res["sps"].append(statistics.median(steady))
+  modes = args.modes.split(",")
+  names = ["upstream", "none", *modes]
+  results = {k: {"sps": [], "compile_s": [], "compiles": []} for k in names}
+
+  def run(name, train_fn, seed, viewer=None):
+    sps = []  # (epoch index, steps/s)
+
+    def progress(step, metrics):
+      if "eval/episode_reward" not in metrics:
+        return  # the viewer's per-call heartbeat
+      if "training/sps" in metrics:
+        sps.append(metrics["training/sps"])
+      if viewer is not None and len(sps) >= 2:
+        viewer.next_epoch(len(sps) - 2)
+
+    clock.reset()
+    kw = {} if viewer is None else {"viewer": viewer}
+    train_fn(environment=env, seed=seed, progress_fn=progress, **cfg, **kw)
+    steady = sps[2:]  # epochs 1-2 hold the compiles (upstream: two)
+    if viewer is None:
+      per_mode = {name: steady}
+    else:
+      per_mode = {m: [x for x, e in zip(steady, viewer.epoch_modes) if e == m]
+                  for m in modes}
+    for mode, values in per_mode.items():
+      res = results[mode]
+      res["sps"].append(statistics.median(values))
       res["compile_s"].append(clock.seconds)
       res["compiles"].append(clock.backend_compiles)
-      res["wall_s"].append(wall)
-      print(f"round {r} {name:9s} steady {res['sps'][-1]:9.0f} steps/s"
-            f"  compile {clock.seconds:6.1f} s ({clock.backend_compiles}"
-            f" XLA compiles)  wall {wall:6.1f} s", flush=True)
+      print(f"round {seed} {mode:9s} steady {res['sps'][-1]:9.0f} steps/s"
+            f" over {len(values)} epochs  compile {clock.seconds:6.1f} s"
+            f" ({clock.backend_compiles} XLA compiles)", flush=True)
+
+  runs = [
+      lambda r: run("upstream", upstream.train, r),
+      lambda r: run("none", ours.train, r),
+      lambda r: run("viewer", ours.train, r,
+                    _CyclingViewer(args.view_envs, modes)),
+  ]
+  for r in range(args.rounds):
+    # Rotate the order: the first run of a process also compiles JAX's small
+    # helper programs, which should not count against one variant only.
+    for i in range(len(runs)):
+      runs[(i + r) % len(runs)](r)
 
   print()
   print(f"machine: {platform.machine()}, {jax.devices()[0].device_kind},"
         f" {jax.local_device_count()} device(s), jax {jax.__version__}")
   print(f"env {args.env}/{args.backend}, {args.num_envs} envs, view"
-        f" {args.view_envs}, {args.rounds} round(s) x {args.epochs} epochs")
+        f" {args.view_envs}, {args.rounds} round(s) x {args.epochs} epochs of"
+        f" {args.steps_per_epoch} training steps ({per_step} env steps each)")
   ref = results.get("upstream")
   print(f"{'variant':9s} {'steps/s':>9s} {'x upstream':>10s}"
         f" {'compile s':>9s} {'x upstream':>10s} {'compiles':>8s}")

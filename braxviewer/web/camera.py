@@ -7,6 +7,7 @@ from typing import Tuple
 import numpy as np
 
 PRESETS = ("top", "side", "front", "follow")
+_PANEL_SHIFT = 0.18
 Vec = Tuple[float, float, float]
 
 
@@ -33,14 +34,20 @@ def preset(name: str, roots: np.ndarray, selected: int,
   if name == "follow":
     target = np.asarray(roots[selected], dtype=np.float64)
     dist = 3.0 * extent
-    return target + dist * np.array([-0.7, -0.7, 0.5]), target, up
+    back = np.array([-0.7, -0.7, 0.5])
+    return target + dist * back / np.linalg.norm(back), target, up
   center, dist = framing(roots, extent)
-  if name == "top":
-    return center + [0.0, -1e-3 * dist, dist], center, np.array([0.0, 1.0, 0.0])
-  if name == "side":
-    return center + dist * np.array([0.0, -1.0, 0.35]), center, up
-  if name == "front":
-    return center + dist * np.array([1.0, 0.0, 0.35]), center, up
-  if name == "overview":
-    return center + dist * np.array([0.6, -0.75, 0.55]), center, up
-  raise ValueError(f"Unknown camera preset {name!r}; use one of {PRESETS}.")
+  directions = {
+      "top": [0.0, -0.02, 1.0],  # a hair off vertical: straight down has no up
+      "side": [0.0, -1.0, 0.35],
+      "front": [1.0, 0.0, 0.35],
+      "overview": [0.6, -0.75, 0.55],
+  }
+  if name not in directions:
+    raise ValueError(f"Unknown camera preset {name!r}; use one of {PRESETS}.")
+  back = np.asarray(directions[name]) / np.linalg.norm(directions[name])
+  right = np.cross(-back, up)
+  right /= max(np.linalg.norm(right), 1e-9)
+  # Aim a little right of the envs: the control panel covers the right side.
+  target = center + _PANEL_SHIFT * dist * right
+  return target + dist * back, target, up

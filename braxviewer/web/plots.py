@@ -88,6 +88,7 @@ class ProgressCurves:
     self._curves: Dict[str, _Curve] = {}
     self._latest: Dict[str, float] = {}
     self._dirty: set = set()
+    self._stale = False
     self._charts: Dict[str, Tuple[Tuple[str, ...], object]] = {}
     with container:
       self._hint = gui.add_markdown("_No training progress yet._")
@@ -117,6 +118,17 @@ class ProgressCurves:
     with self._lock:
       return self._latest.get(key)
 
+  def rebuild(self) -> None:
+    """Re-create every chart at the next refresh.
+
+    A page that connects late gets a chart's creation message replayed but
+    not its later data updates (seen with viser 1.1.1), so charts are made
+    anew, with their current data, whenever a page connects.
+    """
+    with self._lock:
+      self._dirty |= set(self._curves)
+      self._stale = True
+
   def num_points(self, title: str) -> int:
     with self._lock:
       curve = self._curves.get(title)
@@ -126,6 +138,7 @@ class ProgressCurves:
     """Push changed curves to the page (viewer thread)."""
     with self._lock:
       dirty, self._dirty = self._dirty, set()
+      stale, self._stale = self._stale, False
       snap = {t: (np.asarray(self._curves[t].steps),
                   {k: np.asarray(v) for k, v in self._curves[t].values.items()})
               for t in dirty}
@@ -138,7 +151,7 @@ class ProgressCurves:
       labels = tuple(values)
       data = (steps,) + tuple(values[k] for k in labels)
       chart = self._charts.get(title)
-      if chart is not None and chart[0] != labels:
+      if chart is not None and (chart[0] != labels or stale):
         chart[1].remove()
         chart = None
       if chart is None:
@@ -166,6 +179,10 @@ class TraceChart:
     self._container = container
     self._labels: Tuple[str, ...] = ()
     self._handle = None
+
+  def rebuild(self) -> None:
+    """Re-create the chart at the next :meth:`show` (see ProgressCurves)."""
+    self._labels = ()
 
   def show(self, labels: Tuple[str, ...], data: Tuple[np.ndarray, ...]) -> None:
     if len(data[0]) < 2:

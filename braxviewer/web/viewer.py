@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # viser is imported only once a viewer runs
 
 _PANEL_PERIOD = 0.25  # seconds between status/plot refreshes
 _MAX_CONSECUTIVE_ERRORS = 20
+_CHART_REBUILD_DELAY = 1.5  # seconds after a page connects
 
 
 class _StepRate:
@@ -136,6 +137,7 @@ class WebViewerBase:
     self._last_pose: Optional[Tuple[np.ndarray, np.ndarray]] = None
     self._sim_t = 0.0
     self._ended = False
+    self._rebuild_charts_at = 0.0
     self._received = RateMeter()
     self._shown = RateMeter()
     self._latency = Average()
@@ -469,13 +471,22 @@ class WebViewerBase:
     self._set_cameras(position, look_at, up)
 
   def _on_client(self, client) -> None:
-    """A page opened (or reloaded): give it the current view."""
-    with self._lock:
-      if self._view is None or self._follow:
-        return
-    # New pages get the initial camera; nothing else is per client.
+    """A page opened (or reloaded): charts are re-sent whole to it, once it
+    has taken in the replay of the scene (see ProgressCurves.rebuild)."""
+    del client
+    self._rebuild_charts_at = time.monotonic() + _CHART_REBUILD_DELAY
+
+  def _rebuild_charts(self) -> None:
+    panels = self._panels
+    if panels is not None:
+      panels.curves.rebuild()
+      with self._lock:
+        panels.trace_chart.rebuild()
+        if self._traces is not None:
+          self._traces.dirty = True
 
   def _set_cameras(self, position, look_at, up) -> None:
+    del up  # the scene's +z; presets keep it
     web = self._web
     if web is None:
       return
@@ -483,9 +494,8 @@ class WebViewerBase:
     cam.position, cam.look_at = position, look_at
     for client in list(web.server.get_clients().values()):
       try:
-        client.camera.up_direction = up
-        client.camera.look_at = look_at
-        client.camera.position = position
+        client.camera.position = position  # moves look_at along ...
+        client.camera.look_at = look_at  # ... so aim afterwards
       except Exception:  # pylint: disable=broad-except
         pass  # the page closed meanwhile
 
@@ -609,6 +619,9 @@ class WebViewerBase:
         if frame is not None:
           self._draw(*frame)
         now = time.monotonic()
+        if self._rebuild_charts_at and now >= self._rebuild_charts_at:
+          self._rebuild_charts_at = 0.0
+          self._rebuild_charts()
         if now - last_panels >= _PANEL_PERIOD:
           last_panels = now
           self._refresh_panels()

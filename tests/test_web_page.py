@@ -1,0 +1,207 @@
+"""The page in real headless Chromium, fed by a stand-in trainer.
+
+A :class:`SyntheticStream` steps 8 MuJoCo envs (a red puck with a motorised
+arm each) with mujoco itself and streams real FrameChunks through the
+TrainingViewer protocol, as the PPO trainer does. The page is loaded with the
+network cut off from everything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import time
+
+import mujoco
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from braxviewer import WebViewerBatched
+from braxviewer.protocol import Mode
+from braxviewer.web.synthetic import PUCK_XML, SyntheticStream
+
+N = 8
+
+
+def wait_until(predicate, timeout=20.0, step=0.1) -> bool:
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if predicate():
+      return True
+    time.sleep(step)
+  return predicate()
+
+
+def env_blobs(pixels: np.ndarray, min_area: int = 200):
+  """Envs seen in a screenshot: connected coloured regions (a red puck with
+  its blue arm; floor, grid and labels are grey). Returns (labels, areas)."""
+  rgb = pixels.astype(int)
+  colour = rgb.max(-1) - rgb.min(-1) > 90
+  colour = ndimage.binary_closing(colour, iterations=3)  # label text gaps
+  labels, count = ndimage.label(colour)
+  areas = ndimage.sum(colour, labels, range(1, count + 1))
+  keep = [i + 1 for i, a in enumerate(areas) if a >= min_area]
+  return labels, keep
+
+
+def count_envs(pixels: np.ndarray) -> int:
+  return len(env_blobs(pixels)[1])
+
+
+@pytest.fixture(scope="module")
+def live():
+  """A running viewer of 8 envs with a producer thread feeding it."""
+  viewer = WebViewerBatched(num_envs=N, grid_dims=(4, 2, 1),
+                            env_offset=(1.3, 1.3, 1.0), port=0)
+  viewer.run()
+  model = mujoco.MjModel.from_xml_string(PUCK_XML)
+  viewer.init(model)
+  stream = SyntheticStream(viewer, model, unroll_length=10, frame_skip=5,
+                           chunks_per_s=5.0, progress_every=2).start()
+  yield viewer, stream
+  stream.stop()
+  viewer.close()
+  assert stream.error is None
+
+
+@pytest.fixture
+def viewer(live):
+  viewer, _ = live
+  viewer.set_mode("live")
+  viewer.set_paused(False)
+  viewer.set_show_only(False)
+  viewer.select_env(0)
+  return viewer
+
+
+def click_tab(page, name: str) -> None:
+  page.get_by_role("tab", name=name).click()
+
+
+def choose_mode(page, mode: str) -> None:
+  click_tab(page, "Live")
+  page.get_by_role("combobox", name="Streaming").click()
+  page.get_by_role("option", name=mode, exact=True).click()
+
+
+def top_view(page) -> None:
+  click_tab(page, "Envs")
+  page.get_by_role("button", name="top", exact=True).click()
+  time.sleep(1.0)
+
+
+def test_loads_offline_renders_all_envs(viewer, page, open_page, scene_pixels):
+  open_page(page, viewer.url)
+  assert page.blocked == []  # nothing outside 127.0.0.1 was even asked for
+  top_view(page)
+  pixels = scene_pixels(page)
+  assert pixels.std() > 10  # not a blank (or black) canvas
+  assert pixels.mean() > 60
+  assert wait_until(lambda: count_envs(scene_pixels(page)) == N, timeout=10)
+  assert page.blocked == []
+
+
+def test_live_moves_off_freezes_mode_reaches_trainer(
+    live, viewer, page, open_page, scene_pixels):
+  _, stream = live
+  open_page(page, viewer.url)
+  before = scene_pixels(page)
+  time.sleep(1.0)
+  assert np.abs(scene_pixels(page).astype(int) - before).max() > 40
+
+  choose_mode(page, "off")
+  assert wait_until(lambda: viewer.mode == Mode.OFF, timeout=5)
+  sent = stream.chunks_sent
+  assert wait_until(lambda: page.get_by_text("off", exact=True).count() > 0)
+  time.sleep(1.5)  # the chunk on screen plays out
+  assert stream.chunks_sent <= sent + 1  # the trainer stopped streaming
+  first = scene_pixels(page)
+  time.sleep(1.0)
+  assert np.array_equal(first, scene_pixels(page))
+
+  choose_mode(page, "sync")
+  assert wait_until(lambda: viewer.mode == Mode.SYNC, timeout=5)
+  dropped = viewer.stats()["frames_dropped"]
+  shown = viewer.stats()["frames_shown"]
+  time.sleep(2.0)
+  stats = viewer.stats()
+  assert stats["frames_shown"] >= shown + 20  # ~20 frames/s, every one shown
+  assert stats["frames_dropped"] <= dropped + 2
+
+  choose_mode(page, "live")
+  assert wait_until(lambda: viewer.mode == Mode.LIVE, timeout=5)
+  before = scene_pixels(page)
+  time.sleep(1.0)
+  assert np.abs(scene_pixels(page).astype(int) - before).max() > 40
+
+
+def test_plots_receive_data(viewer, page, open_page):
+  open_page(page, viewer.url)
+  click_tab(page, "Training")
+  chart = page.locator(".uplot").filter(has_text="Eval reward")
+  chart.wait_for(timeout=20000)
+  assert page.get_by_text("episode_reward").count() > 0
+  click_tab(page, "Envs")
+  terms = page.locator(".uplot").filter(has_text="reward_forward")
+  terms.wait_for(timeout=20000)
+  # The series are drawn: the chart canvas holds coloured (non-grey) pixels.
+  from PIL import Image
+  import io
+
+  def coloured_pixels() -> int:
+    png = terms.locator("canvas").first.screenshot()
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    return int((rgb.max(-1) - rgb.min(-1) > 40).sum())
+
+  assert wait_until(lambda: coloured_pixels() > 300, timeout=15)
+
+
+def test_select_env_by_keys_slider_click_and_show_only(
+    viewer, page, open_page, scene_pixels):
+  open_page(page, viewer.url)
+  top_view(page)
+  page.mouse.click(5, 400)  # focus the page (hotkeys)
+  page.keyboard.press("ArrowRight")
+  assert wait_until(lambda: viewer.selected_env == 1, timeout=5)
+  page.keyboard.press("ArrowLeft")
+  assert wait_until(lambda: viewer.selected_env == 0, timeout=5)
+
+  slider = page.locator("label:text-is('Env')").get_attribute("for")
+  env_input = page.locator(f"[id='{slider}'] ~ div input")  # the slider's box
+  env_input.fill("5")
+  env_input.press("Enter")
+  assert wait_until(lambda: viewer.selected_env == 5, timeout=5)
+
+  viewer.set_paused(True)  # hold still while we aim
+  time.sleep(0.5)
+  labels, keep = env_blobs(scene_pixels(page))
+  y, x = ndimage.center_of_mass(labels > 0, labels, keep[0])  # top-left env
+  page.mouse.click(x, y + 170)
+  assert wait_until(lambda: viewer.selected_env != 5, timeout=5)
+  viewer.set_paused(False)
+
+  click_tab(page, "Envs")
+  page.get_by_text("Only selected").click()
+  assert wait_until(lambda: count_envs(scene_pixels(page)) == 1, timeout=10)
+  page.get_by_text("Only selected").click()
+  assert wait_until(lambda: count_envs(scene_pixels(page)) == N, timeout=10)
+
+
+def test_two_tabs_and_reload_reconnect(viewer, page, open_page, scene_pixels):
+  open_page(page, viewer.url)
+  second = page.context.new_page()
+  open_page(second, viewer.url)
+  assert wait_until(lambda: viewer.stats()["clients"] == 2, timeout=10)
+  for pg in (page, second):
+    before = scene_pixels(pg)
+    time.sleep(1.0)
+    assert np.abs(scene_pixels(pg).astype(int) - before).max() > 40
+  second.close()
+  page.reload()
+  open_page(page, viewer.url)
+  assert wait_until(lambda: viewer.stats()["clients"] == 1, timeout=10)
+  before = scene_pixels(page)
+  time.sleep(1.0)
+  assert np.abs(scene_pixels(page).astype(int) - before).max() > 40
+  choose_mode(page, "off")  # the reloaded page still drives the trainer
+  assert wait_until(lambda: viewer.mode == Mode.OFF, timeout=5)
+  assert page.blocked == []

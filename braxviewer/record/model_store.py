@@ -1,0 +1,229 @@
+"""Keep the model a recording needs: everything to draw it with no access to
+the original code or files.
+
+Two copies are kept, because each covers what the other cannot:
+
+* ``model.mjb``: MuJoCo's compiled binary, exact and self-contained (meshes,
+  textures, heightfields inside), but readable only by the MuJoCo version
+  that wrote it;
+* ``model.xml`` + ``assets/``: MJCF (MuJoCo's own serializer, includes
+  merged) with the files it refers to, flattened to plain names: portable
+  across MuJoCo versions. Kept when it can be recovered and reloads to the
+  same model (same counts of bodies, joints, geoms, meshes).
+
+No JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+import tempfile
+from typing import Any, Dict, Mapping, Optional
+
+import mujoco
+import numpy as np
+
+from braxviewer.record.format import RecordingError
+
+MJB_FILE = "model.mjb"
+XML_FILE = "model.xml"
+ASSET_DIR = "assets"
+
+
+@dataclasses.dataclass
+class ModelFiles:
+  """What is written under ``model/``."""
+
+  mjb: bytes
+  xml: Optional[str] = None
+  assets: Dict[str, bytes] = dataclasses.field(default_factory=dict)
+  note: str = ""
+
+
+def _same(a: mujoco.MjModel, b: mujoco.MjModel) -> bool:
+  return all(getattr(a, k) == getattr(b, k) for k in (
+      "nq", "nbody", "njnt", "ngeom", "nmesh", "ntex", "nhfield", "nsite"))
+
+
+def _mjb(model: mujoco.MjModel) -> bytes:
+  buf = np.zeros(mujoco.mj_sizeModel(model), np.uint8)
+  mujoco.mj_saveModel(model, None, buf)
+  return buf.tobytes()
+
+
+def _read(path: str) -> Optional[bytes]:
+  try:
+    with open(path, "rb") as f:
+      return f.read()
+  except OSError:
+    return None
+
+
+def _flatten(spec: mujoco.MjSpec, files: Mapping[str, bytes],
+             base_dir: Optional[str]) -> Dict[str, bytes]:
+  """Point every file reference of ``spec`` at a plain name and return the
+  files under those names. Raises KeyError for a file not found."""
+  out: Dict[str, bytes] = {}
+  dirs = {"mesh": spec.meshdir or spec.compiler.meshdir or "",
+          "tex": spec.texturedir or spec.compiler.texturedir or ""}
+
+  def fetch(name: str, kind: str) -> str:
+    candidates = [posixpath.join(dirs[kind], name), name,
+                  posixpath.basename(name)]
+    data = None
+    for c in candidates:
+      if c in files:
+        data = files[c]
+        break
+      if base_dir is not None:
+        data = _read(os.path.join(base_dir, c))
+        if data is not None:
+          break
+      if os.path.isabs(c):
+        data = _read(c)
+        if data is not None:
+          break
+    if data is None:
+      raise KeyError(name)
+    flat = posixpath.basename(name)
+    stem, ext = posixpath.splitext(flat)
+    k = 1
+    while flat in out and out[flat] != data:
+      flat = f"{stem}_{k}{ext}"
+      k += 1
+    out[flat] = bytes(data)
+    return flat
+
+  for mesh in spec.meshes:
+    if mesh.file:
+      mesh.file = fetch(mesh.file, "mesh")
+  for hfield in spec.hfields:
+    if hfield.file:
+      hfield.file = fetch(hfield.file, "mesh")
+  for skin in spec.skins:
+    if skin.file:
+      skin.file = fetch(skin.file, "mesh")
+  for tex in spec.textures:
+    if tex.file:
+      tex.file = fetch(tex.file, "tex")
+    cubefiles = list(getattr(tex, "cubefiles", []) or [])
+    if any(cubefiles):
+      tex.cubefiles = [fetch(c, "tex") if c else c for c in cubefiles]
+  spec.meshdir = ""
+  spec.texturedir = ""
+  spec.compiler.meshdir = ""
+  spec.compiler.texturedir = ""
+  return out
+
+
+def _xml_of(model: mujoco.MjModel, source: Any,
+            assets: Optional[Mapping[str, Any]]) -> ModelFiles:
+  files: Dict[str, bytes] = {}
+  for name, value in (assets or {}).items():
+    files[name] = value.encode() if isinstance(value, str) else bytes(value)
+  env_assets = getattr(source, "model_assets", None)  # MuJoCo Playground
+  if isinstance(env_assets, Mapping):
+    for name, value in env_assets.items():
+      files.setdefault(str(name), bytes(value))
+  base_dir = None
+  spec = None
+  with tempfile.TemporaryDirectory() as tmp:
+    xml_path = getattr(source, "xml_path", None)
+    if isinstance(source, (str, os.PathLike)):
+      text = os.fspath(source)
+      if text.lstrip().startswith("<"):
+        spec = mujoco.MjSpec.from_string(text, include=files or None,
+                                         assets=files or None)
+      else:
+        xml_path = text
+    if spec is None and xml_path is not None and os.path.isfile(
+        os.fspath(xml_path)):
+      base_dir = os.path.dirname(os.path.abspath(os.fspath(xml_path)))
+      spec = mujoco.MjSpec.from_file(os.fspath(xml_path),
+                                     include=files or None,
+                                     assets=files or None)
+    if spec is None:  # MuJoCo keeps the XML it loaded last: is it this one?
+      path = os.path.join(tmp, "last.xml")
+      mujoco.mj_saveLastXML(path, model)
+      spec = mujoco.MjSpec.from_file(path, include=files or None,
+                                     assets=files or None)
+    flat = _flatten(spec, files, base_dir)
+    xml = spec.to_xml()
+  check = mujoco.MjModel.from_xml_string(xml, assets=flat or None)
+  if not _same(check, model):
+    raise ValueError("the recovered XML compiles to a different model")
+  return ModelFiles(mjb=_mjb(model), xml=xml, assets=flat)
+
+
+def capture(source: Any,
+            assets: Optional[Mapping[str, Any]] = None) -> ModelFiles:
+  """The files to keep for ``source``: a brax env, a MuJoCo Playground env,
+  an ``MjModel``, MJCF text or an MJCF file path.
+
+  Raises:
+    TypeError: when ``source`` holds no MuJoCo model.
+  """
+  from braxviewer.web.model_source import resolve_model  # pylint: disable=import-outside-toplevel
+  model = resolve_model(source)
+  try:
+    return _xml_of(model, source, assets)
+  except Exception as err:  # pylint: disable=broad-except
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return ModelFiles(
+        mjb=_mjb(model),
+        note=("no portable XML (" + reason[:200] + "); model.mjb needs"
+              f" MuJoCo {mujoco.__version__}"))
+
+
+def write(directory: str, files: ModelFiles) -> Dict[str, Any]:
+  """Write ``files`` under ``directory``; returns the header's model entry."""
+  os.makedirs(os.path.join(directory, ASSET_DIR), exist_ok=True)
+  with open(os.path.join(directory, MJB_FILE), "wb") as f:
+    f.write(files.mjb)
+  entry: Dict[str, Any] = {"mjb": MJB_FILE, "mujoco": mujoco.__version__,
+                           "xml": None, "assets": []}
+  if files.xml is not None:
+    with open(os.path.join(directory, XML_FILE), "w", encoding="utf-8") as f:
+      f.write(files.xml)
+    entry["xml"] = XML_FILE
+    for name, data in files.assets.items():
+      with open(os.path.join(directory, ASSET_DIR, name), "wb") as f:
+        f.write(data)
+      entry["assets"].append(name)
+  if files.note:
+    entry["note"] = files.note
+  return entry
+
+
+def load(directory: str, entry: Mapping[str, Any]) -> mujoco.MjModel:
+  """The recorded model: the MJB when this MuJoCo reads it, else the XML.
+
+  Raises:
+    RecordingError: when neither copy loads.
+  """
+  errors = []
+  mjb = entry.get("mjb")
+  if mjb:
+    try:
+      return mujoco.MjModel.from_binary_path(os.path.join(directory, mjb))
+    except Exception as err:  # pylint: disable=broad-except
+      errors.append(f"{mjb}: {' '.join(str(err).split())}")
+  xml = entry.get("xml")
+  if xml:
+    try:
+      assets = {}
+      for name in entry.get("assets", ()):
+        with open(os.path.join(directory, ASSET_DIR, name), "rb") as f:
+          assets[name] = f.read()
+      with open(os.path.join(directory, xml), encoding="utf-8") as f:
+        text = f.read()
+      return mujoco.MjModel.from_xml_string(text, assets=assets or None)
+    except Exception as err:  # pylint: disable=broad-except
+      errors.append(f"{xml}: {' '.join(str(err).split())}")
+  raise RecordingError(
+      "the recording's model could not be loaded ("
+      + ("; ".join(errors) or "no model was recorded: call recorder.init(env)"
+         " before training, or pass --model")
+      + ").")

@@ -1,0 +1,341 @@
+"""Reading a recording lazily: an index of record offsets, arrays read from
+memory maps on demand.
+
+Opening reads the header and each segment's fixed-size index (one
+``np.fromfile`` per segment), checks the index against its segment, verifies
+the last record of each segment and scans any tail the index missed (a run
+killed between writing a record and its index entry). Payload bytes are only
+read, and their CRC checked, when a chunk is asked for. No JAX.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import mmap
+import os
+import re
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from braxviewer.frames import FrameChunk
+from braxviewer.protocol import StreamInfo
+from braxviewer.record import format as fmt
+from braxviewer.record import model_store
+
+_SEGMENT_RE = re.compile(
+    re.escape(fmt.SEGMENT_PREFIX) + r"(\d{6})" + re.escape(fmt.SEGMENT_SUFFIX)
+    + "$")
+
+ROW_DTYPE = np.dtype(fmt.INDEX_DTYPE.descr + [("segment", "<u4")])
+
+
+def _read_header(path: str) -> Dict[str, Any]:
+  header_path = os.path.join(path, fmt.HEADER_FILE)
+  if not os.path.isdir(path):
+    raise fmt.RecordingNotFound(f"no recording at {path}: no such directory.")
+  if not os.path.isfile(header_path):
+    raise fmt.RecordingNotFound(
+        f"{path} is not a braxviewer recording (it has no {fmt.HEADER_FILE}).")
+  try:
+    with open(header_path, encoding="utf-8") as f:
+      header = json.load(f)
+  except (OSError, ValueError) as err:
+    raise fmt.RecordingError(
+        f"the recording at {path} is corrupt: its {fmt.HEADER_FILE} cannot be"
+        f" read ({type(err).__name__}: {err}).") from None
+  if not isinstance(header, dict) or header.get("format") != fmt.FORMAT_NAME:
+    raise fmt.RecordingError(
+        f"{path} is not a braxviewer recording ({fmt.HEADER_FILE} does not"
+        f" say format {fmt.FORMAT_NAME!r}).")
+  version = header.get("version")
+  if not isinstance(version, int) or version < 1:
+    raise fmt.RecordingError(
+        f"the recording at {path} is corrupt: bad format version {version!r}.")
+  if version > fmt.FORMAT_VERSION:
+    raise fmt.UnsupportedVersion(
+        f"the recording at {path} has format version {version}, newer than"
+        f" this braxviewer reads ({fmt.FORMAT_VERSION}); upgrade braxviewer.")
+  return header
+
+
+def _meta_of(buf, offset: int) -> Dict[str, Any]:
+  start = offset + fmt.FRAME.size
+  n = int.from_bytes(buf[start:start + 4], "little")
+  return json.loads(bytes(buf[start + 4:start + 4 + n]))
+
+
+class _Segment:
+  """One memory-mapped segment and its checked index rows."""
+
+  def __init__(self, path: str, number: int):
+    self.number = number
+    self.path = path
+    self._file = open(path, "rb")  # pylint: disable=consider-using-with
+    size = os.fstat(self._file.fileno()).st_size
+    self.size = size
+    self.buf = (mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+                if size else b"")
+    self.rows = self._rows(path[:-len(fmt.SEGMENT_SUFFIX)] + fmt.INDEX_SUFFIX)
+
+  def close(self) -> None:
+    if isinstance(self.buf, mmap.mmap):
+      self.buf.close()
+    self._file.close()
+
+  def _rows(self, index_path: str) -> np.ndarray:
+    try:
+      raw = np.fromfile(index_path, dtype=np.uint8)
+    except OSError:
+      raw = np.zeros(0, np.uint8)
+    whole = len(raw) // fmt.INDEX_DTYPE.itemsize * fmt.INDEX_DTYPE.itemsize
+    rows = raw[:whole].view(fmt.INDEX_DTYPE)
+    if not self._index_matches(rows):
+      rows = rows[:0]
+    # keep the prefix of rows that lie inside the segment, in order
+    ends = rows["offset"] + rows["size"]
+    ok = (ends <= self.size)
+    if len(rows) > 1:
+      ok[1:] &= rows["offset"][1:] == ends[:-1]
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+      rows = rows[:bad[0]]
+    # the last indexed record may be torn (written, then the machine died)
+    while len(rows) and not fmt.check_crc(self.buf, int(rows[-1]["offset"])):
+      rows = rows[:-1]
+    end = int(rows[-1]["offset"] + rows[-1]["size"]) if len(rows) else 0
+    tail = self._scan(end)
+    if tail:
+      rows = np.concatenate([rows, np.array(tail, dtype=fmt.INDEX_DTYPE)])
+    return np.array(rows, dtype=fmt.INDEX_DTYPE)
+
+  def _index_matches(self, rows: np.ndarray) -> bool:
+    if not len(rows) or rows[0]["kind"] != fmt.KIND_SEGMENT:
+      return False
+    if fmt.parse_frame(self.buf, 0, self.size) is None:
+      return False
+    try:
+      meta = _meta_of(self.buf, 0)
+    except ValueError:
+      return False
+    return int(meta.get("generation", -1)) == int(rows[0]["seq"])
+
+  def _scan(self, offset: int) -> List[tuple]:
+    """Index rows of the intact records from ``offset`` on."""
+    out = []
+    while True:
+      frame = fmt.parse_frame(self.buf, offset, self.size)
+      if frame is None or not fmt.check_crc(self.buf, offset):
+        return out
+      kind, length, crc, rid = frame
+      size = fmt.record_size(length)
+      row = [rid, offset, size, kind, fmt.NO_SOURCE, 0, crc, -1, -1, 0, 0, 0.0]
+      try:
+        meta = _meta_of(self.buf, offset)
+      except ValueError:
+        return out
+      if kind == fmt.KIND_SEGMENT:
+        row[7] = int(meta.get("generation", -1))
+      elif kind == fmt.KIND_CHUNK:
+        shapes = {a[0]: a[2] for a in meta.get("arrays", ())}
+        t, n = shapes.get("reward", (0, 0))
+        row[4] = fmt.SOURCE_CODES.get(meta.get("source"), fmt.NO_SOURCE)
+        row[7:12] = [meta["seq"], meta["env_steps"], t, n, meta["wall_time"]]
+      elif kind == fmt.KIND_PROGRESS:
+        row[8] = int(meta.get("env_steps", -1))
+        row[11] = float(meta.get("wall_time", 0.0))
+      out.append(tuple(row))
+      offset += size
+
+  def payload(self, row) -> memoryview:
+    start = int(row["offset"]) + fmt.FRAME.size
+    length = int(row["size"]) - fmt.FRAME.size
+    return memoryview(self.buf)[start:start + length]
+
+
+class ChunkList(Sequence[FrameChunk]):
+  """The chunks of one source, in recorded order, read on demand.
+
+  Attributes:
+    env_steps: ``(K,)`` training env steps of each chunk.
+    seq: ``(K,)`` their sequence numbers (gaps: dropped or thinned chunks).
+    num_steps: ``(K,)`` frames per chunk.
+    wall_time: ``(K,)`` when each chunk left the device.
+  """
+
+  def __init__(self, recording: "Recording", rows: np.ndarray, source: str):
+    self._recording = recording
+    self._rows = rows
+    self.source = source
+    self.env_steps = rows["env_steps"].astype(np.int64)
+    self.seq = rows["seq"].astype(np.int64)
+    self.num_steps = rows["num_steps"].astype(np.int64)
+    self.num_envs = rows["num_envs"].astype(np.int64)
+    self.wall_time = rows["wall_time"].astype(np.float64)
+
+  def __len__(self) -> int:
+    return len(self._rows)
+
+  def __getitem__(self, i):  # type: ignore[override]
+    if isinstance(i, slice):
+      return [self[j] for j in range(*i.indices(len(self)))]
+    return self._recording.read_chunk(self._rows[i])
+
+  def __iter__(self) -> Iterator[FrameChunk]:
+    for i in range(len(self)):
+      yield self[i]
+
+  @property
+  def total_frames(self) -> int:
+    return int(self.num_steps.sum())
+
+  def nearest(self, env_steps: int) -> int:
+    """Index of the chunk recorded nearest to ``env_steps`` (-1: empty)."""
+    if not len(self):
+      return -1
+    order = np.argsort(self.env_steps, kind="stable")
+    steps = self.env_steps[order]
+    k = bisect.bisect_left(steps.tolist(), int(env_steps))
+    cands = [c for c in (k - 1, k) if 0 <= c < len(steps)]
+    best = min(cands, key=lambda c: abs(int(steps[c]) - int(env_steps)))
+    return int(order[best])
+
+  def in_range(self, lo: Optional[int], hi: Optional[int]) -> np.ndarray:
+    """Indices of the chunks with ``lo <= env_steps <= hi``."""
+    ok = np.ones(len(self), bool)
+    if lo is not None:
+      ok &= self.env_steps >= lo
+    if hi is not None:
+      ok &= self.env_steps <= hi
+    return np.flatnonzero(ok)
+
+
+class Recording:
+  """A recording opened for reading.
+
+  Args:
+    path: the recording's directory.
+
+  Raises:
+    RecordingNotFound: no recording there.
+    UnsupportedVersion: written by a newer braxviewer.
+    RecordingError: header unreadable or not a recording.
+  """
+
+  def __init__(self, path: "str | os.PathLike"):
+    self.path = os.fspath(path)
+    self.header = _read_header(self.path)
+    self.version: int = self.header["version"]
+    numbers = sorted(int(m.group(1)) for m in map(
+        _SEGMENT_RE.match, os.listdir(self.path)) if m)
+    self._segments: Dict[int, _Segment] = {}
+    parts = []
+    for number in numbers:
+      seg = _Segment(os.path.join(self.path, fmt.segment_name(number)), number)
+      self._segments[number] = seg
+      rows = np.zeros(len(seg.rows), ROW_DTYPE)
+      for name in fmt.INDEX_DTYPE.names:
+        rows[name] = seg.rows[name]
+      rows["segment"] = number
+      parts.append(rows)
+    rows = np.concatenate(parts) if parts else np.zeros(0, ROW_DTYPE)
+    rows = rows[rows["kind"] != fmt.KIND_SEGMENT]
+    if len(rows) > 1 and not (np.diff(rows["rid"].astype(np.int64)) > 0).all():
+      _, first = np.unique(rows["rid"], return_index=True)
+      rows = rows[np.sort(first)]
+      rows = rows[np.argsort(rows["rid"], kind="stable")]
+    self.rows = rows
+    kind = rows["kind"]
+    self._chunks = {
+        name: ChunkList(self, rows[(kind == fmt.KIND_CHUNK)
+                                   & (rows["source"] == code)], name)
+        for name, code in fmt.SOURCE_CODES.items()}
+    self._progress: Optional[List[Tuple[int, Dict[str, float]]]] = None
+    self._model = None
+
+  # -- contents ------------------------------------------------------------
+
+  def chunks(self, source: str = "train") -> ChunkList:
+    """The recorded chunks of ``source`` (``"train"`` or ``"eval"``)."""
+    if source not in self._chunks:
+      raise ValueError(f"source must be 'train' or 'eval', got {source!r}.")
+    return self._chunks[source]
+
+  @property
+  def stream_info(self) -> Optional[StreamInfo]:
+    """What the (last) training run streamed, or None."""
+    info = self.header.get("stream_info")
+    if not info:
+      return None
+    fields = dict(info)
+    fields["reward_terms"] = tuple(fields.get("reward_terms", ()))
+    known = StreamInfo.__dataclass_fields__  # pylint: disable=no-member
+    return StreamInfo(**{k: v for k, v in fields.items() if k in known})
+
+  def progress(self) -> List[Tuple[int, Dict[str, float]]]:
+    """Every recorded ``(env_steps, metrics)`` progress report, in order."""
+    if self._progress is None:
+      out = []
+      for row in self.rows[self.rows["kind"] == fmt.KIND_PROGRESS]:
+        try:
+          meta, _ = self._decode(row)
+        except fmt.RecordingError:
+          continue
+        out.append((int(meta["env_steps"]), dict(meta.get("metrics", {}))))
+      self._progress = out
+    return self._progress
+
+  def model(self):
+    """The recorded ``mujoco.MjModel`` (cached)."""
+    if self._model is None:
+      entry = self.header.get("model") or {}
+      self._model = model_store.load(
+          os.path.join(self.path, fmt.MODEL_DIR), entry)
+    return self._model
+
+  @property
+  def has_model(self) -> bool:
+    return bool(self.header.get("model"))
+
+  # -- reading ---------------------------------------------------------------
+
+  def _decode(self, row) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+    seg = self._segments[int(row["segment"])]
+    offset = int(row["offset"])
+    if not fmt.check_crc(seg.buf, offset):
+      raise fmt.RecordingError(
+          f"record {int(row['rid'])} of {seg.path} is corrupt (checksum"
+          " mismatch).")
+    return fmt.decode_payload(seg.payload(row))
+
+  def read_chunk(self, row) -> FrameChunk:
+    """The chunk of an index row (arrays are bit-exact copies)."""
+    meta, arrays = self._decode(row)
+    return fmt.chunk_from_record(meta, arrays)
+
+  def close(self) -> None:
+    for seg in self._segments.values():
+      seg.close()
+    self._segments.clear()
+
+  def __enter__(self) -> "Recording":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def summary(self) -> Mapping[str, Any]:
+    """Counts for messages: chunks per source, env-step range, frames."""
+    train = self.chunks("train")
+    return dict(
+        train_chunks=len(train), eval_chunks=len(self.chunks("eval")),
+        frames=train.total_frames,
+        env_steps=((int(train.env_steps.min()), int(train.env_steps.max()))
+                   if len(train) else None),
+        num_envs=(int(train.num_envs.max()) if len(train) else None))
+
+
+def open_recording(path: "str | os.PathLike") -> Recording:
+  """Open the recording at ``path`` (see :class:`Recording`)."""
+  return Recording(path)

@@ -190,7 +190,12 @@ class Player:
       nxt = self._take_next()
       if nxt is None:
         return None
-    prepare(nxt)
+    try:
+      prepare(nxt)
+    except BaseException:
+      if nxt.ticket is not None:  # never leave a sync producer waiting
+        nxt.ticket.release()
+      raise
     with self._lock:
       self._current = nxt
       self._history.append(nxt)

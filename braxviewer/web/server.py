@@ -8,6 +8,7 @@ output, turning socket faults from clients into one warning, and a full stop
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -132,8 +133,13 @@ class WebServer:
       raise PortInUseError(
           f"braxviewer: port {chosen} on {host} was taken while starting."
       )
-    self._thread = self.server._websock_server._server_thread  # pylint: disable=protected-access
+    ws = self.server._websock_server  # pylint: disable=protected-access
+    self._thread = ws._server_thread  # pylint: disable=protected-access
+    self._loop = ws._background_event_loop  # pylint: disable=protected-access
     self._stopped = False
+    self.death: Optional[str] = None  # why the server thread died, if it did
+    self._previous_hook = threading.excepthook
+    threading.excepthook = self._excepthook
     if port and self.port != port:
       print(
           f"braxviewer: port {port} is in use; using {self.port} instead.",
@@ -146,6 +152,40 @@ class WebServer:
     if ":" in shown:
       shown = f"[{shown}]"
     return f"http://{shown}:{self.port}"
+
+  def _excepthook(self, args) -> None:
+    """The server thread's own death is reported by the viewer, once;
+    every other thread goes to the previous hook."""
+    if args.thread is not None and args.thread is self._thread:
+      self.death = f"{args.exc_type.__name__}: {args.exc_value}"
+      return
+    self._previous_hook(args)
+
+  def _reap_dead_loop(self) -> None:
+    """Close what a dead server thread left open (its listening socket).
+
+    Runs the dead loop to the end of its tasks in a helper thread: the caller
+    may have an event loop of its own running (Jupyter, Playwright).
+    """
+    loop = self._loop
+    if loop is None or loop.is_closed() or loop.is_running():
+      return
+
+    def reap() -> None:
+      try:
+        stop_event = self.server._websock_server._stop_event  # pylint: disable=protected-access
+        if stop_event is not None:
+          stop_event.set()
+        pending = asyncio.all_tasks(loop)
+        if pending:
+          loop.run_until_complete(asyncio.wait(pending, timeout=2.0))
+        loop.close()
+      except Exception:  # pylint: disable=broad-except
+        pass  # best effort: the process keeps going either way
+
+    helper = threading.Thread(target=reap, name="braxviewer-reap", daemon=True)
+    helper.start()
+    helper.join(5.0)
 
   def alive(self) -> bool:
     """Whether the server thread still serves."""
@@ -173,4 +213,8 @@ class WebServer:
     thread = getattr(self, "_thread", None)
     for worker in workers + ([thread] if thread is not None else []):
       worker.join(max(0.0, deadline - time.monotonic()))
+    if thread is not None and not thread.is_alive():
+      self._reap_dead_loop()
     self._ws_logger.removeFilter(self._fault_filter)
+    if threading.excepthook == self._excepthook:
+      threading.excepthook = self._previous_hook

@@ -421,13 +421,14 @@ class WebViewerBase:
   def _fault(self, message: str) -> None:
     self._warn_once("socket", f"braxviewer: {message}")
 
-  def _fail(self, reason: str) -> None:
+  def _fail(self, reason: str, warn: bool = True) -> None:
     if self._failed:
       return
     self._failed = reason
     self._player.release_all()
-    self._warn_once("fail", f"braxviewer: {reason} The viewer is off for the"
-                    " rest of this run; training goes on.")
+    if warn:
+      self._warn_once("fail", f"braxviewer: {reason} The viewer is off for"
+                      " the rest of this run; training goes on.")
 
   def _build_scene(self, num_envs: int) -> None:
     """(Re)build the drawn envs; caller holds ``self._lock``."""
@@ -608,7 +609,9 @@ class WebViewerBase:
     while not self._stop.is_set():
       try:
         if self._web is not None and not self._web.alive():
-          self._fail("the web server stopped unexpectedly.")
+          why = f" ({self._web.death})" if self._web.death else ""
+          self._fail(f"the web server stopped unexpectedly{why}; the page is"
+                     " gone.")
           return
         want = self._want_envs
         if want and (self._view is None or self._view.num_envs != want
@@ -618,6 +621,7 @@ class WebViewerBase:
         frame = self._player.tick(self._prepare)
         if frame is not None:
           self._draw(*frame)
+          errors = 0
         now = time.monotonic()
         if self._rebuild_charts_at and now >= self._rebuild_charts_at:
           self._rebuild_charts_at = 0.0
@@ -625,14 +629,14 @@ class WebViewerBase:
         if now - last_panels >= _PANEL_PERIOD:
           last_panels = now
           self._refresh_panels()
-        errors = 0
       except Exception as err:  # pylint: disable=broad-except
         errors += 1
         self._warn_once(
             "loop", f"braxviewer: the viewer could not draw a frame"
-            f" ({type(err).__name__}: {err}); it skips it and goes on.")
+            f" ({type(err).__name__}: {err}). It skips such frames, and turns"
+            " itself off if it keeps failing; training goes on.")
         if errors >= _MAX_CONSECUTIVE_ERRORS:
           self._fail(f"the viewer failed {errors} times in a row"
-                     f" ({type(err).__name__}: {err}).")
+                     f" ({type(err).__name__}: {err}).", warn=False)
           return
       self._stop.wait(min(max(self._player.next_due(), 0.001), 0.02))

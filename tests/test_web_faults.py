@@ -57,7 +57,7 @@ def run():
   def start(mode="live"):
     viewer = WebViewerBatched(num_envs=4, port=0, mode=mode).run()
     viewer.init(MODEL)
-    stream = SyntheticStream(viewer, MODEL, unroll_length=10, frame_skip=5,
+    stream = SyntheticStream(viewer, MODEL, chunk_length=10, frame_skip=5,
                              chunks_per_s=10.0).start()
     started.append((viewer, stream))
     assert wait_until(lambda: viewer.stats()["frames_shown"] > 3)

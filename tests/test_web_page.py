@@ -55,7 +55,7 @@ def live():
   viewer.run()
   model = mujoco.MjModel.from_xml_string(PUCK_XML)
   viewer.init(model)
-  stream = SyntheticStream(viewer, model, unroll_length=10, frame_skip=5,
+  stream = SyntheticStream(viewer, model, chunk_length=10, frame_skip=5,
                            chunks_per_s=5.0, progress_every=2).start()
   yield viewer, stream
   stream.stop()

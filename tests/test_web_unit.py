@@ -214,7 +214,7 @@ def running_viewer():
   viewer.init(PUCK_XML)
   info = StreamInfo(num_envs=2, num_train_envs=2, envs_per_device=2,
                     kind="qpos", nq=8, num_links=None, dt=0.01,
-                    unroll_length=10, reward_terms=("r",))
+                    chunk_length=10, reward_terms=("r",))
   viewer.on_stream_start(info)
   yield viewer
   viewer.close()
@@ -263,7 +263,7 @@ def test_wrong_model_turns_streaming_off_with_one_warning():
     v.init(PUCK_XML)
     info = StreamInfo(num_envs=2, num_train_envs=2, envs_per_device=2,
                       kind="qpos", nq=5, num_links=None, dt=0.01,
-                      unroll_length=10, reward_terms=())
+                      chunk_length=10, reward_terms=())
     with pytest.warns(ViewerWarning, match="nq=8"):
       v.on_stream_start(info)
     assert v.mode == Mode.OFF
@@ -278,3 +278,17 @@ def test_tiled_env_from_original_usage_is_detected(recwarn):
     assert v._model.nq == 8  # pylint: disable=protected-access
   messages = [str(w.message) for w in recwarn if w.category is ViewerWarning]
   assert len(messages) == 1 and "concatenate_envs_xml" in messages[0]
+
+
+def test_live_cuts_a_long_chunk_when_a_newer_one_waits():
+  clock = Clock()
+  p = Player(clock=clock, max_hold=1.0)
+  p.offer(chunk(t=1000, dt=0.01, seq=0), sync=False)
+  assert p.tick()[0].chunk.seq == 0
+  clock.t += 0.5
+  assert p.tick()[0].chunk.seq == 0  # nothing newer: keeps playing
+  p.offer(chunk(t=1000, dt=0.01, seq=1), sync=False)
+  clock.t += 0.6  # held 1.1 s with a newer chunk waiting: switch
+  entry, index = p.tick()
+  assert entry.chunk.seq == 1 and index == 0
+  assert p.counters.frames_dropped == 998  # 1000 - the 2 frames shown

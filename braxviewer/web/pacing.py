@@ -70,13 +70,17 @@ class Player:
 
   Args:
     history: chunks kept for scrubbing once they were played.
+    max_hold: in live mode, seconds a chunk plays at most while a newer one
+      waits (long chunks would otherwise hold the screen minutes behind).
     clock: monotonic seconds (injectable for tests).
   """
 
   def __init__(
-      self, history: int = 8, clock: Callable[[], float] = time.monotonic
+      self, history: int = 8, max_hold: float = 4.0,
+      clock: Callable[[], float] = time.monotonic,
   ):
     self._clock = clock
+    self.max_hold = float(max_hold)
     self._lock = threading.Lock()
     self._pending: Optional[Entry] = None  # live: newest wins
     self._queue: Deque[Entry] = collections.deque()  # sync: every chunk
@@ -216,6 +220,9 @@ class Player:
     index = int((now - self._t0) * self._speed / entry.dt + 1e-6)
     if entry.ticket is not None:  # sync: never skip a frame
       index = min(index, self._last_index + 1)
+    if (entry.ticket is None and self._pending is not None
+        and (now - self._t0) * self._speed >= self.max_hold):
+      index = n  # live: a newer chunk waits; cut this one short
     if index >= n:
       self._finished = True
       self.counters.frames_dropped += max(0, n - 1 - self._last_index)

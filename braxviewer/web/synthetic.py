@@ -50,7 +50,7 @@ class SyntheticStream:
     viewer: any TrainingViewer.
     model: the single-env MuJoCo model.
     num_envs: envs streamed (None: ``viewer.requested_envs()`` or 16).
-    unroll_length: frames per chunk.
+    chunk_length: frames per chunk (one training step of the trainer).
     frame_skip: physics steps per frame (dt = timestep * frame_skip).
     chunks_per_s: chunk production rate (None: as fast as physics allows).
     episode_steps: frames before an env resets.
@@ -63,7 +63,7 @@ class SyntheticStream:
       viewer: TrainingViewer,
       model: mujoco.MjModel,
       num_envs: Optional[int] = None,
-      unroll_length: int = 20,
+      chunk_length: int = 20,
       frame_skip: int = 5,
       chunks_per_s: Optional[float] = 10.0,
       episode_steps: int = 200,
@@ -73,7 +73,7 @@ class SyntheticStream:
     self.viewer = viewer
     self.model = model
     self.num_envs = int(num_envs or viewer.requested_envs() or 16)
-    self.unroll_length = int(unroll_length)
+    self.chunk_length = int(chunk_length)
     self.frame_skip = int(frame_skip)
     self.chunks_per_s = chunks_per_s
     self.episode_steps = int(episode_steps)
@@ -103,7 +103,7 @@ class SyntheticStream:
     self._steps[i] = 0
 
   def _unroll(self):
-    m, t_len, n = self.model, self.unroll_length, self.num_envs
+    m, t_len, n = self.model, self.chunk_length, self.num_envs
     qpos = np.zeros((t_len, n, m.nq), np.float32)
     reward = np.zeros((t_len, n), np.float32)
     done = np.zeros((t_len, n), np.float32)
@@ -137,7 +137,7 @@ class SyntheticStream:
     info = StreamInfo(
         num_envs=self.num_envs, num_train_envs=self.num_envs,
         envs_per_device=self.num_envs, kind="qpos", nq=self.model.nq,
-        num_links=None, dt=self.dt, chunk_length=self.unroll_length,
+        num_links=None, dt=self.dt, chunk_length=self.chunk_length,
         reward_terms=("reward_forward", "reward_ctrl"), backend="mujoco")
     v.on_stream_start(info)
     trainer_mode = None

@@ -1,0 +1,293 @@
+"""Export a recording as MP4: one env followed by the camera, or the grid of
+all N envs, rendered offscreen with MuJoCo and encoded with PyAV (H.264).
+
+    python -m braxviewer export runs/my_run --env 3 --steps 0:200000 -o clip.mp4
+    python -m braxviewer export runs/my_run --grid -o grid.mp4
+
+Every frame of the chosen chunks is drawn (at most 60 per video second:
+higher rates keep every k-th frame). No JAX.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fractions
+import math
+import os
+import sys
+import tempfile
+from typing import Callable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from braxviewer.record import format as fmt
+from braxviewer.record.offscreen import (PRESETS, GridRenderer, configure_gl,
+                                         frame_distance, look)
+from braxviewer.record.reader import Recording
+
+MAX_FPS = 60.0
+StepRange = Tuple[Optional[int], Optional[int]]
+
+
+class ExportError(ValueError):
+  """Bad export request (env, step range, size) for this recording."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+  """What was written."""
+
+  path: str
+  frames: int
+  fps: float
+  width: int
+  height: int
+  chunks: int
+  env_steps: Tuple[int, int]
+
+
+def parse_steps(text: Optional[str]) -> StepRange:
+  """``"A:B"``, ``"A:"``, ``":B"`` or ``"A"`` -> (lo, hi) training env steps.
+
+  Raises:
+    ExportError: when it is not of that form or A > B.
+  """
+  if text is None or text.strip() in ("", ":"):
+    return None, None
+  parts = text.split(":")
+  try:
+    if len(parts) == 1:
+      lo = hi = int(parts[0].replace("_", ""))
+    elif len(parts) == 2:
+      lo = int(parts[0].replace("_", "")) if parts[0].strip() else None
+      hi = int(parts[1].replace("_", "")) if parts[1].strip() else None
+    else:
+      raise ValueError
+  except ValueError:
+    raise ExportError(
+        f"--steps must look like A:B (training env steps, either side may be"
+        f" left out), got {text!r}.") from None
+  if lo is not None and hi is not None and lo > hi:
+    raise ExportError(f"--steps {text}: the start is after the end.")
+  return lo, hi
+
+
+def select_chunks(rec: Recording, source: str, steps: StepRange,
+                  env: Optional[int]) -> np.ndarray:
+  """Indices of the chunks to export; checks env and step range.
+
+  Raises:
+    ExportError: no chunks, env out of range, or no chunk in ``steps``.
+  """
+  chunks = rec.chunks(source)
+  if not len(chunks):
+    raise ExportError(f"the recording at {rec.path} holds no {source} chunks.")
+  lo, hi = steps
+  picked = chunks.in_range(lo, hi)
+  first, last = int(chunks.env_steps.min()), int(chunks.env_steps.max())
+  if not len(picked):
+    raise ExportError(
+        f"no {source} chunk was recorded between env steps"
+        f" {'start' if lo is None else lo} and {'end' if hi is None else hi};"
+        f" the recording covers env steps {first}..{last} ({len(chunks)}"
+        " chunks).")
+  num_envs = int(chunks.num_envs[picked].min())
+  if env is not None and not 0 <= env < num_envs:
+    raise ExportError(
+        f"env {env} is out of range: the recording streamed {num_envs} envs"
+        f" (0..{num_envs - 1}).")
+  return picked
+
+
+def _open_encoder(path: str, width: int, height: int, fps: float):
+  try:
+    import av  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    raise RuntimeError("video export needs PyAV: pip install av") from None
+  container = av.open(path, mode="w", format="mp4")
+  rate = fractions.Fraction(fps).limit_denominator(1000)
+  stream = container.add_stream("libx264", rate=rate)
+  stream.width, stream.height = width, height
+  stream.pix_fmt = "yuv420p"
+  stream.options = {"crf": "20", "preset": "veryfast"}
+  return av, container, stream
+
+
+def export_video(
+    recording: Union[str, os.PathLike, Recording],
+    out: Union[str, os.PathLike],
+    *,
+    env: int = 0,
+    grid: bool = False,
+    steps: Union[StepRange, str, None] = None,
+    source: str = "train",
+    camera: Optional[str] = None,
+    width: int = 640,
+    height: int = 480,
+    speed: float = 1.0,
+    on_frame: Optional[Callable[[int, int], None]] = None,
+) -> ExportResult:
+  """Render recorded chunks to an MP4 file.
+
+  Args:
+    recording: a recording directory or an open :class:`Recording`.
+    out: the ``.mp4`` to write (written whole, then moved into place).
+    env: the env to show (ignored with ``grid``).
+    grid: show all recorded envs on their grid instead of one env.
+    steps: training env-step range ``(lo, hi)`` or ``"lo:hi"``: chunks
+      recorded in it are exported, in recorded order. None: all.
+    source: ``"train"`` or ``"eval"`` chunks.
+    camera: ``follow`` (default for one env), ``overview`` (default for
+      the grid), ``side``, ``front`` or ``top``.
+    width, height: video size (even numbers, >= 16).
+    speed: playback speed; 1 is real time (1 / dt frames per second).
+    on_frame: called with (frames done, frames in all) after each frame.
+
+  Raises:
+    ExportError: bad env, step range, size or camera for this recording.
+    RecordingError: the recording cannot be read.
+    RuntimeError: no offscreen OpenGL, or no video encoder.
+  """
+  if width < 16 or height < 16 or width % 2 or height % 2:
+    raise ExportError(f"video size must be even and at least 16x16, got"
+                      f" {width}x{height}.")
+  if not speed > 0:
+    raise ExportError(f"speed must be > 0, got {speed}.")
+  camera = camera or ("overview" if grid else "follow")
+  if camera not in PRESETS:
+    raise ExportError(f"unknown camera {camera!r}; use one of"
+                      f" {', '.join(PRESETS)}.")
+  if isinstance(steps, str) or steps is None:
+    steps = parse_steps(steps)
+  own = not isinstance(recording, Recording)
+  rec = Recording(recording) if own else recording
+  try:
+    picked = select_chunks(rec, source, steps, None if grid else env)
+    return _export(rec, picked, os.fspath(out), env, grid, source, camera,
+                   width, height, speed, on_frame)
+  finally:
+    if own:
+      rec.close()
+
+
+def _export(rec: Recording, picked: np.ndarray, out: str, env: int, grid: bool,
+            source: str, camera: str, width: int, height: int, speed: float,
+            on_frame) -> ExportResult:
+  from braxviewer.scene import BatchedScene  # pylint: disable=import-outside-toplevel
+  configure_gl()
+  chunks = rec.chunks(source)
+  model = rec.model()
+  num_envs = int(chunks.num_envs[picked].min())
+  scene = BatchedScene(model, num_envs)
+  dt = float(rec.stream_info.dt) if rec.stream_info else 0.0
+  first = chunks[int(picked[0])]
+  dt = float(first.dt) if first.dt > 0 else (dt or 1 / 30)
+  rate = speed / dt
+  stride = max(1, math.ceil(rate / MAX_FPS - 1e-9))
+  fps = rate / stride
+  total = sum(int(math.ceil(int(chunks.num_steps[i]) / stride))
+              for i in picked)
+  azimuth, elevation = PRESETS[camera]
+  extent = float(model.stat.extent)
+  center = np.asarray(model.stat.center, float)
+  if grid:
+    spread = np.ptp(scene.offsets, axis=0).max() / 2 if num_envs > 1 else 0
+    target = scene.offsets.mean(0) + center
+    distance = frame_distance(extent + spread)
+  else:
+    target = center.copy()
+    distance = frame_distance(extent) * 0.8
+  out_dir = os.path.dirname(os.path.abspath(out)) or "."
+  os.makedirs(out_dir, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=out_dir)
+  os.close(fd)
+  done = 0
+  smooth = None
+  try:
+    av, container, stream = _open_encoder(tmp, width, height, fps)
+    try:
+      with GridRenderer(model, num_envs if grid else 1, width,
+                        height) as renderer:
+        for i in picked:
+          chunk = chunks[int(i)]
+          poses = scene.poses(chunk)
+          for t in range(0, chunk.num_steps, stride):
+            if grid:
+              xpos, xquat = poses.xpos[t], poses.xquat[t]
+            else:
+              xpos = poses.xpos[t, env:env + 1] - scene.offsets[env]
+              xquat = poses.xquat[t, env:env + 1]
+            if camera == "follow" and not grid:
+              root = xpos[0, 1] if model.nbody > 1 else target
+              smooth = root if smooth is None else smooth + 0.15 * (
+                  root - smooth)
+              look(renderer.camera, smooth, distance, azimuth, elevation)
+            else:
+              look(renderer.camera, target, distance, azimuth, elevation)
+            image = renderer.render(xpos, xquat)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for packet in stream.encode(frame):
+              container.mux(packet)
+            done += 1
+            if on_frame is not None:
+              on_frame(done, total)
+      for packet in stream.encode(None):
+        container.mux(packet)
+    finally:
+      container.close()
+    os.replace(tmp, out)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+  steps_sel = chunks.env_steps[picked]
+  return ExportResult(out, done, fps, width, height, len(picked),
+                      (int(steps_sel.min()), int(steps_sel.max())))
+
+
+# -- command line ----------------------------------------------------------------
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """``python -m braxviewer export``: one line and exit code 2 on bad input."""
+  p = argparse.ArgumentParser(
+      prog="braxviewer export",
+      description="Render a recording to MP4 (one env, or the grid of all).",
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("recording", help="recording directory (record_dir=)")
+  p.add_argument("-o", "--output", default=None,
+                 help="MP4 file to write (default: RECORDING/export.mp4)")
+  p.add_argument("--env", type=int, default=0, help="env to show")
+  p.add_argument("--grid", action="store_true",
+                 help="show all recorded envs on their grid")
+  p.add_argument("--steps", default=None, metavar="A:B",
+                 help="training env-step range of the chunks to export")
+  p.add_argument("--source", choices=("train", "eval"), default="train")
+  p.add_argument("--camera", choices=tuple(PRESETS), default=None,
+                 help="follow (one env) or overview (grid) by default")
+  p.add_argument("--width", type=int, default=640)
+  p.add_argument("--height", type=int, default=480)
+  p.add_argument("--speed", type=float, default=1.0,
+                 help="playback speed, 1 = real time")
+  args = p.parse_args(argv)
+  out = args.output or os.path.join(args.recording, "export.mp4")
+  configure_gl()
+  try:
+    result = export_video(
+        args.recording, out, env=args.env, grid=args.grid, steps=args.steps,
+        source=args.source, camera=args.camera, width=args.width,
+        height=args.height, speed=args.speed)
+  except (fmt.RecordingError, ExportError, RuntimeError, OSError) as err:
+    message = " ".join(str(err).split())
+    print(f"{p.prog}: error: {message}", file=sys.stderr)
+    return 2
+  print(f"braxviewer: wrote {result.path}: {result.frames} frames at"
+        f" {result.fps:g} fps, {result.width}x{result.height}, from"
+        f" {result.chunks} chunks (env steps {result.env_steps[0]}.."
+        f"{result.env_steps[1]}).")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,195 @@
+"""Offscreen frames of N envs with MuJoCo's renderer (``mujoco.Renderer``).
+
+:func:`configure_gl` picks the OpenGL backend: what ``MUJOCO_GL`` says, else
+EGL where an NVIDIA GPU is present, OSMesa (software) where Debian's
+``libosmesa6`` is installed, else EGL (Mesa). :class:`GridRenderer` draws
+body poses (:class:`braxviewer.scene.Poses`, grid offsets included) of any
+number of envs into one image: geom and site poses follow from the body
+poses, so streamed qpos and brax link poses render alike, with no physics
+call. No JAX.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import math
+import os
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+
+_HEADLESS = ("egl", "osmesa")
+
+
+def _wanted_backend() -> str:
+  want = os.environ.get("MUJOCO_GL", "").strip().lower()
+  if want:
+    return want
+  if os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0"):
+    return "egl"
+  if ctypes.util.find_library("OSMesa"):
+    return "osmesa"
+  return "egl"
+
+
+def configure_gl() -> str:
+  """Choose MuJoCo's offscreen GL backend; returns its name.
+
+  Sets ``MUJOCO_GL`` when unset. Call it before ``mujoco`` is imported where
+  possible; when it was imported already without a display, the backend is
+  switched in place (MuJoCo would otherwise try GLFW, which needs one).
+  """
+  want = _wanted_backend()
+  os.environ.setdefault("MUJOCO_GL", want)
+  if "mujoco" not in sys.modules:
+    return want
+  from mujoco.rendering.classic import gl_context  # pylint: disable=import-outside-toplevel
+  current = getattr(getattr(gl_context, "GLContext", None), "__module__", "")
+  if want in _HEADLESS and not current.startswith(f"mujoco.{want}"):
+    if want == "osmesa":
+      from mujoco.osmesa import GLContext  # pylint: disable=import-outside-toplevel
+    else:
+      from mujoco.egl import GLContext  # pylint: disable=import-outside-toplevel
+    gl_context.GLContext = GLContext
+  return want
+
+
+def _quat_to_mat(q: np.ndarray) -> np.ndarray:
+  from braxviewer.scene import quat_to_mat  # pylint: disable=import-outside-toplevel
+  return quat_to_mat(q)
+
+
+class GridRenderer:
+  """Renders N envs of one model into RGB images.
+
+  Args:
+    model: the single-env ``mujoco.MjModel`` (changed: offscreen size).
+    num_envs: envs drawn per image.
+    width, height: image size in pixels.
+
+  Raises:
+    RuntimeError: when no OpenGL context can be made (with what to install).
+  """
+
+  def __init__(self, model, num_envs: int, width: int, height: int):
+    configure_gl()
+    import mujoco  # pylint: disable=import-outside-toplevel
+    self._mj = mujoco
+    self.model = model
+    self.num_envs = int(num_envs)
+    vis = model.vis.global_
+    vis.offwidth = max(int(vis.offwidth), int(width))
+    vis.offheight = max(int(vis.offheight), int(height))
+    per_env = model.ngeom + model.nsite + 8
+    try:
+      self._renderer = mujoco.Renderer(model, int(height), int(width),
+                                       max_geom=max(1000, per_env * num_envs))
+    except Exception as err:  # pylint: disable=broad-except
+      raise RuntimeError(
+          f"MuJoCo could not open an offscreen OpenGL context"
+          f" (MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {type(err).__name__}:"
+          f" {err}). On a machine without a GPU install OSMesa (Debian:"
+          " apt-get install libosmesa6) and set MUJOCO_GL=osmesa; with an"
+          " NVIDIA GPU use MUJOCO_GL=egl.") from None
+    self._data = mujoco.MjData(model)
+    self._option = mujoco.MjvOption()
+    self._option.flags[mujoco.mjtVisFlag.mjVIS_TENDON] = 0
+    self._pert = mujoco.MjvPerturb()
+    self._geom_rot = _quat_to_mat(model.geom_quat)
+    self._site_rot = _quat_to_mat(model.site_quat)
+    self._planes = np.flatnonzero(
+        (model.geom_type == mujoco.mjtGeom.mjGEOM_PLANE)
+        & (model.geom_bodyid == 0))
+    self.camera = mujoco.MjvCamera()
+    self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+
+  def close(self) -> None:
+    r = getattr(self, "_renderer", None)
+    if r is not None:
+      r.close()
+      self._renderer = None
+
+  def __enter__(self) -> "GridRenderer":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def _pose_env(self, xpos: np.ndarray, xquat: np.ndarray,
+                floor: np.ndarray) -> None:
+    """Fill the MjData with one env's body poses and what follows."""
+    m, d = self.model, self._data
+    xmat = _quat_to_mat(xquat)
+    d.xpos[:] = xpos
+    d.xquat[:] = xquat
+    d.xmat[:] = xmat.reshape(-1, 9)
+    gb = m.geom_bodyid
+    d.geom_xpos[:] = xpos[gb] + np.einsum("gij,gj->gi", xmat[gb], m.geom_pos)
+    d.geom_xmat[:] = np.einsum("gij,gjk->gik", xmat[gb],
+                               self._geom_rot).reshape(-1, 9)
+    if len(self._planes):
+      d.geom_xpos[self._planes] = floor[None] + m.geom_pos[self._planes]
+    if m.nsite:
+      sb = m.site_bodyid
+      d.site_xpos[:] = xpos[sb] + np.einsum("sij,sj->si", xmat[sb], m.site_pos)
+      d.site_xmat[:] = np.einsum("sij,sjk->sik", xmat[sb],
+                                 self._site_rot).reshape(-1, 9)
+    if m.nlight:
+      lb = m.light_bodyid
+      d.light_xpos[:] = xpos[lb] + np.einsum("lij,lj->li", xmat[lb],
+                                             m.light_pos)
+      d.light_xdir[:] = np.einsum("lij,lj->li", xmat[lb], m.light_dir)
+
+  def render(self, xpos: np.ndarray, xquat: np.ndarray,
+             envs: Optional[Sequence[int]] = None,
+             floor: Optional[np.ndarray] = None) -> np.ndarray:
+    """One ``(H, W, 3) uint8`` image.
+
+    Args:
+      xpos: ``(N, nbody, 3)`` world body positions (grid offsets included).
+      xquat: ``(N, nbody, 4)`` world body orientations.
+      envs: which of the N envs to draw (default: all).
+      floor: where the world's ground planes go, once for all envs (None:
+        the first drawn env's origin).
+    """
+    mj = self._mj
+    envs = list(range(len(xpos)) if envs is None else envs)
+    if floor is None:
+      floor = xpos[envs[0], 0]
+    scene = self._renderer.scene
+    first = True
+    for e in envs:
+      self._pose_env(xpos[e], xquat[e], floor)
+      if first:
+        self._renderer.update_scene(self._data, camera=self.camera,
+                                    scene_option=self._option)
+        first = False
+      else:
+        mj.mjv_addGeoms(self.model, self._data, self._option, self._pert,
+                        mj.mjtCatBit.mjCAT_ALL.value, scene)
+    return self._renderer.render()
+
+
+def look(camera, lookat: np.ndarray, distance: float, azimuth: float,
+         elevation: float) -> None:
+  """Point a free ``MjvCamera``."""
+  camera.lookat[:] = lookat
+  camera.distance = float(distance)
+  camera.azimuth = float(azimuth)
+  camera.elevation = float(elevation)
+
+
+PRESETS = {
+    # name: (azimuth, elevation) in degrees
+    "overview": (135.0, -30.0),
+    "side": (90.0, -10.0),
+    "front": (180.0, -10.0),
+    "top": (90.0, -89.0),
+    "follow": (90.0, -15.0),
+}
+
+
+def frame_distance(extent: float, fovy_deg: float = 45.0) -> float:
+  """Camera distance that fits a sphere of radius ``extent`` in view."""
+  return max(extent, 1e-3) / math.tan(math.radians(fovy_deg) / 2) * 1.1

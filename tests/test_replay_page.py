@@ -1,0 +1,128 @@
+"""The replay page in headless Chromium: a recording of a synthetic stream
+played back through the web viewer; timeline, pause and speed driven from
+the page."""
+
+from __future__ import annotations
+
+import time
+
+import mujoco
+import numpy as np
+import pytest
+
+from braxviewer.record import Recorder
+from braxviewer.replay import ReplayViewer
+from braxviewer.web.synthetic import PUCK_XML, SyntheticStream
+
+N = 4
+CHUNKS = 40
+
+
+def wait_until(predicate, timeout=15.0, step=0.05) -> bool:
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if predicate():
+      return True
+    time.sleep(step)
+  return predicate()
+
+
+def make_recording(path: str, chunks: int = CHUNKS) -> str:
+  """Record a synthetic stream (4 pucks, 10 frames per chunk, dt 0.05 s)."""
+  rec = Recorder(path, env=PUCK_XML, mode="sync", num_envs=N)
+  model = mujoco.MjModel.from_xml_string(PUCK_XML)
+  stream = SyntheticStream(rec, model, num_envs=N, chunk_length=10,
+                           frame_skip=5, chunks_per_s=None,
+                           progress_every=2).start()
+  assert wait_until(lambda: stream.chunks_made >= chunks, timeout=60)
+  stream.stop()
+  rec.close()
+  assert stream.error is None and rec.failed is None
+  return path
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory):
+  path = make_recording(str(tmp_path_factory.mktemp("replay") / "run"))
+  viewer = ReplayViewer(path, port=0).run()
+  yield viewer
+  viewer.close()
+
+
+def row(page, label: str):
+  """The GUI row of a labelled widget."""
+  return page.locator("label", has_text=label).first.locator("xpath=../../..")
+
+
+def advanced(viewer) -> int:
+  c = viewer._player.counters  # pylint: disable=protected-access
+  return c.frames_shown + c.frames_dropped
+
+
+def scene(scene_pixels, page) -> np.ndarray:
+  return scene_pixels(page)[:, :840]  # left of the control panel
+
+
+def test_replay_page_timeline_moves_the_scene_pause_and_speed_work(
+    replay, page, open_page, scene_pixels):
+  player = replay._player  # pylint: disable=protected-access
+  total = len(player.chunks)
+  assert total >= CHUNKS
+  open_page(page, replay.url)
+  assert page.blocked == []
+  assert page.get_by_text("Replay", exact=True).count() > 0
+  # the status line names the chunk on screen
+  assert wait_until(lambda: page.get_by_text("Chunk").count() > 0)
+
+  # pause from the page: the scene freezes
+  row(page, "Play").get_by_role("checkbox").click()
+  assert wait_until(lambda: player.paused)
+  time.sleep(0.8)
+  frozen = scene(scene_pixels, page)
+  time.sleep(1.0)
+  assert np.array_equal(frozen, scene(scene_pixels, page))
+  assert player.paused
+
+  # next chunk (button), then the up key: the scene moves, still paused
+  cursor = player.cursor
+  page.get_by_role("button", name="Next chunk").click()
+  assert wait_until(lambda: player.cursor == (cursor + 1) % total)
+  page.evaluate("document.activeElement && document.activeElement.blur()")
+  page.keyboard.press("ArrowUp")
+  assert wait_until(lambda: player.cursor == (cursor + 2) % total)
+
+  # the timeline: jump far away; the picture changes
+  before = scene(scene_pixels, page)
+  target = (cursor + 20) % total
+  box = row(page, "Timeline").get_by_role("textbox")
+  box.fill(str(target))
+  box.press("Enter")
+  assert wait_until(lambda: player.cursor == target)
+  assert wait_until(lambda: np.abs(scene(scene_pixels, page).astype(int)
+                                   - before).max() > 60, timeout=5)
+  assert wait_until(lambda: page.get_by_text(
+      f"Chunk {target + 1} / {total}", exact=False).count() > 0)
+  assert player.paused
+  shown = scene(scene_pixels, page)
+  time.sleep(0.8)
+  assert np.array_equal(shown, scene(scene_pixels, page))
+
+  # play again at 1x, then at 4x: frames advance about 4 times as fast
+  row(page, "Play").get_by_role("checkbox").click()
+  assert wait_until(lambda: not player.paused)
+  assert player.speed == pytest.approx(1.0)
+  start = advanced(replay)
+  time.sleep(2.0)
+  at_1x = advanced(replay) - start
+  speed = row(page, "Speed").get_by_role("textbox")
+  speed.fill("4")
+  speed.press("Enter")
+  assert wait_until(lambda: player.speed == pytest.approx(4.0))
+  start = advanced(replay)
+  time.sleep(2.0)
+  at_4x = advanced(replay) - start
+  assert 25 <= at_1x <= 55, at_1x  # 20 frames/s of recorded time
+  assert at_4x >= 2.5 * at_1x, (at_1x, at_4x)
+  moving = scene(scene_pixels, page)
+  time.sleep(0.5)
+  assert np.abs(scene(scene_pixels, page).astype(int) - moving).max() > 40

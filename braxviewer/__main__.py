@@ -2,6 +2,8 @@
 
     braxviewer train --env hopper --view-envs 16   # the main demo
     braxviewer view robot.xml --num-envs 16        # check a model and grid
+    braxviewer replay runs/my_run                  # replay a recording
+    braxviewer export runs/my_run --env 3 -o clip.mp4
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Optional, Sequence
 COMMANDS = {
     "train": "train a brax env with PPO and watch it live (the main demo)",
     "view": "show N copies of an MJCF model on the grid, to check it",
+    "replay": "replay a recording (record_dir=) in the viewer's page",
+    "export": "render a recording to MP4 (one env, or --grid)",
 }
 
 
@@ -83,6 +87,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return train_demo.main(rest)
   if command == "view":
     return _view(rest)
+  if command in ("replay", "export"):
+    from braxviewer.record.offscreen import configure_gl  # pylint: disable=import-outside-toplevel
+    configure_gl()  # before mujoco is imported
+    from braxviewer import export, replay  # pylint: disable=import-outside-toplevel
+    return (replay if command == "replay" else export).main(rest)
   print(f"braxviewer: error: unknown command {command!r}; commands:"
         f" {', '.join(COMMANDS)}.", file=sys.stderr)
   return 2

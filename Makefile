@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv chromium demo test bench clean
+.PHONY: venv chromium osmesa demo test bench clean
 
 venv: $(STAMP)
 
@@ -19,10 +19,16 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # Debian's Chromium for the page tests (Playwright drives it; it never downloads a browser).
-chromium:
+chromium: osmesa
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+
+# OSMesa: MuJoCo's software offscreen renderer for video export without a GPU.
+osmesa:
+	@ldconfig -p 2>/dev/null | grep -q libOSMesa || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q libosmesa6; }
 
 demo: venv
 	$(PY) demo/training_example.py $(ARGS)

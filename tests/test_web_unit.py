@@ -292,3 +292,16 @@ def test_live_cuts_a_long_chunk_when_a_newer_one_waits():
   entry, index = p.tick()
   assert entry.chunk.seq == 1 and index == 0
   assert p.counters.frames_dropped == 998  # 1000 - the 2 frames shown
+
+
+def test_chunks_of_another_env_count_fit_the_scene(running_viewer):
+  from braxviewer.web.viewer import fit_envs
+  wide = fit_envs(chunk(t=3, n=5), 2)
+  narrow = fit_envs(chunk(t=3, n=1), 2)
+  assert wide.qpos.shape == (3, 2, 8) and narrow.qpos.shape == (3, 2, 8)
+  assert np.isnan(narrow.qpos[:, 1]).all() and narrow.reward[0, 1] == 0
+  v = running_viewer
+  v.set_source("eval")
+  v.set_mode("sync")
+  v.on_chunk(chunk(t=3, n=4, source="eval", dt=0.01))  # shown, not stuck
+  assert v.stats()["frames_shown"] >= 3 and v.failed is None

@@ -11,6 +11,7 @@ off with one warning; training goes on. No JAX here.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import threading
 import time
@@ -65,6 +66,25 @@ class _StepRate:
         return 0.0
       (t0, s0), (t1, s1) = self._samples[0], self._samples[-1]
       return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def fit_envs(chunk: FrameChunk, num_envs: int) -> FrameChunk:
+  """``chunk`` with exactly ``num_envs`` envs: extra envs cut, missing ones
+  NaN (drawn at their last pose)."""
+  def fit(a):
+    if a is None:
+      return None
+    a = np.asarray(a, dtype=np.float64)
+    out = np.full(a.shape[:1] + (num_envs,) + a.shape[2:], np.nan)
+    k = min(num_envs, a.shape[1])
+    out[:, :k] = a[:, :k]
+    return out
+  return dataclasses.replace(
+      chunk, qpos=fit(chunk.qpos), link_pos=fit(chunk.link_pos),
+      link_rot=fit(chunk.link_rot), reward=np.nan_to_num(fit(chunk.reward)),
+      done=np.nan_to_num(fit(chunk.done)),
+      truncation=np.nan_to_num(fit(chunk.truncation)),
+      metrics={k: np.nan_to_num(fit(v)) for k, v in chunk.metrics.items()})
 
 
 class WebViewerBase:
@@ -518,8 +538,8 @@ class WebViewerBase:
         return
       chunk = entry.chunk
       if self._tiled_copies == 1 and chunk.num_envs != batched.num_envs:
-        self._build_scene(chunk.num_envs)
-        batched = self._batched
+        chunk = fit_envs(chunk, batched.num_envs)  # e.g. eval: other count
+        entry.chunk = chunk
       entry.payload = batched.poses(chunk)
     entry.t0 = self._sim_t + entry.dt
 

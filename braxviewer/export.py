@@ -82,7 +82,11 @@ def select_chunks(rec: Recording, source: str, steps: StepRange,
   """
   chunks = rec.chunks(source)
   if not len(chunks):
-    raise ExportError(f"the recording at {rec.path} holds no {source} chunks.")
+    damage = (f" ({rec.unreadable_bytes} bytes of its segments are unreadable:"
+              " corrupt or cut short)" if rec.unreadable_bytes else "")
+    raise ExportError(
+        f"the recording at {rec.path} holds no readable {source} chunks"
+        f"{damage}.")
   lo, hi = steps
   picked = chunks.in_range(lo, hi)
   first, last = int(chunks.env_steps.min()), int(chunks.env_steps.max())

@@ -137,7 +137,11 @@ class ReplayViewer(WebViewerBatched):
     train = rec.chunks("train")
     chunks = train if len(train) else rec.chunks("eval")
     if not len(chunks):
-      raise fmt.RecordingError(f"the recording at {rec.path} holds no chunks.")
+      damage = (f" ({rec.unreadable_bytes} bytes of its segments are"
+                " unreadable: corrupt or cut short)"
+                if rec.unreadable_bytes else "")
+      raise fmt.RecordingError(
+          f"the recording at {rec.path} holds no readable chunks{damage}.")
     if source == "train" and not len(train):
       source = "eval"
     info = rec.stream_info

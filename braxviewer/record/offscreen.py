@@ -165,9 +165,18 @@ class GridRenderer:
         self._renderer.update_scene(self._data, camera=self.camera,
                                     scene_option=self._option)
         first = False
-      else:
-        mj.mjv_addGeoms(self.model, self._data, self._option, self._pert,
-                        mj.mjtCatBit.mjCAT_ALL.value, scene)
+      else:  # the ground is drawn once: hide it (alpha 0 is skipped)
+        m = self.model
+        planes = self._planes
+        rgba, matid = m.geom_rgba[planes].copy(), m.geom_matid[planes].copy()
+        m.geom_rgba[planes, 3] = 0.0
+        m.geom_matid[planes] = -1
+        try:
+          mj.mjv_addGeoms(m, self._data, self._option, self._pert,
+                          mj.mjtCatBit.mjCAT_ALL.value, scene)
+        finally:
+          m.geom_rgba[planes] = rgba
+          m.geom_matid[planes] = matid
     return self._renderer.render()
 
 

@@ -108,6 +108,8 @@ class _Segment:
     tail = self._scan(end)
     if tail:
       rows = np.concatenate([rows, np.array(tail, dtype=fmt.INDEX_DTYPE)])
+    end = int(rows[-1]["offset"] + rows[-1]["size"]) if len(rows) else 0
+    self.unreadable = self.size - end  # a torn tail, or damage
     return np.array(rows, dtype=fmt.INDEX_DTYPE)
 
   def _index_matches(self, rows: np.ndarray) -> bool:
@@ -246,6 +248,7 @@ class Recording:
       rows = rows[np.sort(first)]
       rows = rows[np.argsort(rows["rid"], kind="stable")]
     self.rows = rows
+    self.unreadable_bytes = sum(s.unreadable for s in self._segments.values())
     kind = rows["kind"]
     self._chunks = {
         name: ChunkList(self, rows[(kind == fmt.KIND_CHUNK)

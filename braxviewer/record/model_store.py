@@ -150,6 +150,7 @@ def _xml_of(model: mujoco.MjModel, source: Any,
       spec = mujoco.MjSpec.from_file(path, include=files or None,
                                      assets=files or None)
     flat = _flatten(spec, files, base_dir)
+    spec.assets = dict(flat)  # to_xml compiles: resolve the new names
     xml = spec.to_xml()
   check = mujoco.MjModel.from_xml_string(xml, assets=flat or None)
   if not _same(check, model):

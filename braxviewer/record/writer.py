@@ -182,14 +182,17 @@ class SegmentWriter:
       if not closed:
         return
       level = min(s.level for s in closed)
-      pair = None
+      # the oldest two neighbours of the lowest level; else the oldest
+      # segment of that level with its younger neighbour
+      group = None
       for a, b in zip(closed, closed[1:]):
-        if a.level == b.level == level and (
-            self._segments.index(b) == self._segments.index(a) + 1):
-          pair = (a, b)
+        if a.level == b.level == level:
+          group = [a, b]
           break
-      group = list(pair) if pair else [next(s for s in closed
-                                            if s.level == level)]
+      if group is None:
+        i = next(i for i, s in enumerate(closed) if s.level == level)
+        group = closed[i:i + 2] if i + 1 < len(closed) else closed[i - 1:i + 1]
+        group = group if len(group) == 2 else closed[:1]
       if not self._thin(group):
         self._drop(closed[0])
 

@@ -23,6 +23,8 @@ class WebViewer(WebViewerBase):
     port_fallback: take the next free port when ``port`` is busy.
     history: played chunks kept for scrubbing.
     title: the page's panel title.
+    record_dir: also record the stream to this directory (replay with
+      ``python -m braxviewer replay DIR``, export with ``... export DIR``).
   """
 
   _default_title = "braxviewer"
@@ -36,9 +38,11 @@ class WebViewer(WebViewerBase):
       port_fallback: bool = False,
       history: int = 8,
       title: Optional[str] = None,
+      record_dir: Optional[str] = None,
   ):
     super().__init__(host, port, num_envs=1, mode=mode,
-                     port_fallback=port_fallback, history=history, title=title)
+                     port_fallback=port_fallback, history=history, title=title,
+                     record_dir=record_dir)
 
   def _is_batched(self) -> bool:
     return False

@@ -28,6 +28,8 @@ class WebViewerBatched(WebViewerBase):
     port_fallback: take the next free port when ``port`` is busy.
     history: played chunks kept for scrubbing.
     title: the page's panel title.
+    record_dir: also record the stream to this directory (replay with
+      ``python -m braxviewer replay DIR``, export with ``... export DIR``).
   """
 
   _default_title = "braxviewer"
@@ -44,12 +46,14 @@ class WebViewerBatched(WebViewerBase):
       port_fallback: bool = False,
       history: int = 8,
       title: Optional[str] = None,
+      record_dir: Optional[str] = None,
   ):
     if num_envs is None and grid_dims is not None:
       num_envs = int(np.prod(grid_dims))
     super().__init__(host, port, num_envs=num_envs, grid_dims=grid_dims,
                      env_offset=env_offset, mode=mode,
-                     port_fallback=port_fallback, history=history, title=title)
+                     port_fallback=port_fallback, history=history, title=title,
+                     record_dir=record_dir)
 
   @staticmethod
   def concatenate_envs_xml(

@@ -170,10 +170,13 @@ class Recorder:
       TypeError: when ``env`` holds no MuJoCo model.
     """
     files = model_store.capture(env, assets)
-    entry = model_store.write(os.path.join(self.path, fmt.MODEL_DIR), files)
-    with self._lock:
-      self._header["model"] = entry
-      self._write_header()
+    try:
+      entry = model_store.write(os.path.join(self.path, fmt.MODEL_DIR), files)
+      with self._lock:
+        self._header["model"] = entry
+        self._write_header()
+    except OSError as err:  # a disk error never reaches training
+      self._fail(err)
     return self
 
   # -- TrainingViewer ------------------------------------------------------

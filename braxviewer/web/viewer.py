@@ -102,6 +102,8 @@ class WebViewerBase:
       a clear error names the busy port).
     history: played chunks kept for scrubbing.
     title: the page's panel title.
+    record_dir: also record what this viewer receives to this directory
+      (see :meth:`record`); replay it with ``python -m braxviewer replay``.
   """
 
   _default_title = "braxviewer"
@@ -118,6 +120,7 @@ class WebViewerBase:
       port_fallback: bool = False,
       history: int = 8,
       title: Optional[str] = None,
+      record_dir: Optional[str] = None,
   ):
     if num_envs is not None and (isinstance(num_envs, bool)
                                  or not isinstance(num_envs, (int, np.integer))
@@ -135,6 +138,7 @@ class WebViewerBase:
     self._wanted = Mode.parse(mode)
     self._trainer_mode: Optional[Mode] = None
     self._player = Player(history=history)
+    self._recorder = None  # braxviewer.record.Recorder, see record()
     self._lock = threading.RLock()  # scene, panels, selection
     self._web: Optional["WebServer"] = None
     self._panels: Optional["Panels"] = None
@@ -163,8 +167,25 @@ class WebViewerBase:
     self._latency = Average()
     self._steps = _StepRate()
     self.update_seconds = Average()  # server-side cost of one drawn frame
+    if record_dir is not None:
+      self.record(record_dir)
 
   # -- lifecycle -------------------------------------------------------------
+
+  def record(self, path: str, **options: Any):
+    """Also record what this viewer receives to ``path`` (a new directory),
+    from now on; returns the :class:`braxviewer.record.Recorder`.
+    ``options`` go to the Recorder (``max_bytes=``, ``mode=``, ...)."""
+    from braxviewer.record import Recorder  # pylint: disable=import-outside-toplevel
+    recorder = Recorder(path, **options)
+    if self._model is not None:
+      recorder.init(self._model)
+    if self._info is not None:
+      recorder.on_stream_start(self._info)
+    old, self._recorder = self._recorder, recorder
+    if old is not None:
+      old.close()
+    return recorder
 
   def run(self) -> "WebViewerBase":
     """Start the web server in the background and print the page's URL."""
@@ -220,6 +241,8 @@ class WebViewerBase:
     with self._lock:
       self._model = model
       self._tiled_copies = prefixed
+    if self._recorder is not None:
+      self._recorder.init(env if copies == 1 else model)
     if self._web is None:
       self.run()
     else:
@@ -232,6 +255,8 @@ class WebViewerBase:
     if self._closed:
       return
     self._closed = True
+    if self._recorder is not None:
+      self._recorder.close()
     self._stop.set()
     self._player.release_all()
     thread = self._thread
@@ -264,6 +289,8 @@ class WebViewerBase:
 
   def on_stream_start(self, info: StreamInfo) -> None:
     self._info = info
+    if self._recorder is not None:
+      self._recorder.on_stream_start(info)
     self._ended = False
     if self._model is None:
       self._warn_once(
@@ -296,6 +323,8 @@ class WebViewerBase:
     self._want_envs = int(info.num_envs)
 
   def on_chunk(self, chunk: FrameChunk) -> None:
+    if self._recorder is not None:  # never blocks, never raises
+      self._recorder.on_chunk(chunk)
     if self._closed or self._failed:
       return
     self._received.add(chunk.num_steps)
@@ -310,6 +339,8 @@ class WebViewerBase:
         return
 
   def on_progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
+    if self._recorder is not None:
+      self._recorder.on_progress(env_steps, metrics)
     self._steps.add(int(env_steps))
     panels = self._panels
     if panels is not None:
@@ -319,6 +350,8 @@ class WebViewerBase:
     self._trainer_mode = Mode.parse(mode)
 
   def on_stream_end(self) -> None:
+    if self._recorder is not None:
+      self._recorder.on_stream_end()
     self._ended = True
     self._player.release_all()
 

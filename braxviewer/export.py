@@ -240,6 +240,9 @@ def _export(rec: Recording, picked: np.ndarray, out: str, env: int, grid: bool,
         container.mux(packet)
     finally:
       container.close()
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private
     os.replace(tmp, out)
   except BaseException:
     if os.path.exists(tmp):

@@ -91,3 +91,18 @@ def test_a_recording_cut_at_a_random_byte_opens_with_every_complete_chunk(
       assert set(got) == expected, cut
       for key, chunk in got.items():
         assert_same_chunk(streamed[key], chunk)
+
+
+def test_the_trained_recording_exports_and_keeps_the_brax_model(tmp_path):
+  import av  # pylint: disable=import-outside-toplevel
+  from braxviewer.export import export_video  # pylint: disable=import-outside-toplevel
+  run = recorded_run()
+  with open_recording(run.path) as rec:
+    assert rec.header["model"]["xml"] == "model.xml"  # portable copy kept
+    total = rec.chunks("train").total_frames
+  result = export_video(run.path, str(tmp_path / "pendulum.mp4"), env=3,
+                        width=160, height=120)
+  with av.open(result.path) as container:
+    frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+  assert len(frames) == result.frames == total
+  assert frames[0].std() > 3

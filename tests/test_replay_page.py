@@ -126,3 +126,29 @@ def test_replay_page_timeline_moves_the_scene_pause_and_speed_work(
   moving = scene(scene_pixels, page)
   time.sleep(0.5)
   assert np.abs(scene(scene_pixels, page).astype(int) - moving).max() > 40
+
+
+class _FakeClient:
+  def __init__(self):
+    self.files = []
+    self.notes = []
+
+  def send_file_download(self, name, data, **kwargs):
+    del kwargs
+    self.files.append((name, data))
+
+  def add_notification(self, *args, **kwargs):
+    self.notes.append((args, kwargs))
+
+
+def test_export_button_sends_the_current_chunk_as_mp4(replay):
+  client = _FakeClient()
+  replay.select_env(2)
+  replay.jump(5)
+  replay._export_clicked(client)  # pylint: disable=protected-access
+  assert wait_until(lambda: client.files or client.notes, timeout=120)
+  assert not client.notes
+  (name, data), = client.files
+  steps = int(replay._player.chunks.env_steps[5])  # pylint: disable=protected-access
+  assert name == f"env2_step{steps}.mp4"
+  assert data[4:8] == b"ftyp" and len(data) > 1000

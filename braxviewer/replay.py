@@ -22,6 +22,8 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
+import numpy as np
+
 from braxviewer.record import format as fmt
 from braxviewer.record.reader import Recording
 from braxviewer.web.pacing import Entry, Player
@@ -107,6 +109,22 @@ class ReplayPlayer(Player):
 
 def _fmt_steps(n: int) -> str:
   return f"{n:,}"
+
+
+def _short_steps(n: int) -> str:
+  for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    if abs(n) >= size:
+      return f"{n / size:.3g}{unit}"
+  return str(int(n))
+
+
+def _step_marks(env_steps, count: int = 4):
+  """Timeline marks: a few chunk indices labelled with their env steps."""
+  n = len(env_steps)
+  if n < 2:
+    return None
+  idx = sorted({int(round(i)) for i in np.linspace(0, n - 1, count)})
+  return tuple((i, _short_steps(int(env_steps[i]))) for i in idx)
 
 
 class ReplayViewer(WebViewerBatched):
@@ -230,8 +248,9 @@ class ReplayViewer(WebViewerBatched):
       ns.status = gui.add_markdown("")
       ns.timeline = gui.add_slider(
           "Timeline", min=0, max=max(n - 1, 1), step=1, initial_value=0,
-          disabled=n < 2, hint="Recorded chunks over training (up/down keys:"
-          " previous/next).")
+          marks=_step_marks(self._player.chunks.env_steps),
+          disabled=n < 2, hint="Recorded chunks over training, labelled with"
+          " env steps (up/down keys: previous/next chunk).")
       ns.prev = gui.add_button("Previous chunk", icon=viser.Icon.PLAYER_SKIP_BACK)
       ns.next = gui.add_button("Next chunk", icon=viser.Icon.PLAYER_SKIP_FORWARD)
       ns.play = gui.add_checkbox("Play", True)

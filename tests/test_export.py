@@ -13,7 +13,7 @@ import pytest
 
 from braxviewer.export import export_video, parse_steps, ExportError
 from braxviewer.record import open_recording
-from test_replay_page import make_recording
+from recorded_run import make_recording
 
 
 def decode(path: str):

@@ -14,7 +14,7 @@ from braxviewer import export, replay
 from braxviewer.record import (RecordingError, RecordingNotFound,
                                UnsupportedVersion, open_recording)
 from braxviewer.record import format as fmt
-from test_replay_page import make_recording
+from recorded_run import make_recording
 
 
 @pytest.fixture(scope="module")

@@ -6,39 +6,11 @@ from __future__ import annotations
 
 import time
 
-import mujoco
 import numpy as np
 import pytest
 
-from braxviewer.record import Recorder
 from braxviewer.replay import ReplayViewer
-from braxviewer.web.synthetic import PUCK_XML, SyntheticStream
-
-N = 4
-CHUNKS = 40
-
-
-def wait_until(predicate, timeout=15.0, step=0.05) -> bool:
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if predicate():
-      return True
-    time.sleep(step)
-  return predicate()
-
-
-def make_recording(path: str, chunks: int = CHUNKS) -> str:
-  """Record a synthetic stream (4 pucks, 10 frames per chunk, dt 0.05 s)."""
-  rec = Recorder(path, env=PUCK_XML, mode="sync", num_envs=N)
-  model = mujoco.MjModel.from_xml_string(PUCK_XML)
-  stream = SyntheticStream(rec, model, num_envs=N, chunk_length=10,
-                           frame_skip=5, chunks_per_s=None,
-                           progress_every=2).start()
-  assert wait_until(lambda: stream.chunks_made >= chunks, timeout=60)
-  stream.stop()
-  rec.close()
-  assert stream.error is None and rec.failed is None
-  return path
+from recorded_run import CHUNKS, make_recording, wait_until
 
 
 @pytest.fixture(scope="module")

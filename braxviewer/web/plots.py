@@ -157,7 +157,7 @@ class ProgressCurves:
       if chart is None:
         with self._container:
           handle = self._gui.add_uplot(
-              data, _series([_short(n) for n in labels], "env steps"),
+              data, _series(_short_names(labels), "env steps"),
               title=title, aspect=2.0,
               scales={"x": uplot.Scale(time=False)},
               cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
@@ -167,8 +167,10 @@ class ProgressCurves:
         chart[1].data = data
 
 
-def _short(name: str) -> str:
-  return name.split("/", 1)[-1]
+def _short_names(names: Sequence[str]) -> list:
+  """``eval/episode_reward`` -> ``episode_reward`` where that stays unique."""
+  short = [n.split("/", 1)[-1] for n in names]
+  return [s if short.count(s) == 1 else n for s, n in zip(short, names)]
 
 
 class TraceChart:

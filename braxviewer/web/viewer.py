@@ -388,6 +388,8 @@ class WebViewerBase:
       self._selected = int(np.clip(int(env), 0, n - 1))
       if self._view is not None:
         self._view.select(self._selected)
+        if self._show_only:
+          self._redraw()
       if self._panels is not None:
         if self._panels.env.value != self._selected:
           self._panels.env.value = self._selected
@@ -412,6 +414,13 @@ class WebViewerBase:
       if self._view is not None:
         self._view.show_only(self._selected if only else None)
         self._redraw()
+
+  def set_shadows(self, shadows: bool) -> None:
+    """Shadows in the page (off by default: costly without a GPU)."""
+    if self._web is not None:
+      self._web.server.scene.configure_default_lights(True, bool(shadows))
+    if self._panels is not None and self._panels.shadows.value != shadows:
+      self._panels.shadows.value = bool(shadows)
 
   def apply_camera(self, preset: str) -> None:
     """Point every open page's camera: top, side, front or follow."""

@@ -180,6 +180,10 @@ def test_select_env_by_keys_slider_click_and_show_only(
   viewer.set_paused(False)
 
   click_tab(page, "Envs")
+  page.get_by_role("button", name="follow", exact=True).click()
+  assert wait_until(lambda: viewer._follow, timeout=5)  # pylint: disable=protected-access
+  page.get_by_role("button", name="top", exact=True).click()
+  assert wait_until(lambda: not viewer._follow, timeout=5)  # pylint: disable=protected-access
   page.get_by_text("Only selected").click()
   assert wait_until(lambda: count_envs(scene_pixels(page)) == 1, timeout=10)
   page.get_by_text("Only selected").click()

@@ -338,3 +338,22 @@ def test_drawn_shapes_sit_where_mujoco_puts_the_geoms():
     want_axes = data.geom_xmat.reshape(-1, 3, 3)[model.geom_type != 0, :, 2]
     match = want_axes[near.argmin(axis=1)]
     assert np.allclose(np.abs(np.sum(axes * match, axis=1)), 1.0, atol=1e-9)
+
+
+def test_history_scrub_pauses_and_draws(running_viewer):
+  v = running_viewer
+  for i in range(3):
+    v.on_chunk(chunk(t=5, dt=0.01, seq=i))
+    time.sleep(0.15)
+  assert v._player.history_length() >= 10  # pylint: disable=protected-access
+  drawn = v.update_seconds._count.rate()  # pylint: disable=protected-access
+  v.seek(2)
+  assert v._player.paused and v._panels.pause.value  # pylint: disable=protected-access
+  v.set_speed(2.0)
+  v.set_paused(False)
+  for preset in ("top", "side", "front", "follow"):
+    v.apply_camera(preset)
+  assert v._follow  # pylint: disable=protected-access
+  v.set_show_only(True)
+  v.select_env(1)
+  assert v.selected_env == 1 and v.failed is None and drawn >= 0

@@ -739,7 +739,8 @@ def train(
         collected_steps += n
         streamer.progress(
             current_step + collected_steps * env_step_per_training_step,
-            {"training/sps": env_step_per_training_step / per_step},
+            {"training/sps": collected_steps * env_step_per_training_step
+                             / max(t_done - t_epoch, 1e-6)},
         )
       last_done = t_done
 

@@ -87,9 +87,12 @@ def test_replay_page_timeline_moves_the_scene_pause_and_speed_work(
   time.sleep(2.0)
   at_1x = advanced(replay) - start
   speed = row(page, "Speed").get_by_role("textbox")
-  speed.fill("4")
-  speed.press("Enter")
-  assert wait_until(lambda: player.speed == pytest.approx(4.0))
+  for _ in range(3):  # a loaded machine may drop an edit made mid-update
+    speed.fill("4")
+    speed.press("Enter")
+    if wait_until(lambda: player.speed == pytest.approx(4.0), timeout=5):
+      break
+  assert player.speed == pytest.approx(4.0)
   start = advanced(replay)
   time.sleep(2.0)
   at_4x = advanced(replay) - start

@@ -191,8 +191,9 @@ def training_session(viewer: Any) -> Iterator[TrainingSession]:
     read, wakeup = socket.socketpair()
     wakeup.setblocking(False)
     previous_fd = signal.set_wakeup_fd(wakeup.fileno())
-    threading.Thread(target=session.watch_interrupts, args=(read,),
-                     name="braxviewer-interrupts", daemon=True).start()
+    watcher = threading.Thread(target=session.watch_interrupts, args=(read,),
+                               name="braxviewer-interrupts", daemon=True)
+    watcher.start()
   try:
     yield session
   except KeyboardInterrupt:
@@ -209,5 +210,9 @@ def training_session(viewer: Any) -> Iterator[TrainingSession]:
       viewer.close()
     if in_main:
       signal.set_wakeup_fd(previous_fd)
-      wakeup.close()
+      wakeup.close()  # the watcher reads EOF and returns
+      # Join it: a daemon thread that outlives this block would drop its
+      # reference to the session (and the trained params) while Python shuts
+      # down, and freeing device arrays then aborts the process.
+      watcher.join(timeout=5.0)
       read.close()

@@ -134,3 +134,27 @@ def test_ctrl_c_stops_training_and_server_within_seconds():
   assert "Traceback" not in err
   # Generous bound: INTERRUPT_GRACE_S plus process teardown on a loaded box.
   assert stopped_in < 30, stopped_in
+
+
+def test_training_session_joins_its_watchdog_and_frees_the_result():
+  """A watchdog thread outliving the session would free the trained params
+  during interpreter shutdown, which aborts the process (seen in CI)."""
+  import gc  # pylint: disable=import-outside-toplevel
+  import threading  # pylint: disable=import-outside-toplevel
+  import weakref  # pylint: disable=import-outside-toplevel
+
+  from braxviewer import HeadlessViewer, cli  # pylint: disable=import-outside-toplevel
+
+  class Params:  # stands in for the trained params a session holds
+    pass
+
+  params = Params()
+  watched = weakref.ref(params)
+  with cli.training_session(HeadlessViewer(1)) as session:
+    session.train(lambda **kw: params)
+    assert any(t.name == "braxviewer-interrupts" for t in threading.enumerate())
+  assert not any(t.name == "braxviewer-interrupts"
+                 for t in threading.enumerate())
+  del session, params
+  gc.collect()
+  assert watched() is None  # nothing left in another thread holds it

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Frame = Dict[str, Any]
 HostSink = Callable[..., None]
@@ -77,6 +78,44 @@ def select_frame(state: Any, num_envs: int, kind: str) -> Frame:
   return frame
 
 
+def _packable(x: jax.Array) -> bool:
+  return jnp.dtype(x.dtype).itemsize == 4
+
+
+def _pack(leaves) -> jax.Array:
+  """4-byte leaves as one flat float32 vector (ints bit-cast, so exact)."""
+  parts = []
+  for x in leaves:
+    x = jnp.ravel(x)
+    if x.dtype != jnp.float32:
+      x = jax.lax.bitcast_convert_type(x, jnp.float32)
+    parts.append(x)
+  return jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.float32)
+
+
+def _unpacker(leaves, treedef, packed_mask):
+  """Host side of :func:`_pack`: numpy views of the original leaves."""
+  specs = [(tuple(x.shape), jnp.dtype(x.dtype)) for x in leaves]
+
+  def unpack(packed: np.ndarray, others):
+    packed = np.asarray(packed)
+    others = iter(others)
+    out, offset = [], 0
+    for (shape, dtype), is_packed in zip(specs, packed_mask):
+      if not is_packed:
+        out.append(np.asarray(next(others)))
+        continue
+      size = int(np.prod(shape, dtype=np.int64))
+      part = packed[offset:offset + size]
+      offset += size
+      if dtype != np.float32:
+        part = part.view(dtype)
+      out.append(part.reshape(shape))
+    return jax.tree.unflatten(treedef, out)
+
+  return unpack
+
+
 def emit(
     flag: jax.Array,
     chunk: Frame,
@@ -86,20 +125,32 @@ def emit(
 ) -> None:
   """Send ``chunk`` (and ``extra`` scalars) to ``sink`` when ``flag > 0``.
 
-  One host callback per call. Under ``pmap`` pass ``axis_name`` so only
-  device 0 sends.
+  One host callback per call, carrying the chunk packed into one flat array
+  (a callback's cost grows with its number of arrays: JAX places each on the
+  host device; one array instead of a dozen cuts it ~3x). ``sink`` receives
+  numpy arrays in the original structure. Under ``pmap`` pass ``axis_name``
+  so only device 0 sends.
   """
   on = flag > 0
   if axis_name is not None:
     on = jnp.logical_and(on, jax.lax.axis_index(axis_name) == 0)
+  leaves, treedef = jax.tree.flatten((chunk, extra))
+  mask = [_packable(x) for x in leaves]
+  unpack = _unpacker(leaves, treedef, mask)
 
-  def send(chunk, *extra):
-    jax.debug.callback(sink, chunk, *extra)
+  def host(packed, *others):
+    chunk_, extra_ = unpack(packed, others)
+    sink(chunk_, *extra_)
 
-  def skip(chunk, *extra):
-    del chunk, extra
+  def send(leaves):
+    packed = _pack([x for x, m in zip(leaves, mask) if m])
+    others = [x for x, m in zip(leaves, mask) if not m]
+    jax.debug.callback(host, packed, *others)
 
-  jax.lax.cond(on, send, skip, chunk, *extra)
+  def skip(leaves):
+    del leaves
+
+  jax.lax.cond(on, send, skip, leaves)
 
 
 def generate_unroll(

@@ -31,7 +31,7 @@ osmesa:
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q libosmesa6; }
 
 demo: venv
-	$(PY) demo/training_example.py $(ARGS)
+	$(PY) demo/training_example.py --keep-open $(ARGS)
 
 test: venv chromium
 	$(PY) -m pytest -q -p no:cacheprovider tests $(ARGS)

@@ -124,6 +124,7 @@ class TrainingSession:
     self.result = None
     self._interrupted = threading.Event()
     self._done = threading.Event()
+    self._trained = threading.Event()  # training over (the page may stay up)
 
   def train(self, train_fn: Callable[..., Any], **kwargs: Any):
     """``train_fn(**kwargs, viewer=viewer)``, reporting the eval reward."""
@@ -139,6 +140,7 @@ class TrainingSession:
 
     t0 = time.time()
     self.result = train_fn(viewer=self.viewer, progress_fn=progress, **kwargs)
+    self._trained.set()
     summary = f"braxviewer: training done in {time.time() - t0:.0f} s"
     stats = getattr(self.viewer, "stats", None)
     if callable(stats):
@@ -171,8 +173,9 @@ class TrainingSession:
       if self._interrupted.is_set():
         os._exit(130)  # a second Ctrl-C: leave now
       self._interrupted.set()
-      print("\nbraxviewer: interrupted; stopping training and the viewer...",
-            file=sys.stderr, flush=True)
+      if not self._trained.is_set():
+        print("\nbraxviewer: interrupted; stopping training and the"
+              " viewer...", file=sys.stderr, flush=True)
       if not self._done.wait(INTERRUPT_GRACE_S):
         with contextlib.suppress(Exception):
           self.viewer.close()

@@ -158,3 +158,28 @@ def test_training_session_joins_its_watchdog_and_frees_the_result():
   del session, params
   gc.collect()
   assert watched() is None  # nothing left in another thread holds it
+
+
+@pytest.mark.slow
+def test_keep_open_serves_after_training_until_ctrl_c():
+  """`make demo` keeps the page up after training; Ctrl-C quits quietly."""
+  proc = subprocess.Popen(
+      [sys.executable, "demo/training_example.py", *TINY_FLAGS,
+       "--env", "inverted_pendulum", "--view-envs", "2", "--keep-open"],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  try:
+    seen = []
+    for line in proc.stdout:
+      seen.append(line)
+      if "stays up" in line:
+        break
+    assert "training done" in "".join(seen), "".join(seen)
+    time.sleep(1.0)
+    assert proc.poll() is None  # still serving
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 130, rest
+  assert "Traceback" not in rest and "stopping training" not in rest

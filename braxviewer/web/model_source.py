@@ -7,12 +7,7 @@ from typing import Any
 
 import mujoco
 
-_GETTERS = (
-    ("env.sys.mj_model", lambda e: e.sys.mj_model),
-    ("env.mj_model", lambda e: e.mj_model),
-    ("env.unwrapped.sys.mj_model", lambda e: e.unwrapped.sys.mj_model),
-    ("env.unwrapped.mj_model", lambda e: e.unwrapped.mj_model),
-)
+from braxviewer.model_lookup import find_mj_model, where_models_are_looked_up
 
 
 def resolve_model(source: Any) -> mujoco.MjModel:
@@ -38,16 +33,11 @@ def resolve_model(source: Any) -> mujoco.MjModel:
         f"viewer.init() got a string that is neither MJCF XML nor an existing"
         f" file: {text[:60]!r}."
     )
-  for _, getter in _GETTERS:
-    try:
-      model = getter(source)
-    except Exception:  # pylint: disable=broad-except
-      continue
-    if isinstance(model, mujoco.MjModel):
-      return model
+  model = find_mj_model(source)
+  if model is not None:
+    return model
   raise TypeError(
       f"viewer.init() needs a brax env, a MuJoCo Playground env, an MjModel or"
       f" MJCF XML; {type(source).__name__} has none of "
-      + ", ".join(name for name, _ in _GETTERS)
-      + "."
+      + where_models_are_looked_up() + "."
   )

@@ -41,6 +41,7 @@ import optax
 
 from braxviewer import tap
 from braxviewer.evaluator import Evaluator
+from braxviewer.model_lookup import find_mj_model
 from braxviewer.progress import ProgressBar
 from braxviewer.protocol import Mode, StreamInfo
 from braxviewer.stream import Streamer, check_viewer
@@ -156,23 +157,6 @@ def _wrap_env(
 # --------------------------------------------------------------------------
 # Viewer set-up (all checks run before anything compiles)
 # --------------------------------------------------------------------------
-
-
-def find_mj_model(env: Any):
-  """The MuJoCo model behind a brax or MuJoCo Playground env, or None."""
-  for getter in (
-      lambda e: e.sys.mj_model,
-      lambda e: e.mj_model,
-      lambda e: e.unwrapped.sys.mj_model,
-      lambda e: e.unwrapped.mj_model,
-  ):
-    try:
-      model = getter(env)
-    except Exception:  # pylint: disable=broad-except
-      continue
-    if model is not None:
-      return model
-  return None
 
 
 def _resolve_view_envs(viewer, envs_per_device: int) -> int:

@@ -56,3 +56,20 @@ def test_off_live_sync_off_switches_take_effect_next_training_step_without_recom
   # switches and the evals after them compiled nothing.
   assert compiles_at[320] > 0
   assert compiles_at[960] == compiles_at[320]
+
+
+def test_training_program_compiles_once_even_when_the_env_state_comes_back_weakly_typed():
+  # One device call per epoch (no viewer): the second epoch re-feeds the
+  # first one's outputs. Envs return some state fields weakly typed; that
+  # must not compile the training program a second time (upstream does).
+  env = envs.get_environment("inverted_pendulum", backend="generalized")
+  compiles_at = {}
+  with count_compiles() as counter:
+    ours.train(
+        environment=env,
+        progress_fn=lambda step, _: compiles_at.setdefault(step, counter.count),
+        **{**TINY, "num_timesteps": 960, "num_evals": 4},
+    )
+  assert sorted(compiles_at) == [0, 320, 640, 960]
+  assert compiles_at[320] > compiles_at[0]  # the training program
+  assert compiles_at[960] == compiles_at[320], compiles_at

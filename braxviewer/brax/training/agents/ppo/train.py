@@ -599,7 +599,10 @@ def train(
     training_state, state, key, sums = jax.lax.fori_loop(
         0, num_steps, body, (training_state, state, key, zeros)
     )
-    return training_state, state, key, sums
+    # Envs may leave weakly typed fields in their state; returned as they are
+    # they would not match the strong inputs of the first call, and the next
+    # call would compile the whole program again.
+    return _strong(training_state), _strong(state), key, sums
 
   training_steps = jax.pmap(
       training_steps,

@@ -14,6 +14,10 @@ Each round trains three times, interleaved so machine noise hits all alike:
 Steady-state env steps/s: median of `training/sps` over the epochs after the
 first two (upstream compiles its epoch twice, so its second epoch is slow).
 Compile time: JAX's own tracing + lowering + XLA compile durations, per run.
+CPU cost: process CPU seconds per million env steps over the same epochs (the
+epoch plus the eval after it). On a shared machine other jobs stretch wall
+time but hardly the CPU time a run itself burns, so this column is the steadier
+view of what streaming costs; steps/s is the bar.
 
   python bench/overhead.py                       # inverted_pendulum, 2 rounds
   python bench/overhead.py --env ant --rounds 1  # heavier (ant compiles ~3 min on CPU)
@@ -95,6 +99,7 @@ def main() -> None:
 
   env = envs.get_environment(args.env, backend=args.backend)
   per_step = args.batch_size * args.num_minibatches * args.unroll_length
+  env_steps_per_epoch = per_step * args.steps_per_epoch
   cfg = dict(
       num_timesteps=per_step * args.steps_per_epoch * args.epochs,
       num_evals=args.epochs + 1,
@@ -115,14 +120,17 @@ def main() -> None:
   clock = _CompileClock()
   modes = args.modes.split(",")
   names = ["upstream", "none", *modes]
-  results = {k: {"sps": [], "compile_s": [], "compiles": []} for k in names}
+  results = {k: {"sps": [], "cpu_s_per_m": [], "compile_s": [],
+                 "compiles": []} for k in names}
 
   def run(name, train_fn, seed, viewer=None):
-    sps = []  # (epoch index, steps/s)
+    sps = []  # steps/s of epochs 1, 2, ...
+    cpu = []  # process CPU seconds at each eval (step 0, after epoch 1, ...)
 
     def progress(step, metrics):
       if "eval/episode_reward" not in metrics:
         return  # the viewer's per-call heartbeat
+      cpu.append(time.process_time())
       if "training/sps" in metrics:
         sps.append(metrics["training/sps"])
       if viewer is not None and len(sps) >= 2:
@@ -132,18 +140,25 @@ def main() -> None:
     kw = {} if viewer is None else {"viewer": viewer}
     train_fn(environment=env, seed=seed, progress_fn=progress, **cfg, **kw)
     steady = sps[2:]  # epochs 1-2 hold the compiles (upstream: two)
+    # CPU seconds per million env steps of epochs 3, 4, ... (+ their evals).
+    cpu_steady = [(b - a) * 1e6 / env_steps_per_epoch
+                  for a, b in zip(cpu[2:], cpu[3:])]
     if viewer is None:
-      per_mode = {name: steady}
+      per_mode = {name: (steady, cpu_steady)}
     else:
-      per_mode = {m: [x for x, e in zip(steady, viewer.epoch_modes) if e == m]
-                  for m in modes}
-    for mode, values in per_mode.items():
+      per_mode = {
+          m: ([x for x, e in zip(steady, viewer.epoch_modes) if e == m],
+              [x for x, e in zip(cpu_steady, viewer.epoch_modes) if e == m])
+          for m in modes}
+    for mode, (values, cpu_values) in per_mode.items():
       res = results[mode]
       res["sps"].append(statistics.median(values))
+      res["cpu_s_per_m"].append(statistics.median(cpu_values))
       res["compile_s"].append(clock.seconds)
       res["compiles"].append(clock.backend_compiles)
       print(f"round {seed} {mode:9s} steady {res['sps'][-1]:9.0f} steps/s"
-            f" over {len(values)} epochs  compile {clock.seconds:6.1f} s"
+            f" over {len(values)} epochs  cpu {res['cpu_s_per_m'][-1]:6.2f}"
+            f" s/M steps  compile {clock.seconds:6.1f} s"
             f" ({clock.backend_compiles} XLA compiles)", flush=True)
 
   runs = [
@@ -166,19 +181,27 @@ def main() -> None:
         f" {args.steps_per_epoch} training steps ({per_step} env steps each)")
   ref = results.get("upstream")
   print(f"{'variant':9s} {'steps/s':>9s} {'x upstream':>10s}"
+        f" {'cpu s/M':>8s} {'x upstream':>10s}"
         f" {'compile s':>9s} {'x upstream':>10s} {'compiles':>8s}")
+
+  def ratio(res, key):
+    if not ref:
+      return float("nan")
+    return statistics.median([a / b for a, b in zip(res[key], ref[key])])
+
   for name, res in results.items():
-    sps = statistics.median(res["sps"])
-    comp = statistics.median(res["compile_s"])
-    if ref:
-      sps_ratio = statistics.median(
-          [a / b for a, b in zip(res["sps"], ref["sps"])])
-      comp_ratio = statistics.median(
-          [a / b for a, b in zip(res["compile_s"], ref["compile_s"])])
-    else:
-      sps_ratio = comp_ratio = float("nan")
-    print(f"{name:9s} {sps:9.0f} {sps_ratio:10.3f} {comp:9.1f}"
-          f" {comp_ratio:10.3f} {statistics.median(res['compiles']):8.0f}")
+    print(f"{name:9s} {statistics.median(res['sps']):9.0f}"
+          f" {ratio(res, 'sps'):10.3f}"
+          f" {statistics.median(res['cpu_s_per_m']):8.2f}"
+          f" {ratio(res, 'cpu_s_per_m'):10.3f}"
+          f" {statistics.median(res['compile_s']):9.1f}"
+          f" {ratio(res, 'compile_s'):10.3f}"
+          f" {statistics.median(res['compiles']):8.0f}")
+  if ref:
+    print("per-round steps/s ratios to upstream (spread = noise):")
+    for name, res in results.items():
+      print(f"  {name:9s} " + " ".join(
+          f"{a / b:.3f}" for a, b in zip(res["sps"], ref["sps"])))
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"args": vars(args), "results": results}, f, indent=1)

@@ -16,6 +16,12 @@ TINY_FLAGS = ["--num-envs", "8", "--timesteps", "2000", "--evals", "2",
               "--port", "0", "--no-progress"]
 
 
+def _ctrl_c_enabled() -> None:
+  """In the child: Ctrl-C as in a terminal, even when this test run was
+  started in the background (where SIGINT is inherited as ignored)."""
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run(args, timeout=600, **kw):
   return subprocess.run(
       [sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
@@ -117,7 +123,7 @@ def test_ctrl_c_stops_training_and_server_within_seconds():
   proc = subprocess.Popen(
       [sys.executable, "demo/cartpole.py", *TINY_FLAGS, "--timesteps",
        "10000000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True)
+      text=True, preexec_fn=_ctrl_c_enabled)
   try:
     line = proc.stdout.readline()  # the URL is printed first
     assert "viewer running at" in line
@@ -166,7 +172,8 @@ def test_keep_open_serves_after_training_until_ctrl_c():
   proc = subprocess.Popen(
       [sys.executable, "demo/training_example.py", *TINY_FLAGS,
        "--env", "inverted_pendulum", "--view-envs", "2", "--keep-open"],
-      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      preexec_fn=_ctrl_c_enabled)
   try:
     seen = []
     for line in proc.stdout:

@@ -21,7 +21,8 @@ class WebViewer(WebViewerBase):
     port: TCP port; 0 picks a free one.
     mode: initial streaming mode, ``"off"``, ``"live"`` or ``"sync"``.
     port_fallback: take the next free port when ``port`` is busy.
-    history: played chunks kept for scrubbing.
+    history: chunks per source kept in memory for the page's timeline
+      (scrub back during training, then *Live*).
     title: the page's panel title.
     record_dir: also record the stream to this directory (replay with
       ``python -m braxviewer replay DIR``, export with ``... export DIR``).
@@ -36,7 +37,7 @@ class WebViewer(WebViewerBase):
       *,
       mode: "Mode | str" = Mode.LIVE,
       port_fallback: bool = False,
-      history: int = 8,
+      history: int = 64,
       title: Optional[str] = None,
       record_dir: Optional[str] = None,
   ):

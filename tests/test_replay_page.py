@@ -38,7 +38,7 @@ def scene(scene_pixels, page) -> np.ndarray:
 def test_replay_page_timeline_moves_the_scene_pause_and_speed_work(
     replay, page, open_page, scene_pixels):
   player = replay._player  # pylint: disable=protected-access
-  total = len(player.chunks)
+  total = len(player.timeline)
   assert total >= CHUNKS
   open_page(page, replay.url)
   assert page.blocked == []
@@ -124,6 +124,6 @@ def test_export_button_sends_the_current_chunk_as_mp4(replay):
   assert wait_until(lambda: client.files or client.notes, timeout=120)
   assert not client.notes
   (name, data), = client.files
-  steps = int(replay._player.chunks.env_steps[5])  # pylint: disable=protected-access
+  steps = int(replay._player.timeline.env_steps[5])  # pylint: disable=protected-access
   assert name == f"env2_step{steps}.mp4"
   assert data[4:8] == b"ftyp" and len(data) > 1000

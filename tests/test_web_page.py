@@ -67,6 +67,7 @@ def live():
 def viewer(live):
   viewer, _ = live
   viewer.set_mode("live")
+  viewer.go_live()
   viewer.set_paused(False)
   viewer.set_show_only(False)
   viewer.select_env(0)
@@ -174,7 +175,8 @@ def test_select_env_by_keys_slider_click_and_show_only(
   viewer.set_paused(True)  # hold still while we aim
   time.sleep(0.5)
   labels, keep = env_blobs(scene_pixels(page))
-  y, x = ndimage.center_of_mass(labels > 0, labels, keep[0])  # top-left env
+  centres = ndimage.center_of_mass(labels > 0, labels, keep)
+  y, x = min(centres, key=lambda c: c[1])  # a leftmost env: 0 or 4, not 5
   page.mouse.click(x, y + 170)
   assert wait_until(lambda: viewer.selected_env != 5, timeout=5)
   viewer.set_paused(False)
@@ -188,6 +190,60 @@ def test_select_env_by_keys_slider_click_and_show_only(
   assert wait_until(lambda: count_envs(scene_pixels(page)) == 1, timeout=10)
   page.get_by_text("Only selected").click()
   assert wait_until(lambda: count_envs(scene_pixels(page)) == N, timeout=10)
+
+
+def row(page, label: str):
+  """The GUI row of a labelled widget."""
+  return page.locator("label", has_text=label).first.locator("xpath=../../..")
+
+
+def still(scene_pixels, page, seconds=1.0) -> bool:
+  """The scene did not change over ``seconds``."""
+  before = scene_pixels(page)
+  time.sleep(seconds)
+  return np.array_equal(before, scene_pixels(page))
+
+
+def test_timeline_reviews_past_chunks_during_training_then_goes_live(
+    live, viewer, page, open_page, scene_pixels):
+  _, stream = live
+  open_page(page, viewer.url)
+  click_tab(page, "Live")
+  assert wait_until(lambda: page.get_by_text("following training",
+                                             exact=False).count() > 0)
+  # pause from the page: the scene freezes while training streams on
+  row(page, "Play").get_by_role("checkbox").click()
+  assert wait_until(lambda: viewer._player.paused, timeout=5)  # pylint: disable=protected-access
+  sent = stream.chunks_sent
+  assert wait_until(lambda: still(scene_pixels, page), timeout=10)
+  frozen = scene_pixels(page)
+  assert stream.chunks_sent > sent
+  # back ~6 s of training (30 chunks): a past picture, reviewing, paused
+  kept = viewer.timeline()
+  assert len(kept) >= 40
+  box = row(page, "Timeline").get_by_role("textbox")
+  box.fill(str(len(kept) - 30))
+  box.press("Enter")
+  assert wait_until(lambda: viewer.reviewing, timeout=5)
+  cursor = viewer._player.cursor  # pylint: disable=protected-access
+  assert kept.end - 30 <= cursor <= kept.end - 27  # the timeline moved on meanwhile
+  assert viewer._player.paused  # pylint: disable=protected-access
+  assert wait_until(lambda: page.get_by_text("reviewing",
+                                             exact=False).count() > 0)
+  assert wait_until(lambda: np.abs(scene_pixels(page).astype(int)
+                                   - frozen).max() > 40, timeout=5)
+  # one chunk on with the up key, then the Live button: training again
+  page.evaluate("document.activeElement && document.activeElement.blur()")
+  page.keyboard.press("ArrowUp")
+  assert wait_until(lambda: viewer._player.cursor == cursor + 1, timeout=5)  # pylint: disable=protected-access
+  page.get_by_role("button", name="Live", exact=True).click()
+  assert wait_until(lambda: not viewer.reviewing, timeout=5)
+  assert not viewer._player.paused  # pylint: disable=protected-access
+  newest = viewer.timeline().end
+  assert wait_until(lambda: viewer._player.cursor >= newest - 1, timeout=5)  # pylint: disable=protected-access
+  before = scene_pixels(page)
+  time.sleep(1.0)
+  assert np.abs(scene_pixels(page).astype(int) - before).max() > 40
 
 
 def test_two_tabs_and_reload_reconnect(viewer, page, open_page, scene_pixels):

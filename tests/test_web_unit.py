@@ -19,7 +19,9 @@ import pytest
 
 from braxviewer import WebViewer, WebViewerBatched
 from braxviewer.frames import FrameChunk
+from braxviewer import timeline
 from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
+from braxviewer.timeline import RecentChunks
 from braxviewer.web import tiled
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 from braxviewer.web.model_source import resolve_model
@@ -82,7 +84,7 @@ def test_sync_shows_every_frame_then_releases():
   assert p.counters.frames_dropped == 0
 
 
-def test_speed_pause_seek_and_source():
+def test_speed_pause_and_source():
   clock = Clock()
   p = Player(clock=clock)
   p.offer(chunk(t=100, dt=0.1), sync=False)
@@ -96,13 +98,112 @@ def test_speed_pause_seek_and_source():
   p.set_paused(False)
   clock.t += 0.05
   assert p.tick()[1] == 3
-  entry, index = p.seek(5)
-  assert index == 5 and p.paused
   p.set_source("eval")
   assert p.offer(chunk(source="train"), sync=True) is None  # not on display
   assert p.counters.chunks_skipped == 1
-  with pytest.raises(ValueError):
-    p.set_speed(0)
+  for bad in (0, -1, float("nan"), float("inf")):
+    with pytest.raises(ValueError):
+      p.set_speed(bad)
+
+
+def test_recent_chunks_keep_the_newest_with_stable_positions():
+  recent = RecentChunks(max_chunks=4)
+  positions = [recent.append(chunk(seq=i, steps=100 * i)) for i in range(10)]
+  assert positions == list(range(10))
+  kept = recent.chunks("train")
+  assert (kept.start, len(kept), kept.end) == (6, 4, 10)
+  assert [c.seq for c in kept] == [6, 7, 8, 9]
+  assert list(kept.env_steps) == [600, 700, 800, 900]
+  assert kept.nearest(740) == 1 and kept[-1].seq == 9
+  recent.append(chunk(seq=10, steps=1000))
+  assert [c.seq for c in kept] == [6, 7, 8, 9]  # a snapshot does not move
+  assert recent.chunks("train").start == 7
+  assert len(recent.chunks("eval")) == 0
+  with pytest.raises(IndexError, match="4 train chunks"):
+    kept[4]  # pylint: disable=pointless-statement
+  # the byte bound drops the oldest, but keeps the newest of each source
+  size = timeline.chunk_nbytes(chunk())
+  small = RecentChunks(max_chunks=100, max_bytes=3 * size)
+  for i in range(5):
+    small.append(chunk(seq=i))
+  small.append(chunk(seq=0, source="eval"))
+  assert small.nbytes <= 3 * size
+  assert [c.seq for c in small.chunks("train")] == [3, 4]
+  assert len(small.chunks("eval")) == 1
+  with pytest.raises(ValueError, match="max_chunks"):
+    RecentChunks(max_chunks=0)
+
+
+def _played(p, clock, ticks=200, step=0.01):
+  """(seq, frame) of every frame drawn over ``ticks`` clock steps."""
+  out = []
+  for _ in range(ticks):
+    frame = p.tick()
+    if frame is not None:
+      out.append((frame[0].chunk.seq, frame[1]))
+    clock.t += step
+  return out
+
+
+def test_review_jumps_back_plays_on_in_order_then_follows_training_again():
+  clock = Clock()
+  p = Player(clock=clock)
+  for i in range(5):  # live: only the newest plays, all five are kept
+    p.offer(chunk(t=3, seq=i, steps=10 * i), sync=False)
+  assert p.tick()[0].chunk.seq == 4 and p.cursor == 4
+  entry, index = p.jump(1)
+  assert (entry.chunk.seq, index) == (1, 0) and not p.following
+  assert not entry.from_feed
+  p.offer(chunk(t=3, seq=5, steps=50), sync=False)  # kept, not shown now
+  assert p.counters.chunks_dropped == 4 + 1
+  # the review plays on in stream order: 1, 2, 3, 4, 5, then rejoins the feed
+  seen = _played(p, clock, ticks=300)
+  order = [s for s, f in seen if f == 0]
+  assert order[:4] == [2, 3, 4, 5], seen
+  assert p.following
+  p.offer(chunk(t=3, seq=6, steps=60), sync=False)
+  assert p.tick()[0].chunk.seq == 6 and p.tick() is None
+
+
+def test_review_holds_a_sync_trainer_until_live_again():
+  clock = Clock()
+  p = Player(clock=clock)
+  p.offer(chunk(t=2, seq=0), sync=False)
+  p.tick()
+  p.set_paused(True)
+  p.jump(0)
+  assert p.paused  # jumping keeps the pause state
+  ticket = p.offer(chunk(t=2, seq=1), sync=True)
+  clock.t += 1.0
+  assert p.tick() is None and not ticket.released
+  p.go_live()  # follows the trainer again, and resumes
+  assert not p.paused and p.following
+  seen = _played(p, clock, ticks=50)
+  assert (1, 0) in seen and (1, 1) in seen
+  assert ticket.released
+
+
+def test_review_loops_and_repeats_and_switches_source_by_env_steps():
+  clock = Clock()
+  recent = RecentChunks()
+  for i in range(3):
+    recent.append(chunk(t=2, seq=i, steps=100 * i))
+    recent.append(chunk(t=2, seq=i, steps=100 * i + 40, source="eval"))
+  p = Player(recent, live=False, loop=True, clock=clock)  # as replay does
+  seen = [s for s, f in _played(p, clock, ticks=100) if f == 0]
+  assert seen[:5] == [0, 1, 2, 0, 1]  # from the start, looping
+  p.jump(1)
+  p.repeat = True
+  seen = [s for s, f in _played(p, clock, ticks=100) if f == 0]
+  assert set(seen) == {1}
+  p.repeat = False
+  p.set_source("eval")  # on screen: train chunk 1 (100 steps) -> eval 140
+  frame = _played(p, clock, ticks=1)
+  assert frame == [(1, 0)] and p.timeline.source == "eval"
+  p.loop = False
+  p.jump(2)
+  assert [s for s, f in _played(p, clock, ticks=100) if f == 0] == []
+  assert p.tick() is None and not p.following  # replay never follows
 
 
 def test_meters_and_traces_stay_bounded():
@@ -340,20 +441,30 @@ def test_drawn_shapes_sit_where_mujoco_puts_the_geoms():
     assert np.allclose(np.abs(np.sum(axes * match, axis=1)), 1.0, atol=1e-9)
 
 
-def test_history_scrub_pauses_and_draws(running_viewer):
+def test_timeline_scrubs_back_during_training_and_goes_live(running_viewer):
   v = running_viewer
+  v.set_source("train")
   for i in range(3):
-    v.on_chunk(chunk(t=5, dt=0.01, seq=i))
+    v.on_chunk(chunk(t=5, dt=0.01, seq=100 + i, steps=1000 * i))
     time.sleep(0.15)
-  assert v._player.history_length() >= 10  # pylint: disable=protected-access
+  kept = v.timeline()
+  assert [c.seq for c in kept][-3:] == [100, 101, 102]
   drawn = v.update_seconds._count.rate()  # pylint: disable=protected-access
-  v.seek(2)
-  assert v._player.paused and v._panels.pause.value  # pylint: disable=protected-access
+  v.set_paused(True)
+  v.jump(-3)
+  assert v.reviewing and v._player.cursor == kept.end - 3  # pylint: disable=protected-access
+  v.step_chunk(+1)
+  assert v._player.cursor == kept.end - 2  # pylint: disable=protected-access
+  v.jump_to_steps(2100)
+  assert v._player.last_frame[0].chunk.seq == 102  # pylint: disable=protected-access
   v.set_speed(2.0)
-  v.set_paused(False)
+  v.go_live()
+  assert not v.reviewing and not v._player.paused  # pylint: disable=protected-access
   for preset in ("top", "side", "front", "follow"):
     v.apply_camera(preset)
   assert v._follow  # pylint: disable=protected-access
   v.set_show_only(True)
   v.select_env(1)
   assert v.selected_env == 1 and v.failed is None and drawn >= 0
+  with pytest.raises(ValueError, match="history"):
+    WebViewerBatched(history=0)

@@ -10,12 +10,11 @@ read, and their CRC checked, when a chunk is asked for. No JAX.
 
 from __future__ import annotations
 
-import bisect
 import json
 import mmap
 import os
 import re
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from braxviewer.frames import FrameChunk
 from braxviewer.protocol import StreamInfo
 from braxviewer.record import format as fmt
 from braxviewer.record import model_store
+from braxviewer.timeline import ChunkSequence
 
 _SEGMENT_RE = re.compile(
     re.escape(fmt.SEGMENT_PREFIX) + r"(\d{6})" + re.escape(fmt.SEGMENT_SUFFIX)
@@ -156,8 +156,12 @@ class _Segment:
     return memoryview(self.buf)[start:start + length]
 
 
-class ChunkList(Sequence[FrameChunk]):
+class ChunkList(ChunkSequence):
   """The chunks of one source, in recorded order, read on demand.
+
+  A :class:`~braxviewer.timeline.ChunkSequence` (``start`` is 0): the index
+  arrays come from the recording's index; a chunk's bytes are read, and
+  checked, when it is asked for.
 
   Attributes:
     env_steps: ``(K,)`` training env steps of each chunk.
@@ -170,47 +174,15 @@ class ChunkList(Sequence[FrameChunk]):
     self._recording = recording
     self._rows = rows
     self.source = source
+    self.start = 0
     self.env_steps = rows["env_steps"].astype(np.int64)
     self.seq = rows["seq"].astype(np.int64)
     self.num_steps = rows["num_steps"].astype(np.int64)
     self.num_envs = rows["num_envs"].astype(np.int64)
     self.wall_time = rows["wall_time"].astype(np.float64)
 
-  def __len__(self) -> int:
-    return len(self._rows)
-
-  def __getitem__(self, i):  # type: ignore[override]
-    if isinstance(i, slice):
-      return [self[j] for j in range(*i.indices(len(self)))]
+  def _read(self, i: int) -> FrameChunk:
     return self._recording.read_chunk(self._rows[i])
-
-  def __iter__(self) -> Iterator[FrameChunk]:
-    for i in range(len(self)):
-      yield self[i]
-
-  @property
-  def total_frames(self) -> int:
-    return int(self.num_steps.sum())
-
-  def nearest(self, env_steps: int) -> int:
-    """Index of the chunk recorded nearest to ``env_steps`` (-1: empty)."""
-    if not len(self):
-      return -1
-    order = np.argsort(self.env_steps, kind="stable")
-    steps = self.env_steps[order]
-    k = bisect.bisect_left(steps.tolist(), int(env_steps))
-    cands = [c for c in (k - 1, k) if 0 <= c < len(steps)]
-    best = min(cands, key=lambda c: abs(int(steps[c]) - int(env_steps)))
-    return int(order[best])
-
-  def in_range(self, lo: Optional[int], hi: Optional[int]) -> np.ndarray:
-    """Indices of the chunks with ``lo <= env_steps <= hi``."""
-    ok = np.ones(len(self), bool)
-    if lo is not None:
-      ok &= self.env_steps >= lo
-    if hi is not None:
-      ok &= self.env_steps <= hi
-    return np.flatnonzero(ok)
 
 
 class Recording:

@@ -13,21 +13,20 @@ from typing import Optional, Protocol
 import viser
 
 from braxviewer.web.camera import PRESETS
+from braxviewer.timeline import ChunkSequence
 from braxviewer.web.plots import ProgressCurves, TraceChart
+from braxviewer.web.timeline_panel import TimelineControls, TimelinePanel
 from braxviewer.web.traces import EnvTraces
 
 MODES = ("off", "live", "sync")
 SOURCES = ("train", "eval")
 
 
-class Controls(Protocol):
+class Controls(TimelineControls, Protocol):
   """What the panel asks of the viewer when the user acts."""
 
   def set_mode(self, mode: str) -> None: ...
   def set_source(self, source: str) -> None: ...
-  def set_paused(self, paused: bool) -> None: ...
-  def set_speed(self, speed: float) -> None: ...
-  def seek(self, position: int) -> None: ...
   def select_env(self, env: int) -> None: ...
   def step_env(self, delta: int) -> None: ...
   def set_follow(self, follow: bool) -> None: ...
@@ -81,16 +80,24 @@ class Panels:
     num_envs: envs on display (env slider range).
     mode: the initially wanted streaming mode.
     title: shown in the panel title bar.
+    recorded: replay: the recording's timeline. Its timeline controls then
+      come first, in a "Replay" folder, and the trainer's mode and status
+      are hidden; live, they sit in the Live tab.
   """
 
   def __init__(self, server: viser.ViserServer, controls: Controls,
-               num_envs: int, mode: str, title: str = "braxviewer"):
+               num_envs: int, mode: str, title: str = "braxviewer",
+               recorded: Optional[ChunkSequence] = None):
     gui = server.gui
     self._gui = gui
     self._controls = controls
     gui.configure_theme(control_width="medium", show_share_button=False,
                         brand_color=(38, 110, 200))
     gui.set_panel_label(title)
+    live = recorded is None
+    if not live:
+      self.timeline = TimelinePanel(gui, controls, live=False, label="Replay",
+                                    order=-1, recorded=recorded)
     tabs = gui.add_tab_group()
     with tabs.add_tab("Live", viser.Icon.PLAYER_PLAY):
       self.mode = gui.add_dropdown(
@@ -101,12 +108,10 @@ class Panels:
       self.source = gui.add_dropdown(
           "Source", SOURCES, initial_value="train",
           hint="Training unrolls or eval rollouts.")
-      self.pause = gui.add_checkbox("Pause", False)
-      self.speed = gui.add_slider("Speed", min=0.1, max=4.0, step=0.05,
-                                  initial_value=1.0, hint="1 = real time")
-      self.history = gui.add_slider(
-          "History", min=0, max=1, step=1, initial_value=0,
-          hint="Scrub the last chunks (pauses playback).")
+      if live:
+        self.timeline = TimelinePanel(gui, controls, live=True)
+      else:
+        self.mode.visible = self.status.visible = False
       self.shadows = gui.add_checkbox(
           "Shadows", False, hint="Nicer, but halves the frame rate of"
           " browsers without a GPU.")
@@ -132,9 +137,6 @@ class Panels:
     self.mode.on_update(lambda e: _user(e) and c.set_mode(self.mode.value))
     self.source.on_update(
         lambda e: _user(e) and c.set_source(self.source.value))
-    self.pause.on_update(lambda e: _user(e) and c.set_paused(self.pause.value))
-    self.speed.on_update(lambda e: _user(e) and c.set_speed(self.speed.value))
-    self.history.on_update(lambda e: _user(e) and c.seek(self.history.value))
     self.env.on_update(lambda e: _user(e) and c.select_env(self.env.value))
     self.follow.on_update(
         lambda e: _user(e) and c.set_follow(self.follow.value))

@@ -99,7 +99,8 @@ class WebViewerBase:
     mode: initial streaming mode: ``"off"``, ``"live"`` or ``"sync"``.
     port_fallback: take the next free port when ``port`` is busy (otherwise
       a clear error names the busy port).
-    history: played chunks kept for scrubbing.
+    history: chunks per source kept in memory for the page's timeline
+      (scrub back, replay them, then *Live* to follow training again).
     title: the page's panel title.
     record_dir: also record what this viewer receives to this directory
       (see :meth:`record`); replay it with ``python -m braxviewer replay``.
@@ -117,7 +118,7 @@ class WebViewerBase:
       env_offset: Optional[Sequence[float]] = None,
       mode: "Mode | str" = Mode.LIVE,
       port_fallback: bool = False,
-      history: int = 8,
+      history: int = 64,
       title: Optional[str] = None,
       record_dir: Optional[str] = None,
   ):
@@ -136,7 +137,11 @@ class WebViewerBase:
     self.title = title or self._default_title
     self._wanted = Mode.parse(mode)
     self._trainer_mode: Optional[Mode] = None
-    self._player = Player(history=history)
+    if isinstance(history, bool) or not isinstance(
+        history, (int, np.integer)) or history < 1:
+      raise ValueError(f"history must be a positive int (chunks kept per"
+                       f" source), got {history!r}.")
+    self._player = Player(history=int(history))
     self._recorder = None  # braxviewer.record.Recorder, see record()
     self._lock = threading.RLock()  # scene, panels, selection
     self._web: Optional["WebServer"] = None
@@ -202,7 +207,8 @@ class WebViewerBase:
     setup_lighting(self._web.server)
     with self._lock:
       self._panels = Panels(self._web.server, self, num_envs=self._envs_guess(),
-                            mode=self._wanted.value, title=self.title)
+                            mode=self._wanted.value, title=self.title,
+                            recorded=self._recorded_timeline())
       if self._model is not None:
         self._build_scene(self._envs_guess())
     self._web.server.on_client_connect(self._on_client)
@@ -374,12 +380,76 @@ class WebViewerBase:
   def set_speed(self, speed: float) -> None:
     self._player.set_speed(float(speed))
 
-  def seek(self, position: int) -> None:
-    frame = self._player.seek(position)
-    if self._panels is not None:
-      self._panels.pause.value = True
+  # -- timeline (scrubbing back live; the whole recording in replay) --------
+
+  def timeline(self):
+    """The chunks of the source on display that the page can scrub through
+    (a :class:`~braxviewer.timeline.ChunkSequence` snapshot)."""
+    return self._player.timeline
+
+  @property
+  def reviewing(self) -> bool:
+    """True while the page plays its timeline rather than the trainer's
+    newest chunks (see :meth:`jump`, :meth:`go_live`)."""
+    return not self._player.following
+
+  def jump(self, index: int) -> None:
+    """Show chunk ``index`` of :meth:`timeline` (0: the oldest kept; -1:
+    the newest) from its first frame, and play on in stream order from
+    there unless paused. Live, this reviews: the trainer's new chunks are
+    kept but not shown (in sync mode the trainer waits) until
+    :meth:`go_live` or the review catches up with them."""
+    timeline = self._player.timeline
+    if not len(timeline):
+      return
+    index = int(index)
+    if index < 0:
+      index += len(timeline)
+    self._jump_to(timeline.start + index)
+
+  def _jump_to(self, position: int) -> None:
+    try:
+      frame = self._player.jump(position, self._prepare)
+    except ValueError as err:  # an unreadable chunk of a recording
+      self._warn_once("jump", f"braxviewer: cannot show that chunk ({err}).")
+      return
     if frame is not None:
-      self._draw(*frame, record=False)
+      self._draw(*frame)
+
+  def step_chunk(self, delta: int) -> None:
+    """The previous (-1) or next (+1) chunk of the timeline."""
+    p = self._player
+    timeline = p.timeline
+    if not len(timeline):
+      return
+    cursor = p.cursor if p.cursor >= 0 else timeline.end - 1
+    position = max(cursor, timeline.start - 1) + int(delta)
+    if p.loop or not p.live:
+      position = timeline.start + (position - timeline.start) % len(timeline)
+    self._jump_to(position)
+
+  def jump_to_steps(self, env_steps: int) -> None:
+    """Show the chunk of the timeline nearest to ``env_steps`` env steps."""
+    i = self._player.timeline.nearest(int(env_steps))
+    if i >= 0:
+      self.jump(i)
+
+  def go_live(self) -> None:
+    """Follow training again: the newest chunks, playing."""
+    self._player.go_live()
+
+  def set_loop(self, loop: bool) -> None:
+    """Reviewing: start over at the timeline's end (live, otherwise the
+    review ends by following training again)."""
+    self._player.loop = bool(loop)
+
+  def set_repeat(self, repeat: bool) -> None:
+    """Reviewing: play the current chunk again and again."""
+    self._player.repeat = bool(repeat)
+
+  def _recorded_timeline(self):
+    """The recording's timeline for the panels (replay), or None (live)."""
+    return None
 
   def select_env(self, env: int) -> None:
     with self._lock:
@@ -608,7 +678,7 @@ class WebViewerBase:
     if not record:
       return
     self._shown.add()
-    if index == 0:
+    if index == 0 and entry.from_feed:
       self._latency.add(time.time() - chunk.wall_time)
     t = entry.t0 + index * entry.dt
     self._sim_t = t
@@ -657,11 +727,13 @@ class WebViewerBase:
         traces.dirty = False
         panels.show_env(self._selected, traces)
     panels.curves.refresh()
-    length = self._player.history_length()
-    if length > 1 and panels.history.max != length - 1:
-      panels.history.max = length - 1
-      if not self._player.paused:
-        panels.history.value = length - 1
+    p = self._player
+    frame = p.last_frame[1] if p.last_frame is not None else 0
+    panels.timeline.show(p.timeline, p.cursor, frame, p.following, p.paused,
+                         p.speed, p.loop, p.repeat, note=self._timeline_note())
+
+  def _timeline_note(self) -> str:
+    return ""
 
   def _loop(self) -> None:
     """The viewer thread: play frames, refresh panels, watch the server."""

@@ -1,0 +1,167 @@
+"""The timeline controls, shared by the live page and the replay page.
+
+Live, the timeline is the last chunks received (scrub back a few seconds to
+minutes of training, then *Live* to follow the trainer again); in replay it
+is every recorded chunk. Same widgets, same keys, same player underneath.
+Only GUI wiring and the text of the status line here.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol, Tuple
+
+import numpy as np
+import viser
+
+from braxviewer.timeline import ChunkSequence
+
+
+class TimelineControls(Protocol):
+  """What the timeline widgets ask of the viewer."""
+
+  def jump(self, index: int) -> None: ...
+  def step_chunk(self, delta: int) -> None: ...
+  def jump_to_steps(self, env_steps: int) -> None: ...
+  def go_live(self) -> None: ...
+  def set_paused(self, paused: bool) -> None: ...
+  def set_speed(self, speed: float) -> None: ...
+  def set_loop(self, loop: bool) -> None: ...
+  def set_repeat(self, repeat: bool) -> None: ...
+
+
+def short_steps(n: int) -> str:
+  """``1234567`` -> ``"1.23M"``."""
+  for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    if abs(n) >= size:
+      return f"{n / size:.3g}{unit}"
+  return str(int(n))
+
+
+def step_marks(env_steps: np.ndarray,
+               count: int = 4) -> Optional[Tuple[Tuple[int, str], ...]]:
+  """Slider marks: a few chunk indices labelled with their env steps."""
+  n = len(env_steps)
+  if n < 2:
+    return None
+  idx = sorted({int(round(i)) for i in np.linspace(0, n - 1, count)})
+  return tuple((i, short_steps(int(env_steps[i]))) for i in idx)
+
+
+def status_line(timeline: ChunkSequence, cursor: int, frame: int,
+                following: Optional[bool], paused: bool) -> str:
+  """``Chunk 3 / 40 (train) · env step 1,234 · seq 7 · frame 2 / 20``.
+
+  ``following``: None for replay; else whether the trainer is followed."""
+  i = cursor - timeline.start
+  if 0 <= i < len(timeline):
+    text = (f"**Chunk** {i + 1} / {len(timeline)} ({timeline.source}) · "
+            f"**env step** {int(timeline.env_steps[i]):,} · "
+            f"seq {int(timeline.seq[i])} · frame {frame + 1} / "
+            f"{int(timeline.num_steps[i])}")
+  else:
+    kept = "kept" if following is not None else "recorded"
+    text = f"{len(timeline)} {timeline.source} chunks {kept}."
+  if following is True:
+    text += " · _following training_"
+  elif following is False:
+    text += " · _reviewing_ (Live: back to training)"
+  if paused:
+    text += " · _paused_"
+  return text
+
+
+def _user(event) -> bool:
+  """True for changes made in a browser (not by the server assigning)."""
+  return getattr(event, "client", None) is not None
+
+
+class TimelinePanel:
+  """Timeline slider, previous/next chunk (up/down keys), play (space),
+  speed, loop, repeat, go to env step; *Live* on the live page.
+
+  Build it inside the GUI container it belongs to.
+
+  Args:
+    gui: the viser GUI API.
+    controls: receives user actions.
+    live: a trainer feed exists (adds the *Live* button).
+    label: the folder's label.
+    order: the folder's place among its siblings.
+    recorded: replay: the recorded timeline (its env steps mark the slider;
+      a live timeline moves, so its slider has no marks).
+  """
+
+  def __init__(self, gui: viser.GuiApi, controls: TimelineControls,
+               live: bool, label: str = "Timeline",
+               order: Optional[float] = None,
+               recorded: Optional[ChunkSequence] = None):
+    self.live = live
+    c = controls
+    with gui.add_folder(label, order=order) as self.folder:
+      self.status = gui.add_markdown("")
+      n = len(recorded) if recorded is not None else 0
+      self.timeline = gui.add_slider(
+          "Timeline", min=0, max=max(n - 1, 1), step=1, initial_value=0,
+          disabled=n < 2, marks=(step_marks(recorded.env_steps)
+                                 if recorded is not None else None),
+          hint=("The last chunks received, labelled with env steps; drag to"
+                " review (up/down keys: previous/next chunk)." if live else
+                "Recorded chunks over training, labelled with env steps"
+                " (up/down keys: previous/next chunk)."))
+      self.prev = gui.add_button("Previous chunk",
+                                 icon=viser.Icon.PLAYER_SKIP_BACK)
+      self.next = gui.add_button("Next chunk",
+                                 icon=viser.Icon.PLAYER_SKIP_FORWARD)
+      self.to_live = (gui.add_button(
+          "Live", icon=viser.Icon.BROADCAST, hint="Follow training again:"
+          " show the newest chunks.") if live else None)
+      self.play = gui.add_checkbox("Play", True, hint="Key: space.")
+      self.speed = gui.add_slider("Speed", min=0.1, max=4.0, step=0.05,
+                                  initial_value=1.0, hint="1 = real time")
+      self.loop = gui.add_checkbox(
+          "Loop", not live, hint="Start over after the last chunk" +
+          ("" if not live else " (otherwise follow training again)") + ".")
+      self.repeat = gui.add_checkbox("Repeat chunk", False,
+                                     hint="Play the current chunk again.")
+      self.goto = gui.add_number("Go to env step", 0, min=0, step=1)
+    self.timeline.on_update(lambda e: _user(e) and c.jump(self.timeline.value))
+    self.prev.on_click(lambda e: c.step_chunk(-1))
+    self.next.on_click(lambda e: c.step_chunk(+1))
+    if self.to_live is not None:
+      self.to_live.on_click(lambda e: c.go_live())
+    self.play.on_update(lambda e: _user(e) and c.set_paused(not self.play.value))
+    self.speed.on_update(lambda e: _user(e) and c.set_speed(self.speed.value))
+    self.loop.on_update(lambda e: _user(e) and c.set_loop(self.loop.value))
+    self.repeat.on_update(lambda e: _user(e) and c.set_repeat(self.repeat.value))
+    self.goto.on_update(lambda e: _user(e) and c.jump_to_steps(self.goto.value))
+    up = gui.add_command("Next chunk", hotkey="arrowup")
+    down = gui.add_command("Previous chunk", hotkey="arrowdown")
+    space = gui.add_command("Play / pause", hotkey="space")
+    up.on_trigger(lambda e: c.step_chunk(+1))
+    down.on_trigger(lambda e: c.step_chunk(-1))
+    space.on_trigger(lambda e: c.set_paused(self.play.value))
+
+  def show(self, timeline: ChunkSequence, cursor: int, frame: int,
+           following: bool, paused: bool, speed: float, loop: bool,
+           repeat: bool, note: str = "") -> None:
+    """Bring the widgets in line with the player (server side)."""
+    text = status_line(timeline, cursor, frame,
+                       following if self.live else None, paused) + note
+    if self.status.content != text:
+      self.status.content = text
+    n = len(timeline)
+    if self.timeline.max != max(n - 1, 1):
+      self.timeline.max = max(n - 1, 1)
+    if self.timeline.disabled != (n < 2):
+      self.timeline.disabled = n < 2
+    i = cursor - timeline.start
+    if 0 <= i < n and self.timeline.value != i:
+      self.timeline.value = i
+    if self.play.value == paused:
+      self.play.value = not paused
+    if abs(self.speed.value - speed) > 1e-9:
+      self.speed.value = round(speed, 2)
+    if self.loop.value != loop:
+      self.loop.value = loop
+    if self.repeat.value != repeat:
+      self.repeat.value = repeat

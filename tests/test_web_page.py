@@ -153,7 +153,7 @@ def test_plots_receive_data(viewer, page, open_page):
     rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
     return int((rgb.max(-1) - rgb.min(-1) > 40).sum())
 
-  assert wait_until(lambda: coloured_pixels() > 300, timeout=15)
+  assert wait_until(lambda: coloured_pixels() > 300, timeout=30)
 
 
 def test_select_env_by_keys_slider_click_and_show_only(

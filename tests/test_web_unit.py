@@ -468,3 +468,42 @@ def test_timeline_scrubs_back_during_training_and_goes_live(running_viewer):
   assert v.selected_env == 1 and v.failed is None and drawn >= 0
   with pytest.raises(ValueError, match="history"):
     WebViewerBatched(history=0)
+
+
+class _FakeChart:
+  def __init__(self, data, scales):
+    self.data, self.scales, self.removed = data, scales, False
+
+  def remove(self):
+    self.removed = True
+
+
+class _FakeGui:
+  def __init__(self):
+    self.charts = []
+
+  def add_uplot(self, data, series, scales, **kwargs):
+    del series, kwargs
+    self.charts.append(_FakeChart(data, scales))
+    return self.charts[-1]
+
+
+def test_env_chart_x_axis_stays_put_while_time_moves_on():
+  """viser's uPlot keeps the x range a chart was made with (e.g. in a hidden
+  tab): the env chart's x data must stay inside one fixed range, or a moving
+  window scrolls out of it and the chart shows nothing."""
+  import contextlib  # pylint: disable=import-outside-toplevel
+  from braxviewer.web.plots import TraceChart  # pylint: disable=import-outside-toplevel
+  gui = _FakeGui()
+  chart = TraceChart(gui, contextlib.nullcontext())
+  traces = EnvTraces(num_envs=1)
+  for i in range(2000):  # 100 s of sim time at 0.05 s, window 300 frames
+    traces.push(i * 0.05, np.ones(1), np.zeros(1), {"a": np.zeros(1)})
+    if i % 97 == 1:
+      chart.show(*traces.series(0))
+  made, = gui.charts  # made once, then only its data changes
+  x_scale = made.scales["x"]
+  lo, hi = x_scale["range"]
+  assert x_scale["auto"] is False and (lo, hi) == (1.0 - traces.window, 0.0)
+  x = np.asarray(made.data[0])
+  assert len(x) == traces.window and x[0] >= lo and x[-1] == hi

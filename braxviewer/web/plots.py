@@ -13,6 +13,8 @@ import numpy as np
 import viser
 import viser.uplot as uplot
 
+from braxviewer.web.traces import DEFAULT_WINDOW
+
 PALETTE = (
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
     "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
@@ -176,9 +178,11 @@ def _short_names(names: Sequence[str]) -> list:
 class TraceChart:
   """The chart of one env's traces in the page."""
 
-  def __init__(self, gui: viser.GuiApi, container):
+  def __init__(self, gui: viser.GuiApi, container,
+               window: int = DEFAULT_WINDOW):
     self._gui = gui
     self._container = container
+    self._window = int(window)
     self._labels: Tuple[str, ...] = ()
     self._handle = None
 
@@ -187,21 +191,29 @@ class TraceChart:
     self._labels = ()
 
   def show(self, labels: Tuple[str, ...], data: Tuple[np.ndarray, ...]) -> None:
+    """Show the traces against frames before the newest one (x <= 0).
+
+    The x range is fixed, not the moving sim time: viser 1.1.1's uPlot keeps
+    the x range it had when the chart was made (e.g. in a hidden tab), and a
+    moving window then scrolled out of it: an empty chart."""
     if len(data[0]) < 2:
       return
+    n = len(data[0])
+    data = (np.arange(1 - n, 1, dtype=np.float64),) + tuple(data[1:])
     if self._handle is not None and labels == self._labels:
       self._handle.data = data
       return
     if self._handle is not None:
       self._handle.remove()
-    series = list(_series(labels, "time (s)"))
+    series = list(_series(labels, "frames ago"))
     series[-1] = uplot.Series(label="reset", stroke="#e03c3c", width=1,
                               scale="reset", fill="rgba(224,60,60,0.12)")
     with self._container:
       self._handle = self._gui.add_uplot(
           data, tuple(series), title="Selected env: reward and terms",
           aspect=1.6,
-          scales={"x": uplot.Scale(time=False),
+          scales={"x": uplot.Scale(time=False, auto=False,
+                                   range=(1.0 - self._window, 0.0)),
                   "reset": uplot.Scale(auto=False, range=(0.0, 1.0))},
           cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
       )

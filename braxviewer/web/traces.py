@@ -12,6 +12,8 @@ from typing import Dict, Mapping, Tuple
 import numpy as np
 
 
+DEFAULT_WINDOW = 300  # frames of each env kept for its chart
+
 class EnvTraces:
   """Reward, reward terms and done of every env over the last frames shown.
 
@@ -20,7 +22,7 @@ class EnvTraces:
     window: frames kept.
   """
 
-  def __init__(self, num_envs: int, window: int = 300):
+  def __init__(self, num_envs: int, window: int = DEFAULT_WINDOW):
     self.num_envs = num_envs
     self.window = window
     self._lock = threading.Lock()

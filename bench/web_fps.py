@@ -10,7 +10,9 @@ measures, in the page, animation frames per second and scene updates received
 per second (websocket messages); the frames that show new poses per second
 are the smaller of the two. Server side: frames pushed per second, the time
 to pose and send one frame (viser messages), and the kinematics of one frame
-(mj_kinematics for all envs). Prints one table row per env count.
+(mj_kinematics for all envs), and the triangles the page is asked to draw
+(levels of detail chosen for the page's camera). Prints one table row per
+env count.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def measure(browser, model, num_envs: int, seconds: float, fps: float,
         pushed_per_s=(stats["frames_shown"] - shown0) / elapsed,
         update_ms=1e3 * (viewer.update_seconds.mean() or 0.0),
         kinematics_ms=kinematics_ms(model, num_envs),
+        triangles=stats["triangles"],
         renderer=page.evaluate(RENDERER),
     )
   finally:
@@ -134,13 +137,14 @@ def main() -> None:
   print("| ants | page frames/s, static | page frames/s (rAF), streaming"
         " | updates received/s | new frames shown/s"
         " | frames pushed/s (server) | server ms/frame (pose+send)"
-        " | kinematics ms/frame |")
-  print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        " | kinematics ms/frame | triangles drawn |")
+  print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
   for r in rows:
     print(f"| {r['envs']} | {r['idle_fps']:.1f} | {r['raf_fps']:.1f} |"
           f" {r['updates_per_s']:.1f} |"
           f" {r['new_frames_per_s']:.1f} | {r['pushed_per_s']:.1f} |"
-          f" {r['update_ms']:.2f} | {r['kinematics_ms']:.2f} |")
+          f" {r['update_ms']:.2f} | {r['kinematics_ms']:.2f} |"
+          f" {r['triangles']} |")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ The viser client's cost per frame grows with (instanced meshes)^2 x
 instances: 13 ant bodies as 13 meshes of 16 instances drew ~6 frames/s in
 software WebGL, the same instances in one mesh ~25. So every round or box
 geom becomes an instance of one of three unit shapes (sphere, cylinder, box)
-with a per-instance scale and colour; a capsule is a cylinder and two
-spheres. Mesh geoms share one instanced mesh per mesh asset and colour,
-built by mjviser (textures kept); height fields go through mjviser too.
+with a per-instance scale and colour, and capsules of one length/radius
+ratio share a unit capsule (:mod:`detail` tessellates them). Mesh geoms
+share one instanced mesh per mesh asset and colour, built by mjviser
+(textures kept); height fields go through mjviser too.
 Pure numpy + mujoco; :mod:`render` puts the shapes in the scene.
 """
 
@@ -22,25 +23,6 @@ from mjviser.conversions import create_primitive_mesh, mujoco_mesh_to_trimesh
 
 _G = mujoco.mjtGeom
 VISIBLE_GROUPS = (0, 1, 2)  # MuJoCo's default visible geom groups
-
-
-def unit_shape(kind: str) -> trimesh.Trimesh:
-  """The unit mesh of a shape kind: sphere r=1, cylinder r=1 from z=-1 to
-  z=1, box from -1 to 1 (so MuJoCo's sizes are the scales), and
-  ``capsule:<k>``: radius 1, half-length k (scaled uniformly by the radius:
-  capsules of one length/radius ratio share a mesh)."""
-  # Few triangles: software WebGL spends much of its frame on vertices.
-  if kind == "sphere":
-    return trimesh.creation.icosphere(subdivisions=2, radius=1.0)
-  if kind == "cylinder":
-    return trimesh.creation.cylinder(radius=1.0, height=2.0, sections=12)
-  if kind.startswith("capsule:"):  # radius 1, half-length = the ratio
-    ratio = float(kind.split(":", 1)[1])
-    return trimesh.creation.capsule(height=2.0 * ratio, radius=1.0,
-                                    count=[12, 6])
-  if kind == "box":
-    return trimesh.creation.box(extents=(2.0, 2.0, 2.0))
-  raise ValueError(f"No unit shape {kind!r}.")
 
 
 def geom_rgba(model: mujoco.MjModel, geom: int) -> np.ndarray:
@@ -76,6 +58,16 @@ class Shape:
   @property
   def num_parts(self) -> int:
     return len(self.body)
+
+  @property
+  def radius(self) -> np.ndarray:
+    """(P,) radius of each part's round section, in metres (0 when the
+    shape is drawn exactly whatever its size: boxes, meshes)."""
+    if self.mesh is not None or self.kind == "box":
+      return np.zeros(self.num_parts)
+    if self.kind == "cylinder":
+      return self.scale[:, :2].max(axis=1)
+    return self.scale.max(axis=1)  # spheres, ellipsoids, capsules
 
 
 def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,8 +1,11 @@
 """Draw N copies of one MuJoCo model in a viser scene, posed from body poses.
 
 The model's geoms become instances of a few shared shapes (see
-:mod:`primitives`): one instanced mesh per shape for all envs, so a frame is a
-handful of messages whatever the env count. Ground planes become one grid.
+:mod:`primitives`): one instanced mesh per shape and level of detail for all
+envs, so a frame is a handful of messages whatever the env count. Each
+instance is drawn as coarsely as its size on the open pages allows (see
+:mod:`detail`). The ground plane becomes a grid under the envs (see
+:mod:`floor`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import numpy as np
 import trimesh
 import viser
 
-from braxviewer.web.primitives import Parts, Shape, unit_shape
+from braxviewer.web import detail
+from braxviewer.web.floor import Floor
+from braxviewer.web.primitives import Parts, Shape
 
 _PLANE = int(mujoco.mjtGeom.mjGEOM_PLANE)
 _MARKER_COLOR = (230, 60, 60)
 _SELECT_COLOR = (255, 190, 0)
 _MARKER_PERIOD = 0.1  # seconds between moves of the selection marker
+_DETAIL_PERIOD = 0.2  # seconds between choices of the level of detail
 
 
 def setup_lighting(server: viser.ViserServer, shadows: bool = False) -> None:
@@ -92,9 +98,13 @@ class SceneView:
     self.roots = self.offsets + data.xpos[self.tracked_body]
     self._parts = Parts(model)
     self._frame = server.scene.add_frame(self.root, show_axes=False)
-    self._handles: List = []
+    # Per shape: one handle per level of detail, and the level of each
+    # drawn instance (None: choose before the next frame).
+    self._handles: List[List] = []
+    self._levels: List[Optional[np.ndarray]] = [None] * len(self._parts.shapes)
+    self._detail_at = -np.inf
     with server.atomic():
-      self._add_planes(data)
+      self._floor = self._add_floor(data)
       for shape in self._parts.shapes:
         self._handles.append(self._add_shape(shape))
       self._marker = server.scene.add_icosphere(
@@ -117,45 +127,50 @@ class SceneView:
 
   # -- building ------------------------------------------------------------
 
-  def _add_planes(self, data: mujoco.MjData) -> None:
+  def _add_floor(self, data: mujoco.MjData) -> Optional[Floor]:
+    """A grid for the model's lowest ground plane (fixed to the world)."""
     model = self.model
-    for g in range(model.ngeom):
-      if (model.geom_type[g] != _PLANE
-          or model.body_weldid[model.geom_bodyid[g]] != 0):
-        continue
-      pos = data.geom_xpos[g]
-      self._server.scene.add_grid(
-          f"{self.root}/floor{g}", infinite_grid=True, fade_distance=60.0,
-          cell_size=0.5, section_size=2.0, shadow_opacity=0.2,
-          plane_opacity=0.4, position=pos + [0, 0, -1e-3])
+    planes = [g for g in range(model.ngeom)
+              if model.geom_type[g] == _PLANE
+              and model.body_weldid[model.geom_bodyid[g]] == 0]
+    if not planes:
+      return None
+    z = min(float(data.geom_xpos[g][2]) for g in planes)
+    floor = Floor(self._server, f"{self.root}/floor", z - 1e-3,
+                  margin=max(2.0 * self.extent, 1.0))
+    floor.cover(self.roots)
+    return floor
 
   def _instances(self, shape: Shape, envs: slice):
     n = len(range(*envs.indices(self.num_envs)))
     return (np.tile(shape.scale, (n, 1)), np.tile(shape.rgb, (n, 1)),
             np.tile(shape.opacity, n))
 
-  def _add_shape(self, shape: Shape):
+  def _add_shape(self, shape: Shape) -> List:
+    """One instanced mesh per level of detail, all envs in the coarsest."""
     pos, quat = self._parts.poses(
         shape, np.broadcast_to(self.offsets[:, None],
                                (self.num_envs, self.model.nbody, 3)),
         np.tile([1.0, 0.0, 0.0, 0.0], (self.num_envs, self.model.nbody, 1)))
     scale, rgb, opacity = self._instances(shape, slice(None))
     name = f"{self.root}/{shape.kind.replace(':', '_')}"
-    if shape.mesh is None:
-      unit = unit_shape(shape.kind)
-      handle = self._server.scene.add_batched_meshes_simple(
-          name, np.asarray(unit.vertices, np.float32),
-          np.asarray(unit.faces, np.uint32), batched_wxyzs=quat,
-          batched_positions=pos, batched_scales=scale, batched_colors=rgb,
-          batched_opacities=None if np.all(opacity >= 1) else opacity,
-          lod="off")
-    else:
-      handle = self._server.scene.add_batched_meshes_trimesh(
+    if shape.mesh is not None:
+      handles = [self._server.scene.add_batched_meshes_trimesh(
           name, shape.mesh, batched_wxyzs=quat, batched_positions=pos,
-          batched_scales=scale, lod="off")
+          batched_scales=scale, lod="off")]
+    else:
+      handles = []
+      for i, level in enumerate(detail.levels(shape.kind)):
+        handles.append(self._server.scene.add_batched_meshes_simple(
+            f"{name}/{i}", np.asarray(level.mesh.vertices, np.float32),
+            np.asarray(level.mesh.faces, np.uint32), batched_wxyzs=quat,
+            batched_positions=pos, batched_scales=scale, batched_colors=rgb,
+            batched_opacities=None if np.all(opacity >= 1) else opacity,
+            lod="off", visible=i == 0))
     if self._on_env_click is not None:
-      handle.on_click(self._clicked)
-    return handle
+      for handle in handles:
+        handle.on_click(self._clicked)
+    return handles
 
   def _clicked(self, event) -> None:
     """Pick the env whose tracked body is nearest to the click ray."""
@@ -188,25 +203,68 @@ class SceneView:
     self.roots = np.asarray(xpos[:, self.tracked_body], dtype=np.float64)
     sel = self._envs()
     resized, self._resized = self._resized, False
+    now = time.monotonic()
+    views = None
+    if resized or now - self._detail_at >= _DETAIL_PERIOD:
+      self._detail_at = now
+      views = detail.views_of(self._server.get_clients().values())
     with self._server.atomic():
-      for shape, handle in zip(self._parts.shapes, self._handles):
+      if self._floor is not None:
+        self._floor.cover(self.roots[sel])
+      for i, shape in enumerate(self._parts.shapes):
         pos, quat = self._parts.poses(shape, xpos[sel], xquat[sel])
-        handle.batched_positions = pos
-        handle.batched_wxyzs = quat
-        if resized:  # instance count changed: every per-instance array
-          scale, rgb, opacity = self._instances(shape, sel)
-          handle.batched_scales = scale
-          if shape.mesh is None:
-            handle.batched_colors = rgb
-            if not np.all(opacity >= 1):
-              handle.batched_opacities = opacity
-      now = time.monotonic()
+        changed = False
+        if views is not None:
+          changed = self._choose_levels(i, pos, sel, resized, views)
+        self._pose_levels(i, pos, quat, sel, changed)
       if now - self._marker_at >= _MARKER_PERIOD:
         self._marker_at = now
         self._place_selected()
       if done is not None:
         self._mark_done(np.asarray(done, dtype=bool))
     self._server.flush()
+
+  def _choose_levels(self, i: int, pos: np.ndarray, sel: slice,
+                     resized: bool, views) -> bool:
+    """Level of detail of each drawn instance of shape ``i``; True when it
+    changed (the instances move between meshes)."""
+    shape = self._parts.shapes[i]
+    if len(self._handles[i]) > 1:
+      envs = len(range(*sel.indices(self.num_envs)))
+      new = detail.choose(
+          np.tile(shape.radius, envs), pos + self._shift, views,
+          [level.deviation for level in detail.levels(shape.kind)])
+    else:
+      new = np.zeros(len(pos), dtype=np.int64)
+    old = self._levels[i]
+    if not resized and old is not None and np.array_equal(new, old):
+      return False
+    self._levels[i] = new
+    return True
+
+  def _pose_levels(self, i: int, pos: np.ndarray, quat: np.ndarray,
+                   sel: slice, changed: bool) -> None:
+    shape, levels = self._parts.shapes[i], self._levels[i]
+    if levels is None or len(levels) != len(pos):  # not chosen yet
+      levels = self._levels[i] = np.zeros(len(pos), dtype=np.int64)
+      changed = True
+    if changed:
+      scale, rgb, opacity = self._instances(shape, sel)
+    for level, handle in enumerate(self._handles[i]):
+      mask = levels == level
+      if not mask.any():
+        if changed:
+          handle.visible = False
+        continue
+      handle.batched_positions = pos[mask]
+      handle.batched_wxyzs = quat[mask]
+      if changed:  # instances moved between levels: every per-instance array
+        handle.batched_scales = scale[mask]
+        if shape.mesh is None:
+          handle.batched_colors = rgb[mask]
+          if not np.all(opacity >= 1):
+            handle.batched_opacities = opacity[mask]
+        handle.visible = True
 
   def _mark_done(self, done: np.ndarray) -> None:
     """Red dots above envs whose episode just ended; they fade over frames."""
@@ -227,6 +285,18 @@ class SceneView:
     self._marker.position = above
     self._label.position = above + [0.0, 0.0, 0.07 * self.extent]
     self._label.text = f"env {env}"
+
+  @property
+  def triangles(self) -> int:
+    """Triangles of the envs' shapes the page draws now (mesh assets left
+    out: they are drawn as they are)."""
+    total = 0
+    for shape, levels in zip(self._parts.shapes, self._levels):
+      if shape.mesh is None and levels is not None:
+        meshes = detail.levels(shape.kind)
+        counts = np.bincount(levels, minlength=len(meshes))
+        total += sum(int(n) * m.triangles for n, m in zip(counts, meshes))
+    return total
 
   @property
   def selected(self) -> int:
@@ -251,6 +321,9 @@ class SceneView:
 
   def remove(self) -> None:
     """Take every handle out of the scene."""
-    for handle in self._handles + [self._marker, self._label, self._dones]:
+    handles = [h for level in self._handles for h in level]
+    for handle in handles + [self._marker, self._label, self._dones]:
       handle.remove()
+    if self._floor is not None:
+      self._floor.remove()
     self._frame.remove()

@@ -518,6 +518,7 @@ class WebViewerBase:
         update_s=self.update_seconds.mean(),
         clients=(len(self._web.server.get_clients())
                  if self._web is not None and self._web.alive() else 0),
+        triangles=self._view.triangles if self._view is not None else 0,
     )
 
   @property

@@ -1,34 +1,121 @@
-"""Camera presets: where to put the camera for top, side, front and follow views."""
+"""Camera presets: where to put the camera for top, side, front and follow views.
+
+The grid presets fit every env (a sphere of the env's size around its root)
+into the part of the page the control panel leaves free, for the page's
+field of view and shape.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Tuple
 
 import numpy as np
 
 PRESETS = ("top", "side", "front", "follow")
-_PANEL_SHIFT = 0.18
-Vec = Tuple[float, float, float]
+_DIRECTIONS = {  # from the envs towards the camera
+    "top": [0.0, -0.02, 1.0],  # a hair off vertical: straight down has no up
+    "side": [0.0, -1.0, 0.35],
+    "front": [1.0, 0.0, 0.35],
+    "overview": [0.6, -0.75, 0.55],
+}
+_FILL = 0.8  # of the free part of the page, each way: envs move
 
 
-def framing(roots: np.ndarray, extent: float) -> Tuple[np.ndarray, float]:
-  """Center of the envs and a camera distance that keeps them all in view."""
+@dataclasses.dataclass(frozen=True)
+class Page:
+  """What the camera looks through: vertical field of view (radians), width
+  over height, and the fraction of the width the control panel covers on
+  the right."""
+
+  fov: float = math.radians(75.0)  # viser's default
+  aspect: float = 1.6
+  panel: float = 0.25
+
+  @classmethod
+  def of(cls, fov: float, width: float, height: float,
+         panel_px: float = 320.0) -> "Page":
+    width, height = max(float(width), 1.0), max(float(height), 1.0)
+    return cls(float(fov), width / height, min(panel_px / width, 0.45))
+
+
+def _basis(back: np.ndarray, up: np.ndarray):
+  right = np.cross(-back, up)
+  right /= max(np.linalg.norm(right), 1e-9)
+  return right, np.cross(right, -back)
+
+
+def fit(roots: np.ndarray, radius: float, back: np.ndarray,
+        page: Page = Page()) -> Tuple[np.ndarray, float]:
+  """``(target, distance)`` for a camera at ``target + distance * back``
+  (``back`` a unit vector) that shows every sphere of ``radius`` around
+  ``roots (N, 3)`` inside the free part of the page, as large as fits."""
   roots = np.asarray(roots, dtype=np.float64).reshape(-1, 3)
-  lo, hi = roots.min(axis=0), roots.max(axis=0)
-  center = (lo + hi) / 2
-  span = float(np.linalg.norm((hi - lo)[:2]))
-  return center, 0.75 * span + 3.0 * extent
+  roots = roots[np.all(np.isfinite(roots), axis=1)]
+  if not len(roots):
+    roots = np.zeros((1, 3))
+  right, cam_up = _basis(back, np.array([0.0, 0.0, 1.0]))
+  centre = (roots.min(axis=0) + roots.max(axis=0)) / 2
+  rel = roots - centre
+  u, v, w = rel @ right, rel @ cam_up, rel @ back
+  tan_y = math.tan(page.fov / 2)
+  tan_x = page.aspect * tan_y
+  mid, half_x = -page.panel, (1.0 - page.panel) * _FILL
+
+  def place(dist: float):
+    """Target offsets (right, up) centring the envs in the free part of
+    the page from ``dist`` away, and their rims there (NDC), or None when
+    an env is behind the camera."""
+    depth = dist - w
+    if np.any(depth <= 1.05 * radius):
+      return None
+
+    def rims(a: float, b: float):
+      x = np.concatenate([u + radius - a, u - radius - a]) / np.tile(
+          depth * tan_x, 2)
+      y = np.concatenate([v + radius - b, v - radius - b]) / np.tile(
+          depth * tan_y, 2)
+      return x, y
+
+    a, b = page.panel * dist * tan_x, 0.0
+    for _ in range(4):  # near envs look larger: centre what is seen
+      x, y = rims(a, b)
+      a += ((x.max() + x.min()) / 2 - mid) * dist * tan_x
+      b += (y.max() + y.min()) / 2 * dist * tan_y
+    x, y = rims(a, b)
+    return a, b, x, y
+
+  def fits(dist: float) -> bool:
+    placed = place(dist)
+    if placed is None:
+      return False
+    _, _, x, y = placed
+    return bool(np.all(np.abs(x - mid) <= half_x)
+                and np.all(np.abs(y) <= _FILL))
+
+  lo, hi = 0.0, max(float(np.abs(w).max()) + 2 * radius, 1e-3)
+  for _ in range(64):  # far enough, everything fits
+    if fits(hi):
+      break
+    lo, hi = hi, 2 * hi
+  for _ in range(40):
+    mid_d = (lo + hi) / 2
+    lo, hi = (lo, mid_d) if fits(mid_d) else (mid_d, hi)
+  a, b, _, _ = place(hi)
+  return centre + a * right + b * cam_up, hi
 
 
-def preset(name: str, roots: np.ndarray, selected: int,
-           extent: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def preset(name: str, roots: np.ndarray, selected: int, extent: float,
+           page: Page = Page()) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """``(position, look_at, up)`` for the preset ``name``.
 
   Args:
     name: one of :data:`PRESETS`, or ``"overview"`` (the initial view).
     roots: ``(N, 3)`` positions of every env's root body, as drawn.
     selected: the selected env (``follow`` looks at it).
-    extent: size of one env (``model.stat.extent``).
+    extent: radius of one env.
+    page: the page's field of view and shape.
   """
   up = np.array([0.0, 0.0, 1.0])
   if name == "follow":
@@ -36,18 +123,9 @@ def preset(name: str, roots: np.ndarray, selected: int,
     dist = 3.0 * extent
     back = np.array([-0.7, -0.7, 0.5])
     return target + dist * back / np.linalg.norm(back), target, up
-  center, dist = framing(roots, extent)
-  directions = {
-      "top": [0.0, -0.02, 1.0],  # a hair off vertical: straight down has no up
-      "side": [0.0, -1.0, 0.35],
-      "front": [1.0, 0.0, 0.35],
-      "overview": [0.6, -0.75, 0.55],
-  }
-  if name not in directions:
+  if name not in _DIRECTIONS:
     raise ValueError(f"Unknown camera preset {name!r}; use one of {PRESETS}.")
-  back = np.asarray(directions[name]) / np.linalg.norm(directions[name])
-  right = np.cross(-back, up)
-  right /= max(np.linalg.norm(right), 1e-9)
-  # Aim a little right of the envs: the control panel covers the right side.
-  target = center + _PANEL_SHIFT * dist * right
+  back = np.asarray(_DIRECTIONS[name], dtype=np.float64)
+  back /= np.linalg.norm(back)
+  target, dist = fit(roots, extent, back, page)
   return target + dist * back, target, up

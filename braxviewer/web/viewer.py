@@ -500,7 +500,7 @@ class WebViewerBase:
       self.set_follow(preset == "follow")
       shifted = view.roots + view._shift  # pylint: disable=protected-access
       position, look_at, up = camera_presets.preset(
-          preset, shifted, self._selected, view.extent)
+          preset, shifted, self._selected, view.extent, self._page())
       self._set_cameras(position, look_at, up)
 
   # -- stats ---------------------------------------------------------------
@@ -598,7 +598,8 @@ class WebViewerBase:
       self._panels.set_num_envs(num_envs)
       self._panels.show_env(self._selected, self._traces)
     position, look_at, up = camera_presets.preset(
-        "overview", self._view.roots, self._selected, self._view.extent)
+        "overview", self._view.roots, self._selected, self._view.extent,
+        self._page())
     cam = self._web.server.initial_camera
     cam.position, cam.look_at = position, look_at
     self._set_cameras(position, look_at, up)
@@ -617,6 +618,18 @@ class WebViewerBase:
         panels.trace_chart.rebuild()
         if self._traces is not None:
           self._traces.dirty = True
+
+  def _page(self) -> camera_presets.Page:
+    """The first open page's field of view and shape (defaults if none)."""
+    web = self._web
+    for client in list(web.server.get_clients().values()) if web else []:
+      try:
+        cam = client.camera
+        return camera_presets.Page.of(cam.fov, cam.image_width,
+                                      cam.image_height)
+      except Exception:  # pylint: disable=broad-except
+        continue  # not synced yet, or closed meanwhile
+    return camera_presets.Page()
 
   def _set_cameras(self, position, look_at, up) -> None:
     del up  # the scene's +z; presets keep it

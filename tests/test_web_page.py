@@ -181,11 +181,19 @@ def test_select_env_by_keys_slider_click_and_show_only(
   assert wait_until(lambda: viewer.selected_env != 5, timeout=5)
   viewer.set_paused(False)
 
+  # Level of detail follows the page's own camera: seen from the top the
+  # arms are coarse; following one env brings its arm close, and finer.
+  from_top = viewer.stats()["triangles"]
+  assert from_top > 0
   click_tab(page, "Envs")
   page.get_by_role("button", name="follow", exact=True).click()
   assert wait_until(lambda: viewer._follow, timeout=5)  # pylint: disable=protected-access
+  assert wait_until(lambda: viewer.stats()["triangles"] > from_top, timeout=10)
+  following = viewer.stats()["triangles"]
   page.get_by_role("button", name="top", exact=True).click()
   assert wait_until(lambda: not viewer._follow, timeout=5)  # pylint: disable=protected-access
+  assert wait_until(lambda: viewer.stats()["triangles"] < following,
+                    timeout=10)
   page.get_by_text("Only selected").click()
   assert wait_until(lambda: count_envs(scene_pixels(page)) == 1, timeout=10)
   page.get_by_text("Only selected").click()

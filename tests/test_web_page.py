@@ -181,19 +181,26 @@ def test_select_env_by_keys_slider_click_and_show_only(
   assert wait_until(lambda: viewer.selected_env != 5, timeout=5)
   viewer.set_paused(False)
 
-  # Level of detail follows the page's own camera: seen from the top the
-  # arms are coarse; following one env brings its arm close, and finer.
-  from_top = viewer.stats()["triangles"]
-  assert from_top > 0
+  # Level of detail follows the page's own camera: following an env brings
+  # its arm close, and finer than seen from the top; from the top again,
+  # coarser again.
+  assert viewer.stats()["triangles"] > 0
+  view = viewer._view  # pylint: disable=protected-access
+  arm = [i for i, shape in enumerate(view._parts.shapes)  # pylint: disable=protected-access
+         if shape.kind.startswith("capsule")][0]
+
+  def selected_arm() -> int:
+    return int(view._levels[arm][viewer.selected_env])  # pylint: disable=protected-access
+
+  from_top = selected_arm()
   click_tab(page, "Envs")
   page.get_by_role("button", name="follow", exact=True).click()
   assert wait_until(lambda: viewer._follow, timeout=5)  # pylint: disable=protected-access
-  assert wait_until(lambda: viewer.stats()["triangles"] > from_top, timeout=10)
-  following = viewer.stats()["triangles"]
+  assert wait_until(lambda: selected_arm() > from_top, timeout=10)
+  following = selected_arm()
   page.get_by_role("button", name="top", exact=True).click()
   assert wait_until(lambda: not viewer._follow, timeout=5)  # pylint: disable=protected-access
-  assert wait_until(lambda: viewer.stats()["triangles"] < following,
-                    timeout=10)
+  assert wait_until(lambda: selected_arm() < following, timeout=10)
   page.get_by_text("Only selected").click()
   assert wait_until(lambda: count_envs(scene_pixels(page)) == 1, timeout=10)
   page.get_by_text("Only selected").click()

@@ -32,10 +32,10 @@ import platform
 import statistics
 import time
 
-import jax
 from brax import envs
 from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import train as upstream
+import jax
 
 from braxviewer import HeadlessViewer
 from braxviewer.brax.training.agents.ppo import train as ours

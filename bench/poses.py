@@ -78,10 +78,12 @@ def main() -> None:
       reference = BatchKinematics(model, n, use_twin=False)
       flat = qpos.astype(np.float64)
       poses = args.frames * n
-      fast = poses / _best(lambda: scene.poses_from_qpos(qpos), args.repeats)
-      slow = poses / _best(lambda: reference(flat), args.repeats)
-      link = poses / _best(lambda: scene.poses_from_links(pos, rot),
+      fast = poses / _best(lambda s=scene, q=qpos: s.poses_from_qpos(q),
                            args.repeats)
+      slow = poses / _best(lambda r=reference, f=flat: r(f), args.repeats)
+      link = poses / _best(
+          lambda s=scene, p=pos, r=rot: s.poses_from_links(p, r),
+          args.repeats)
       print(f"{name:9s} {n:3d} {fast:13,.0f} {slow:16,.0f} {link:14,.0f}"
             f" {build * 1e3:10.0f}ms {batched * 1e3:12.0f}ms")
   print("\nbar: 64 humanoids x 60 frames/s = 3,840 poses/s")

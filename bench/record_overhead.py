@@ -32,13 +32,14 @@ import numpy as np
 
 
 def train_bench(args, root: str) -> dict:
-  import jax  # pylint: disable=import-outside-toplevel
-  from brax import envs  # pylint: disable=import-outside-toplevel
-  from brax.training.agents.ppo import networks as ppo_networks  # pylint: disable=import-outside-toplevel
-  from braxviewer import HeadlessViewer  # pylint: disable=import-outside-toplevel
-  from braxviewer.brax.training.agents.ppo import train as ppo  # pylint: disable=import-outside-toplevel
-  from braxviewer.multiplex import FanOut  # pylint: disable=import-outside-toplevel
-  from braxviewer.record import Recorder  # pylint: disable=import-outside-toplevel
+  from brax import envs
+  from brax.training.agents.ppo import networks as ppo_networks
+  import jax
+
+  from braxviewer import HeadlessViewer
+  from braxviewer.brax.training.agents.ppo import train as ppo
+  from braxviewer.multiplex import FanOut
+  from braxviewer.record import Recorder
 
   env = envs.get_environment(args.env, backend=args.backend)
   per_step = args.batch_size * args.num_minibatches * args.unroll_length
@@ -92,11 +93,11 @@ def train_bench(args, root: str) -> dict:
 
 def open_bench(gib: float, root: str, envs: int, frames: int,
                nq: int) -> dict:
-  from braxviewer.frames import FrameChunk  # pylint: disable=import-outside-toplevel
-  from braxviewer.record import format as fmt  # pylint: disable=import-outside-toplevel
-  from braxviewer.record import open_recording  # pylint: disable=import-outside-toplevel
-  from braxviewer.record.recorder import _write_json_atomic  # pylint: disable=import-outside-toplevel
-  from braxviewer.record.writer import SegmentWriter  # pylint: disable=import-outside-toplevel
+  from braxviewer.frames import FrameChunk
+  from braxviewer.record import format as fmt
+  from braxviewer.record import open_recording
+  from braxviewer.record.recorder import _write_json_atomic
+  from braxviewer.record.writer import SegmentWriter
 
   path = os.path.join(root, "big")
   os.makedirs(path)

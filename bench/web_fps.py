@@ -29,7 +29,7 @@ from playwright.sync_api import sync_playwright
 
 from braxviewer import WebViewerBatched
 from braxviewer.scene import BatchedScene
-from braxviewer.web.synthetic import SyntheticStream
+from braxviewer.synthetic import SyntheticStream
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -26,7 +26,7 @@ import numpy as np
 from playwright.sync_api import sync_playwright
 
 from braxviewer import WebViewerBatched
-from braxviewer.web.synthetic import SyntheticStream
+from braxviewer.synthetic import SyntheticStream
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

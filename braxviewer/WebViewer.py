@@ -28,8 +28,6 @@ class WebViewer(WebViewerBase):
       ``python -m braxviewer replay DIR``, export with ``... export DIR``).
   """
 
-  _default_title = "braxviewer"
-
   def __init__(
       self,
       host: str = "127.0.0.1",
@@ -38,12 +36,9 @@ class WebViewer(WebViewerBase):
       mode: "Mode | str" = Mode.LIVE,
       port_fallback: bool = False,
       history: int = 64,
-      title: Optional[str] = None,
+      title: str = "braxviewer",
       record_dir: Optional[str] = None,
   ):
     super().__init__(host, port, num_envs=1, mode=mode,
                      port_fallback=port_fallback, history=history, title=title,
                      record_dir=record_dir)
-
-  def _is_batched(self) -> bool:
-    return False

@@ -1,14 +1,16 @@
 """``WebViewerBatched``: a grid of training envs, live in the browser (the
-original API)."""
+original API, with its tiled models)."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
+import mujoco
 import numpy as np
 
-from braxviewer.protocol import Mode
-from braxviewer.web import tiled
+from braxviewer import scene, tiled
+from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.web.playback import Poser
 from braxviewer.web.viewer import WebViewerBase
 
 __all__ = ["WebViewerBatched"]
@@ -31,9 +33,12 @@ class WebViewerBatched(WebViewerBase):
     title: the page's panel title.
     record_dir: also record the stream to this directory (replay with
       ``python -m braxviewer replay DIR``, export with ``... export DIR``).
-  """
 
-  _default_title = "braxviewer"
+  A model that already holds several envs (made by
+  :meth:`concatenate_envs_xml`, the original usage) is recognised: one made
+  here is mapped back to its single env; any other is drawn as it is, its
+  copies filled with the first streamed envs.
+  """
 
   def __init__(
       self,
@@ -46,11 +51,12 @@ class WebViewerBatched(WebViewerBase):
       mode: "Mode | str" = Mode.LIVE,
       port_fallback: bool = False,
       history: int = 64,
-      title: Optional[str] = None,
+      title: str = "braxviewer",
       record_dir: Optional[str] = None,
   ):
     if num_envs is None and grid_dims is not None:
       num_envs = int(np.prod(grid_dims))
+    self._tiled_copies = 1  # > 1: the model holds this many envs itself
     super().__init__(host, port, num_envs=num_envs, grid_dims=grid_dims,
                      env_offset=env_offset, mode=mode,
                      port_fallback=port_fallback, history=history, title=title,
@@ -70,8 +76,57 @@ class WebViewerBatched(WebViewerBase):
     model and lays out the grid itself (a model built from this XML is
     recognised and mapped back to the single env).
     """
-    from braxviewer import scene  # pylint: disable=import-outside-toplevel
     out = scene.concatenate_envs_xml(xml_string, num_envs, grid_dims,
                                      env_offset, assets)
     tiled.remember(xml_string, num_envs, assets)
     return out
+
+  # -- tiled models ----------------------------------------------------------------
+
+  def _model_to_draw(self, model: mujoco.MjModel) -> mujoco.MjModel:
+    single, copies = tiled.untile(model)
+    if copies > 1:
+      if self.num_envs is None:
+        self.num_envs = copies
+      self._warn(
+          "tiled",
+          f"braxviewer: viewer.init() got a model of {copies} envs made by"
+          " concatenate_envs_xml. braxviewer lays out the grid itself now, so"
+          " it draws the single-env XML given to concatenate_envs_xml,"
+          f" {self.num_envs} env(s) on the grid. Passing the single-env"
+          " env to viewer.init() does the same without this warning.")
+      return single
+    prefixed = tiled.prefixed_copies(model)
+    if prefixed > 1:
+      self._warn(
+          "tiled-names",
+          f"braxviewer: viewer.init() got a model of {prefixed} envs laid out"
+          f" in one scene (bodies e0/..e{prefixed - 1}/). braxviewer draws it"
+          " as it is, filled with the first streamed envs; env selection and"
+          " the grid options are off. Pass the single-env env to"
+          " viewer.init() for the full grid features.")
+    self._tiled_copies = prefixed
+    return model
+
+  def _envs_for(self, info: StreamInfo) -> Optional[int]:
+    model = self._model
+    copies = tiled.copies_by_width(model, info.nq) if model else 1
+    if copies == 1:
+      return super()._envs_for(info)
+    if copies != self._tiled_copies:
+      self._warn(
+          "tiled-width", f"braxviewer: the model given to viewer.init() holds"
+          f" {copies} envs side by side (nq={model.nq}, one env streams"
+          f" nq={info.nq}). braxviewer draws it as one scene and fills its"
+          f" {copies} copies with the first {min(copies, info.num_envs)}"
+          " streamed envs; env selection is off. Pass the single-env model to"
+          " viewer.init() to get the full grid features.")
+      self._tiled_copies = copies
+      self._stale = True
+    return 1
+
+  def _poser(self, num_envs: int) -> Poser:
+    if self._tiled_copies > 1 and self._model is not None:
+      return tiled.TiledPoses(scene.BatchedScene(self._model, 1),
+                              self._tiled_copies)
+    return super()._poser(num_envs)

@@ -3,6 +3,7 @@
 from braxviewer.frames import FrameChunk
 from braxviewer.headless import HeadlessViewer
 from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
+
 # The classes shadow their same-named modules on purpose (original API: both
 # `from braxviewer import WebViewer` and `from braxviewer.WebViewer import
 # WebViewer` work). Cheap: viser is imported only when a viewer runs.

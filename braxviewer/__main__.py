@@ -44,9 +44,10 @@ def _view(argv: Sequence[str]) -> int:
   if not os.path.isfile(args.model):
     p.exit(2, f"{p.prog}: error: no such MJCF file: {args.model}\n")
 
-  import mujoco  # pylint: disable=import-outside-toplevel
-  from braxviewer import cli  # pylint: disable=import-outside-toplevel
-  from braxviewer.WebViewerBatched import WebViewerBatched  # pylint: disable=import-outside-toplevel
+  import mujoco
+
+  from braxviewer import cli
+  from braxviewer.WebViewerBatched import WebViewerBatched
   try:
     model = mujoco.MjModel.from_xml_path(args.model)
   except ValueError as err:
@@ -62,7 +63,7 @@ def _view(argv: Sequence[str]) -> int:
       print(f"braxviewer: showing {args.num_envs} copies of {args.model};"
             " Ctrl-C to quit.", flush=True)
       if args.exit_after is not None:
-        import time  # pylint: disable=import-outside-toplevel
+        import time
         time.sleep(args.exit_after)
       else:
         session.keep_open()
@@ -82,15 +83,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0 if argv else 2
   command, rest = argv[0], argv[1:]
   if command == "train":
-    from braxviewer import train_demo  # pylint: disable=import-outside-toplevel
+    from braxviewer import train_demo
     sys.argv[0] = "braxviewer train"
     return train_demo.main(rest)
   if command == "view":
     return _view(rest)
   if command in ("replay", "export"):
-    from braxviewer.record.offscreen import configure_gl  # pylint: disable=import-outside-toplevel
+    from braxviewer.record.offscreen import configure_gl
     configure_gl()  # before mujoco is imported
-    from braxviewer import export, replay  # pylint: disable=import-outside-toplevel
+    from braxviewer import export, replay
     return (replay if command == "replay" else export).main(rest)
   print(f"braxviewer: error: unknown command {command!r}; commands:"
         f" {', '.join(COMMANDS)}.", file=sys.stderr)

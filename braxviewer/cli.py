@@ -208,7 +208,7 @@ def training_session(viewer: Any) -> Iterator[TrainingSession]:
     session.exit_code = 2
     print(str(err), file=sys.stderr, flush=True)
   finally:
-    session._done.set()  # pylint: disable=protected-access
+    session._done.set()
     with contextlib.suppress(Exception):
       viewer.close()
     if in_main:

@@ -22,8 +22,13 @@ from typing import Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from braxviewer.record import format as fmt
-from braxviewer.record.offscreen import (PRESETS, GridRenderer, configure_gl,
-                                         frame_distance, look)
+from braxviewer.record.offscreen import (
+  PRESETS,
+  GridRenderer,
+  configure_gl,
+  frame_distance,
+  look,
+)
 from braxviewer.record.reader import Recording
 
 MAX_FPS = 60.0
@@ -106,7 +111,7 @@ def select_chunks(rec: Recording, source: str, steps: StepRange,
 
 def _open_encoder(path: str, width: int, height: int, fps: float):
   try:
-    import av  # pylint: disable=import-outside-toplevel
+    import av
   except ImportError:
     raise RuntimeError("video export needs PyAV: pip install av") from None
   container = av.open(path, mode="w", format="mp4")
@@ -178,7 +183,7 @@ def export_video(
 def _export(rec: Recording, picked: np.ndarray, out: str, env: int, grid: bool,
             source: str, camera: str, width: int, height: int, speed: float,
             on_frame) -> ExportResult:
-  from braxviewer.scene import BatchedScene  # pylint: disable=import-outside-toplevel
+  from braxviewer.scene import BatchedScene
   configure_gl()
   chunks = rec.chunks(source)
   model = rec.model()

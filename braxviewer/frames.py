@@ -76,3 +76,26 @@ class FrameChunk:
   @property
   def num_envs(self) -> int:
     return int(self.reward.shape[1])
+
+
+def fit_envs(chunk: FrameChunk, num_envs: int) -> FrameChunk:
+  """``chunk`` with exactly ``num_envs`` envs: extra envs cut, missing ones
+  NaN in the poses (a viewer draws them at their last pose) and 0 in the
+  rewards, dones and terms."""
+  def fit(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    if a is None:
+      return None
+    a = np.asarray(a, dtype=np.float64)
+    out = np.full(a.shape[:1] + (num_envs,) + a.shape[2:], np.nan)
+    k = min(num_envs, a.shape[1])
+    out[:, :k] = a[:, :k]
+    return out
+
+  def zeros(a: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(fit(a))
+
+  return dataclasses.replace(
+      chunk, qpos=fit(chunk.qpos), link_pos=fit(chunk.link_pos),
+      link_rot=fit(chunk.link_rot), reward=zeros(chunk.reward),
+      done=zeros(chunk.done), truncation=zeros(chunk.truncation),
+      metrics={k: zeros(v) for k, v in chunk.metrics.items()})

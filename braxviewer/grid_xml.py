@@ -135,12 +135,14 @@ def load_source(
       )
     origin = f"file {path}"
     file_dir = file_dir or os.path.dirname(path)
-    parse = lambda: mujoco.MjSpec.from_file(  # pylint: disable=g-long-lambda
-        path, include=files or None, assets=files or None)
+    def parse() -> mujoco.MjSpec:
+      return mujoco.MjSpec.from_file(path, include=files or None,
+                                     assets=files or None)
   elif isinstance(xml, str):
     origin = _describe(xml)
-    parse = lambda: mujoco.MjSpec.from_string(  # pylint: disable=g-long-lambda
-        xml, include=files or None, assets=files or None)
+    def parse() -> mujoco.MjSpec:
+      return mujoco.MjSpec.from_string(xml, include=files or None,
+                                       assets=files or None)
   else:
     raise ValueError(
         f"Expected MJCF XML text or a file path, got {type(xml).__name__}."

@@ -10,7 +10,7 @@ import threading
 from typing import Deque, List, Mapping, Optional, Tuple
 
 from braxviewer.frames import FrameChunk
-from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.protocol import Mode, StreamInfo, check_num_envs
 
 
 class HeadlessViewer:
@@ -28,14 +28,7 @@ class HeadlessViewer:
       mode: "Mode | str" = Mode.LIVE,
       max_chunks: Optional[int] = None,
   ):
-    if num_envs is not None and (
-        not isinstance(num_envs, int) or isinstance(num_envs, bool)
-        or num_envs < 1
-    ):
-      raise ValueError(
-          f"num_envs must be a positive int or None, got {num_envs!r}."
-      )
-    self._num_envs = num_envs
+    self._num_envs = check_num_envs(num_envs)
     self._mode = Mode.parse(mode)
     self._lock = threading.Lock()
     self.chunks: Deque[FrameChunk] = collections.deque(maxlen=max_chunks)

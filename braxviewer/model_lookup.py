@@ -1,11 +1,14 @@
-"""Where an env keeps its MuJoCo model: one lookup for the trainer and the viewers.
+"""Where an env keeps its MuJoCo model: one lookup for the trainer, the
+viewers and the recorder.
 
 No JAX, no web: brax envs hold it at ``env.sys.mj_model``, MuJoCo Playground
 envs at ``env.mj_model``, and wrappers forward both through ``env.unwrapped``.
+:func:`resolve_model` also takes a model, MJCF text or an MJCF file.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Optional, Tuple
 
 import mujoco
@@ -23,7 +26,7 @@ def find_mj_model(env: Any) -> Optional[mujoco.MjModel]:
   for _, getter in MODEL_GETTERS:
     try:
       model = getter(env)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       continue
     if isinstance(model, mujoco.MjModel):
       return model
@@ -33,3 +36,36 @@ def find_mj_model(env: Any) -> Optional[mujoco.MjModel]:
 def where_models_are_looked_up() -> str:
   """The attribute paths tried, for error messages."""
   return ", ".join(name for name, _ in MODEL_GETTERS)
+
+
+def resolve_model(source: Any) -> mujoco.MjModel:
+  """The MuJoCo model behind ``source``.
+
+  Args:
+    source: a brax env (``env.sys.mj_model``), a MuJoCo Playground env
+      (``env.mj_model``), either one wrapped, an ``mujoco.MjModel``, an MJCF
+      XML string, or the path of an MJCF file.
+
+  Raises:
+    TypeError: when no MuJoCo model can be found in ``source``.
+  """
+  if isinstance(source, mujoco.MjModel):
+    return source
+  if isinstance(source, (str, os.PathLike)):
+    text = os.fspath(source)
+    if text.lstrip().startswith("<"):
+      return mujoco.MjModel.from_xml_string(text)
+    if os.path.isfile(text):
+      return mujoco.MjModel.from_xml_path(text)
+    raise TypeError(
+        f"viewer.init() got a string that is neither MJCF XML nor an existing"
+        f" file: {text[:60]!r}."
+    )
+  model = find_mj_model(source)
+  if model is not None:
+    return model
+  raise TypeError(
+      f"viewer.init() needs a brax env, a MuJoCo Playground env, an MjModel or"
+      f" MJCF XML; {type(source).__name__} has none of "
+      + where_models_are_looked_up() + "."
+  )

@@ -2,20 +2,21 @@
 
 The trainer sees one :class:`~braxviewer.protocol.TrainingViewer`. The
 stream runs in the most demanding mode any viewer asks for (sync > live >
-off); each chunk goes to every viewer that wants one (non-blocking viewers
-first, so a sync viewer's wait does not delay them). A viewer that raises is
-switched off with one warning; the others go on. No JAX.
+off), or in the mode of one *lead* viewer when there is one (a web page
+whose recorder keeps what the page streams); each chunk goes to every viewer
+that wants one (non-blocking viewers first, so a sync viewer's wait does not
+delay them). A viewer added mid-run is caught up (its model, the stream's
+info). A viewer that raises is switched off with one warning; the others go
+on. No JAX.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, List, Mapping, Optional
+import warnings
 
 from braxviewer.frames import FrameChunk
 from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
-
-_RANK = {Mode.OFF: 0, Mode.LIVE: 1, Mode.SYNC: 2}
 
 
 class FanOutWarning(RuntimeWarning):
@@ -28,29 +29,67 @@ class FanOut:
   Args:
     *viewers: the viewers; the first one that asks for a number of envs
       sets it (they all receive the same chunks).
+    lead: the viewer whose mode is the stream's mode (None: the most
+      demanding of all). The others receive what it lets through.
 
   Raises:
-    ValueError: with no viewer, or when viewers ask for different numbers
-      of envs.
+    ValueError: with no viewer, when viewers ask for different numbers of
+      envs, or when ``lead`` is not one of ``viewers``.
   """
 
-  def __init__(self, *viewers: TrainingViewer):
+  def __init__(self, *viewers: TrainingViewer,
+               lead: Optional[TrainingViewer] = None):
     if not viewers:
       raise ValueError("FanOut needs at least one viewer.")
-    wanted = {v.requested_envs() for v in viewers} - {None}
+    if lead is not None and not any(v is lead for v in viewers):
+      raise ValueError("FanOut's lead must be one of its viewers.")
+    self.viewers: List[TrainingViewer] = []
+    self._failed: List[bool] = []
+    self._lead = lead
+    self._env: Any = None
+    self._info: Optional[StreamInfo] = None
+    for viewer in viewers:
+      self.add(viewer)
+
+  # -- membership --------------------------------------------------------------
+
+  def add(self, viewer: TrainingViewer) -> None:
+    """Forward the stream to ``viewer`` too, from now on; it gets the model
+    (``init``) and the stream's info when those were given already.
+
+    Raises:
+      ValueError: ``viewer`` asks for another number of envs.
+    """
+    wanted = {v.requested_envs() for v in self.viewers + [viewer]} - {None}
     if len(wanted) > 1:
       raise ValueError(
           f"The viewers ask for different numbers of envs ({sorted(wanted)});"
           " give them the same num_envs.")
-    self.viewers: List[TrainingViewer] = list(viewers)
-    self._failed: List[bool] = [False] * len(viewers)
+    self.viewers.append(viewer)
+    self._failed.append(False)
+    i = len(self.viewers) - 1
+    if self._env is not None and hasattr(viewer, "init"):
+      self._call(i, "init", viewer.init, self._env)
+    if self._info is not None:
+      self._call(i, "on_stream_start", viewer.on_stream_start, self._info)
+
+  def remove(self, viewer: TrainingViewer) -> None:
+    """Stop forwarding to ``viewer`` (the lead cannot be removed)."""
+    if viewer is self._lead:
+      raise ValueError("FanOut cannot remove its lead viewer.")
+    for i, v in enumerate(self.viewers):
+      if v is viewer:
+        del self.viewers[i], self._failed[i]
+        return
+
+  # -- guarded calls -----------------------------------------------------------
 
   def _call(self, i: int, name: str, fn: Callable[..., Any], *args) -> Any:
     if self._failed[i]:
       return None
     try:
       return fn(*args)
-    except Exception as err:  # pylint: disable=broad-except
+    except Exception as err:  # a viewer never takes the stream down
       self._failed[i] = True
       warnings.warn(
           f"braxviewer: {type(self.viewers[i]).__name__} raised in {name}"
@@ -60,7 +99,7 @@ class FanOut:
       return None
 
   def _each(self, name: str, *args) -> None:
-    for i, v in enumerate(self.viewers):
+    for i, v in enumerate(list(self.viewers)):
       self._call(i, name, getattr(v, name), *args)
 
   def _modes(self) -> List[Mode]:
@@ -69,6 +108,8 @@ class FanOut:
       mode = self._call(i, "mode", lambda v=v: Mode.parse(v.mode))
       out.append(Mode.OFF if mode is None else mode)
     return out
+
+  # -- TrainingViewer ----------------------------------------------------------
 
   def requested_envs(self) -> Optional[int]:
     for v in self.viewers:
@@ -79,9 +120,13 @@ class FanOut:
 
   @property
   def mode(self) -> Mode:
-    return max(self._modes(), key=_RANK.__getitem__)
+    modes = self._modes()
+    if self._lead is not None:
+      return next(m for v, m in zip(self.viewers, modes) if v is self._lead)
+    return max(modes, key=lambda m: m.flag)
 
   def on_stream_start(self, info: StreamInfo) -> None:
+    self._info = info
     self._each("on_stream_start", info)
 
   def on_chunk(self, chunk: FrameChunk) -> None:
@@ -99,10 +144,14 @@ class FanOut:
     self._each("on_trainer_mode", mode)
 
   def on_stream_end(self) -> None:
+    self._info = None
     self._each("on_stream_end")
 
+  # -- lifecycle ---------------------------------------------------------------
+
   def init(self, env: Any) -> "FanOut":
-    """``init(env)`` on every viewer that has it."""
+    """``init(env)`` on every viewer that has it (and on any added later)."""
+    self._env = env
     for i, v in enumerate(self.viewers):
       if hasattr(v, "init"):
         self._call(i, "init", v.init, env)

@@ -1,67 +1,88 @@
-"""A dependency-free terminal progress bar for training runs."""
+"""The trainer's terminal progress bar, drawn by rich.
+
+One line on stderr: the phase (compiling, training, evaluating, done), env
+steps done of the run's real total, env steps/s, elapsed and remaining time.
+The remaining time is estimated from training only (the first device call,
+which compiles, is left out), the bar never passes the total, and while it
+is drawn the user's own prints appear above it instead of on its line.
+"""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import Optional, TextIO
+
+from rich.console import Console
+from rich.progress import (
+  BarColumn,
+  MofNCompleteColumn,
+  Progress,
+  SpinnerColumn,
+  TaskID,
+  TextColumn,
+  TimeElapsedColumn,
+  TimeRemainingColumn,
+)
 
 
 class ProgressBar:
-  """One line on stderr: env steps done, steps/s, time left.
+  """The run's progress on the terminal.
 
   Args:
-    total: env steps the run will do.
-    enabled: True/False; None shows the bar only when the stream is a TTY.
+    total: env steps the run will do (brax rounds the asked-for number up
+      to whole epochs: pass the rounded number).
+    enabled: True/False; None shows the bar only when ``stream`` is a
+      terminal.
     stream: where to draw (stderr by default).
   """
 
-  def __init__(
-      self, total: int, enabled: Optional[bool] = None,
-      stream: Optional[TextIO] = None, width: int = 30,
-  ):
-    self._stream = stream or sys.stderr
+  def __init__(self, total: int, enabled: Optional[bool] = None,
+               stream: Optional[TextIO] = None):
+    stream = stream or sys.stderr
     if enabled is None:
-      enabled = bool(getattr(self._stream, "isatty", lambda: False)())
-    self.enabled = enabled and total > 0
-    self._total = max(int(total), 1)
-    self._width = width
-    self._t0 = time.time()
-    self._last_draw = 0.0
-    self._drawn = False
-
-  def render(self, done: int) -> str:
-    """The bar's text for ``done`` env steps."""
-    frac = min(max(done / self._total, 0.0), 1.0)
-    filled = int(round(frac * self._width))
-    elapsed = max(time.time() - self._t0, 1e-9)
-    rate = done / elapsed
-    left = (self._total - done) / rate if rate > 0 and done < self._total else 0
-    return (
-        f"[{'#' * filled}{'.' * (self._width - filled)}] {frac:6.1%}"
-        f"  {done:,}/{self._total:,} env steps  {rate:,.0f}/s"
-        f"  {_clock(elapsed)} elapsed, {_clock(left)} left"
-    )
+      enabled = bool(getattr(stream, "isatty", lambda: False)())
+    self.total = max(int(total), 1)
+    self.enabled = bool(enabled) and total > 0
+    self.done = 0
+    self._progress: Optional[Progress] = None
+    self._task: Optional[TaskID] = None
+    self._timing = False  # the rate counts from the end of compiling
+    if self.enabled:
+      self._progress = Progress(
+          SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(),
+          MofNCompleteColumn(), TextColumn("env steps"),
+          TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+          TextColumn("left"), TimeRemainingColumn(),
+          console=Console(file=stream), transient=False)
+      self._task = self._progress.add_task("compiling", total=self.total,
+                                           rate="")
+      self._progress.start()
 
   def update(self, done: int) -> None:
-    if not self.enabled:
+    """``done`` env steps are done (the bar stops at the total)."""
+    self.done = min(max(int(done), self.done), self.total)
+    progress, task = self._progress, self._task
+    if progress is None or task is None:
       return
-    now = time.time()
-    if now - self._last_draw < 0.2 and done < self._total:
+    if not self._timing:  # the first call (and its compile) is over
+      self._timing = True
+      progress.reset(task, total=self.total, completed=self.done,
+                     description="training", rate="")
       return
-    self._last_draw = now
-    self._stream.write("\r" + self.render(done))
-    self._stream.flush()
-    self._drawn = True
+    progress.update(task, completed=self.done)
+    speed = progress.tasks[0].speed
+    if speed:
+      progress.update(task, rate=f"{speed:,.0f}/s")
+
+  def phase(self, name: str) -> None:
+    """Say what the run does now: ``"evaluating"``, ``"training"``, ..."""
+    if self._progress is not None and self._task is not None:
+      self._progress.update(self._task, description=name)
 
   def close(self) -> None:
-    if self.enabled and self._drawn:
-      self._stream.write("\n")
-      self._stream.flush()
-
-
-def _clock(seconds: float) -> str:
-  seconds = int(seconds)
-  h, rem = divmod(seconds, 3600)
-  m, s = divmod(rem, 60)
-  return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+    """Leave the bar's last state on screen (``done`` when complete)."""
+    progress, self._progress = self._progress, None
+    if progress is not None and self._task is not None:
+      if self.done >= self.total:
+        progress.update(self._task, description="done")
+      progress.stop()

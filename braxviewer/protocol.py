@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import numbers
 from typing import Mapping, Optional, Protocol, Tuple, runtime_checkable
 
 from braxviewer.frames import FrameChunk, PoseKind
@@ -22,6 +23,12 @@ class Mode(str, enum.Enum):
   LIVE = "live"  # stream, never wait: newest chunks win, drops are counted
   SYNC = "sync"  # training waits until each chunk was shown
 
+  @property
+  def flag(self) -> int:
+    """0 off, 1 live, 2 sync: the tap's runtime flag, also the order of
+    demand (a stream serving several viewers runs in the highest)."""
+    return _FLAGS[self]
+
   @classmethod
   def parse(cls, value: "Mode | str") -> "Mode":
     if isinstance(value, Mode):
@@ -32,6 +39,29 @@ class Mode(str, enum.Enum):
       raise ValueError(
           f"Unknown viewer mode {value!r}: use one of 'off', 'live', 'sync'."
       ) from None
+
+
+_FLAGS = {Mode.OFF: 0, Mode.LIVE: 1, Mode.SYNC: 2}
+
+# The progress key of training speed: brax reports it after every epoch, and
+# braxviewer's trainer also after every device call (a heartbeat that keeps a
+# page's status and speed chart moving while streaming is off).
+TRAINING_SPS = "training/sps"
+
+
+def check_num_envs(value: object, name: str = "num_envs") -> Optional[int]:
+  """``value`` as the number of envs to stream: a positive int, or None
+  (let the trainer choose).
+
+  Raises:
+    ValueError: for anything else (bools, floats, 0, negatives), naming it.
+  """
+  if value is None:
+    return None
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+      or int(value) < 1:
+    raise ValueError(f"{name} must be a positive int or None, got {value!r}.")
+  return int(value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ repeat), in a "Replay" folder, plus MP4 export of what is on screen. No JAX.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -23,28 +24,35 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
+from braxviewer import cli
+from braxviewer.export import export_video
+from braxviewer.model_lookup import resolve_model
 from braxviewer.record import format as fmt
+from braxviewer.record.offscreen import configure_gl
 from braxviewer.record.reader import Recording
+from braxviewer.scene import BatchedScene
+from braxviewer.web.host import PageHost
 from braxviewer.web.pacing import Player
-from braxviewer.WebViewerBatched import WebViewerBatched
 
 
-class ReplayViewer(WebViewerBatched):
-  """The web viewer, playing a recording.
+class ReplayViewer(PageHost):
+  """The web viewer's page, playing a recording.
 
   Args:
     recording: a recording directory or an open :class:`Recording`.
     host, port, port_fallback: where to serve (as the live viewer).
     model: MJCF path or MjModel to draw instead of the recorded model.
     source: ``"train"`` or ``"eval"`` chunks first.
-    speed: initial playback speed.
+    speed: initial playback speed (0.1 to 4).
     loop: start over at the end.
+    title: the page's panel title (default: the recording's name).
+
+  Its controls are the live viewer's: :attr:`page` (envs, camera) and
+  :attr:`playback` (timeline, pause, speed, source).
 
   Raises:
     RecordingError: the recording cannot be read or has no model.
   """
-
-  _default_title = "braxviewer replay"
 
   def __init__(self, recording: Any, host: str = "127.0.0.1",
                port: int = 8000, *, port_fallback: bool = False,
@@ -53,7 +61,7 @@ class ReplayViewer(WebViewerBatched):
     rec = recording if isinstance(recording, Recording) else Recording(
         recording)
     self.recording = rec
-    self._replay_model = model if model is not None else rec.model()
+    self._model = resolve_model(model if model is not None else rec.model())
     train = rec.chunks("train")
     chunks = train if len(train) else rec.chunks("eval")
     if not len(chunks):
@@ -65,91 +73,61 @@ class ReplayViewer(WebViewerBatched):
     if source == "train" and not len(train):
       source = "eval"
     info = rec.stream_info
-    num_envs = info.num_envs if info else int(chunks.num_envs.max())
-    super().__init__(num_envs=num_envs, host=host, port=port,
-                     port_fallback=port_fallback, mode="live",
-                     title=title or f"replay: {os.path.basename(rec.path)}")
-    self._player = Player(rec, live=False, loop=loop)
-    self._player.ready = False  # until run() has built the scene
-    self._player.set_source(source)
-    self._player.set_speed(speed)
-    self._export_button = None
+    self.num_envs = info.num_envs if info else int(chunks.num_envs.max())
+    player = Player(rec, live=False, loop=loop)
+    player.ready = False  # until run() has built the scene
+    player.set_source(source)
+    player.set_speed(min(4.0, max(0.1, float(speed))))
+    super().__init__(host, port, port_fallback=port_fallback,
+                     title=title or f"replay: {os.path.basename(rec.path)}",
+                     player=player)
     self._exporting = False
 
-  # -- lifecycle -------------------------------------------------------------
-
   def run(self) -> "ReplayViewer":
-    if self._web is not None:
+    """Serve the page and start playing."""
+    if self.page is not None:
       return self
-    super().run()
-    self.init(self._replay_model)
-    info = self.recording.stream_info
-    if info is not None:
-      self.on_stream_start(info)
-      self.on_trainer_mode("off")
+    player = self.playback.player
+    page = self._serve(stream=None, mode="off", num_envs=self.num_envs,
+                       recorded=player.timeline)
+    self._show_envs(BatchedScene(self._model, self.num_envs))
     for steps, metrics in self.recording.progress():
-      self.on_progress(steps, metrics)
-    self._ended = False
-    self._add_export_button()
-    self._player.ready = True
+      page.add_progress(steps, metrics)
+    page.add_export_button(self._export_clicked)
+    player.ready = True
     return self
 
-  def close(self) -> None:
-    super().close()
-
-  # -- controls ----------------------------------------------------------------
-
-  def set_speed(self, speed: float) -> None:
-    super().set_speed(min(4.0, max(0.1, float(speed))))
-
-  # -- panel -------------------------------------------------------------------
-
-  def _recorded_timeline(self):
-    return self._player.timeline
-
-  def _add_export_button(self) -> None:
-    import viser  # pylint: disable=import-outside-toplevel
-    panels = self._panels
-    with panels.timeline.folder:
-      button = self._web.server.gui.add_button(
-          "Export MP4", icon=viser.Icon.MOVIE,
-          hint="Selected env, current chunk, follow camera.")
-    button.on_click(lambda e: self._export_clicked(e.client))
-    self._export_button = button
-
-  def _timeline_note(self) -> str:
+  def _note(self) -> str:
     return " · _exporting…_" if self._exporting else ""
 
-  # -- export ------------------------------------------------------------------
+  # -- export ----------------------------------------------------------------
 
-  def _export_clicked(self, client) -> None:
-    if self._exporting or client is None:
+  def _export_clicked(self, client: Any) -> None:
+    """The page's *Export MP4*: the selected env, the chunk on screen."""
+    if self._exporting or client is None or self.page is None:
       return
     self._exporting = True
-    cursor = max(self._player.cursor, 0)  # replay: position == index
-    env = self.selected_env
-    threading.Thread(target=self._export, args=(client, cursor, env),
+    cursor = max(self.playback.player.cursor, 0)  # replay: position == index
+    threading.Thread(target=self._export,
+                     args=(client, cursor, self.page.selected_env),
                      name="braxviewer-export", daemon=True).start()
 
-  def _export(self, client, cursor: int, env: int) -> None:
-    from braxviewer.export import export_video  # pylint: disable=import-outside-toplevel
-    chunks = self._player.timeline
+  def _export(self, client: Any, cursor: int, env: int) -> None:
+    chunks = self.playback.timeline
     steps = int(chunks.env_steps[cursor])
     try:
       with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, f"env{env}_step{steps}.mp4")
         # a fresh reader: the export thread must not share memory maps
         export_video(self.recording.path, out, env=env, steps=(steps, steps),
-                     source=self._player.source)
+                     source=self.playback.player.source)
         with open(out, "rb") as f:
           data = f.read()
       client.send_file_download(os.path.basename(out), data)
-    except Exception as err:  # pylint: disable=broad-except
-      try:
+    except Exception as err:  # report it in the page that asked
+      with contextlib.suppress(Exception):
         client.add_notification("Export failed", " ".join(str(err).split()),
                                 color="red")
-      except Exception:  # pylint: disable=broad-except
-        pass
     finally:
       self._exporting = False
 
@@ -179,8 +157,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"{p.prog}: error: --speed must be within 0.1..4, got"
           f" {args.speed}.", file=sys.stderr)
     return 2
-  from braxviewer import cli  # pylint: disable=import-outside-toplevel
-  from braxviewer.record.offscreen import configure_gl  # pylint: disable=import-outside-toplevel
   configure_gl()
   try:
     started = time.perf_counter()

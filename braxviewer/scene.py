@@ -24,9 +24,9 @@ from typing import Optional, Sequence, Tuple, Union
 
 import mujoco
 import numpy as np
+from viser.transforms import SO3
 
-from braxviewer import grid
-from braxviewer import grid_xml
+from braxviewer import grid, grid_xml
 from braxviewer.frames import FrameChunk
 from braxviewer.grid import default_env_offset, grid_offsets
 from braxviewer.grid_xml import concatenate_envs_xml
@@ -38,27 +38,9 @@ __all__ = [
     "concatenate_envs_xml",
     "default_env_offset",
     "grid_offsets",
-    "quat_to_mat",
 ]
 
 ModelSource = Union[mujoco.MjModel, mujoco.MjSpec, str, os.PathLike]
-
-
-def quat_to_mat(quat: np.ndarray) -> np.ndarray:
-  """``(..., 4)`` unit quaternions (w, x, y, z) -> ``(..., 3, 3)`` rotations."""
-  q = np.asarray(quat, dtype=np.float64)
-  w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-  out = np.empty(q.shape[:-1] + (3, 3))
-  out[..., 0, 0] = 1 - 2 * (y * y + z * z)
-  out[..., 0, 1] = 2 * (x * y - w * z)
-  out[..., 0, 2] = 2 * (x * z + w * y)
-  out[..., 1, 0] = 2 * (x * y + w * z)
-  out[..., 1, 1] = 1 - 2 * (x * x + z * z)
-  out[..., 1, 2] = 2 * (y * z - w * x)
-  out[..., 2, 0] = 2 * (x * z - w * y)
-  out[..., 2, 1] = 2 * (y * z + w * x)
-  out[..., 2, 2] = 1 - 2 * (x * x + y * y)
-  return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +61,7 @@ class Poses:
 
   def xmat(self) -> np.ndarray:
     """``(..., N, nbody, 3, 3)`` world rotation matrices."""
-    return quat_to_mat(self.xquat)
+    return SO3(np.asarray(self.xquat, np.float64)).as_matrix()
 
 
 def _model_from_last_xml(model: mujoco.MjModel) -> grid_xml.SourceModel:

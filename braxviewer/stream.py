@@ -10,18 +10,15 @@ the viewer never takes a training run down. No JAX here.
 from __future__ import annotations
 
 import math
-import sys
 import threading
 import time
-import warnings
 from typing import Any, Mapping, Optional
+import warnings
 
 import numpy as np
 
 from braxviewer.frames import FrameChunk, Source
 from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
-
-FLAG_OF_MODE = {Mode.OFF: 0, Mode.LIVE: 1, Mode.SYNC: 2}
 
 
 class ViewerFailure(RuntimeWarning):
@@ -41,6 +38,8 @@ class Streamer:
     steps_per_chunk: env steps (all envs, action repeat included) that the
       training step streamed as one chunk advances the run by.
   """
+
+  tapped = True  # the trainer compiles the tap in
 
   def __init__(
       self, viewer: TrainingViewer, info: StreamInfo, steps_per_chunk: int
@@ -77,7 +76,7 @@ class Streamer:
       return None
     try:
       return fn(*args)
-    except Exception as err:  # pylint: disable=broad-except
+    except Exception as err:
       self._fail(where, err)
       return None
 
@@ -96,7 +95,7 @@ class Streamer:
     else:
       try:
         mode = Mode.parse(self._viewer.mode)
-      except Exception as err:  # pylint: disable=broad-except
+      except Exception as err:
         self._fail("mode", err)
         mode = Mode.OFF
     if mode != self._trainer_mode:
@@ -106,7 +105,7 @@ class Streamer:
 
   def flag(self) -> np.ndarray:
     """The runtime flag array for the tap: 0 off, 1 live, 2 sync."""
-    return np.int32(FLAG_OF_MODE[self.mode()])
+    return np.int32(self.mode().flag)
 
   def progress(self, env_steps: int, metrics: Mapping[str, Any]) -> None:
     clean = {}
@@ -138,7 +137,10 @@ class Streamer:
       with self._lock:
         seq = self._seq[source]
         self._seq[source] += 1
-      get = lambda k: np.array(arrays[k]) if k in arrays else None
+
+      def get(k: str) -> Optional[np.ndarray]:
+        return np.array(arrays[k]) if k in arrays else None
+
       chunk = FrameChunk(
           seq=seq,
           source=source,
@@ -153,7 +155,7 @@ class Streamer:
           link_pos=get("link_pos"),
           link_rot=get("link_rot"),
       )
-    except Exception as err:  # pylint: disable=broad-except
+    except Exception as err:
       self._fail("building a frame chunk", err)
       return
     self._call("on_chunk", self._viewer.on_chunk, chunk)
@@ -178,5 +180,23 @@ def check_viewer(viewer: Any) -> TrainingViewer:
   )
 
 
-def print_once(msg: str) -> None:
-  print(msg, file=sys.stderr, flush=True)
+class NoStream:
+  """What the trainer streams to without a viewer: nothing (its flag is
+  always 0 and nothing is compiled to send)."""
+
+  tapped = False
+  train_sink = None
+  eval_sink = None
+  eval_env_steps = 0
+
+  def start(self) -> None:
+    pass
+
+  def end(self) -> None:
+    pass
+
+  def flag(self) -> np.ndarray:
+    return np.int32(0)
+
+  def progress(self, env_steps: int, metrics: Mapping[str, Any]) -> None:
+    del env_steps, metrics

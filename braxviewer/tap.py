@@ -14,8 +14,9 @@ plain function that receives numpy arrays.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
+from brax.training import acting
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,14 +38,29 @@ def _float(x: jax.Array) -> jax.Array:
   return x.astype(jnp.float32)
 
 
-def select_frame(state: Any, num_envs: int, kind: str) -> Frame:
-  """The streamed part of one batched env state: first ``num_envs`` envs.
+class FrameSpec(NamedTuple):
+  """The widths of what is streamed of an env."""
 
-  Works for brax ``envs.State`` (``pipeline_state``) and MuJoCo Playground
-  states (``data``). Called at trace time inside the unroll's scan body.
-  """
-  sl = lambda x: x[:num_envs]
-  frame: Frame = {}
+  nq: Optional[int]  # qpos width ("qpos" kind)
+  num_links: Optional[int]  # links ("links" kind)
+  reward_terms: Tuple[str, ...]  # the streamed state.metrics entries
+
+
+def describe(state: Any, kind: str) -> FrameSpec:
+  """What :func:`select_frame` streams of a batched env state (an abstract
+  trace: no device work)."""
+  frame = jax.eval_shape(lambda s: select_frame(s, 1, kind), state)
+  return FrameSpec(
+      nq=int(frame["qpos"].shape[-1]) if "qpos" in frame else None,
+      num_links=(int(frame["link_pos"].shape[-2]) if "link_pos" in frame
+                 else None),
+      reward_terms=tuple(frame["metrics"]),
+  )
+
+
+def _physics_state(state: Any) -> Any:
+  """The physics part of an env state: brax's ``pipeline_state`` or MuJoCo
+  Playground's ``data``."""
   pipeline_state = getattr(state, "pipeline_state", None)
   if pipeline_state is None:
     pipeline_state = getattr(state, "data", None)
@@ -53,6 +69,21 @@ def select_frame(state: Any, num_envs: int, kind: str) -> Frame:
         "The env state has neither `pipeline_state` (brax) nor `data`"
         " (MuJoCo Playground); braxviewer cannot find the pose to stream."
     )
+  return pipeline_state
+
+
+def select_frame(state: Any, num_envs: int, kind: str) -> Frame:
+  """The streamed part of one batched env state: first ``num_envs`` envs.
+
+  Works for brax ``envs.State`` (``pipeline_state``) and MuJoCo Playground
+  states (``data``). Called at trace time inside the unroll's scan body.
+  """
+
+  def sl(x: jax.Array) -> jax.Array:
+    return x[:num_envs]
+
+  frame: Frame = {}
+  pipeline_state = _physics_state(state)
   if kind == "links":
     frame["link_pos"] = _float(sl(pipeline_state.x.pos))
     frame["link_rot"] = _float(sl(pipeline_state.x.rot))
@@ -170,8 +201,6 @@ def generate_unroll(
   ``(final_state, transitions, frames)``; ``frames`` is None when
   ``num_view_envs`` is 0, else the stacked ``(T, N, ...)`` chunk.
   """
-  from brax.training import acting  # local: keeps `import braxviewer` light
-
   def step(carry, unused_t):
     state, current_key = carry
     current_key, next_key = jax.random.split(current_key)

@@ -16,8 +16,8 @@ from typing import Optional, Sequence
 from brax import envs
 
 from braxviewer import cli
-from braxviewer.WebViewerBatched import WebViewerBatched
 from braxviewer.brax.training.agents.ppo import train as ppo
+from braxviewer.WebViewerBatched import WebViewerBatched
 
 BACKENDS = ("mjx", "generalized", "positional", "spring")
 # Settings that show learning within minutes on a 2-core CPU; other envs get
@@ -42,10 +42,10 @@ def parser():
 
 
 def _prepare(args) -> None:
-  if args.env not in envs._envs:  # pylint: disable=protected-access
+  if args.env not in envs._envs:
     raise cli.UsageError(
         f"unknown env {args.env!r}; brax has:"
-        f" {', '.join(sorted(envs._envs))}.")  # pylint: disable=protected-access
+        f" {', '.join(sorted(envs._envs))}.")
   settings = {**GENERIC, **ENV_SETTINGS.get(args.env, {})}
   args.episode_length = settings["episode_length"]
   if args.timesteps is None:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import sys
 
-import jax
-import jax.numpy as jnp
 from brax import envs
 from brax.envs.base import PipelineEnv, State
 from brax.io import mjcf
+import jax
+import jax.numpy as jnp
 
 from braxviewer import cli
-from braxviewer.WebViewer import WebViewer
 from braxviewer.brax.training.agents.ppo import train as ppo
+from braxviewer.WebViewer import WebViewer
 
 CARTPOLE_XML = """
 <mujoco model="cartpole">

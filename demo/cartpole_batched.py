@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import sys
 
+from cartpole import CARTPOLE_XML, CartPole
 import mujoco
 
 from braxviewer import cli
-from braxviewer.WebViewerBatched import WebViewerBatched
 from braxviewer.brax.training.agents.ppo import train as ppo
-from cartpole import CARTPOLE_XML, CartPole
+from braxviewer.WebViewerBatched import WebViewerBatched
 
 
 def main(argv=None) -> int:

@@ -13,8 +13,8 @@ import sys
 from mujoco_playground import registry, wrapper
 
 from braxviewer import cli
-from braxviewer.WebViewerBatched import WebViewerBatched
 from braxviewer.brax.training.agents.ppo import train as ppo
+from braxviewer.WebViewerBatched import WebViewerBatched
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
-"""Browser fixtures for the page tests: headless Chromium driven by Playwright.
+"""Shared fixtures: waiting, synthetic chunks and clocks, recordings, and
+headless Chromium for the page tests.
 
 Debian's Chromium is used as installed (never ``playwright install``); page
 tests are skipped where it or Playwright is missing. Every page blocks
@@ -8,14 +9,22 @@ assert the page needed no network.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import shutil
+import time
 from typing import Callable, List
 from urllib.parse import urlparse
+import warnings
 
+import mujoco
 import numpy as np
 import pytest
+
+from braxviewer.frames import FrameChunk
+from braxviewer.record import Recorder, RecorderStats
+from braxviewer.synthetic import PUCK_XML, SyntheticStream
 
 CHROMIUM = os.environ.get("BRAXVIEWER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -25,6 +34,124 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1200, "height": 760}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+# -- waiting and synthetic data ------------------------------------------------
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 20.0,
+                step: float = 0.05) -> bool:
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if predicate():
+      return True
+    time.sleep(step)
+  return bool(predicate())
+
+
+@pytest.fixture(scope="session")
+def wait_until() -> Callable[..., bool]:
+  """``wait_until(predicate, timeout=20, step=0.05)``: poll until true;
+  returns whether it became true."""
+  return _wait_until
+
+
+def _chunk(t: int = 10, n: int = 2, nq: int = 8, dt: float = 0.01,
+           seq: int = 0, source: str = "train", steps: int = 0) -> FrameChunk:
+  return FrameChunk(
+      seq=seq, source=source, env_steps=steps, dt=dt,
+      reward=np.ones((t, n)), done=np.zeros((t, n)),
+      truncation=np.zeros((t, n)), metrics={"r": np.zeros((t, n))},
+      wall_time=time.time(), qpos=np.zeros((t, n, nq)))
+
+
+@pytest.fixture(scope="session")
+def make_chunk() -> Callable[..., FrameChunk]:
+  """``make_chunk(t=10, n=2, nq=8, dt=0.01, seq=0, source="train",
+  steps=0)``: a FrameChunk of zeros (reward 1) of that shape."""
+  return _chunk
+
+
+class FakeClock:
+  """A monotonic clock that moves only when a test moves it (``.t``)."""
+
+  def __init__(self) -> None:
+    self.t = 100.0
+
+  def __call__(self) -> float:
+    return self.t
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+  return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def puck_model() -> mujoco.MjModel:
+  """The synthetic stream's small model: a puck with an arm (nq 8)."""
+  return mujoco.MjModel.from_xml_string(PUCK_XML)
+
+
+# -- recordings ------------------------------------------------------------------
+
+SYNTHETIC_ENVS = 4
+
+
+def _make_recording(path: str, chunks: int = 40) -> str:
+  rec = Recorder(path, env=PUCK_XML, mode="sync", num_envs=SYNTHETIC_ENVS)
+  model = mujoco.MjModel.from_xml_string(PUCK_XML)
+  stream = SyntheticStream(rec, model, num_envs=SYNTHETIC_ENVS,
+                           chunk_length=10, frame_skip=5, chunks_per_s=None,
+                           progress_every=2).start()
+  assert _wait_until(lambda: stream.chunks_made >= chunks, timeout=60)
+  stream.stop()
+  rec.close()
+  assert stream.error is None and rec.failed is None
+  return path
+
+
+@pytest.fixture(scope="session")
+def make_recording() -> Callable[..., str]:
+  """``make_recording(path, chunks=40)``: record a synthetic stream, no
+  training (4 pucks, 10 frames per chunk, dt 0.05 s) at ``path``."""
+  return _make_recording
+
+
+@dataclasses.dataclass
+class RecordedRun:
+  path: str
+  headless: object  # HeadlessViewer that saw the same stream
+  stats: RecorderStats
+  warnings: List[str]
+
+
+@pytest.fixture(scope="session")
+def recorded_run(tmp_path_factory) -> RecordedRun:
+  """TINY inverted_pendulum (generalized), trained once per session while
+  recording 4 envs; the stream also went to a HeadlessViewer (a FanOut), so
+  tests can compare what was recorded with what was streamed."""
+  from brax import envs
+  from tiny_training import TINY
+
+  from braxviewer import HeadlessViewer
+  from braxviewer.brax.training.agents.ppo import train as ppo
+  from braxviewer.multiplex import FanOut
+
+  path = str(tmp_path_factory.mktemp("recorded") / "run")
+  env = envs.get_environment("inverted_pendulum", backend="generalized")
+  headless = HeadlessViewer(num_envs=4, mode="live")
+  recorder = Recorder(path, env=env, mode="live")
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    ppo.train(environment=env, viewer=FanOut(headless, recorder), **TINY)
+    recorder.close()
+  return RecordedRun(path, headless, recorder.stats,
+                     [str(w.message) for w in caught
+                      if "braxviewer" in str(w.message)])
+
+
+# -- the browser -------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,14 @@ CPU devices before JAX starts. Prints one JSON object on the last line.
 import json
 import sys
 
+from brax import envs
 import jax
 import mujoco
 import numpy as np
-from brax import envs
+from tiny_training import TINY
 
 from braxviewer import HeadlessViewer
 from braxviewer.brax.training.agents.ppo import train as ppo
-from tiny_training import TINY
 
 
 def body_position_error(env, chunk) -> float:

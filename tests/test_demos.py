@@ -1,6 +1,5 @@
 """The demos and the command line, as a newcomer runs them (no browser)."""
 
-import os
 import pathlib
 import re
 import signal
@@ -65,8 +64,8 @@ def test_cli_help_lists_the_commands():
 
 def _one_error_line(proc, *needles):
   assert proc.returncode == 2, proc.stdout + proc.stderr
-  lines = [l for l in proc.stderr.splitlines() if l.strip()]
-  errors = [l for l in lines if "error" in l]
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  errors = [line for line in lines if "error" in line]
   assert len(errors) == 1, proc.stderr
   assert "Traceback" not in proc.stderr
   for needle in needles:
@@ -110,7 +109,7 @@ def test_view_reports_a_missing_or_broken_model_in_one_line(tmp_path):
 def test_view_serves_a_model_grid(tmp_path):
   ant = ROOT / ".venv/lib/python3.11/site-packages/brax/envs/assets/ant.xml"
   if not ant.exists():
-    import brax  # pylint: disable=import-outside-toplevel
+    import brax
     ant = pathlib.Path(brax.__file__).parent / "envs/assets/ant.xml"
   proc = _run(["-m", "braxviewer", "view", str(ant), "--num-envs", "9",
                "--port", "0", "--exit-after", "1"], timeout=120)
@@ -145,11 +144,11 @@ def test_ctrl_c_stops_training_and_server_within_seconds():
 def test_training_session_joins_its_watchdog_and_frees_the_result():
   """A watchdog thread outliving the session would free the trained params
   during interpreter shutdown, which aborts the process (seen in CI)."""
-  import gc  # pylint: disable=import-outside-toplevel
-  import threading  # pylint: disable=import-outside-toplevel
-  import weakref  # pylint: disable=import-outside-toplevel
+  import gc
+  import threading
+  import weakref
 
-  from braxviewer import HeadlessViewer, cli  # pylint: disable=import-outside-toplevel
+  from braxviewer import HeadlessViewer, cli
 
   class Params:  # stands in for the trained params a session holds
     pass
@@ -157,7 +156,7 @@ def test_training_session_joins_its_watchdog_and_frees_the_result():
   params = Params()
   watched = weakref.ref(params)
   with cli.training_session(HeadlessViewer(1)) as session:
-    session.train(lambda **kw: params)
+    session.train(lambda **kw: watched())
     assert any(t.name == "braxviewer-interrupts" for t in threading.enumerate())
   assert not any(t.name == "braxviewer-interrupts"
                  for t in threading.enumerate())

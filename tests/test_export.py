@@ -11,9 +11,8 @@ import av
 import numpy as np
 import pytest
 
-from braxviewer.export import export_video, parse_steps, ExportError
+from braxviewer.export import ExportError, export_video, parse_steps
 from braxviewer.record import open_recording
-from recorded_run import make_recording
 
 
 def decode(path: str):
@@ -24,7 +23,7 @@ def decode(path: str):
 
 
 @pytest.fixture(scope="module")
-def recording(tmp_path_factory):
+def recording(tmp_path_factory, make_recording):
   return make_recording(str(tmp_path_factory.mktemp("export") / "run"),
                         chunks=8)
 

@@ -8,8 +8,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer import grid
-from braxviewer import grid_xml
+from braxviewer import grid, grid_xml
 from braxviewer.scene import concatenate_envs_xml, grid_offsets
 
 KITCHEN_SINK = """

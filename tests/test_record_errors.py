@@ -11,14 +11,17 @@ import sys
 import pytest
 
 from braxviewer import export, replay
-from braxviewer.record import (RecordingError, RecordingNotFound,
-                               UnsupportedVersion, open_recording)
+from braxviewer.record import (
+  RecordingError,
+  RecordingNotFound,
+  UnsupportedVersion,
+  open_recording,
+)
 from braxviewer.record import format as fmt
-from recorded_run import make_recording
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory):
+def good(tmp_path_factory, make_recording):
   return make_recording(str(tmp_path_factory.mktemp("bad") / "run"), chunks=4)
 
 
@@ -79,7 +82,7 @@ def test_corrupt_header_and_segments(good, capsys, tmp_path):
   flipped = str(tmp_path / "flipped")  # one bit flipped inside a chunk
   shutil.copytree(good, flipped)
   with open_recording(flipped) as rec:
-    row = rec.chunks("train")._rows[1]  # pylint: disable=protected-access
+    row = rec.chunks("train")._rows[1]
   at = int(row["offset"]) + int(row["size"]) - 20
   with open(os.path.join(flipped, fmt.segment_name(0)), "r+b") as f:
     f.seek(at)

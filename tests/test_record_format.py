@@ -16,9 +16,13 @@ from braxviewer import HeadlessViewer
 from braxviewer.frames import FrameChunk
 from braxviewer.multiplex import FanOut, FanOutWarning
 from braxviewer.protocol import Mode
-from braxviewer.record import Recorder, RecordingWarning, open_recording
+from braxviewer.record import (
+  Recorder,
+  RecordingWarning,
+  model_store,
+  open_recording,
+)
 from braxviewer.record import format as fmt
-from braxviewer.record import model_store
 
 XML = """<mujoco><worldbody><light pos="0 0 3"/>
 <body><joint type="hinge" axis="0 1 0"/>
@@ -50,13 +54,13 @@ def test_payload_round_trip_is_bit_exact_for_every_dtype():
 def test_live_recording_never_blocks_and_counts_drops(tmp_path, monkeypatch):
   rec = Recorder(str(tmp_path / "r"), env=XML, queue_chunks=4)
   slow = threading.Event()
-  original = rec._writer.append  # pylint: disable=protected-access
+  original = rec._writer.append
 
   def slow_append(*a, **k):
     slow.wait(0.05)  # a disk much slower than training
     return original(*a, **k)
 
-  monkeypatch.setattr(rec._writer, "append", slow_append)  # pylint: disable=protected-access
+  monkeypatch.setattr(rec._writer, "append", slow_append)
   worst = 0.0
   for i in range(100):
     started = time.perf_counter()
@@ -87,7 +91,7 @@ def test_a_failing_disk_gives_one_warning_and_never_raises(tmp_path,
   def broken(*a, **k):
     raise OSError(28, "No space left on device")
 
-  monkeypatch.setattr(rec._writer, "append", broken)  # pylint: disable=protected-access
+  monkeypatch.setattr(rec._writer, "append", broken)
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     for i in range(5):

@@ -4,12 +4,13 @@ what was streamed, and survives being cut at any byte."""
 import os
 import shutil
 
+import av
 import numpy as np
 import pytest
 
-from braxviewer.record import open_recording
+from braxviewer.export import export_video
 from braxviewer.record import format as fmt
-from recorded_run import recorded_run
+from braxviewer.record import open_recording
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +32,8 @@ def assert_same_chunk(a, b):
     assert a.metrics[k].tobytes() == b.metrics[k].tobytes(), k
 
 
-def test_recording_holds_exactly_the_streamed_chunks_and_progress():
-  run = recorded_run()
+def test_recording_holds_exactly_the_streamed_chunks_and_progress(recorded_run):
+  run = recorded_run
   assert run.warnings == []
   assert run.stats.chunks_dropped == 0 and run.stats.failed is None
   streamed = list(run.headless.chunks)
@@ -65,8 +66,8 @@ def _complete_chunks(path: str, cut: int):
 
 @pytest.mark.parametrize("cut_index", [False, True])
 def test_a_recording_cut_at_a_random_byte_opens_with_every_complete_chunk(
-    tmp_path, cut_index):
-  run = recorded_run()
+    recorded_run, tmp_path, cut_index):
+  run = recorded_run
   streamed = {(c.source, c.seq): c for c in run.headless.chunks}
   seg = fmt.segment_name(0)
   size = os.path.getsize(os.path.join(run.path, seg))
@@ -93,10 +94,9 @@ def test_a_recording_cut_at_a_random_byte_opens_with_every_complete_chunk(
         assert_same_chunk(streamed[key], chunk)
 
 
-def test_the_trained_recording_exports_and_keeps_the_brax_model(tmp_path):
-  import av  # pylint: disable=import-outside-toplevel
-  from braxviewer.export import export_video  # pylint: disable=import-outside-toplevel
-  run = recorded_run()
+def test_the_trained_recording_exports_and_keeps_the_brax_model(
+    recorded_run, tmp_path):
+  run = recorded_run
   with open_recording(run.path) as rec:
     assert rec.header["model"]["xml"] == "model.xml"  # portable copy kept
     total = rec.chunks("train").total_frames

@@ -11,10 +11,10 @@ import numpy as np
 from braxviewer import HeadlessViewer, WebViewerBatched
 from braxviewer.multiplex import FanOut
 from braxviewer.record import open_recording
-from braxviewer.web.synthetic import PUCK_XML, SyntheticStream
+from braxviewer.synthetic import PUCK_XML, SyntheticStream
 
 
-def test_web_viewer_records_what_it_receives(tmp_path):
+def test_web_viewer_records_what_it_receives(tmp_path, wait_until):
   model = mujoco.MjModel.from_xml_string(PUCK_XML)
   path = str(tmp_path / "run")
   viewer = WebViewerBatched(num_envs=4, port=0, record_dir=path)
@@ -24,9 +24,7 @@ def test_web_viewer_records_what_it_receives(tmp_path):
     viewer.init(PUCK_XML)
     stream = SyntheticStream(FanOut(viewer, seen), model, num_envs=4,
                              chunk_length=10, chunks_per_s=20.0).start()
-    deadline = time.monotonic() + 30
-    while stream.chunks_sent < 10 and time.monotonic() < deadline:
-      time.sleep(0.05)
+    assert wait_until(lambda: stream.chunks_sent >= 10, timeout=30)
     stream.stop()
     assert stream.error is None
   finally:

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from braxviewer.replay import ReplayViewer
-from recorded_run import CHUNKS, make_recording, wait_until
+
+CHUNKS = 40
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory):
-  path = make_recording(str(tmp_path_factory.mktemp("replay") / "run"))
+def replay(tmp_path_factory, make_recording):
+  path = make_recording(str(tmp_path_factory.mktemp("replay") / "run"),
+                        chunks=CHUNKS)
   viewer = ReplayViewer(path, port=0).run()
   yield viewer
   viewer.close()
@@ -27,7 +29,7 @@ def row(page, label: str):
 
 
 def advanced(viewer) -> int:
-  c = viewer._player.counters  # pylint: disable=protected-access
+  c = viewer.playback.player.counters
   return c.frames_shown + c.frames_dropped
 
 
@@ -36,8 +38,8 @@ def scene(scene_pixels, page) -> np.ndarray:
 
 
 def test_replay_page_timeline_moves_the_scene_pause_and_speed_work(
-    replay, page, open_page, scene_pixels):
-  player = replay._player  # pylint: disable=protected-access
+    replay, page, open_page, scene_pixels, wait_until):
+  player = replay.playback.player
   total = len(player.timeline)
   assert total >= CHUNKS
   open_page(page, replay.url)
@@ -116,14 +118,14 @@ class _FakeClient:
     self.notes.append((args, kwargs))
 
 
-def test_export_button_sends_the_current_chunk_as_mp4(replay):
+def test_export_button_sends_the_current_chunk_as_mp4(replay, wait_until):
   client = _FakeClient()
-  replay.select_env(2)
-  replay.jump(5)
-  replay._export_clicked(client)  # pylint: disable=protected-access
+  replay.page.select_env(2)
+  replay.playback.jump(5)
+  replay._export_clicked(client)  # the button's handler
   assert wait_until(lambda: client.files or client.notes, timeout=120)
   assert not client.notes
   (name, data), = client.files
-  steps = int(replay._player.timeline.env_steps[5])  # pylint: disable=protected-access
+  steps = int(replay.playback.timeline.env_steps[5])
   assert name == f"env2_step{steps}.mp4"
   assert data[4:8] == b"ftyp" and len(data) > 1000

@@ -13,13 +13,13 @@ import pathlib
 import warnings
 
 import brax
+from brax import envs
+from brax.io import mjcf
 import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
-from brax import envs
-from brax.io import mjcf
 
 from braxviewer.frames import FrameChunk
 from braxviewer.scene import BatchedScene
@@ -54,7 +54,10 @@ TUMBLER = """
 
 def _chunk(q=None, link_pos=None, link_rot=None):
   zeros = np.zeros((STEPS, NUM_ENVS), np.float32)
-  to_np = lambda x: None if x is None else np.asarray(x)
+
+  def to_np(x):
+    return None if x is None else np.asarray(x)
+
   return FrameChunk(seq=0, source="train", env_steps=0, dt=0.01, reward=zeros,
                     done=zeros, truncation=zeros, metrics={}, wall_time=0.0,
                     qpos=to_np(q), link_pos=to_np(link_pos),

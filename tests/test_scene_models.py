@@ -11,10 +11,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer import grid
-from braxviewer import grid_xml
+from braxviewer import grid, grid_xml
 from braxviewer.scene import BatchedScene
-
 
 
 def _package_dir(name: str) -> pathlib.Path:

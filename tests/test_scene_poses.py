@@ -11,8 +11,7 @@ import pytest
 
 from braxviewer.frames import FrameChunk
 from braxviewer.kinematics import BatchKinematics
-from braxviewer.scene import BatchedScene, quat_to_mat
-
+from braxviewer.scene import BatchedScene
 
 
 def _package_dir(name: str) -> pathlib.Path:
@@ -119,7 +118,6 @@ def test_xmat_is_mujocos_rotation_of_xquat():
     for b in range(model.nbody):
       mujoco.mju_quat2Mat(want, poses.xquat[e, b])
       np.testing.assert_allclose(mats[e, b].ravel(), want, atol=1e-15)
-  np.testing.assert_allclose(quat_to_mat(np.array([1.0, 0, 0, 0])), np.eye(3))
 
 
 def test_batched_model_shows_the_same_poses_as_the_pose_engine():
@@ -174,7 +172,7 @@ def test_poses_plug_straight_into_mjviser():
     view.update_from_arrays(poses.xpos, poses.xmat(),
                             *scene.mocap_arrays(poses))
     model = scene.single_model
-    for group in view._mesh_groups:  # pylint: disable=protected-access
+    for group in view._mesh_groups:
       if group.mocap_ids is not None:
         bodies = [int(np.flatnonzero(model.body_mocapid == m)[0])
                   for m in group.mocap_ids]

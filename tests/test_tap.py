@@ -20,7 +20,7 @@ def test_emit_hands_the_sink_exact_arrays_of_every_dtype_in_one_callback():
 
   @jax.jit
   def run(flag):
-    tap.emit(flag, chunk, lambda c, h, l: got.append((c, h, l)), hi, lo)
+    tap.emit(flag, chunk, lambda c, h, lo_: got.append((c, h, lo_)), hi, lo)
     return flag
 
   run(jnp.int32(0)).block_until_ready()
@@ -29,7 +29,7 @@ def test_emit_hands_the_sink_exact_arrays_of_every_dtype_in_one_callback():
   run(jnp.int32(1)).block_until_ready()
   jax.effects_barrier()
   assert len(got) == 1
-  c, h, l = got[0]
+  c, h, lo_ = got[0]
   np.testing.assert_array_equal(c["qpos"], np.asarray(chunk["qpos"]))
   assert c["qpos"].dtype == np.float32 and c["qpos"].shape == (2, 3, 4)
   np.testing.assert_array_equal(c["metrics"]["a"], np.full((2, 3), -1.5))
@@ -37,4 +37,4 @@ def test_emit_hands_the_sink_exact_arrays_of_every_dtype_in_one_callback():
   np.testing.assert_array_equal(c["half"], [0.5, 2.0])
   assert c["empty"].shape == (0, 3)
   assert int(h) == 0xFFFFFFFF and h.dtype == np.uint32
-  assert int(l) == -7 and l.dtype == np.int32
+  assert int(lo_) == -7 and lo_.dtype == np.int32

@@ -1,12 +1,12 @@
 """Streaming works on every brax backend and on MuJoCo Playground envs."""
 
+from brax import envs
 import numpy as np
 import pytest
-from brax import envs
+from tiny_training import TINY
 
 from braxviewer import HeadlessViewer
 from braxviewer.brax.training.agents.ppo import train as ours
-from tiny_training import TINY
 
 pytestmark = pytest.mark.slow
 

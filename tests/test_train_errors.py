@@ -1,13 +1,11 @@
 """Bad input fails with a clear message before anything compiles."""
 
-import jax
-import numpy as np
-import pytest
 from brax import envs
+import pytest
+from tiny_training import TINY, count_compiles
 
 from braxviewer import HeadlessViewer
 from braxviewer.brax.training.agents.ppo import train as ours
-from tiny_training import TINY, count_compiles
 
 
 class _NoModelEnv(envs.Env):

@@ -1,13 +1,13 @@
 """The viewer never changes what is learned: same seed, same params."""
 
-import numpy as np
-import pytest
 from brax import envs
 from brax.training.agents.ppo import train as upstream
+import numpy as np
+import pytest
+from tiny_training import TINY, eval_rewards, flat_params
 
 from braxviewer import HeadlessViewer
 from braxviewer.brax.training.agents.ppo import train as ours
-from tiny_training import TINY, flat_params, eval_rewards
 
 pytestmark = pytest.mark.slow
 

@@ -1,11 +1,11 @@
 """The page can switch streaming at any moment, without recompiling."""
 
-import pytest
 from brax import envs
-
-from braxviewer import HeadlessViewer
-from braxviewer.brax.training.agents.ppo import train as ours
+import pytest
 from tiny_training import TINY, count_compiles
+
+from braxviewer import HeadlessViewer, epoch_calls
+from braxviewer.brax.training.agents.ppo import train as ours
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def test_off_live_sync_off_switches_take_effect_next_training_step_without_recom
     monkeypatch,
 ):
   # One training step per device call, so the switch point is exact.
-  monkeypatch.setattr(ours, "_CALL_SECONDS", 0.0)
+  monkeypatch.setattr(epoch_calls, "CALL_SECONDS", 0.0)
   env = envs.get_environment("inverted_pendulum", backend="generalized")
   viewer = ScheduledViewer(num_envs=2, mode="off")
   compiles_at = {}

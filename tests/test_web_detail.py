@@ -33,9 +33,9 @@ def segment_distance(points, half):
                                   "cylinder"])
 def test_every_level_is_a_closed_outward_mesh_within_its_stated_error(kind):
   levels = detail.levels(kind)
-  assert [l.deviation for l in levels] == sorted(
-      (l.deviation for l in levels), reverse=True)  # coarsest first
-  assert [l.triangles for l in levels] == sorted(l.triangles for l in levels)
+  assert [lvl.deviation for lvl in levels] == sorted(
+      (lvl.deviation for lvl in levels), reverse=True)  # coarsest first
+  assert [lvl.triangles for lvl in levels] == sorted(lvl.triangles for lvl in levels)
   for level in levels:
     mesh = level.mesh
     assert mesh.is_watertight and mesh.volume > 0  # closed, faces outward
@@ -49,7 +49,7 @@ def test_every_level_is_a_closed_outward_mesh_within_its_stated_error(kind):
 
 
 def test_near_parts_get_fine_meshes_far_ones_coarse_and_no_page_none():
-  deviations = [l.deviation for l in detail.levels("capsule:2.00")]
+  deviations = [lvl.deviation for lvl in detail.levels("capsule:2.00")]
   view = detail.View(np.zeros(3), fov=np.radians(60), height_px=800)
   points = np.array([[0.5, 0, 0], [3, 0, 0], [30, 0, 0], [np.nan, 0, 0]])
   radii = np.full(4, 0.08)
@@ -102,7 +102,8 @@ def test_floor_follows_an_env_walking_away_and_shrinks_to_one_env():
     server.stop()
 
 
-def fake_page(position, fov=np.radians(75), height=800):
+def fake_page(position, fov=None, height=800):
+  fov = np.radians(75) if fov is None else fov
   camera = types.SimpleNamespace(position=np.asarray(position, float),
                                  fov=fov, image_height=height)
   return types.SimpleNamespace(camera=camera)
@@ -122,7 +123,7 @@ def test_scene_draws_a_grid_coarsely_and_the_followed_env_finely():
 
     def drawn():
       """Instances and triangles the page draws."""
-      return sum(len(l) for l in view._levels), view.triangles
+      return sum(len(lvl) for lvl in view._levels), view.triangles
 
     centre = view.roots.mean(axis=0)
     pages.append(fake_page(centre + [0.0, -14.0, 9.0]))  # the overview

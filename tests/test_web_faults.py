@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import warnings
 
 import mujoco
 import pytest
 import viser
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from braxviewer import WebViewerBatched
 from braxviewer.protocol import Mode
+from braxviewer.scene import BatchedScene
+from braxviewer.synthetic import PUCK_XML, SyntheticStream
 from braxviewer.web.errors import ViewerWarning
 from braxviewer.web.server import port_is_free
-from braxviewer.web.synthetic import PUCK_XML, SyntheticStream
 
 MODEL = mujoco.MjModel.from_xml_string(PUCK_XML)
 
@@ -37,17 +38,8 @@ def sockets() -> int:
   return count
 
 
-def wait_until(predicate, timeout=10.0, step=0.05) -> bool:
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if predicate():
-      return True
-    time.sleep(step)
-  return predicate()
-
-
 @pytest.fixture
-def run():
+def run(wait_until):
   """Start a viewer and a producer; on exit check the producer kept going,
   count the viewer's warnings, and check nothing leaked after close()."""
   threads_before = set(threading.enumerate())
@@ -68,7 +60,8 @@ def run():
     yield start, caught
   for viewer, stream in started:
     made = stream.chunks_made
-    assert wait_until(lambda: stream.chunks_made >= made + 3), "producer stalled"
+    assert wait_until(lambda s=stream, m=made: s.chunks_made >= m + 3), (
+        "producer stalled")
     stream.stop()
     port = viewer.port
     viewer.close()
@@ -83,7 +76,7 @@ def viewer_warnings(caught):
   return [str(w.message) for w in caught if w.category is ViewerWarning]
 
 
-def test_browser_closing_mid_run(run, chromium, open_page):
+def test_browser_closing_mid_run(run, chromium, open_page, wait_until):
   start, caught = run
   viewer, stream = start(mode="sync")
   context = chromium.new_context()
@@ -98,10 +91,10 @@ def test_browser_closing_mid_run(run, chromium, open_page):
   assert viewer_warnings(caught) == []
 
 
-def test_server_thread_dying(run):
+def test_server_thread_dying(run, wait_until):
   start, caught = run
   viewer, stream = start(mode="sync")
-  loop = viewer._web._loop  # pylint: disable=protected-access
+  loop = viewer._web._loop  # fault injection: the server's own loop
   loop.call_soon_threadsafe(loop.stop)  # the server's event loop dies
   assert wait_until(lambda: viewer.failed is not None)
   assert viewer.mode == Mode.OFF  # the trainer stops streaming to it
@@ -111,7 +104,7 @@ def test_server_thread_dying(run):
   assert len(messages) == 1 and "web server stopped" in messages[0]
 
 
-def test_garbage_on_the_websocket(run):
+def test_garbage_on_the_websocket(run, wait_until):
   start, caught = run
   viewer, stream = start()
   url = viewer.url.replace("http://", "ws://")
@@ -120,7 +113,7 @@ def test_garbage_on_the_websocket(run):
                   b"\x82\xa4type\xb0GuiUpdateMessage\xa4uuid\xa1x"):
     with connect(url, subprotocols=[f"viser-v{viser.__version__}"]) as ws:
       ws.send(payload)
-      with pytest.raises(Exception):  # the server hangs up on it
+      with pytest.raises(ConnectionClosed):  # the server hangs up on it
         while True:
           ws.recv(timeout=5)
   shown = viewer.stats()["frames_shown"]
@@ -130,14 +123,14 @@ def test_garbage_on_the_websocket(run):
   assert len(messages) == 1 and "could not read" in messages[0]
 
 
-def test_viewer_failing_to_draw(run):
+def test_viewer_failing_to_draw(run, monkeypatch, wait_until):
   start, caught = run
   viewer, stream = start(mode="sync")
 
-  def broken(chunk):
+  def broken(self, chunk):
     raise ValueError("bad frame")
 
-  viewer._batched.poses = broken  # pylint: disable=protected-access
+  monkeypatch.setattr(BatchedScene, "poses", broken)
   assert wait_until(lambda: viewer.failed is not None, timeout=15)
   assert viewer.mode == Mode.OFF
   messages = viewer_warnings(caught)

@@ -17,18 +17,9 @@ from scipy import ndimage
 
 from braxviewer import WebViewerBatched
 from braxviewer.protocol import Mode
-from braxviewer.web.synthetic import PUCK_XML, SyntheticStream
+from braxviewer.synthetic import PUCK_XML, SyntheticStream
 
 N = 8
-
-
-def wait_until(predicate, timeout=20.0, step=0.1) -> bool:
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if predicate():
-      return True
-    time.sleep(step)
-  return predicate()
 
 
 def env_blobs(pixels: np.ndarray, min_area: int = 200):
@@ -67,10 +58,10 @@ def live():
 def viewer(live):
   viewer, _ = live
   viewer.set_mode("live")
-  viewer.go_live()
-  viewer.set_paused(False)
-  viewer.set_show_only(False)
-  viewer.select_env(0)
+  viewer.playback.go_live()
+  viewer.playback.set_paused(False)
+  viewer.page.set_show_only(False)
+  viewer.page.select_env(0)
   return viewer
 
 
@@ -90,7 +81,7 @@ def top_view(page) -> None:
   time.sleep(1.0)
 
 
-def test_loads_offline_renders_all_envs(viewer, page, open_page, scene_pixels):
+def test_loads_offline_renders_all_envs(viewer, page, open_page, scene_pixels, wait_until):
   open_page(page, viewer.url)
   assert page.blocked == []  # nothing outside 127.0.0.1 was even asked for
   top_view(page)
@@ -102,7 +93,7 @@ def test_loads_offline_renders_all_envs(viewer, page, open_page, scene_pixels):
 
 
 def test_live_moves_off_freezes_mode_reaches_trainer(
-    live, viewer, page, open_page, scene_pixels):
+    live, viewer, page, open_page, scene_pixels, wait_until):
   _, stream = live
   open_page(page, viewer.url)
   before = scene_pixels(page)
@@ -135,7 +126,7 @@ def test_live_moves_off_freezes_mode_reaches_trainer(
   assert np.abs(scene_pixels(page).astype(int) - before).max() > 40
 
 
-def test_plots_receive_data(viewer, page, open_page):
+def test_plots_receive_data(viewer, page, open_page, wait_until):
   open_page(page, viewer.url)
   click_tab(page, "Training")
   chart = page.locator(".uplot").filter(has_text="Eval reward")
@@ -145,8 +136,9 @@ def test_plots_receive_data(viewer, page, open_page):
   terms = page.locator(".uplot").filter(has_text="reward_forward")
   terms.wait_for(timeout=20000)
   # The series are drawn: the chart canvas holds coloured (non-grey) pixels.
-  from PIL import Image
   import io
+
+  from PIL import Image
 
   def coloured_pixels() -> int:
     png = terms.locator("canvas").first.screenshot()
@@ -157,49 +149,47 @@ def test_plots_receive_data(viewer, page, open_page):
 
 
 def test_select_env_by_keys_slider_click_and_show_only(
-    viewer, page, open_page, scene_pixels):
+    viewer, page, open_page, scene_pixels, wait_until):
   open_page(page, viewer.url)
   top_view(page)
   page.mouse.click(5, 400)  # focus the page (hotkeys)
   page.keyboard.press("ArrowRight")
-  assert wait_until(lambda: viewer.selected_env == 1, timeout=5)
+  assert wait_until(lambda: viewer.page.selected_env == 1, timeout=5)
   page.keyboard.press("ArrowLeft")
-  assert wait_until(lambda: viewer.selected_env == 0, timeout=5)
+  assert wait_until(lambda: viewer.page.selected_env == 0, timeout=5)
 
   slider = page.locator("label:text-is('Env')").get_attribute("for")
   env_input = page.locator(f"[id='{slider}'] ~ div input")  # the slider's box
   env_input.fill("5")
   env_input.press("Enter")
-  assert wait_until(lambda: viewer.selected_env == 5, timeout=5)
+  assert wait_until(lambda: viewer.page.selected_env == 5, timeout=5)
 
-  viewer.set_paused(True)  # hold still while we aim
+  viewer.playback.set_paused(True)  # hold still while we aim
   time.sleep(0.5)
   labels, keep = env_blobs(scene_pixels(page))
   centres = ndimage.center_of_mass(labels > 0, labels, keep)
   y, x = min(centres, key=lambda c: c[1])  # a leftmost env: 0 or 4, not 5
   page.mouse.click(x, y + 170)
-  assert wait_until(lambda: viewer.selected_env != 5, timeout=5)
-  viewer.set_paused(False)
+  assert wait_until(lambda: viewer.page.selected_env != 5, timeout=5)
+  viewer.playback.set_paused(False)
 
   # Level of detail follows the page's own camera: following an env brings
   # its arm close, and finer than seen from the top; from the top again,
   # coarser again.
   assert viewer.stats()["triangles"] > 0
-  view = viewer._view  # pylint: disable=protected-access
-  arm = [i for i, shape in enumerate(view._parts.shapes)  # pylint: disable=protected-access
-         if shape.kind.startswith("capsule")][0]
+  view = viewer.page.view
 
-  def selected_arm() -> int:
-    return int(view._levels[arm][viewer.selected_env])  # pylint: disable=protected-access
+  def selected_arm() -> int:  # one arm (a capsule) per env
+    return int(view.detail_levels("capsule")[viewer.page.selected_env])
 
   from_top = selected_arm()
   click_tab(page, "Envs")
   page.get_by_role("button", name="follow", exact=True).click()
-  assert wait_until(lambda: viewer._follow, timeout=5)  # pylint: disable=protected-access
+  assert wait_until(lambda: viewer.page.following, timeout=5)
   assert wait_until(lambda: selected_arm() > from_top, timeout=10)
   following = selected_arm()
   page.get_by_role("button", name="top", exact=True).click()
-  assert wait_until(lambda: not viewer._follow, timeout=5)  # pylint: disable=protected-access
+  assert wait_until(lambda: not viewer.page.following, timeout=5)
   assert wait_until(lambda: selected_arm() < following, timeout=10)
   page.get_by_text("Only selected").click()
   assert wait_until(lambda: count_envs(scene_pixels(page)) == 1, timeout=10)
@@ -220,7 +210,7 @@ def still(scene_pixels, page, seconds=1.0) -> bool:
 
 
 def test_timeline_reviews_past_chunks_during_training_then_goes_live(
-    live, viewer, page, open_page, scene_pixels):
+    live, viewer, page, open_page, scene_pixels, wait_until):
   _, stream = live
   open_page(page, viewer.url)
   click_tab(page, "Live")
@@ -228,21 +218,21 @@ def test_timeline_reviews_past_chunks_during_training_then_goes_live(
                                              exact=False).count() > 0)
   # pause from the page: the scene freezes while training streams on
   row(page, "Play").get_by_role("checkbox").click()
-  assert wait_until(lambda: viewer._player.paused, timeout=5)  # pylint: disable=protected-access
+  assert wait_until(lambda: viewer.playback.player.paused, timeout=5)
   sent = stream.chunks_sent
   assert wait_until(lambda: still(scene_pixels, page), timeout=10)
   frozen = scene_pixels(page)
   assert stream.chunks_sent > sent
   # back ~6 s of training (30 chunks): a past picture, reviewing, paused
-  kept = viewer.timeline()
+  kept = viewer.playback.timeline
   assert len(kept) >= 40
   box = row(page, "Timeline").get_by_role("textbox")
   box.fill(str(len(kept) - 30))
   box.press("Enter")
-  assert wait_until(lambda: viewer.reviewing, timeout=5)
-  cursor = viewer._player.cursor  # pylint: disable=protected-access
+  assert wait_until(lambda: viewer.playback.reviewing, timeout=5)
+  cursor = viewer.playback.player.cursor
   assert kept.end - 30 <= cursor <= kept.end - 27  # the timeline moved on meanwhile
-  assert viewer._player.paused  # pylint: disable=protected-access
+  assert viewer.playback.player.paused
   assert wait_until(lambda: page.get_by_text("reviewing",
                                              exact=False).count() > 0)
   assert wait_until(lambda: np.abs(scene_pixels(page).astype(int)
@@ -250,18 +240,18 @@ def test_timeline_reviews_past_chunks_during_training_then_goes_live(
   # one chunk on with the up key, then the Live button: training again
   page.evaluate("document.activeElement && document.activeElement.blur()")
   page.keyboard.press("ArrowUp")
-  assert wait_until(lambda: viewer._player.cursor == cursor + 1, timeout=5)  # pylint: disable=protected-access
+  assert wait_until(lambda: viewer.playback.player.cursor == cursor + 1, timeout=5)
   page.get_by_role("button", name="Live", exact=True).click()
-  assert wait_until(lambda: not viewer.reviewing, timeout=5)
-  assert not viewer._player.paused  # pylint: disable=protected-access
-  newest = viewer.timeline().end
-  assert wait_until(lambda: viewer._player.cursor >= newest - 1, timeout=5)  # pylint: disable=protected-access
+  assert wait_until(lambda: not viewer.playback.reviewing, timeout=5)
+  assert not viewer.playback.player.paused
+  newest = viewer.playback.timeline.end
+  assert wait_until(lambda: viewer.playback.player.cursor >= newest - 1, timeout=5)
   before = scene_pixels(page)
   time.sleep(1.0)
   assert np.abs(scene_pixels(page).astype(int) - before).max() > 40
 
 
-def test_two_tabs_and_reload_reconnect(viewer, page, open_page, scene_pixels):
+def test_two_tabs_and_reload_reconnect(viewer, page, open_page, scene_pixels, wait_until):
   open_page(page, viewer.url)
   second = page.context.new_page()
   open_page(second, viewer.url)

@@ -8,29 +8,20 @@ from __future__ import annotations
 import threading
 import time
 
+from brax import envs
 import numpy as np
 import pytest
-from brax import envs
+from tiny_training import TINY, count_compiles
 
 from braxviewer import WebViewerBatched
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.protocol import Mode
-from tiny_training import TINY, count_compiles
 
 pytestmark = pytest.mark.slow
 
 
-def wait_until(predicate, timeout=20.0, step=0.1) -> bool:
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if predicate():
-      return True
-    time.sleep(step)
-  return predicate()
-
-
 def test_training_streams_into_the_page_and_page_switches_the_trainer(
-    page, open_page, scene_pixels):
+    page, open_page, scene_pixels, wait_until):
   env = envs.get_environment("inverted_pendulum", backend="generalized")
   viewer = WebViewerBatched(num_envs=8, port=0, mode="sync")
   viewer.run()
@@ -74,7 +65,7 @@ def test_training_streams_into_the_page_and_page_switches_the_trainer(
         result["out"] = ppo.train(
             environment=env, viewer=viewer,
             **{**TINY, "num_timesteps": 160 * 300, "num_evals": 2})
-      except BaseException as err:  # pylint: disable=broad-except
+      except BaseException as err:
         result["error"] = err
 
     trainer = threading.Thread(target=train, daemon=True)

@@ -10,9 +10,9 @@ import contextlib
 import functools
 from typing import Iterator, List
 
+from brax.training.agents.ppo import networks as ppo_networks
 import jax
 import numpy as np
-from brax.training.agents.ppo import networks as ppo_networks
 
 SMALL_NETWORKS = functools.partial(
     ppo_networks.make_ppo_networks,

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import json
 import struct
-import zlib
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+import zlib
 
 import numpy as np
 
@@ -197,7 +197,7 @@ def chunk_record(chunk) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
 def chunk_from_record(meta: Mapping[str, Any],
                       arrays: Mapping[str, np.ndarray]):
   """Inverse of :func:`chunk_record`."""
-  from braxviewer.frames import FrameChunk  # pylint: disable=import-outside-toplevel
+  from braxviewer.frames import FrameChunk
   return FrameChunk(
       seq=int(meta["seq"]), source=meta["source"],
       env_steps=int(meta["env_steps"]), dt=float(meta["dt"]),

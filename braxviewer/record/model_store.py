@@ -25,6 +25,7 @@ from typing import Any, Dict, Mapping, Optional
 import mujoco
 import numpy as np
 
+from braxviewer.model_lookup import resolve_model
 from braxviewer.record.format import RecordingError
 
 MJB_FILE = "model.mjb"
@@ -166,11 +167,10 @@ def capture(source: Any,
   Raises:
     TypeError: when ``source`` holds no MuJoCo model.
   """
-  from braxviewer.web.model_source import resolve_model  # pylint: disable=import-outside-toplevel
   model = resolve_model(source)
   try:
     return _xml_of(model, source, assets)
-  except Exception as err:  # pylint: disable=broad-except
+  except Exception as err:
     reason = " ".join(str(err).split()) or type(err).__name__
     return ModelFiles(
         mjb=_mjb(model),
@@ -209,7 +209,7 @@ def load(directory: str, entry: Mapping[str, Any]) -> mujoco.MjModel:
   if mjb:
     try:
       return mujoco.MjModel.from_binary_path(os.path.join(directory, mjb))
-    except Exception as err:  # pylint: disable=broad-except
+    except Exception as err:
       errors.append(f"{mjb}: {' '.join(str(err).split())}")
   xml = entry.get("xml")
   if xml:
@@ -221,7 +221,7 @@ def load(directory: str, entry: Mapping[str, Any]) -> mujoco.MjModel:
       with open(os.path.join(directory, xml), encoding="utf-8") as f:
         text = f.read()
       return mujoco.MjModel.from_xml_string(text, assets=assets or None)
-    except Exception as err:  # pylint: disable=broad-except
+    except Exception as err:
       errors.append(f"{xml}: {' '.join(str(err).split())}")
   raise RecordingError(
       "the recording's model could not be loaded ("

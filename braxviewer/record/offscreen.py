@@ -18,6 +18,7 @@ import sys
 from typing import Optional, Sequence
 
 import numpy as np
+from viser.transforms import SO3
 
 _HEADLESS = ("egl", "osmesa")
 
@@ -44,20 +45,19 @@ def configure_gl() -> str:
   os.environ.setdefault("MUJOCO_GL", want)
   if "mujoco" not in sys.modules:
     return want
-  from mujoco.rendering.classic import gl_context  # pylint: disable=import-outside-toplevel
+  from mujoco.rendering.classic import gl_context
   current = getattr(getattr(gl_context, "GLContext", None), "__module__", "")
   if want in _HEADLESS and not current.startswith(f"mujoco.{want}"):
     if want == "osmesa":
-      from mujoco.osmesa import GLContext  # pylint: disable=import-outside-toplevel
+      from mujoco.osmesa import GLContext
     else:
-      from mujoco.egl import GLContext  # pylint: disable=import-outside-toplevel
+      from mujoco.egl import GLContext
     gl_context.GLContext = GLContext
   return want
 
 
 def _quat_to_mat(q: np.ndarray) -> np.ndarray:
-  from braxviewer.scene import quat_to_mat  # pylint: disable=import-outside-toplevel
-  return quat_to_mat(q)
+  return SO3(np.asarray(q, np.float64)).as_matrix()
 
 
 class GridRenderer:
@@ -74,7 +74,7 @@ class GridRenderer:
 
   def __init__(self, model, num_envs: int, width: int, height: int):
     configure_gl()
-    import mujoco  # pylint: disable=import-outside-toplevel
+    import mujoco
     self._mj = mujoco
     self.model = model
     self.num_envs = int(num_envs)
@@ -85,7 +85,7 @@ class GridRenderer:
     try:
       self._renderer = mujoco.Renderer(model, int(height), int(width),
                                        max_geom=max(1000, per_env * num_envs))
-    except Exception as err:  # pylint: disable=broad-except
+    except Exception as err:
       raise RuntimeError(
           f"MuJoCo could not open an offscreen OpenGL context"
           f" (MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {type(err).__name__}:"

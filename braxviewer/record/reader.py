@@ -72,7 +72,7 @@ class _Segment:
   def __init__(self, path: str, number: int):
     self.number = number
     self.path = path
-    self._file = open(path, "rb")  # pylint: disable=consider-using-with
+    self._file = open(path, "rb")
     size = os.fstat(self._file.fileno()).st_size
     self.size = size
     self.buf = (mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
@@ -245,7 +245,7 @@ class Recording:
       return None
     fields = dict(info)
     fields["reward_terms"] = tuple(fields.get("reward_terms", ()))
-    known = StreamInfo.__dataclass_fields__  # pylint: disable=no-member
+    known = StreamInfo.__dataclass_fields__
     return StreamInfo(**{k: v for k, v in fields.items() if k in known})
 
   def progress(self) -> List[Tuple[int, Dict[str, float]]]:

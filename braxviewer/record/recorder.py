@@ -19,14 +19,14 @@ import queue
 import shutil
 import threading
 import time
+from typing import Any, Mapping, Optional
 import warnings
 import weakref
-from typing import Any, Mapping, Optional
 
 import numpy as np
 
 from braxviewer.frames import FrameChunk
-from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.protocol import Mode, StreamInfo, check_num_envs
 from braxviewer.record import format as fmt
 from braxviewer.record import model_store
 from braxviewer.record.writer import SegmentWriter
@@ -45,7 +45,7 @@ def _close_all() -> None:
   for rec in list(_LIVE_RECORDERS):
     try:
       rec.close()
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       pass
 
 
@@ -111,11 +111,8 @@ class Recorder:
     self.path = os.fspath(path)
     if max_bytes is not None and max_bytes <= 0:
       raise ValueError(f"max_bytes must be positive or None, got {max_bytes}.")
-    if num_envs is not None and (isinstance(num_envs, bool) or num_envs < 1):
-      raise ValueError(f"num_envs must be a positive int or None, got"
-                       f" {num_envs!r}.")
     self._prepare_dir(overwrite)
-    self._num_envs = num_envs
+    self._num_envs = check_num_envs(num_envs)
     self._mode = Mode.parse(mode)
     if segment_bytes is None:
       segment_bytes = (64 << 20 if max_bytes is None
@@ -254,7 +251,7 @@ class Recorder:
       return True
     except queue.Full:
       return False
-    except Exception as err:  # pylint: disable=broad-except
+    except Exception as err:
       self._fail(err)
       return False
 
@@ -280,11 +277,11 @@ class Recorder:
         continue
       try:
         self._handle(*item)
-      except Exception as err:  # pylint: disable=broad-except
+      except Exception as err:
         self._fail(err)
     try:
       self._writer.close()
-    except Exception as err:  # pylint: disable=broad-except
+    except Exception as err:
       self._fail(err)
 
   def _handle(self, what: str, value: Any) -> None:

@@ -24,7 +24,7 @@ _FILL = 0.8  # of the free part of the page, each way: envs move
 
 
 @dataclasses.dataclass(frozen=True)
-class Page:
+class Viewport:
   """What the camera looks through: vertical field of view (radians), width
   over height, and the fraction of the width the control panel covers on
   the right."""
@@ -35,7 +35,7 @@ class Page:
 
   @classmethod
   def of(cls, fov: float, width: float, height: float,
-         panel_px: float = 320.0) -> "Page":
+         panel_px: float = 320.0) -> "Viewport":
     width, height = max(float(width), 1.0), max(float(height), 1.0)
     return cls(float(fov), width / height, min(panel_px / width, 0.45))
 
@@ -47,7 +47,7 @@ def _basis(back: np.ndarray, up: np.ndarray):
 
 
 def fit(roots: np.ndarray, radius: float, back: np.ndarray,
-        page: Page = Page()) -> Tuple[np.ndarray, float]:
+        viewport: Viewport = Viewport()) -> Tuple[np.ndarray, float]:
   """``(target, distance)`` for a camera at ``target + distance * back``
   (``back`` a unit vector) that shows every sphere of ``radius`` around
   ``roots (N, 3)`` inside the free part of the page, as large as fits."""
@@ -59,9 +59,9 @@ def fit(roots: np.ndarray, radius: float, back: np.ndarray,
   centre = (roots.min(axis=0) + roots.max(axis=0)) / 2
   rel = roots - centre
   u, v, w = rel @ right, rel @ cam_up, rel @ back
-  tan_y = math.tan(page.fov / 2)
-  tan_x = page.aspect * tan_y
-  mid, half_x = -page.panel, (1.0 - page.panel) * _FILL
+  tan_y = math.tan(viewport.fov / 2)
+  tan_x = viewport.aspect * tan_y
+  mid, half_x = -viewport.panel, (1.0 - viewport.panel) * _FILL
 
   def place(dist: float):
     """Target offsets (right, up) centring the envs in the free part of
@@ -78,7 +78,7 @@ def fit(roots: np.ndarray, radius: float, back: np.ndarray,
           depth * tan_y, 2)
       return x, y
 
-    a, b = page.panel * dist * tan_x, 0.0
+    a, b = viewport.panel * dist * tan_x, 0.0
     for _ in range(4):  # near envs look larger: centre what is seen
       x, y = rims(a, b)
       a += ((x.max() + x.min()) / 2 - mid) * dist * tan_x
@@ -106,8 +106,10 @@ def fit(roots: np.ndarray, radius: float, back: np.ndarray,
   return centre + a * right + b * cam_up, hi
 
 
-def preset(name: str, roots: np.ndarray, selected: int, extent: float,
-           page: Page = Page()) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def preset(
+    name: str, roots: np.ndarray, selected: int, extent: float,
+    viewport: Viewport = Viewport(),
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """``(position, look_at, up)`` for the preset ``name``.
 
   Args:
@@ -115,7 +117,7 @@ def preset(name: str, roots: np.ndarray, selected: int, extent: float,
     roots: ``(N, 3)`` positions of every env's root body, as drawn.
     selected: the selected env (``follow`` looks at it).
     extent: radius of one env.
-    page: the page's field of view and shape.
+    viewport: the page's field of view and shape.
   """
   up = np.array([0.0, 0.0, 1.0])
   if name == "follow":
@@ -127,5 +129,5 @@ def preset(name: str, roots: np.ndarray, selected: int, extent: float,
     raise ValueError(f"Unknown camera preset {name!r}; use one of {PRESETS}.")
   back = np.asarray(_DIRECTIONS[name], dtype=np.float64)
   back /= np.linalg.norm(back)
-  target, dist = fit(roots, extent, back, page)
+  target, dist = fit(roots, extent, back, viewport)
   return target + dist * back, target, up

@@ -1,4 +1,4 @@
-"""Rates and latency over a sliding time window, for the status panel."""
+"""Rates and averages over a sliding time window, for the status panel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from typing import Callable, Deque, Optional, Tuple
 
 
 class RateMeter:
-  """Events (or amounts) per second over the last ``window`` seconds."""
+  """Amount per second over the last ``window`` seconds.
+
+  The amount of the oldest event in the window accrued before it, so the
+  rate is the amount of the later events over the time since the oldest one
+  (the same for frames counted one by one, chunks of frames, or env-step
+  increments). It decays to 0 once events stop.
+  """
 
   def __init__(self, window: float = 3.0,
                clock: Callable[[], float] = time.monotonic):
@@ -24,34 +30,49 @@ class RateMeter:
       self._events.append((now, float(amount)))
       self._trim(now)
 
+  def clear(self) -> None:
+    with self._lock:
+      self._events.clear()
+
   def _trim(self, now: float) -> None:
-    while self._events and self._events[0][0] < now - self._window:
+    while len(self._events) > 1 and self._events[0][0] < now - self._window:
       self._events.popleft()
 
   def rate(self) -> float:
     now = self._clock()
     with self._lock:
       self._trim(now)
-      if not self._events:
+      if len(self._events) < 2:
         return 0.0
-      span = max(now - self._events[0][0], self._window / 3)
-      return sum(a for _, a in self._events) / span
+      span = max(now - self._events[0][0], 1e-9)
+      return sum(a for _, a in list(self._events)[1:]) / span
 
 
 class Average:
-  """Mean of the values seen in the last ``window`` seconds."""
+  """Mean of the values seen in the last ``window`` seconds (the last value
+  once none is that recent)."""
 
   def __init__(self, window: float = 3.0,
                clock: Callable[[], float] = time.monotonic):
-    self._meter = RateMeter(window, clock)
-    self._count = RateMeter(window, clock)
+    self._window = window
+    self._clock = clock
+    self._values: Deque[Tuple[float, float]] = collections.deque()
+    self._lock = threading.Lock()
     self.last: Optional[float] = None
 
   def add(self, value: float) -> None:
-    self.last = value
-    self._meter.add(value)
-    self._count.add(1.0)
+    now = self._clock()
+    with self._lock:
+      self.last = float(value)
+      self._values.append((now, float(value)))
+      while self._values and self._values[0][0] < now - self._window:
+        self._values.popleft()
 
   def mean(self) -> Optional[float]:
-    n = self._count.rate()
-    return self._meter.rate() / n if n > 0 else self.last
+    now = self._clock()
+    with self._lock:
+      while self._values and self._values[0][0] < now - self._window:
+        self._values.popleft()
+      if not self._values:
+        return self.last
+      return sum(v for _, v in self._values) / len(self._values)

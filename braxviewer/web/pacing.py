@@ -72,6 +72,20 @@ class Counters:
   chunks_skipped: int = 0  # other source, or unreadable in the timeline
 
 
+@dataclasses.dataclass(frozen=True)
+class PlaybackState:
+  """A snapshot of the player, for the timeline widgets."""
+
+  timeline: ChunkSequence  # the chunks of the source on display
+  cursor: int  # stream position of the chunk on screen (-1: none)
+  frame: int  # frame of that chunk on screen
+  following: bool  # the trainer's feed, not a review
+  paused: bool
+  speed: float
+  loop: bool
+  repeat: bool
+
+
 class Player:
   """Chooses the frame to show, at real-time pace times ``speed``.
 
@@ -191,6 +205,15 @@ class Player:
         self._resume_at = new.start + max(i, 0)
         self.cursor = -1
         self._finished = True
+
+  def state(self) -> PlaybackState:
+    """What the timeline widgets show now."""
+    last = self.last_frame
+    return PlaybackState(
+        timeline=self.timeline, cursor=self.cursor,
+        frame=last[1] if last is not None else 0, following=self.following,
+        paused=self.paused, speed=self._speed, loop=self.loop,
+        repeat=self.repeat)
 
   # -- producer side (trainer thread) --------------------------------------------
 

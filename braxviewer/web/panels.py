@@ -1,8 +1,9 @@
 """The page's control panel: streaming mode, status, display, envs, training.
 
-Builds the viser GUI once and forwards user actions to a :class:`Controls`
-implementation (the viewer). Only GUI wiring here; no state of its own beyond
-the widget handles.
+Builds the viser GUI once and forwards user actions to whoever handles them:
+the display (env selection, follow, camera: the page), the stream (mode,
+source: the viewer) and the timeline (the playback). Only GUI wiring and the
+text of the status block here; no state beyond the widget handles.
 """
 
 from __future__ import annotations
@@ -12,21 +13,26 @@ from typing import Optional, Protocol
 
 import viser
 
-from braxviewer.web.camera import PRESETS
 from braxviewer.timeline import ChunkSequence
+from braxviewer.web.camera import PRESETS
 from braxviewer.web.plots import ProgressCurves, TraceChart
 from braxviewer.web.timeline_panel import TimelineControls, TimelinePanel
 from braxviewer.web.traces import EnvTraces
+from braxviewer.web.widgets import by_user, set_attr, set_content, set_value
 
 MODES = ("off", "live", "sync")
 SOURCES = ("train", "eval")
 
 
-class Controls(TimelineControls, Protocol):
-  """What the panel asks of the viewer when the user acts."""
+class StreamControls(Protocol):
+  """What the panel asks of the stream: the mode the trainer runs in."""
 
   def set_mode(self, mode: str) -> None: ...
-  def set_source(self, source: str) -> None: ...
+
+
+class DisplayControls(Protocol):
+  """What the panel asks of the display when the user acts."""
+
   def select_env(self, env: int) -> None: ...
   def step_env(self, delta: int) -> None: ...
   def set_follow(self, follow: bool) -> None: ...
@@ -66,17 +72,14 @@ class Status:
     return "  \n".join(lines)
 
 
-def _user(event) -> bool:
-  """True for changes made in a browser (not by the server assigning)."""
-  return getattr(event, "client", None) is not None
-
-
 class Panels:
   """The GUI widgets and their wiring.
 
   Args:
     server: the viser server.
-    controls: receives user actions.
+    stream: receives mode changes (None: no trainer; replay).
+    display: receives env and camera choices.
+    timeline: receives the timeline controls and the source.
     num_envs: envs on display (env slider range).
     mode: the initially wanted streaming mode.
     title: shown in the panel title bar.
@@ -85,18 +88,19 @@ class Panels:
       are hidden; live, they sit in the Live tab.
   """
 
-  def __init__(self, server: viser.ViserServer, controls: Controls,
+  def __init__(self, server: viser.ViserServer, *,
+               stream: Optional[StreamControls],
+               display: DisplayControls, timeline: TimelineControls,
                num_envs: int, mode: str, title: str = "braxviewer",
                recorded: Optional[ChunkSequence] = None):
     gui = server.gui
     self._gui = gui
-    self._controls = controls
     gui.configure_theme(control_width="medium", show_share_button=False,
                         brand_color=(38, 110, 200))
     gui.set_panel_label(title)
     live = recorded is None
     if not live:
-      self.timeline = TimelinePanel(gui, controls, live=False, label="Replay",
+      self.timeline = TimelinePanel(gui, timeline, live=False, label="Replay",
                                     order=-1, recorded=recorded)
     tabs = gui.add_tab_group()
     with tabs.add_tab("Live", viser.Icon.PLAYER_PLAY):
@@ -109,7 +113,7 @@ class Panels:
           "Source", SOURCES, initial_value="train",
           hint="Training unrolls or eval rollouts.")
       if live:
-        self.timeline = TimelinePanel(gui, controls, live=True)
+        self.timeline = TimelinePanel(gui, timeline, live=True)
       else:
         self.mode.visible = self.status.visible = False
       self.shadows = gui.add_checkbox(
@@ -130,19 +134,22 @@ class Panels:
       self.training_folder = gui.add_folder("Progress")
     self.curves = ProgressCurves(gui, self.training_folder)
     self.trace_chart = TraceChart(gui, self.env_folder)
-    self._wire()
+    self._wire(stream, display, timeline)
 
-  def _wire(self) -> None:
-    c = self._controls
-    self.mode.on_update(lambda e: _user(e) and c.set_mode(self.mode.value))
+  def _wire(self, stream: Optional[StreamControls], c: DisplayControls,
+            timeline: TimelineControls) -> None:
+    if stream is not None:
+      self.mode.on_update(
+          lambda e: by_user(e) and stream.set_mode(self.mode.value))
     self.source.on_update(
-        lambda e: _user(e) and c.set_source(self.source.value))
-    self.env.on_update(lambda e: _user(e) and c.select_env(self.env.value))
+        lambda e: by_user(e) and timeline.set_source(self.source.value))
+    self.env.on_update(lambda e: by_user(e) and c.select_env(self.env.value))
     self.follow.on_update(
-        lambda e: _user(e) and c.set_follow(self.follow.value))
-    self.only.on_update(lambda e: _user(e) and c.set_show_only(self.only.value))
+        lambda e: by_user(e) and c.set_follow(self.follow.value))
+    self.only.on_update(
+        lambda e: by_user(e) and c.set_show_only(self.only.value))
     self.shadows.on_update(
-        lambda e: _user(e) and c.set_shadows(self.shadows.value))
+        lambda e: by_user(e) and c.set_shadows(self.shadows.value))
     self.camera.on_click(lambda e: c.apply_camera(self.camera.value))
     nxt = self._gui.add_command("Next env", hotkey="arrowright")
     prev = self._gui.add_command("Previous env", hotkey="arrowleft")
@@ -150,15 +157,34 @@ class Panels:
     prev.on_trigger(lambda e: c.step_env(-1))
 
   def set_num_envs(self, num_envs: int) -> None:
-    self.env.max = max(num_envs - 1, 1)
-    self.env.disabled = num_envs < 2
+    set_attr(self.env, "max", max(num_envs - 1, 1))
+    set_attr(self.env, "disabled", num_envs < 2)
     if self.env.value > num_envs - 1:
       self.env.value = 0
+
+  def show_status(self, status: Status) -> None:
+    set_content(self.status, status.markdown())
+
+  def show_mode(self, mode: str) -> None:
+    set_value(self.mode, mode)
+
+  def show_display(self, env: int, follow: bool, only: bool,
+                   shadows: bool) -> None:
+    """The Envs tab's widgets as the display is now (changes from Python)."""
+    set_value(self.env, env)
+    set_value(self.follow, follow)
+    set_value(self.only, only)
+    set_value(self.shadows, shadows)
+
+  def rebuild_charts(self) -> None:
+    """Charts are re-sent whole to a page that connected late."""
+    self.curves.rebuild()
+    self.trace_chart.rebuild()
 
   def show_env(self, env: int, traces: Optional[EnvTraces]) -> None:
     """The selected env's readout and chart."""
     if traces is None:
-      self.env_info.content = f"**Env {env}**"
+      set_content(self.env_info, f"**Env {env}**")
       return
     latest = traces.latest(env)
     parts = [f"**Env {env}**"]
@@ -168,6 +194,6 @@ class Panels:
     if ret == ret:  # not NaN
       parts.append(f"last return {ret:,.1f}")
     parts.append(f"resets {int(traces.resets[env])}")
-    self.env_info.content = " · ".join(parts)
+    set_content(self.env_info, " · ".join(parts))
     labels, data = traces.series(env)
     self.trace_chart.show(labels, data)

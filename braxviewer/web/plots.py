@@ -7,12 +7,13 @@ the page only when its data changed, at most a few times a second.
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import viser
 import viser.uplot as uplot
 
+from braxviewer.protocol import TRAINING_SPS
 from braxviewer.web.traces import DEFAULT_WINDOW
 
 PALETTE = (
@@ -20,10 +21,12 @@ PALETTE = (
     "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
 )
 
-# Training-curve groups: (title, predicate on the metric name).
-_GROUPS: Tuple[Tuple[str, object], ...] = (
+# Training-curve groups: (title, predicate on the progress key). The speed
+# chart plots the trainer's own key (epochs and per-call heartbeats), not
+# eval/sps (the speed of eval rollouts).
+_GROUPS: Tuple[Tuple[str, Callable[[str], bool]], ...] = (
     ("Eval reward", lambda k: k.endswith("episode_reward")),
-    ("Env steps / s", lambda k: k.endswith("sps")),
+    ("Env steps / s", lambda k: k == TRAINING_SPS),
     ("Losses", lambda k: "loss" in k),
     ("Episode length", lambda k: k.endswith("episode_length")),
 )

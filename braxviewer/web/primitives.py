@@ -16,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, List, Tuple
 
+from mjviser.conversions import create_primitive_mesh, mujoco_mesh_to_trimesh
 import mujoco
 import numpy as np
 import trimesh
-from mjviser.conversions import create_primitive_mesh, mujoco_mesh_to_trimesh
+from viser.transforms import SO3
 
 _G = mujoco.mjtGeom
 VISIBLE_GROUPS = (0, 1, 2)  # MuJoCo's default visible geom groups
@@ -68,26 +69,6 @@ class Shape:
     if self.kind == "cylinder":
       return self.scale[:, :2].max(axis=1)
     return self.scale.max(axis=1)  # spheres, ellipsoids, capsules
-
-
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """Hamilton product of wxyz quaternions (broadcasting)."""
-  aw, ax, ay, az = np.moveaxis(a, -1, 0)
-  bw, bx, by, bz = np.moveaxis(b, -1, 0)
-  return np.stack([
-      aw * bw - ax * bx - ay * by - az * bz,
-      aw * bx + ax * bw + ay * bz - az * by,
-      aw * by - ax * bz + ay * bw + az * bx,
-      aw * bz + ax * by - ay * bx + az * bw,
-  ], axis=-1)
-
-
-def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-  """Rotate vectors ``v`` by wxyz quaternions ``q`` (broadcasting)."""
-  w = q[..., :1]
-  u = q[..., 1:]
-  t = 2.0 * np.cross(u, v)
-  return v + w * t + np.cross(u, t)
 
 
 class Parts:
@@ -155,6 +136,7 @@ class Parts:
     poses ``xpos (E, nbody, 3)``, ``xquat (E, nbody, 4)``; env-major."""
     bpos = xpos[:, shape.body]  # (E, P, 3)
     bquat = xquat[:, shape.body]  # (E, P, 4)
-    pos = bpos + quat_rotate(bquat, shape.pos[None])
-    quat = quat_mul(bquat, shape.quat[None])
+    rot = SO3(bquat)
+    pos = bpos + rot.apply(shape.pos[None])
+    quat = rot.multiply(SO3(np.broadcast_to(shape.quat, bquat.shape))).wxyz
     return pos.reshape(-1, 3), quat.reshape(-1, 4)

@@ -298,6 +298,15 @@ class SceneView:
         total += sum(int(n) * m.triangles for n, m in zip(counts, meshes))
     return total
 
+  def detail_levels(self, kind: str) -> Optional[np.ndarray]:
+    """The level of detail (0: coarsest) of each drawn instance of the
+    first shape whose kind starts with ``kind`` (e.g. ``"capsule"``), or
+    None before one was chosen."""
+    for shape, levels in zip(self._parts.shapes, self._levels):
+      if shape.kind.startswith(kind):
+        return None if levels is None else levels.copy()
+    return None
+
   @property
   def selected(self) -> int:
     return self._selected
@@ -313,6 +322,12 @@ class SceneView:
     """Draw only ``env`` (None draws all), from the next :meth:`show` on."""
     self._only = None if env is None else int(env)
     self._resized = True
+
+  @property
+  def offset(self) -> np.ndarray:
+    """Where :meth:`shift` moved the scene (the drawn roots are
+    ``roots + offset``)."""
+    return self._shift.copy()
 
   def shift(self, offset: np.ndarray) -> None:
     """Move the whole scene by ``offset`` (camera follow keeps a body centred)."""

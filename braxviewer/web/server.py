@@ -16,13 +16,12 @@ import socket
 import sys
 import threading
 import time
-import warnings
 from typing import Callable, List, Optional
+import warnings
 
 import viser
 
 from braxviewer.web.errors import PortInUseError, ViewerWarning
-
 
 _PUBLIC_HOSTS = ("0.0.0.0", "::", "")
 
@@ -133,9 +132,9 @@ class WebServer:
       raise PortInUseError(
           f"braxviewer: port {chosen} on {host} was taken while starting."
       )
-    ws = self.server._websock_server  # pylint: disable=protected-access
-    self._thread = ws._server_thread  # pylint: disable=protected-access
-    self._loop = ws._background_event_loop  # pylint: disable=protected-access
+    ws = self.server._websock_server
+    self._thread = ws._server_thread
+    self._loop = ws._background_event_loop
     self._stopped = False
     self.death: Optional[str] = None  # why the server thread died, if it did
     self._previous_hook = threading.excepthook
@@ -173,14 +172,14 @@ class WebServer:
 
     def reap() -> None:
       try:
-        stop_event = self.server._websock_server._stop_event  # pylint: disable=protected-access
+        stop_event = self.server._websock_server._stop_event
         if stop_event is not None:
           stop_event.set()
         pending = asyncio.all_tasks(loop)
         if pending:
           loop.run_until_complete(asyncio.wait(pending, timeout=2.0))
         loop.close()
-      except Exception:  # pylint: disable=broad-except
+      except Exception:
         pass  # best effort: the process keeps going either way
 
     helper = threading.Thread(target=reap, name="braxviewer-reap", daemon=True)
@@ -204,7 +203,7 @@ class WebServer:
     try:
       with _quiet_stdout():
         self.server.stop()
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       pass  # a server whose loop died cannot be stopped more
     if executor is not None:
       workers = list(getattr(executor, "_threads", ()) or ()) or workers

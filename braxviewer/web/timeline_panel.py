@@ -8,12 +8,14 @@ Only GUI wiring and the text of the status line here.
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Tuple
+from typing import Any, Callable, Optional, Protocol, Tuple
 
 import numpy as np
 import viser
 
 from braxviewer.timeline import ChunkSequence
+from braxviewer.web.pacing import PlaybackState
+from braxviewer.web.widgets import by_user, set_attr, set_content, set_value
 
 
 class TimelineControls(Protocol):
@@ -27,6 +29,7 @@ class TimelineControls(Protocol):
   def set_speed(self, speed: float) -> None: ...
   def set_loop(self, loop: bool) -> None: ...
   def set_repeat(self, repeat: bool) -> None: ...
+  def set_source(self, source: str) -> None: ...
 
 
 def short_steps(n: int) -> str:
@@ -70,11 +73,6 @@ def status_line(timeline: ChunkSequence, cursor: int, frame: int,
   return text
 
 
-def _user(event) -> bool:
-  """True for changes made in a browser (not by the server assigning)."""
-  return getattr(event, "client", None) is not None
-
-
 class TimelinePanel:
   """Timeline slider, previous/next chunk (up/down keys), play (space),
   speed, loop, repeat, go to env step; *Live* on the live page.
@@ -96,6 +94,7 @@ class TimelinePanel:
                order: Optional[float] = None,
                recorded: Optional[ChunkSequence] = None):
     self.live = live
+    self._gui = gui
     c = controls
     with gui.add_folder(label, order=order) as self.folder:
       self.status = gui.add_markdown("")
@@ -124,16 +123,16 @@ class TimelinePanel:
       self.repeat = gui.add_checkbox("Repeat chunk", False,
                                      hint="Play the current chunk again.")
       self.goto = gui.add_number("Go to env step", 0, min=0, step=1)
-    self.timeline.on_update(lambda e: _user(e) and c.jump(self.timeline.value))
+    self.timeline.on_update(lambda e: by_user(e) and c.jump(self.timeline.value))
     self.prev.on_click(lambda e: c.step_chunk(-1))
     self.next.on_click(lambda e: c.step_chunk(+1))
     if self.to_live is not None:
       self.to_live.on_click(lambda e: c.go_live())
-    self.play.on_update(lambda e: _user(e) and c.set_paused(not self.play.value))
-    self.speed.on_update(lambda e: _user(e) and c.set_speed(self.speed.value))
-    self.loop.on_update(lambda e: _user(e) and c.set_loop(self.loop.value))
-    self.repeat.on_update(lambda e: _user(e) and c.set_repeat(self.repeat.value))
-    self.goto.on_update(lambda e: _user(e) and c.jump_to_steps(self.goto.value))
+    self.play.on_update(lambda e: by_user(e) and c.set_paused(not self.play.value))
+    self.speed.on_update(lambda e: by_user(e) and c.set_speed(self.speed.value))
+    self.loop.on_update(lambda e: by_user(e) and c.set_loop(self.loop.value))
+    self.repeat.on_update(lambda e: by_user(e) and c.set_repeat(self.repeat.value))
+    self.goto.on_update(lambda e: by_user(e) and c.jump_to_steps(self.goto.value))
     up = gui.add_command("Next chunk", hotkey="arrowup")
     down = gui.add_command("Previous chunk", hotkey="arrowdown")
     space = gui.add_command("Play / pause", hotkey="space")
@@ -141,27 +140,29 @@ class TimelinePanel:
     down.on_trigger(lambda e: c.step_chunk(-1))
     space.on_trigger(lambda e: c.set_paused(self.play.value))
 
-  def show(self, timeline: ChunkSequence, cursor: int, frame: int,
-           following: bool, paused: bool, speed: float, loop: bool,
-           repeat: bool, note: str = "") -> None:
+  def add_export_button(self, on_click: Callable[[Any], None]) -> None:
+    """An *Export MP4* button in this folder; ``on_click(client)`` with the
+    page that clicked it."""
+    with self.folder:
+      self.export = self._gui.add_button(
+          "Export MP4", icon=viser.Icon.MOVIE,
+          hint="Selected env, current chunk, follow camera.")
+    self.export.on_click(lambda e: on_click(e.client))
+
+  def show(self, state: PlaybackState, note: str = "") -> None:
     """Bring the widgets in line with the player (server side)."""
-    text = status_line(timeline, cursor, frame,
-                       following if self.live else None, paused) + note
-    if self.status.content != text:
-      self.status.content = text
+    timeline = state.timeline
+    set_content(self.status, status_line(
+        timeline, state.cursor, state.frame,
+        state.following if self.live else None, state.paused) + note)
     n = len(timeline)
-    if self.timeline.max != max(n - 1, 1):
-      self.timeline.max = max(n - 1, 1)
-    if self.timeline.disabled != (n < 2):
-      self.timeline.disabled = n < 2
-    i = cursor - timeline.start
-    if 0 <= i < n and self.timeline.value != i:
-      self.timeline.value = i
-    if self.play.value == paused:
-      self.play.value = not paused
-    if abs(self.speed.value - speed) > 1e-9:
-      self.speed.value = round(speed, 2)
-    if self.loop.value != loop:
-      self.loop.value = loop
-    if self.repeat.value != repeat:
-      self.repeat.value = repeat
+    set_attr(self.timeline, "max", max(n - 1, 1))
+    set_attr(self.timeline, "disabled", n < 2)
+    i = state.cursor - timeline.start
+    if 0 <= i < n:
+      set_value(self.timeline, i)
+    set_value(self.play, not state.paused)
+    if abs(self.speed.value - state.speed) > 1e-9:
+      self.speed.value = round(state.speed, 2)
+    set_value(self.loop, state.loop)
+    set_value(self.repeat, state.repeat)

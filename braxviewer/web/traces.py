@@ -11,7 +11,6 @@ from typing import Dict, Mapping, Tuple
 
 import numpy as np
 
-
 DEFAULT_WINDOW = 300  # frames of each env kept for its chart
 
 class EnvTraces:

@@ -21,14 +21,10 @@ import time
 from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 from absl import logging
-from brax import base
-from brax import envs
-from brax.training import gradients
+from brax import base, envs
+from brax.training import gradients, pmap, types
 from brax.training import logger as metric_logger
-from brax.training import pmap
-from brax.training import types
-from brax.training.acme import running_statistics
-from brax.training.acme import specs
+from brax.training.acme import running_statistics, specs
 from brax.training.agents.ppo import checkpoint
 from brax.training.agents.ppo import losses as ppo_losses
 from brax.training.agents.ppo import networks as ppo_networks
@@ -40,17 +36,15 @@ import numpy as np
 import optax
 
 from braxviewer import tap
+from braxviewer.epoch_calls import EpochCalls
 from braxviewer.evaluator import Evaluator
 from braxviewer.model_lookup import find_mj_model
 from braxviewer.progress import ProgressBar
-from braxviewer.protocol import Mode, StreamInfo
-from braxviewer.stream import Streamer, check_viewer
+from braxviewer.protocol import StreamInfo, check_num_envs
+from braxviewer.stream import NoStream, Streamer, check_viewer
 
 Metrics = types.Metrics
 _AXIS = "i"
-# A device call of training steps aims to last about this long when a viewer
-# is attached, so mode switches are picked up quickly.
-_CALL_SECONDS = 0.5
 _DEFAULT_VIEW_ENVS = 16
 
 
@@ -160,33 +154,36 @@ def _wrap_env(
 
 
 def _resolve_view_envs(viewer, envs_per_device: int) -> int:
-  requested = viewer.requested_envs()
+  asked = viewer.requested_envs()
+  try:
+    requested = check_num_envs(asked, "requested_envs()")
+  except ValueError as err:
+    raise ValueError(f"The viewer asks for {asked!r} envs: {err}") from None
   if requested is None:
     return min(_DEFAULT_VIEW_ENVS, envs_per_device)
-  if isinstance(requested, bool) or not isinstance(requested, (int, np.integer)):
-    raise TypeError(
-        f"The viewer asks for {requested!r} envs; it must be a positive int."
-    )
-  if requested < 1:
-    raise ValueError(
-        f"The viewer asks for {requested} envs to stream; it must be at"
-        " least 1."
-    )
   if requested > envs_per_device:
     raise ValueError(
         f"The viewer asks for {requested} envs, but each device trains only"
         f" {envs_per_device} (num_envs / device count). Stream at most"
         f" {envs_per_device} envs or train with more."
     )
-  return int(requested)
+  return requested
 
 
-def _reward_terms(state) -> Tuple[str, ...]:
-  metrics = getattr(state, "metrics", {}) or {}
-  return tuple(
-      k for k, v in metrics.items()
-      if hasattr(v, "shape") and v.shape == state.reward.shape
-  )
+def _open_stream(viewer, env, env_state, kind: str, *, num_view_envs: int,
+                 num_envs: int, envs_per_device: int, chunk_length: int,
+                 steps_per_chunk: int) -> Union[Streamer, NoStream]:
+  """The host side of the tap; what one env streams is read off its state."""
+  if viewer is None:
+    return NoStream()
+  spec = tap.describe(jax.tree.map(lambda x: x[0], env_state), kind)
+  info = StreamInfo(
+      num_envs=num_view_envs, num_train_envs=num_envs,
+      envs_per_device=envs_per_device, kind=kind, nq=spec.nq,
+      num_links=spec.num_links, dt=float(getattr(env, "dt", 0.0) or 0.0),
+      chunk_length=chunk_length, reward_terms=spec.reward_terms,
+      backend=getattr(env, "backend", None))
+  return Streamer(viewer, info, steps_per_chunk=steps_per_chunk)
 
 
 # --------------------------------------------------------------------------
@@ -373,7 +370,10 @@ def train(
 
   obs_shape = jax.tree.map(lambda x: x.shape[2:], env_state.obs)
 
-  normalize = lambda x, y: x
+  def normalize(x, y):
+    del y
+    return x
+
   if normalize_observations:
     normalize = running_statistics.normalize
   ppo_network = network_factory(
@@ -424,37 +424,14 @@ def train(
       progress_fn=lambda step, metrics: report(step, metrics),
   )
 
-  # ---- the viewer stream (host side) -------------------------------------
-  streamer: Optional[Streamer] = None
+  # ---- the viewer stream (host side; NoStream without a viewer) ----------
   kind = tap.pose_kind(env)
-  if streams:
-    probe = jax.tree.map(lambda x: x[0], env_state)
-    pipeline_state = getattr(probe, "pipeline_state", None)
-    if pipeline_state is None:
-      pipeline_state = getattr(probe, "data", None)
-    nq = num_links = None
-    if kind == "links":
-      num_links = int(pipeline_state.x.pos.shape[-2])
-    else:
-      q = getattr(pipeline_state, "q", None)
-      nq = int((q if q is not None else pipeline_state.qpos).shape[-1])
-    streamer = Streamer(
-        viewer,
-        StreamInfo(
-            num_envs=num_view_envs,
-            num_train_envs=num_envs,
-            envs_per_device=envs_per_device,
-            kind=kind,
-            nq=nq,
-            num_links=num_links,
-            dt=float(getattr(env, "dt", 0.0) or 0.0),
-            chunk_length=num_unrolls * unroll_length,
-            reward_terms=_reward_terms(probe),
-            backend=getattr(env, "backend", None),
-        ),
-        steps_per_chunk=env_step_per_training_step,
-    )
-  tapped = streamer is not None
+  stream = _open_stream(
+      viewer if streams else None, env, env_state, kind,
+      num_view_envs=num_view_envs, num_envs=num_envs,
+      envs_per_device=envs_per_device,
+      chunk_length=num_unrolls * unroll_length,
+      steps_per_chunk=env_step_per_training_step)
 
   # ---- one training step --------------------------------------------------
   def minibatch_step(carry, data, normalizer_params):
@@ -518,7 +495,7 @@ def train(
       next_state, data, frames = tap.generate_unroll(
           env, current_state, policy, current_key, unroll_length,
           extra_fields=extra_fields,
-          num_view_envs=num_view_envs if tapped else 0,
+          num_view_envs=num_view_envs if stream.tapped else 0,
           kind=kind,
       )
       return (next_state, next_key), (data, frames)
@@ -526,12 +503,12 @@ def train(
     (state, _), (data, frames) = jax.lax.scan(
         one_unroll, (state, key_generate_unroll), (), length=num_unrolls
     )
-    if tapped:
+    if stream.tapped:
       # The unrolls of a step continue each other: one chunk, one callback.
       frames = jax.tree.map(
           lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), frames)
       tap.emit(
-          flag, frames, streamer.train_sink,
+          flag, frames, stream.train_sink,
           training_state.env_steps.hi, training_state.env_steps.lo,
           axis_name=_AXIS,
       )
@@ -667,7 +644,7 @@ def train(
       action_repeat=action_repeat,
       key=eval_key,
       num_view_envs=num_view_envs,
-      sink=streamer.eval_sink if tapped else None,
+      sink=stream.eval_sink,
   )
 
   def current_params():
@@ -677,79 +654,31 @@ def train(
 
   def report(step, metrics):
     progress_fn(step, metrics)
-    if tapped:
-      streamer.progress(step, metrics)
+    stream.progress(step, metrics)
 
-  def eval_flag() -> int:
-    return int(streamer.flag()) if tapped else 0
-
-  bar = ProgressBar(num_timesteps, enabled=progress_bar)
+  total_steps = (num_evals_after_init * max(num_resets_per_eval, 1)
+                 * num_training_steps_per_epoch * env_step_per_training_step)
+  bar = ProgressBar(total_steps, enabled=progress_bar)
+  epochs = EpochCalls(stream, num_training_steps_per_epoch,
+                      env_step_per_training_step, bar)
   training_walltime = 0.0
   current_step = 0
   metrics: Metrics = {}
-  steps_per_call = num_training_steps_per_epoch
-  if tapped:
-    streamer.start()
-    steps_per_call = 1  # first call compiles; then sized to ~_CALL_SECONDS
+  stream.start()
 
   def run_epoch(training_state, env_state, key):
-    """One epoch as one or more device calls; returns epoch metrics.
-
-    With a viewer, calls are sized to last about ``_CALL_SECONDS`` and, when
-    a call holds several training steps, the next one is dispatched before
-    the last one is waited for (no idle device between calls). A mode switch
-    thus reaches the device within two calls, or within one training step
-    when a step alone outlasts ``_CALL_SECONDS``.
-    """
-    nonlocal training_walltime, steps_per_call
+    """One epoch (as one or more device calls, see EpochCalls)."""
+    nonlocal training_walltime
     keys = place.shard(jax.random.split(key, local_devices_to_use))
-    t_epoch = time.time()
-    done_steps = 0
-    sums = None
-    pending = None  # (device sums, steps, dispatch time) of the call in flight
-    last_done = None
-    collected_steps = 0
 
-    def collect(call):
-      nonlocal sums, steps_per_call, last_done, collected_steps
-      call_sums, n, t_dispatch = call
-      call_sums = jax.tree.map(lambda x: np.asarray(x[0]), call_sums)
-      t_done = time.time()
-      sums = call_sums if sums is None else jax.tree.map(
-          np.add, sums, call_sums)
-      if tapped:
-        started = t_dispatch if last_done is None else max(t_dispatch,
-                                                           last_done)
-        per_step = max(t_done - started, 1e-6) / n
-        steps_per_call = int(max(1, _CALL_SECONDS // per_step))
-        # A heartbeat for the viewer's status line, also while off.
-        collected_steps += n
-        streamer.progress(
-            current_step + collected_steps * env_step_per_training_step,
-            {"training/sps": collected_steps * env_step_per_training_step
-                             / max(t_done - t_epoch, 1e-6)},
-        )
-      last_done = t_done
-
-    while done_steps < num_training_steps_per_epoch:
-      n = min(steps_per_call, num_training_steps_per_epoch - done_steps)
-      flag = streamer.flag() if tapped else np.int32(0)
-      t_dispatch = time.time()
-      training_state, env_state, keys, call_sums = training_steps(
+    def dispatch(flag, n):
+      nonlocal training_state, env_state, keys
+      training_state, env_state, keys, sums = training_steps(
           training_state, env_state, keys, flag, np.int32(n)
       )
-      done_steps += n
-      if pending is not None:
-        collect(pending)
-      pending = (call_sums, n, t_dispatch)
-      if n == 1:  # long steps: wait now, so a switch lands next step
-        collect(pending)
-        pending = None
-      if tapped:
-        bar.update(current_step + done_steps * env_step_per_training_step)
-    if pending is not None:
-      collect(pending)
-    epoch_time = time.time() - t_epoch
+      return sums
+
+    sums, epoch_time = epochs.run(dispatch, current_step)
     training_walltime += epoch_time
     sps = (num_training_steps_per_epoch * env_step_per_training_step
            * max(num_resets_per_eval, 1)) / epoch_time
@@ -763,9 +692,11 @@ def train(
 
   try:
     if process_id == 0 and num_evals > 1 and run_evals:
+      bar.phase("evaluating")
       metrics = evaluator.run_evaluation(
-          current_params(), training_metrics={}, flag=eval_flag()
+          current_params(), training_metrics={}, flag=stream.flag()
       )
+      bar.phase("compiling")
       logging.info(metrics)
       report(0, metrics)
 
@@ -779,7 +710,6 @@ def train(
             training_state, env_state, epoch_key
         )
         current_step = int(_first(training_state.env_steps))
-        bar.update(current_step)
         key_envs = jax.vmap(
             lambda x, s: jax.random.split(x[0], s), in_axes=(0, None)
         )(key_envs, key_envs.shape[1])
@@ -802,17 +732,17 @@ def train(
       if num_evals > 0:
         metrics = training_metrics
         if run_evals:
-          if tapped:
-            streamer.eval_env_steps = current_step
+          stream.eval_env_steps = current_step
+          bar.phase("evaluating")
           metrics = evaluator.run_evaluation(
-              params, training_metrics, flag=eval_flag()
+              params, training_metrics, flag=stream.flag()
           )
+          bar.phase("training")
         logging.info(metrics)
         report(current_step, metrics)
   finally:
     bar.close()
-    if tapped:
-      streamer.end()
+    stream.end()
 
   if current_step < num_timesteps:
     raise AssertionError(

@@ -1,6 +1,6 @@
 """Screenshots of the viewer page during a run, for docs and READMEs.
 
-    python -m braxviewer.web.screenshot --env ant --envs 16 --out docs/img
+    python tools/screenshot.py --env ant --envs 16 --out docs/img
 
 trains ``--env`` with braxviewer's PPO and a :class:`WebViewerBatched`,
 opens the page in headless Chromium (Debian's, via Playwright) once
@@ -49,7 +49,7 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def _train(args, viewer, evals_done: threading.Event, state: dict) -> None:
   """braxviewer's PPO on a brax env; stops once the shots are taken."""
-  # pylint: disable=import-outside-toplevel
+
   from braxviewer.brax.training.agents.ppo import train as ppo
 
   env = state["env"]
@@ -74,7 +74,7 @@ def _train(args, viewer, evals_done: threading.Event, state: dict) -> None:
         seed=0)
   except _Enough:
     pass
-  except BaseException as err:  # pylint: disable=broad-except
+  except BaseException as err:
     state["error"] = err
   finally:
     evals_done.set()
@@ -84,13 +84,13 @@ def _hide_notice(page) -> None:
   """Close the browser's 'software WebGL' notice if it is shown."""
   try:
     page.locator("#webgl-software-rendering button").click(timeout=3000)
-  except Exception:  # pylint: disable=broad-except
+  except Exception:
     pass  # not shown (a GPU browser)
 
 
 def take(args: argparse.Namespace) -> List[str]:
   """Run, shoot, return the PNG paths."""
-  # pylint: disable=import-outside-toplevel
+
   from playwright.sync_api import sync_playwright
 
   from braxviewer import WebViewerBatched
@@ -102,7 +102,8 @@ def take(args: argparse.Namespace) -> List[str]:
   stream = None
   if args.synthetic:
     import mujoco
-    from braxviewer.web.synthetic import PUCK_XML, SyntheticStream
+
+    from braxviewer.synthetic import PUCK_XML, SyntheticStream
     model = mujoco.MjModel.from_xml_string(PUCK_XML)
     viewer.init(model)
     stream = SyntheticStream(viewer, model).start()

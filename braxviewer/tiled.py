@@ -19,6 +19,9 @@ from typing import Any, List, Mapping, Optional, Tuple
 import mujoco
 import numpy as np
 
+from braxviewer.frames import FrameChunk
+from braxviewer.scene import BatchedScene, Poses
+
 _FREE = int(mujoco.mjtJoint.mjJNT_FREE)
 _PREFIX = re.compile(r"^e(\d+)/")
 
@@ -38,7 +41,7 @@ def remember(xml_string: str, num_envs: int,
   """Note that a tiled XML of ``num_envs`` copies of ``xml_string`` was made."""
   try:
     single = mujoco.MjModel.from_xml_string(xml_string, assets or {})
-  except Exception:  # pylint: disable=broad-except
+  except Exception:
     return
   with _lock:
     _known.append(_Tiling(single, int(num_envs)))
@@ -84,14 +87,15 @@ class TiledPoses:
 
   Wraps a :class:`braxviewer.scene.BatchedScene` of the tiled model with one
   env; free-joint roots (which ignore the tile's frame) get their tile's
-  offset back from the tiled model's rest pose.
+  offset back from the tiled model's rest pose. ``num_envs`` is the number
+  of streamed envs it takes (one scene is drawn).
   """
 
-  def __init__(self, batched, copies: int):
+  def __init__(self, batched: BatchedScene, copies: int):
     self._batched = batched
     model = batched.single_model
     self.copies = copies
-    self.num_envs = 1
+    self.num_envs = copies
     self.offsets = batched.offsets
     self.single_model = model
     width = model.nq // copies
@@ -107,21 +111,24 @@ class TiledPoses:
           self._shift[ac:ac + 3] = self._qpos0[ac:ac + 3] - self._qpos0[a0:a0 + 3]
     self._width = width
 
-  def poses_from_qpos(self, qpos: np.ndarray):
+  def poses_from_qpos(self, qpos: np.ndarray) -> Poses:
     """``qpos (..., N, nq_single)`` -> poses of the one tiled env."""
     qpos = np.asarray(qpos)
     lead = qpos.shape[:-2]
     big = np.broadcast_to(self._qpos0, lead + (self._qpos0.size,)).copy()
     n = min(self.copies, qpos.shape[-2])
     m = n * self._width
-    big[..., :m] = qpos[..., :n, :].reshape(lead + (-1,)) + self._shift[:m]
+    part = qpos[..., :n, :] + self._shift[:m].reshape(n, self._width)
+    rest = big[..., :m].reshape(lead + (n, self._width))
+    known = np.isfinite(part).all(axis=-1, keepdims=True)  # NaN: not streamed
+    big[..., :m] = np.where(known, part, rest).reshape(lead + (m,))
     return self._batched.poses_from_qpos(big[..., None, :])
 
-  def rest_poses(self):
+  def rest_poses(self) -> Poses:
     """Poses of the tiled model as laid out (every copy at rest)."""
     return self._batched.poses_from_qpos(self._qpos0[None, :])
 
-  def poses(self, chunk):
+  def poses(self, chunk: FrameChunk) -> Poses:
     if chunk.qpos is None:
       raise ValueError("A tiled model can only be drawn from qpos chunks.")
     return self.poses_from_qpos(chunk.qpos)

@@ -19,7 +19,6 @@ import numpy as np
 from braxviewer.frames import FrameChunk
 from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
 
-
 # A small model for page tests and demos: a red puck (free joint) carrying a
 # blue arm on a motorised hinge. Seen from the top, every env is one red blob.
 PUCK_XML = """
@@ -176,7 +175,7 @@ class SyntheticStream:
         if period:
           next_at += period
           self._stop.wait(max(0.0, next_at - time.monotonic()))
-    except BaseException as err:  # pylint: disable=broad-except
+    except BaseException as err:
       self.error = err
     finally:
       v.on_stream_end()

@@ -1,0 +1,134 @@
+"""A served page and the thread that plays frames on it.
+
+:class:`PageHost` is what the live viewer and the replay viewer share: the
+web server (:mod:`server`), the :class:`~braxviewer.web.page.Page` and the
+:class:`~braxviewer.web.playback.Playback` that paces it, started together
+and stopped together, and the envs drawn from a pose engine. No JAX.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from braxviewer.timeline import ChunkSequence
+from braxviewer.web.errors import WarnOnce
+from braxviewer.web.pacing import Player
+from braxviewer.web.page import Page
+from braxviewer.web.panels import Status, StreamControls
+from braxviewer.web.playback import Playback, Poser
+from braxviewer.web.server import WebServer
+
+
+class PageHost:
+  """Serves a page and plays a player's frames on it.
+
+  Args:
+    host: interface to serve on (see :class:`~braxviewer.web.server.WebServer`).
+    port: TCP port (0: any free port).
+    port_fallback: take the next free port when ``port`` is busy.
+    title: the page's panel title.
+    player: what to play.
+  """
+
+  def __init__(self, host: str, port: int, *, port_fallback: bool,
+               title: str, player: Player):
+    self.host = host
+    self.port = int(port)
+    self.port_fallback = bool(port_fallback)
+    self.title = title
+    self._warn = WarnOnce()
+    self.playback = Playback(player, status=self._status,
+                             on_fail=self._on_fail, note=self._note,
+                             warn=self._warn)
+    self.page: Optional[Page] = None
+    self._web: Optional[WebServer] = None
+    self._closed = False
+
+  # -- lifecycle -----------------------------------------------------------------
+
+  def _serve(self, *, stream: Optional[StreamControls], mode: str,
+             num_envs: int, recorded: Optional[ChunkSequence] = None) -> Page:
+    """Start the server, the page and the viewer thread; print the URL."""
+    if self._closed:
+      raise RuntimeError("This viewer was closed; make a new one.")
+    web = self._web = WebServer(self.host, self.port, self.port_fallback,
+                                label=self.title, on_fault=self._fault)
+    self.port = web.port
+    page = self.page = Page(web.server, stream=stream,
+                            timeline=self.playback, mode=mode,
+                            num_envs=num_envs, title=self.title,
+                            recorded=recorded)
+    self.playback.start(page, health=self._health)
+    print(f"braxviewer: viewer running at {self.url}", flush=True)
+    return page
+
+  def close(self) -> None:
+    """Stop the viewer thread and the server; training is not affected."""
+    if self._closed:
+      return
+    self._closed = True
+    self.playback.stop()
+    if self._web is not None:
+      self._web.stop()
+
+  def stop(self) -> None:
+    """The same as :meth:`close` (the original API's name)."""
+    self.close()
+
+  def __enter__(self) -> Any:
+    return self.run()
+
+  def __exit__(self, *exc: Any) -> None:
+    self.close()
+
+  def run(self) -> Any:
+    raise NotImplementedError
+
+  @property
+  def url(self) -> Optional[str]:
+    """The page's address once running."""
+    return None if self._web is None else self._web.url
+
+  @property
+  def serving(self) -> bool:
+    """The server and the viewer thread run."""
+    return (self._web is not None and self._web.alive()
+            and self.playback.running)
+
+  def clients(self) -> int:
+    """Browser pages connected now."""
+    web = self._web
+    return len(web.server.get_clients()) if web and web.alive() else 0
+
+  # -- the drawn envs ------------------------------------------------------------
+
+  def _show_envs(self, poser: Poser) -> None:
+    """Draw ``poser``'s envs at rest and pose chunks with it from now on
+    (on the viewer thread, or before it plays anything)."""
+    if self.page is None:
+      return
+    rest = poser.rest_poses()
+    self.page.build(poser.single_model, poser.offsets, rest.xpos, rest.xquat)
+    self.playback.set_poser(poser)
+
+  # -- hooks ---------------------------------------------------------------------
+
+  def _status(self) -> Status:
+    return Status()
+
+  def _note(self) -> str:
+    return ""
+
+  def _on_fail(self, reason: str, warned: bool) -> None:
+    if not warned:
+      self._warn("fail", f"braxviewer: {reason} The page is off.")
+
+  def _fault(self, message: str) -> None:
+    self._warn("socket", f"braxviewer: {message}")
+
+  def _health(self) -> Optional[str]:
+    web = self._web
+    if web is None or web.alive():
+      return None
+    why = f" ({web.death})" if web.death else ""
+    return f"the web server stopped unexpectedly{why}; the page is gone."

@@ -1,0 +1,273 @@
+"""The page: its widgets, the drawn envs, the camera, the charts, the status.
+
+:class:`Page` owns everything a browser shows: the control panel
+(:mod:`panels`), the envs' geometry (:mod:`render`), the camera presets
+(:mod:`camera`), the selected env's traces and the training curves
+(:mod:`plots`). Every widget read and write goes through it. It draws what
+it is given (body poses of a frame) and hands the user actions it does not
+handle itself (mode, source, timeline) to the controls it was built with.
+No pacing, no trainer, no JAX.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Mapping, Optional, Tuple
+
+import mujoco
+import numpy as np
+import viser
+
+from braxviewer.timeline import ChunkSequence
+from braxviewer.web import camera
+from braxviewer.web.meters import Average
+from braxviewer.web.pacing import PlaybackState
+from braxviewer.web.panels import Panels, Status, StreamControls
+from braxviewer.web.render import SceneView, setup_lighting
+from braxviewer.web.timeline_panel import TimelineControls
+from braxviewer.web.traces import EnvTraces
+
+# Seconds after a page connects before its charts are sent anew (it first
+# takes in the replay of the scene; see ProgressCurves.rebuild).
+_CHART_REBUILD_DELAY = 1.5
+
+
+class Page:
+  """What every open browser page shows, and the display controls.
+
+  Args:
+    server: the viser server.
+    stream: receives the page's mode changes (None: no trainer, e.g. replay).
+    timeline: receives the timeline controls and the source choice.
+    mode: the initially wanted streaming mode.
+    num_envs: envs expected on display (until :meth:`build`).
+    title: the panel's title.
+    recorded: replay: the recording's timeline (see :class:`Panels`).
+  """
+
+  def __init__(self, server: viser.ViserServer, *,
+               stream: Optional[StreamControls], timeline: TimelineControls,
+               mode: str = "live", num_envs: int = 1,
+               title: str = "braxviewer",
+               recorded: Optional[ChunkSequence] = None):
+    self._server = server
+    self._lock = threading.RLock()  # scene, traces, selection
+    setup_lighting(server)
+    self.panels = Panels(server, stream=stream, display=self,
+                         timeline=timeline, num_envs=num_envs, mode=mode,
+                         title=title, recorded=recorded)
+    self._view: Optional[SceneView] = None
+    self._traces: Optional[EnvTraces] = None
+    self._last_pose: Optional[Tuple[np.ndarray, np.ndarray]] = None
+    self._selected = 0
+    self._follow = False
+    self._only = False
+    self._shadows = False
+    self._charts_due = 0.0
+    self.update_seconds = Average()  # server-side cost of one drawn frame
+    server.on_client_connect(self._on_client)
+
+  # -- the drawn envs ----------------------------------------------------------
+
+  def build(self, model: mujoco.MjModel, offsets: np.ndarray,
+            xpos: np.ndarray, xquat: np.ndarray) -> None:
+    """(Re)build the drawn envs: one copy of ``model`` per row of
+    ``offsets``, first shown at body poses ``xpos``/``xquat`` (N, nbody, .)."""
+    with self._lock:
+      if self._view is not None:
+        self._view.remove()
+      view = self._view = SceneView(self._server, model, offsets,
+                                    on_env_click=self.select_env)
+      n = view.num_envs
+      self._traces = EnvTraces(n)
+      self._selected = min(self._selected, n - 1)
+      self._last_pose = (np.asarray(xpos), np.asarray(xquat))
+      view.show(*self._last_pose)
+      if self._only:
+        view.show_only(self._selected)
+      view.select(self._selected)
+      self.panels.set_num_envs(n)
+      self.panels.show_env(self._selected, self._traces)
+      self._aim("overview")
+
+  @property
+  def view(self) -> Optional[SceneView]:
+    """The drawn envs (None until :meth:`build`)."""
+    return self._view
+
+  @property
+  def num_envs(self) -> int:
+    """Envs drawn (0 before :meth:`build`)."""
+    return self._view.num_envs if self._view is not None else 0
+
+  @property
+  def selected_env(self) -> int:
+    return self._selected
+
+  @property
+  def following(self) -> bool:
+    return self._follow
+
+  @property
+  def triangles(self) -> int:
+    """Triangles the page is asked to draw for the envs now."""
+    return self._view.triangles if self._view is not None else 0
+
+  def show(self, xpos: np.ndarray, xquat: np.ndarray, valid: np.ndarray,
+           done: np.ndarray) -> None:
+    """Pose every env: ``xpos (N, nbody, 3)``, ``xquat (N, nbody, 4)``;
+    envs not ``valid`` keep their last pose; ``done`` flags resets."""
+    with self._lock:
+      view = self._view
+      if view is None:
+        return
+      started = time.perf_counter()
+      last = self._last_pose
+      valid = np.asarray(valid, dtype=bool)
+      if not valid.all() and last is not None and last[0].shape == xpos.shape:
+        xpos = np.where(valid[:, None, None], xpos, last[0])
+        xquat = np.where(valid[:, None, None], xquat, last[1])
+      self._last_pose = (xpos, xquat)
+      view.show(xpos, xquat, done=np.asarray(done) > 0)
+      if self._follow:
+        self._center_selected()
+      self.update_seconds.add(time.perf_counter() - started)
+
+  def trace(self, t: float, reward: np.ndarray, done: np.ndarray,
+            terms: Mapping[str, np.ndarray]) -> None:
+    """Add a frame's rewards, resets and reward terms (one per env) to the
+    envs' traces (the selected env's chart)."""
+    traces = self._traces
+    if traces is not None and traces.num_envs == len(reward):
+      traces.push(t, reward, done, terms)
+
+  # -- display controls (the panel's, and Python's) ----------------------------
+
+  def select_env(self, env: int) -> None:
+    """Select ``env`` (clamped to the envs drawn): marker, chart, follow."""
+    with self._lock:
+      n = max(self.num_envs, 1)
+      self._selected = int(np.clip(int(env), 0, n - 1))
+      if self._view is not None:
+        self._view.select(self._selected)
+        if self._only:
+          self._redraw()
+      self._show_display()
+      self.panels.show_env(self._selected, self._traces)
+      self._center_selected()
+
+  def step_env(self, delta: int) -> None:
+    """The next (+1) or previous (-1) env, wrapping around."""
+    self.select_env((self._selected + int(delta)) % max(self.num_envs, 1))
+
+  def set_follow(self, follow: bool) -> None:
+    """Keep the selected env centred."""
+    with self._lock:
+      self._follow = bool(follow)
+      self._show_display()
+      self._center_selected()
+
+  def set_show_only(self, only: bool) -> None:
+    """Draw the selected env alone."""
+    with self._lock:
+      self._only = bool(only)
+      self._show_display()
+      if self._view is not None:
+        self._view.show_only(self._selected if only else None)
+        self._redraw()
+
+  def set_shadows(self, shadows: bool) -> None:
+    """Shadows in the page (off by default: costly without a GPU)."""
+    self._shadows = bool(shadows)
+    self._server.scene.configure_default_lights(True, self._shadows)
+    self._show_display()
+
+  def apply_camera(self, preset: str) -> None:
+    """Point every open page's camera: top, side, front or follow."""
+    with self._lock:
+      self.set_follow(preset == "follow")
+      self._aim(preset)
+
+  # -- what else the page shows --------------------------------------------------
+
+  def show_mode(self, mode: str) -> None:
+    """The streaming mode widget (a change made from Python)."""
+    self.panels.show_mode(mode)
+
+  def add_progress(self, env_steps: int, metrics: Mapping[str, Any]) -> None:
+    """A progress report for the training curves (thread-safe, cheap)."""
+    self.panels.curves.add(int(env_steps), metrics)
+
+  def refresh(self, status: Status, playback: PlaybackState,
+              note: str = "") -> None:
+    """Bring the status, charts and timeline widgets up to date (called a
+    few times a second by the viewer thread)."""
+    if self._charts_due and time.monotonic() >= self._charts_due:
+      self._charts_due = 0.0
+      with self._lock:
+        self.panels.rebuild_charts()
+        if self._traces is not None:
+          self._traces.dirty = True
+    self.panels.show_status(status)
+    with self._lock:
+      traces = self._traces
+      if traces is not None and traces.dirty:
+        traces.dirty = False
+        self.panels.show_env(self._selected, traces)
+    self.panels.curves.refresh()
+    self.panels.timeline.show(playback, note=note)
+
+  def add_export_button(self, on_click) -> None:
+    """An *Export MP4* button in the timeline folder; ``on_click(client)``."""
+    self.panels.timeline.add_export_button(on_click)
+
+  # -- internals -----------------------------------------------------------------
+
+  def _on_client(self, client: Any) -> None:
+    del client
+    self._charts_due = time.monotonic() + _CHART_REBUILD_DELAY
+
+  def _show_display(self) -> None:
+    self.panels.show_display(self._selected, self._follow, self._only,
+                             self._shadows)
+
+  def _redraw(self) -> None:
+    if self._view is not None and self._last_pose is not None:
+      self._view.show(*self._last_pose)
+
+  def _center_selected(self) -> None:
+    view = self._view
+    if view is None:
+      return
+    if self._follow:
+      root = view.roots[self._selected]
+      view.shift(-np.array([root[0], root[1], 0.0]))
+    else:
+      view.shift(np.zeros(3))
+
+  def _viewport(self) -> camera.Viewport:
+    """The first open page's field of view and shape (defaults if none)."""
+    for client in list(self._server.get_clients().values()):
+      try:
+        cam = client.camera
+        return camera.Viewport.of(cam.fov, cam.image_width, cam.image_height)
+      except Exception:  # not synced yet, or closed meanwhile
+        continue
+    return camera.Viewport()
+
+  def _aim(self, preset: str) -> None:
+    view = self._view
+    if view is None:
+      return
+    position, look_at, _ = camera.preset(
+        preset, view.roots + view.offset, self._selected, view.extent,
+        self._viewport())
+    cam = self._server.initial_camera
+    cam.position, cam.look_at = position, look_at
+    for client in list(self._server.get_clients().values()):
+      try:
+        client.camera.position = position  # moves look_at along ...
+        client.camera.look_at = look_at  # ... so aim afterwards
+      except Exception:  # the page closed meanwhile
+        pass

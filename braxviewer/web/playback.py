@@ -1,0 +1,249 @@
+"""The viewer thread: plays the player's frames on the page, at their pace.
+
+:class:`Playback` is the loop that paces a :class:`~braxviewer.web.page.Page`:
+it asks the :class:`~braxviewer.web.pacing.Player` which frame is due, poses
+the envs of each chunk that starts playing (a :class:`Poser`, e.g.
+:class:`braxviewer.scene.BatchedScene`), draws frames on the page, refreshes
+its status a few times a second, and takes the timeline controls (review,
+play/pause, speed, source). The live viewer and the replay viewer run the
+same one. A frame that cannot be drawn is skipped with one warning; a
+failure that persists (or a dead server) ends the loop through ``on_fail``.
+No JAX.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Callable, Optional, Protocol
+
+import mujoco
+import numpy as np
+
+from braxviewer.frames import FrameChunk, fit_envs
+from braxviewer.timeline import ChunkSequence
+from braxviewer.web.errors import WarnOnce
+from braxviewer.web.meters import Average, RateMeter
+from braxviewer.web.pacing import Entry, Player
+from braxviewer.web.page import Page
+from braxviewer.web.panels import Status
+
+_PANEL_PERIOD = 0.25  # seconds between status/plot refreshes
+_MAX_CONSECUTIVE_ERRORS = 20
+
+
+class Poser(Protocol):
+  """Body poses of N envs from streamed chunks (the pose engine)."""
+
+  num_envs: int
+  single_model: mujoco.MjModel
+  offsets: np.ndarray
+
+  def poses(self, chunk: FrameChunk) -> Any: ...
+  def rest_poses(self) -> Any: ...
+
+
+class Playback:
+  """Plays a player's frames on a page.
+
+  Args:
+    player: the feed (live) or a recording's timeline (replay).
+    status: what the status block says now.
+    on_fail: called once when the loop gives up, with the reason and
+      whether a warning said so already.
+    note: extra text for the timeline's status line.
+    warn: the viewer's once-per-kind warnings.
+  """
+
+  def __init__(self, player: Player, *, status: Callable[[], Status],
+               on_fail: Callable[[str, bool], None],
+               note: Callable[[], str] = lambda: "",
+               warn: Optional[WarnOnce] = None):
+    self.player = player
+    self._status = status
+    self._on_fail = on_fail
+    self._note = note
+    self._warn = warn or WarnOnce()
+    self._page: Optional[Page] = None
+    self._poser: Optional[Poser] = None
+    self._lock = threading.Lock()  # the poser
+    self._jobs: "queue.SimpleQueue[Callable[[], None]]" = queue.SimpleQueue()
+    self._sim_t = 0.0
+    self._thread: Optional[threading.Thread] = None
+    self._stop = threading.Event()
+    self.shown = RateMeter()  # frames drawn per second
+    self.latency = Average()  # seconds from the device to the page
+
+  # -- lifecycle -----------------------------------------------------------------
+
+  def start(self, page: Page,
+            health: Callable[[], Optional[str]] = lambda: None) -> None:
+    """Play on ``page`` in a background thread; ``health()`` returns why
+    the page is gone (e.g. the server died), or None while it serves."""
+    self._page = page
+    self._thread = threading.Thread(target=self._loop, args=(health,),
+                                    name="braxviewer-web", daemon=True)
+    self._thread.start()
+
+  def stop(self, timeout: float = 5.0) -> None:
+    self._stop.set()
+    self.player.release_all()
+    thread = self._thread
+    if thread is not None and thread is not threading.current_thread():
+      thread.join(timeout)
+
+  @property
+  def running(self) -> bool:
+    return self._thread is not None and self._thread.is_alive()
+
+  def call_soon(self, job: Callable[[], None]) -> None:
+    """Run ``job`` on the viewer thread (e.g. a scene rebuild asked for by
+    the trainer's thread, which must not wait for it)."""
+    self._jobs.put(job)
+
+  def set_poser(self, poser: Optional[Poser]) -> None:
+    """Pose chunks with ``poser`` from now on (the page shows its envs)."""
+    with self._lock:
+      self._poser = poser
+
+  # -- timeline controls (the panel's, and Python's) -----------------------------
+
+  @property
+  def timeline(self) -> ChunkSequence:
+    """The chunks of the source on display that can be reviewed."""
+    return self.player.timeline
+
+  @property
+  def reviewing(self) -> bool:
+    """True while playing the timeline rather than the trainer's newest
+    chunks (see :meth:`jump`, :meth:`go_live`)."""
+    return not self.player.following
+
+  def jump(self, index: int) -> None:
+    """Show chunk ``index`` of :attr:`timeline` (0: the oldest kept; -1:
+    the newest) from its first frame, and play on in stream order from
+    there unless paused. Live, this reviews: new chunks are kept but not
+    shown (a sync trainer waits) until :meth:`go_live` or the review
+    catches up with them."""
+    timeline = self.player.timeline
+    if not len(timeline):
+      return
+    index = int(index)
+    self._jump_to(timeline.start + (index + len(timeline) if index < 0
+                                    else index))
+
+  def step_chunk(self, delta: int) -> None:
+    """The previous (-1) or next (+1) chunk of the timeline."""
+    p = self.player
+    timeline = p.timeline
+    if not len(timeline):
+      return
+    cursor = p.cursor if p.cursor >= 0 else timeline.end - 1
+    position = max(cursor, timeline.start - 1) + int(delta)
+    if p.loop or not p.live:
+      position = timeline.start + (position - timeline.start) % len(timeline)
+    self._jump_to(position)
+
+  def jump_to_steps(self, env_steps: int) -> None:
+    """Show the chunk of the timeline nearest to ``env_steps`` env steps."""
+    i = self.player.timeline.nearest(int(env_steps))
+    if i >= 0:
+      self.jump(i)
+
+  def go_live(self) -> None:
+    """Follow training again: the newest chunks, playing."""
+    self.player.go_live()
+
+  def set_paused(self, paused: bool) -> None:
+    self.player.set_paused(bool(paused))
+
+  def set_speed(self, speed: float) -> None:
+    """Playback speed, 1 = real time."""
+    self.player.set_speed(float(speed))
+
+  def set_loop(self, loop: bool) -> None:
+    """Reviewing: start over at the timeline's end (live, otherwise the
+    review ends by following training again)."""
+    self.player.loop = bool(loop)
+
+  def set_repeat(self, repeat: bool) -> None:
+    """Reviewing: play the current chunk again and again."""
+    self.player.repeat = bool(repeat)
+
+  def set_source(self, source: str) -> None:
+    """Play ``"train"`` chunks or ``"eval"`` rollouts."""
+    self.player.set_source(source)
+
+  # -- the loop ------------------------------------------------------------------
+
+  def _jump_to(self, position: int) -> None:
+    try:
+      frame = self.player.jump(position, self._prepare)
+    except ValueError as err:  # an unreadable chunk of a recording
+      self._warn("jump", f"braxviewer: cannot show that chunk ({err}).")
+      return
+    if frame is not None:
+      self._draw(*frame)
+
+  def _prepare(self, entry: Entry) -> None:
+    """Body poses of a chunk about to play."""
+    with self._lock:
+      poser = self._poser
+    if poser is None:
+      return
+    chunk = entry.chunk
+    if poser.num_envs > 1 and chunk.num_envs != poser.num_envs:
+      chunk = entry.chunk = fit_envs(chunk, poser.num_envs)  # e.g. eval
+    entry.payload = poser.poses(chunk)
+    entry.t0 = self._sim_t + entry.dt
+
+  def _draw(self, entry: Entry, index: int) -> None:
+    poses, page = entry.payload, self._page
+    if poses is None or page is None:
+      return
+    chunk = entry.chunk
+    done = np.asarray(chunk.done[index])
+    page.show(np.asarray(poses.xpos[index]), np.asarray(poses.xquat[index]),
+              np.asarray(poses.valid[index]), done)
+    self.shown.add()
+    if index == 0 and entry.from_feed:
+      self.latency.add(time.time() - chunk.wall_time)
+    self._sim_t = entry.t0 + index * entry.dt
+    page.trace(self._sim_t, np.asarray(chunk.reward[index]), done > 0,
+               {k: np.asarray(v[index]) for k, v in chunk.metrics.items()})
+
+  def _refresh(self) -> None:
+    if self._page is not None:
+      self._page.refresh(self._status(), self.player.state(), self._note())
+
+  def _loop(self, health: Callable[[], Optional[str]]) -> None:
+    errors = 0
+    last_refresh = 0.0
+    while not self._stop.is_set():
+      try:
+        gone = health()
+        if gone is not None:
+          self._on_fail(gone, False)
+          return
+        while not self._jobs.empty():
+          self._jobs.get_nowait()()
+        frame = self.player.tick(self._prepare)
+        if frame is not None:
+          self._draw(*frame)
+          errors = 0
+        now = time.monotonic()
+        if now - last_refresh >= _PANEL_PERIOD:
+          last_refresh = now
+          self._refresh()
+      except Exception as err:  # never let the page take training down
+        errors += 1
+        self._warn(
+            "loop", f"braxviewer: the viewer could not draw a frame"
+            f" ({type(err).__name__}: {err}). It skips such frames, and turns"
+            " itself off if it keeps failing; training goes on.")
+        if errors >= _MAX_CONSECUTIVE_ERRORS:
+          self._on_fail(f"the viewer failed {errors} times in a row"
+                        f" ({type(err).__name__}: {err}).", True)
+          return
+      self._stop.wait(min(max(self.player.next_due(), 0.001), 0.02))

@@ -1,0 +1,130 @@
+"""The web viewer without a browser: the trainer's protocol, live and sync,
+bad streams, the page's controls from Python. Fast: no Chromium, no JAX
+(the page itself: test_web_page.py; faults: test_web_faults.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from braxviewer import WebViewer, WebViewerBatched
+from braxviewer.frames import fit_envs
+from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
+from braxviewer.synthetic import PUCK_XML
+from braxviewer.web.errors import ViewerWarning
+
+
+def test_is_a_training_viewer_and_original_api():
+  from braxviewer.WebViewerBatched import WebViewerBatched as FromModule
+  assert FromModule is WebViewerBatched
+  v = WebViewerBatched(grid_dims=(4, 2, 1), env_offset=(4.0, 4.0, 2.0))
+  assert isinstance(v, TrainingViewer) and v.requested_envs() == 8
+  assert WebViewer().requested_envs() == 1
+  assert WebViewerBatched().requested_envs() is None
+  assert v.mode == Mode.OFF  # nothing to draw before init()
+
+
+@pytest.fixture
+def running_viewer():
+  viewer = WebViewerBatched(num_envs=2, port=0, env_offset=(1.0, 1.0, 1.0))
+  viewer.run()
+  viewer.init(PUCK_XML)
+  info = StreamInfo(num_envs=2, num_train_envs=2, envs_per_device=2,
+                    kind="qpos", nq=8, num_links=None, dt=0.01,
+                    chunk_length=10, reward_terms=("r",))
+  viewer.on_stream_start(info)
+  yield viewer
+  viewer.close()
+
+
+def test_live_never_blocks_and_sync_waits_until_shown(running_viewer, make_chunk):
+  v = running_viewer
+  assert v.mode == Mode.LIVE
+  started = time.monotonic()
+  for i in range(200):
+    v.on_chunk(make_chunk(seq=i))
+  assert time.monotonic() - started < 0.5
+  v.set_mode("sync")
+  started = time.monotonic()
+  v.on_chunk(make_chunk(t=10, dt=0.03, seq=300))  # 10 frames of 30 ms
+  waited = time.monotonic() - started
+  assert 0.25 < waited < 3.0
+  assert v.stats()["frames_shown"] >= 10
+
+
+def test_sync_wait_ends_on_mode_change_and_close(running_viewer, make_chunk):
+  v = running_viewer
+  v.set_mode("sync")
+  v.playback.set_paused(True)  # nothing is shown: the producer would wait forever
+  done = threading.Event()
+  worker = threading.Thread(
+      target=lambda: (v.on_chunk(make_chunk(t=5, dt=0.05)), done.set()))
+  worker.start()
+  assert not done.wait(0.4)
+  v.set_mode("live")
+  assert done.wait(1.0)
+  v.set_mode("sync")
+  done.clear()
+  worker = threading.Thread(
+      target=lambda: (v.on_chunk(make_chunk(t=5, dt=0.05, seq=1)), done.set()))
+  worker.start()
+  assert not done.wait(0.3)
+  v.close()
+  assert done.wait(1.0)
+  assert v.mode == Mode.OFF
+
+
+def test_wrong_model_turns_streaming_off_with_one_warning():
+  v = WebViewerBatched(num_envs=2, port=0)
+  with v:
+    v.init(PUCK_XML)
+    info = StreamInfo(num_envs=2, num_train_envs=2, envs_per_device=2,
+                      kind="qpos", nq=5, num_links=None, dt=0.01,
+                      chunk_length=10, reward_terms=())
+    with pytest.warns(ViewerWarning, match="nq=8"):
+      v.on_stream_start(info)
+    assert v.mode == Mode.OFF
+
+
+def test_chunks_of_another_env_count_fit_the_scene(running_viewer, make_chunk):
+  wide = fit_envs(make_chunk(t=3, n=5), 2)
+  narrow = fit_envs(make_chunk(t=3, n=1), 2)
+  assert wide.qpos.shape == (3, 2, 8) and narrow.qpos.shape == (3, 2, 8)
+  assert np.isnan(narrow.qpos[:, 1]).all() and narrow.reward[0, 1] == 0
+  v = running_viewer
+  v.playback.set_source("eval")
+  v.set_mode("sync")
+  v.on_chunk(make_chunk(t=3, n=4, source="eval", dt=0.01))  # shown, not stuck
+  assert v.stats()["frames_shown"] >= 3 and v.failed is None
+
+
+def test_timeline_scrubs_back_during_training_and_goes_live(running_viewer, make_chunk):
+  v = running_viewer
+  v.playback.set_source("train")
+  for i in range(3):
+    v.on_chunk(make_chunk(t=5, dt=0.01, seq=100 + i, steps=1000 * i))
+    time.sleep(0.15)
+  kept = v.playback.timeline
+  assert [c.seq for c in kept][-3:] == [100, 101, 102]
+  drawn = v.stats()["update_s"]
+  v.playback.set_paused(True)
+  v.playback.jump(-3)
+  assert v.playback.reviewing and v.playback.player.cursor == kept.end - 3
+  v.playback.step_chunk(+1)
+  assert v.playback.player.cursor == kept.end - 2
+  v.playback.jump_to_steps(2100)
+  assert v.playback.player.last_frame[0].chunk.seq == 102
+  v.playback.set_speed(2.0)
+  v.playback.go_live()
+  assert not v.playback.reviewing and not v.playback.player.paused
+  for preset in ("top", "side", "front", "follow"):
+    v.page.apply_camera(preset)
+  assert v.page.following
+  v.page.set_show_only(True)
+  v.page.select_env(1)
+  assert v.page.selected_env == 1 and v.failed is None and drawn > 0
+  with pytest.raises(ValueError, match="history"):
+    WebViewerBatched(history=0)

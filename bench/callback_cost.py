@@ -33,9 +33,11 @@ from braxviewer import tap
 def _chunk(x, steps, envs, nq, terms):
   base = jnp.broadcast_to(x[0, 0], (steps, envs))
   return {
-      "qpos": jnp.broadcast_to(x[0, :1], (steps, envs, nq)) * 1.0,
-      "reward": base, "done": base * 0, "truncation": base * 0,
-      "metrics": {f"term{i}": base + i for i in range(terms)},
+    "qpos": jnp.broadcast_to(x[0, :1], (steps, envs, nq)) * 1.0,
+    "reward": base,
+    "done": base * 0,
+    "truncation": base * 0,
+    "metrics": {f"term{i}": base + i for i in range(terms)},
   }
 
 
@@ -50,9 +52,12 @@ def _program(kind, iters, args, sink):
     if kind == "tap.emit (packed)":
       tap.emit(flag, chunk, sink, hi, lo)
     elif kind == "debug.callback (per array)":
-      jax.lax.cond(flag > 0,
-                   lambda c: jax.debug.callback(sink, c, hi, lo),
-                   lambda c: None, chunk)
+      jax.lax.cond(
+        flag > 0,
+        lambda c: jax.debug.callback(sink, c, hi, lo),
+        lambda c: None,
+        chunk,
+      )
     return x, flag
 
   @jax.jit
@@ -66,8 +71,12 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--envs", type=int, default=16)
   p.add_argument("--nq", type=int, default=15, help="15: ant")
-  p.add_argument("--steps", type=int, default=40,
-                 help="env steps per chunk (unrolls x unroll_length)")
+  p.add_argument(
+    "--steps",
+    type=int,
+    default=40,
+    help="env steps per chunk (unrolls x unroll_length)",
+  )
   p.add_argument("--terms", type=int, default=6, help="reward terms")
   p.add_argument("--iters", type=int, default=200)
   p.add_argument("--repeats", type=int, default=7)
@@ -79,11 +88,15 @@ def main() -> None:
     received.append(np.asarray(chunk["qpos"]).shape)
 
   x = jnp.ones((64, 256), jnp.float32)
-  print(f"machine: {platform.machine()}, {jax.devices()[0].device_kind},"
-        f" jax {jax.__version__}; chunk: {args.steps} steps x {args.envs}"
-        f" envs, nq {args.nq}, {args.terms} reward terms")
-  print(f"{'how':28s} {'off ms/iter':>11s} {'on ms/iter':>10s}"
-        f" {'ms per callback':>15s}")
+  print(
+    f"machine: {platform.machine()}, {jax.devices()[0].device_kind},"
+    f" jax {jax.__version__}; chunk: {args.steps} steps x {args.envs}"
+    f" envs, nq {args.nq}, {args.terms} reward terms"
+  )
+  print(
+    f"{'how':28s} {'off ms/iter':>11s} {'on ms/iter':>10s}"
+    f" {'ms per callback':>15s}"
+  )
   for kind in ("no tap", "tap.emit (packed)", "debug.callback (per array)"):
     run = _program(kind, args.iters, args, sink)
     for flag in (0, 1):  # compile both paths' first run out of the timing

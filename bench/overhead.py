@@ -41,9 +41,9 @@ from braxviewer import HeadlessViewer
 from braxviewer.brax.training.agents.ppo import train as ours
 
 _COMPILE_EVENTS = (
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
+  "/jax/core/compile/jaxpr_trace_duration",
+  "/jax/core/compile/jaxpr_to_mlir_module_duration",
+  "/jax/core/compile/backend_compile_duration",
 )
 
 
@@ -88,12 +88,16 @@ def main() -> None:
   p.add_argument("--unroll-length", type=int, default=10)
   p.add_argument("--batch-size", type=int, default=128)
   p.add_argument("--num-minibatches", type=int, default=4)
-  p.add_argument("--steps-per-epoch", type=int, default=20,
-                 help="training steps per epoch")
+  p.add_argument(
+    "--steps-per-epoch", type=int, default=20, help="training steps per epoch"
+  )
   p.add_argument("--epochs", type=int, default=8)
   p.add_argument("--rounds", type=int, default=2)
-  p.add_argument("--modes", default="off,live,sync",
-                 help="viewer modes cycled epoch by epoch in one run")
+  p.add_argument(
+    "--modes",
+    default="off,live,sync",
+    help="viewer modes cycled epoch by epoch in one run",
+  )
   p.add_argument("--json", help="also write the results here")
   args = p.parse_args()
 
@@ -101,27 +105,29 @@ def main() -> None:
   per_step = args.batch_size * args.num_minibatches * args.unroll_length
   env_steps_per_epoch = per_step * args.steps_per_epoch
   cfg = dict(
-      num_timesteps=per_step * args.steps_per_epoch * args.epochs,
-      num_evals=args.epochs + 1,
-      episode_length=200,
-      num_envs=args.num_envs,
-      batch_size=args.batch_size,
-      num_minibatches=args.num_minibatches,
-      unroll_length=args.unroll_length,
-      num_updates_per_batch=2,
-      num_eval_envs=16,
-      normalize_observations=True,
-      network_factory=functools.partial(
-          ppo_networks.make_ppo_networks,
-          policy_hidden_layer_sizes=(32, 32),
-          value_hidden_layer_sizes=(32, 32),
-      ),
+    num_timesteps=per_step * args.steps_per_epoch * args.epochs,
+    num_evals=args.epochs + 1,
+    episode_length=200,
+    num_envs=args.num_envs,
+    batch_size=args.batch_size,
+    num_minibatches=args.num_minibatches,
+    unroll_length=args.unroll_length,
+    num_updates_per_batch=2,
+    num_eval_envs=16,
+    normalize_observations=True,
+    network_factory=functools.partial(
+      ppo_networks.make_ppo_networks,
+      policy_hidden_layer_sizes=(32, 32),
+      value_hidden_layer_sizes=(32, 32),
+    ),
   )
   clock = _CompileClock()
   modes = args.modes.split(",")
   names = ["upstream", "none", *modes]
-  results = {k: {"sps": [], "cpu_s_per_m": [], "compile_s": [],
-                 "compiles": []} for k in names}
+  results = {
+    k: {"sps": [], "cpu_s_per_m": [], "compile_s": [], "compiles": []}
+    for k in names
+  }
 
   def run(name, train_fn, seed, viewer=None):
     sps = []  # steps/s of epochs 1, 2, ...
@@ -141,31 +147,39 @@ def main() -> None:
     train_fn(environment=env, seed=seed, progress_fn=progress, **cfg, **kw)
     steady = sps[2:]  # epochs 1-2 hold the compiles (upstream: two)
     # CPU seconds per million env steps of epochs 3, 4, ... (+ their evals).
-    cpu_steady = [(b - a) * 1e6 / env_steps_per_epoch
-                  for a, b in zip(cpu[2:], cpu[3:])]
+    cpu_steady = [
+      (b - a) * 1e6 / env_steps_per_epoch for a, b in zip(cpu[2:], cpu[3:])
+    ]
     if viewer is None:
       per_mode = {name: (steady, cpu_steady)}
     else:
       per_mode = {
-          m: ([x for x, e in zip(steady, viewer.epoch_modes) if e == m],
-              [x for x, e in zip(cpu_steady, viewer.epoch_modes) if e == m])
-          for m in modes}
+        m: (
+          [x for x, e in zip(steady, viewer.epoch_modes) if e == m],
+          [x for x, e in zip(cpu_steady, viewer.epoch_modes) if e == m],
+        )
+        for m in modes
+      }
     for mode, (values, cpu_values) in per_mode.items():
       res = results[mode]
       res["sps"].append(statistics.median(values))
       res["cpu_s_per_m"].append(statistics.median(cpu_values))
       res["compile_s"].append(clock.seconds)
       res["compiles"].append(clock.backend_compiles)
-      print(f"round {seed} {mode:9s} steady {res['sps'][-1]:9.0f} steps/s"
-            f" over {len(values)} epochs  cpu {res['cpu_s_per_m'][-1]:6.2f}"
-            f" s/M steps  compile {clock.seconds:6.1f} s"
-            f" ({clock.backend_compiles} XLA compiles)", flush=True)
+      print(
+        f"round {seed} {mode:9s} steady {res['sps'][-1]:9.0f} steps/s"
+        f" over {len(values)} epochs  cpu {res['cpu_s_per_m'][-1]:6.2f}"
+        f" s/M steps  compile {clock.seconds:6.1f} s"
+        f" ({clock.backend_compiles} XLA compiles)",
+        flush=True,
+      )
 
   runs = [
-      lambda r: run("upstream", upstream.train, r),
-      lambda r: run("none", ours.train, r),
-      lambda r: run("viewer", ours.train, r,
-                    _CyclingViewer(args.view_envs, modes)),
+    lambda r: run("upstream", upstream.train, r),
+    lambda r: run("none", ours.train, r),
+    lambda r: run(
+      "viewer", ours.train, r, _CyclingViewer(args.view_envs, modes)
+    ),
   ]
   for r in range(args.rounds):
     # Rotate the order: the first run of a process also compiles JAX's small
@@ -174,15 +188,21 @@ def main() -> None:
       runs[(i + r) % len(runs)](r)
 
   print()
-  print(f"machine: {platform.machine()}, {jax.devices()[0].device_kind},"
-        f" {jax.local_device_count()} device(s), jax {jax.__version__}")
-  print(f"env {args.env}/{args.backend}, {args.num_envs} envs, view"
-        f" {args.view_envs}, {args.rounds} round(s) x {args.epochs} epochs of"
-        f" {args.steps_per_epoch} training steps ({per_step} env steps each)")
+  print(
+    f"machine: {platform.machine()}, {jax.devices()[0].device_kind},"
+    f" {jax.local_device_count()} device(s), jax {jax.__version__}"
+  )
+  print(
+    f"env {args.env}/{args.backend}, {args.num_envs} envs, view"
+    f" {args.view_envs}, {args.rounds} round(s) x {args.epochs} epochs of"
+    f" {args.steps_per_epoch} training steps ({per_step} env steps each)"
+  )
   ref = results.get("upstream")
-  print(f"{'variant':9s} {'steps/s':>9s} {'x upstream':>10s}"
-        f" {'cpu s/M':>8s} {'x upstream':>10s}"
-        f" {'compile s':>9s} {'x upstream':>10s} {'compiles':>8s}")
+  print(
+    f"{'variant':9s} {'steps/s':>9s} {'x upstream':>10s}"
+    f" {'cpu s/M':>8s} {'x upstream':>10s}"
+    f" {'compile s':>9s} {'x upstream':>10s} {'compiles':>8s}"
+  )
 
   def ratio(res, key):
     if not ref:
@@ -190,18 +210,22 @@ def main() -> None:
     return statistics.median([a / b for a, b in zip(res[key], ref[key])])
 
   for name, res in results.items():
-    print(f"{name:9s} {statistics.median(res['sps']):9.0f}"
-          f" {ratio(res, 'sps'):10.3f}"
-          f" {statistics.median(res['cpu_s_per_m']):8.2f}"
-          f" {ratio(res, 'cpu_s_per_m'):10.3f}"
-          f" {statistics.median(res['compile_s']):9.1f}"
-          f" {ratio(res, 'compile_s'):10.3f}"
-          f" {statistics.median(res['compiles']):8.0f}")
+    print(
+      f"{name:9s} {statistics.median(res['sps']):9.0f}"
+      f" {ratio(res, 'sps'):10.3f}"
+      f" {statistics.median(res['cpu_s_per_m']):8.2f}"
+      f" {ratio(res, 'cpu_s_per_m'):10.3f}"
+      f" {statistics.median(res['compile_s']):9.1f}"
+      f" {ratio(res, 'compile_s'):10.3f}"
+      f" {statistics.median(res['compiles']):8.0f}"
+    )
   if ref:
     print("per-round steps/s ratios to upstream (spread = noise):")
     for name, res in results.items():
-      print(f"  {name:9s} " + " ".join(
-          f"{a / b:.3f}" for a, b in zip(res["sps"], ref["sps"])))
+      print(
+        f"  {name:9s} "
+        + " ".join(f"{a / b:.3f}" for a, b in zip(res["sps"], ref["sps"]))
+      )
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"args": vars(args), "results": results}, f, indent=1)

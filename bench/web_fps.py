@@ -32,9 +32,13 @@ from braxviewer.scene import BatchedScene
 from braxviewer.synthetic import SyntheticStream
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update",
-    "--disable-sync",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
 ]
 RAF = """(seconds) => new Promise(done => {
   let frames = 0; const t0 = performance.now();
@@ -62,19 +66,36 @@ def kinematics_ms(model: mujoco.MjModel, num_envs: int, frames: int = 50):
   return 1e3 * (time.perf_counter() - started) / frames
 
 
-def measure(browser, model, num_envs: int, seconds: float, fps: float,
-            width: int, height: int) -> dict:
+def measure(
+  browser,
+  model,
+  num_envs: int,
+  seconds: float,
+  fps: float,
+  width: int,
+  height: int,
+) -> dict:
   viewer = WebViewerBatched(num_envs=num_envs, port=0)
   viewer.run()
   viewer.init(model)
-  stream = SyntheticStream(viewer, model, chunk_length=40, frame_skip=2,
-                           chunks_per_s=1.0, progress_every=4)
-  viewer.set_speed((1.0 / fps) / stream.dt)
+  stream = SyntheticStream(
+    viewer,
+    model,
+    chunk_length=40,
+    frame_skip=2,
+    chunks_per_s=1.0,
+    progress_every=4,
+  )
+  viewer.playback.set_speed((1.0 / fps) / stream.dt)
   stream.start()
   page = browser.new_page(viewport={"width": width, "height": height})
   messages = []
-  page.on("websocket", lambda ws: ws.on(
-      "framereceived", lambda payload: messages.append(time.monotonic())))
+  page.on(
+    "websocket",
+    lambda ws: ws.on(
+      "framereceived", lambda payload: messages.append(time.monotonic())
+    ),
+  )
   try:
     page.goto(viewer.url)
     page.wait_for_selector("canvas", timeout=60000)
@@ -86,21 +107,21 @@ def measure(browser, model, num_envs: int, seconds: float, fps: float,
     elapsed = time.monotonic() - t0
     stats = viewer.stats()
     received = (len(messages) - n0) / elapsed
-    viewer.set_paused(True)  # the same page with nothing arriving
+    viewer.playback.set_paused(True)  # the same page with nothing arriving
     time.sleep(1.0)
     idle = page.evaluate(RAF, min(seconds, 5.0))
-    viewer.set_paused(False)
+    viewer.playback.set_paused(False)
     return dict(
-        envs=num_envs,
-        raf_fps=raf,
-        idle_fps=idle,
-        updates_per_s=received,
-        new_frames_per_s=min(raf, received),
-        pushed_per_s=(stats["frames_shown"] - shown0) / elapsed,
-        update_ms=1e3 * (viewer.update_seconds.mean() or 0.0),
-        kinematics_ms=kinematics_ms(model, num_envs),
-        triangles=stats["triangles"],
-        renderer=page.evaluate(RENDERER),
+      envs=num_envs,
+      raf_fps=raf,
+      idle_fps=idle,
+      updates_per_s=received,
+      new_frames_per_s=min(raf, received),
+      pushed_per_s=(stats["frames_shown"] - shown0) / elapsed,
+      update_ms=1e3 * (viewer.stats()["update_s"] or 0.0),
+      kinematics_ms=kinematics_ms(model, num_envs),
+      triangles=stats["triangles"],
+      renderer=page.evaluate(RENDERER),
     )
   finally:
     page.close()
@@ -112,39 +133,57 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--envs", type=int, nargs="+", default=[16, 64])
   p.add_argument("--seconds", type=float, default=10.0)
-  p.add_argument("--fps", type=float, default=60.0,
-                 help="frames per second the viewer tries to push")
+  p.add_argument(
+    "--fps",
+    type=float,
+    default=60.0,
+    help="frames per second the viewer tries to push",
+  )
   p.add_argument("--width", type=int, default=1280)
   p.add_argument("--height", type=int, default=800)
   p.add_argument("--chromium", default="/usr/bin/chromium")
-  p.add_argument("--chromium-arg", action="append", default=[],
-                 help="extra Chromium flag (repeatable)")
+  p.add_argument(
+    "--chromium-arg",
+    action="append",
+    default=[],
+    help="extra Chromium flag (repeatable)",
+  )
   args = p.parse_args()
   xml = os.path.join(os.path.dirname(brax.__file__), "envs/assets/ant.xml")
   model = mujoco.MjModel.from_xml_path(xml)
-  print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs,"
-        f" load {os.getloadavg()[0]:.1f}; page {args.width}x{args.height},"
-        f" frames due at {args.fps:.0f}/s")
+  print(
+    f"machine: {platform.machine()}, {os.cpu_count()} CPUs,"
+    f" load {os.getloadavg()[0]:.1f}; page {args.width}x{args.height},"
+    f" frames due at {args.fps:.0f}/s"
+  )
   rows = []
   with sync_playwright() as pw:
-    browser = pw.chromium.launch(executable_path=args.chromium,
-                                 args=CHROMIUM_ARGS + args.chromium_arg)
+    browser = pw.chromium.launch(
+      executable_path=args.chromium, args=CHROMIUM_ARGS + args.chromium_arg
+    )
     for n in args.envs:
-      rows.append(measure(browser, model, n, args.seconds, args.fps,
-                          args.width, args.height))
+      rows.append(
+        measure(
+          browser, model, n, args.seconds, args.fps, args.width, args.height
+        )
+      )
     browser.close()
   print(f"WebGL renderer: {rows[0]['renderer']}")
-  print("| ants | page frames/s, static | page frames/s (rAF), streaming"
-        " | updates received/s | new frames shown/s"
-        " | frames pushed/s (server) | server ms/frame (pose+send)"
-        " | kinematics ms/frame | triangles drawn |")
+  print(
+    "| ants | page frames/s, static | page frames/s (rAF), streaming"
+    " | updates received/s | new frames shown/s"
+    " | frames pushed/s (server) | server ms/frame (pose+send)"
+    " | kinematics ms/frame | triangles drawn |"
+  )
   print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
   for r in rows:
-    print(f"| {r['envs']} | {r['idle_fps']:.1f} | {r['raf_fps']:.1f} |"
-          f" {r['updates_per_s']:.1f} |"
-          f" {r['new_frames_per_s']:.1f} | {r['pushed_per_s']:.1f} |"
-          f" {r['update_ms']:.2f} | {r['kinematics_ms']:.2f} |"
-          f" {r['triangles']} |")
+    print(
+      f"| {r['envs']} | {r['idle_fps']:.1f} | {r['raf_fps']:.1f} |"
+      f" {r['updates_per_s']:.1f} |"
+      f" {r['new_frames_per_s']:.1f} | {r['pushed_per_s']:.1f} |"
+      f" {r['update_ms']:.2f} | {r['kinematics_ms']:.2f} |"
+      f" {r['triangles']} |"
+    )
 
 
 if __name__ == "__main__":

@@ -29,9 +29,13 @@ from braxviewer import WebViewerBatched
 from braxviewer.synthetic import SyntheticStream
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update",
-    "--disable-sync",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
 ]
 
 
@@ -45,8 +49,9 @@ def rss_mb() -> float:
 
 def js_heap_mb(cdp) -> float:
   cdp.send("HeapProfiler.collectGarbage")
-  metrics = {m["name"]: m["value"]
-             for m in cdp.send("Performance.getMetrics")["metrics"]}
+  metrics = {
+    m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]
+  }
   return metrics["JSHeapUsedSize"] / 2**20
 
 
@@ -70,15 +75,24 @@ def main() -> None:
   viewer = WebViewerBatched(num_envs=args.envs, port=0)
   viewer.run()
   viewer.init(model)
-  stream = SyntheticStream(viewer, model, chunk_length=40, frame_skip=5,
-                           chunks_per_s=2.0, progress_every=2)
+  stream = SyntheticStream(
+    viewer,
+    model,
+    chunk_length=40,
+    frame_skip=5,
+    chunks_per_s=2.0,
+    progress_every=2,
+  )
   stream.start()
-  print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {args.envs}"
-        f" ants, {args.minutes:g} min, sample every {args.every:g} s")
+  print(
+    f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {args.envs}"
+    f" ants, {args.minutes:g} min, sample every {args.every:g} s"
+  )
   samples = []  # (t, rss MB, heap MB, frames shown, chunks)
   with sync_playwright() as pw:
-    browser = pw.chromium.launch(executable_path=args.chromium,
-                                 args=CHROMIUM_ARGS)
+    browser = pw.chromium.launch(
+      executable_path=args.chromium, args=CHROMIUM_ARGS
+    )
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable")
@@ -90,11 +104,19 @@ def main() -> None:
       print("   t s   server RSS MB   page JS heap MB   frames shown   chunks")
       while True:
         now = time.monotonic() - t0
-        sample = (now, rss_mb(), js_heap_mb(cdp),
-                  viewer.stats()["frames_shown"], stream.chunks_sent)
+        sample = (
+          now,
+          rss_mb(),
+          js_heap_mb(cdp),
+          viewer.stats()["frames_shown"],
+          stream.chunks_sent,
+        )
         samples.append(sample)
-        print(f"{sample[0]:6.0f} {sample[1]:14.1f} {sample[2]:17.1f}"
-              f" {sample[3]:14d} {sample[4]:8d}", flush=True)
+        print(
+          f"{sample[0]:6.0f} {sample[1]:14.1f} {sample[2]:17.1f}"
+          f" {sample[3]:14d} {sample[4]:8d}",
+          flush=True,
+        )
         if time.monotonic() + args.every > end:
           break
         time.sleep(args.every)
@@ -107,9 +129,11 @@ def main() -> None:
   t = [s[0] for s in warm]
   for name, col in (("server RSS", 1), ("page JS heap", 2)):
     y = [s[col] for s in warm]
-    print(f"{name}: {y[0]:.1f} MB at {t[0]:.0f} s -> {y[-1]:.1f} MB at"
-          f" {t[-1]:.0f} s ({y[-1] - y[0]:+.1f} MB); fitted"
-          f" {slope_per_hour(t, y):+.1f} MB/hour")
+    print(
+      f"{name}: {y[0]:.1f} MB at {t[0]:.0f} s -> {y[-1]:.1f} MB at"
+      f" {t[-1]:.0f} s ({y[-1] - y[0]:+.1f} MB); fitted"
+      f" {slope_per_hour(t, y):+.1f} MB/hour"
+    )
   if stream.error is not None:
     raise SystemExit(f"the stand-in trainer failed: {stream.error!r}")
 

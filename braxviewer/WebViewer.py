@@ -29,16 +29,23 @@ class WebViewer(WebViewerBase):
   """
 
   def __init__(
-      self,
-      host: str = "127.0.0.1",
-      port: int = 8000,
-      *,
-      mode: "Mode | str" = Mode.LIVE,
-      port_fallback: bool = False,
-      history: int = 64,
-      title: str = "braxviewer",
-      record_dir: Optional[str] = None,
+    self,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    mode: "Mode | str" = Mode.LIVE,
+    port_fallback: bool = False,
+    history: int = 64,
+    title: str = "braxviewer",
+    record_dir: Optional[str] = None,
   ):
-    super().__init__(host, port, num_envs=1, mode=mode,
-                     port_fallback=port_fallback, history=history, title=title,
-                     record_dir=record_dir)
+    super().__init__(
+      host,
+      port,
+      num_envs=1,
+      mode=mode,
+      port_fallback=port_fallback,
+      history=history,
+      title=title,
+      record_dir=record_dir,
+    )

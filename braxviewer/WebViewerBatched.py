@@ -41,34 +41,42 @@ class WebViewerBatched(WebViewerBase):
   """
 
   def __init__(
-      self,
-      num_envs: Optional[int] = None,
-      grid_dims: Optional[Sequence[int]] = None,
-      env_offset: Optional[Sequence[float]] = None,
-      host: str = "127.0.0.1",
-      port: int = 8000,
-      *,
-      mode: "Mode | str" = Mode.LIVE,
-      port_fallback: bool = False,
-      history: int = 64,
-      title: str = "braxviewer",
-      record_dir: Optional[str] = None,
+    self,
+    num_envs: Optional[int] = None,
+    grid_dims: Optional[Sequence[int]] = None,
+    env_offset: Optional[Sequence[float]] = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    mode: "Mode | str" = Mode.LIVE,
+    port_fallback: bool = False,
+    history: int = 64,
+    title: str = "braxviewer",
+    record_dir: Optional[str] = None,
   ):
     if num_envs is None and grid_dims is not None:
       num_envs = int(np.prod(grid_dims))
     self._tiled_copies = 1  # > 1: the model holds this many envs itself
-    super().__init__(host, port, num_envs=num_envs, grid_dims=grid_dims,
-                     env_offset=env_offset, mode=mode,
-                     port_fallback=port_fallback, history=history, title=title,
-                     record_dir=record_dir)
+    super().__init__(
+      host,
+      port,
+      num_envs=num_envs,
+      grid_dims=grid_dims,
+      env_offset=env_offset,
+      mode=mode,
+      port_fallback=port_fallback,
+      history=history,
+      title=title,
+      record_dir=record_dir,
+    )
 
   @staticmethod
   def concatenate_envs_xml(
-      xml_string: str,
-      num_envs: int,
-      grid_dims: Optional[Sequence[int]] = None,
-      env_offset: Optional[Sequence[float]] = None,
-      assets: Optional[Mapping[str, Any]] = None,
+    xml_string: str,
+    num_envs: int,
+    grid_dims: Optional[Sequence[int]] = None,
+    env_offset: Optional[Sequence[float]] = None,
+    assets: Optional[Mapping[str, Any]] = None,
   ) -> str:
     """One MJCF holding ``num_envs`` copies of ``xml_string`` on a grid.
 
@@ -76,8 +84,9 @@ class WebViewerBatched(WebViewerBase):
     model and lays out the grid itself (a model built from this XML is
     recognised and mapped back to the single env).
     """
-    out = scene.concatenate_envs_xml(xml_string, num_envs, grid_dims,
-                                     env_offset, assets)
+    out = scene.concatenate_envs_xml(
+      xml_string, num_envs, grid_dims, env_offset, assets
+    )
     tiled.remember(xml_string, num_envs, assets)
     return out
 
@@ -89,22 +98,24 @@ class WebViewerBatched(WebViewerBase):
       if self.num_envs is None:
         self.num_envs = copies
       self._warn(
-          "tiled",
-          f"braxviewer: viewer.init() got a model of {copies} envs made by"
-          " concatenate_envs_xml. braxviewer lays out the grid itself now, so"
-          " it draws the single-env XML given to concatenate_envs_xml,"
-          f" {self.num_envs} env(s) on the grid. Passing the single-env"
-          " env to viewer.init() does the same without this warning.")
+        "tiled",
+        f"braxviewer: viewer.init() got a model of {copies} envs made by"
+        " concatenate_envs_xml. braxviewer lays out the grid itself now, so"
+        " it draws the single-env XML given to concatenate_envs_xml,"
+        f" {self.num_envs} env(s) on the grid. Passing the single-env"
+        " env to viewer.init() does the same without this warning.",
+      )
       return single
     prefixed = tiled.prefixed_copies(model)
     if prefixed > 1:
       self._warn(
-          "tiled-names",
-          f"braxviewer: viewer.init() got a model of {prefixed} envs laid out"
-          f" in one scene (bodies e0/..e{prefixed - 1}/). braxviewer draws it"
-          " as it is, filled with the first streamed envs; env selection and"
-          " the grid options are off. Pass the single-env env to"
-          " viewer.init() for the full grid features.")
+        "tiled-names",
+        f"braxviewer: viewer.init() got a model of {prefixed} envs laid out"
+        f" in one scene (bodies e0/..e{prefixed - 1}/). braxviewer draws it"
+        " as it is, filled with the first streamed envs; env selection and"
+        " the grid options are off. Pass the single-env env to"
+        " viewer.init() for the full grid features.",
+      )
     self._tiled_copies = prefixed
     return model
 
@@ -115,18 +126,21 @@ class WebViewerBatched(WebViewerBase):
       return super()._envs_for(info)
     if copies != self._tiled_copies:
       self._warn(
-          "tiled-width", f"braxviewer: the model given to viewer.init() holds"
-          f" {copies} envs side by side (nq={model.nq}, one env streams"
-          f" nq={info.nq}). braxviewer draws it as one scene and fills its"
-          f" {copies} copies with the first {min(copies, info.num_envs)}"
-          " streamed envs; env selection is off. Pass the single-env model to"
-          " viewer.init() to get the full grid features.")
+        "tiled-width",
+        f"braxviewer: the model given to viewer.init() holds"
+        f" {copies} envs side by side (nq={model.nq}, one env streams"
+        f" nq={info.nq}). braxviewer draws it as one scene and fills its"
+        f" {copies} copies with the first {min(copies, info.num_envs)}"
+        " streamed envs; env selection is off. Pass the single-env model to"
+        " viewer.init() to get the full grid features.",
+      )
       self._tiled_copies = copies
       self._stale = True
     return 1
 
   def _poser(self, num_envs: int) -> Poser:
     if self._tiled_copies > 1 and self._model is not None:
-      return tiled.TiledPoses(scene.BatchedScene(self._model, 1),
-                              self._tiled_copies)
+      return tiled.TiledPoses(
+        scene.BatchedScene(self._model, 1), self._tiled_copies
+      )
     return super()._poser(num_envs)

@@ -11,12 +11,12 @@ from braxviewer.WebViewer import WebViewer
 from braxviewer.WebViewerBatched import WebViewerBatched
 
 __all__ = [
-    "FrameChunk",
-    "HeadlessViewer",
-    "Mode",
-    "StreamInfo",
-    "TrainingViewer",
-    "WebViewer",
-    "WebViewerBatched",
+  "FrameChunk",
+  "HeadlessViewer",
+  "Mode",
+  "StreamInfo",
+  "TrainingViewer",
+  "WebViewer",
+  "WebViewerBatched",
 ]
 __version__ = "0.1.0"

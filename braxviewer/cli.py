@@ -27,31 +27,58 @@ class UsageError(Exception):
   """Bad command-line input; printed as one line, exit code 2."""
 
 
-def demo_parser(doc: Optional[str], *, num_envs: int, view_envs: int,
-                timesteps: int, port: int = 8000) -> argparse.ArgumentParser:
+def demo_parser(
+  doc: Optional[str],
+  *,
+  num_envs: int,
+  view_envs: int,
+  timesteps: int,
+  port: int = 8000,
+) -> argparse.ArgumentParser:
   """The flags every demo takes, with that demo's defaults."""
   p = argparse.ArgumentParser(
-      description=(doc or "").strip().splitlines()[0] if doc else None,
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    description=(doc or "").strip().splitlines()[0] if doc else None,
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
   )
-  p.add_argument("--num-envs", type=int, default=num_envs,
-                 help="parallel training envs")
-  p.add_argument("--view-envs", type=int, default=view_envs,
-                 help="training envs shown in the page (the first N)")
-  p.add_argument("--timesteps", type=int, default=timesteps,
-                 help="env steps to train for")
-  p.add_argument("--host", default="127.0.0.1",
-                 help="interface to serve the page on (0.0.0.0: network)")
+  p.add_argument(
+    "--num-envs", type=int, default=num_envs, help="parallel training envs"
+  )
+  p.add_argument(
+    "--view-envs",
+    type=int,
+    default=view_envs,
+    help="training envs shown in the page (the first N)",
+  )
+  p.add_argument(
+    "--timesteps", type=int, default=timesteps, help="env steps to train for"
+  )
+  p.add_argument(
+    "--host",
+    default="127.0.0.1",
+    help="interface to serve the page on (0.0.0.0: network)",
+  )
   p.add_argument("--port", type=int, default=port, help="port of the page")
-  p.add_argument("--mode", choices=MODES, default="live",
-                 help="streaming mode at start (switchable in the page)")
+  p.add_argument(
+    "--mode",
+    choices=MODES,
+    default="live",
+    help="streaming mode at start (switchable in the page)",
+  )
   p.add_argument("--seed", type=int, default=0, help="random seed")
-  p.add_argument("--evals", type=int, default=None,
-                 help="number of evals (points on the reward curve)")
-  p.add_argument("--no-progress", action="store_true",
-                 help="no terminal progress bar")
-  p.add_argument("--keep-open", action="store_true",
-                 help="keep serving the page after training, until Ctrl-C")
+  p.add_argument(
+    "--evals",
+    type=int,
+    default=None,
+    help="number of evals (points on the reward curve)",
+  )
+  p.add_argument(
+    "--no-progress", action="store_true", help="no terminal progress bar"
+  )
+  p.add_argument(
+    "--keep-open",
+    action="store_true",
+    help="keep serving the page after training, until Ctrl-C",
+  )
   return p
 
 
@@ -61,20 +88,24 @@ def check_demo_args(args: argparse.Namespace) -> None:
     value = getattr(args, flag)
     if value < 1:
       raise UsageError(
-          f"--{flag.replace('_', '-')} must be at least 1, got {value}.")
+        f"--{flag.replace('_', '-')} must be at least 1, got {value}."
+      )
   if args.view_envs > args.num_envs:
     raise UsageError(
-        f"--view-envs ({args.view_envs}) cannot exceed --num-envs"
-        f" ({args.num_envs}): only training envs can be shown.")
+      f"--view-envs ({args.view_envs}) cannot exceed --num-envs"
+      f" ({args.num_envs}): only training envs can be shown."
+    )
   if not 0 <= args.port <= 65535:
     raise UsageError(f"--port must be in 0..65535, got {args.port}.")
   if args.evals is not None and args.evals < 1:
     raise UsageError(f"--evals must be at least 1, got {args.evals}.")
 
 
-def parse_demo_args(parser: argparse.ArgumentParser,
-                    argv: Optional[Sequence[str]] = None,
-                    prepare: Optional[Callable[[Any], None]] = None):
+def parse_demo_args(
+  parser: argparse.ArgumentParser,
+  argv: Optional[Sequence[str]] = None,
+  prepare: Optional[Callable[[Any], None]] = None,
+):
   """Parse and validate; on bad input print one line and exit with code 2.
 
   ``prepare(args)`` may fill in defaults that depend on other flags and
@@ -90,26 +121,31 @@ def parse_demo_args(parser: argparse.ArgumentParser,
   return args
 
 
-def ppo_config(args: argparse.Namespace, *, episode_length: int,
-               num_evals: int = 10, **overrides: Any) -> dict:
+def ppo_config(
+  args: argparse.Namespace,
+  *,
+  episode_length: int,
+  num_evals: int = 10,
+  **overrides: Any,
+) -> dict:
   """PPO settings that learn small tasks in minutes on a 2-core CPU."""
   num_envs = args.num_envs
   cfg = dict(
-      num_timesteps=args.timesteps,
-      num_evals=args.evals or num_evals,
-      episode_length=episode_length,
-      num_envs=num_envs,
-      batch_size=num_envs,
-      num_minibatches=4,
-      unroll_length=20,
-      num_updates_per_batch=4,
-      learning_rate=3e-4,
-      entropy_cost=1e-2,
-      discounting=0.97,
-      normalize_observations=True,
-      num_eval_envs=min(64, num_envs),
-      seed=args.seed,
-      progress_bar=False if args.no_progress else None,
+    num_timesteps=args.timesteps,
+    num_evals=args.evals or num_evals,
+    episode_length=episode_length,
+    num_envs=num_envs,
+    batch_size=num_envs,
+    num_minibatches=4,
+    unroll_length=20,
+    num_updates_per_batch=4,
+    learning_rate=3e-4,
+    entropy_cost=1e-2,
+    discounting=0.97,
+    normalize_observations=True,
+    num_eval_envs=min(64, num_envs),
+    seed=args.seed,
+    progress_bar=False if args.no_progress else None,
   )
   cfg.update(overrides)
   return cfg
@@ -135,8 +171,11 @@ class TrainingSession:
         user_progress(step, metrics)
       reward = metrics.get("eval/episode_reward")
       if reward is not None:
-        print(f"\rstep {step:>10,}  eval reward {float(reward):9.2f}"
-              + " " * 30, file=sys.stderr, flush=True)
+        print(
+          f"\rstep {step:>10,}  eval reward {float(reward):9.2f}" + " " * 30,
+          file=sys.stderr,
+          flush=True,
+        )
 
     t0 = time.time()
     self.result = train_fn(viewer=self.viewer, progress_fn=progress, **kwargs)
@@ -146,15 +185,20 @@ class TrainingSession:
     if callable(stats):
       with contextlib.suppress(Exception):
         counts = stats()
-        summary += (f"; {counts['chunks_received']} chunks streamed,"
-                    f" {counts['frames_shown']} frames shown")
+        summary += (
+          f"; {counts['chunks_received']} chunks streamed,"
+          f" {counts['frames_shown']} frames shown"
+        )
     print(summary + ".", file=sys.stderr, flush=True)
     return self.result
 
   def keep_open(self) -> None:
     """Serve the page until Ctrl-C (after training, to look around)."""
-    print("braxviewer: the page stays up; Ctrl-C to quit.", file=sys.stderr,
-          flush=True)
+    print(
+      "braxviewer: the page stays up; Ctrl-C to quit.",
+      file=sys.stderr,
+      flush=True,
+    )
     while True:
       time.sleep(0.5)
 
@@ -174,8 +218,11 @@ class TrainingSession:
         os._exit(130)  # a second Ctrl-C: leave now
       self._interrupted.set()
       if not self._trained.is_set():
-        print("\nbraxviewer: interrupted; stopping training and the"
-              " viewer...", file=sys.stderr, flush=True)
+        print(
+          "\nbraxviewer: interrupted; stopping training and the viewer...",
+          file=sys.stderr,
+          flush=True,
+        )
       if not self._done.wait(INTERRUPT_GRACE_S):
         with contextlib.suppress(Exception):
           self.viewer.close()
@@ -194,8 +241,12 @@ def training_session(viewer: Any) -> Iterator[TrainingSession]:
     read, wakeup = socket.socketpair()
     wakeup.setblocking(False)
     previous_fd = signal.set_wakeup_fd(wakeup.fileno())
-    watcher = threading.Thread(target=session.watch_interrupts, args=(read,),
-                               name="braxviewer-interrupts", daemon=True)
+    watcher = threading.Thread(
+      target=session.watch_interrupts,
+      args=(read,),
+      name="braxviewer-interrupts",
+      daemon=True,
+    )
     watcher.start()
   try:
     yield session

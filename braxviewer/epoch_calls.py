@@ -46,15 +46,21 @@ class EpochCalls:
       :data:`CALL_SECONDS`).
   """
 
-  def __init__(self, stream: Union[Streamer, NoStream], steps_per_epoch: int,
-               env_steps_per_step: int, bar: ProgressBar,
-               call_seconds: Optional[float] = None):
+  def __init__(
+    self,
+    stream: Union[Streamer, NoStream],
+    steps_per_epoch: int,
+    env_steps_per_step: int,
+    bar: ProgressBar,
+    call_seconds: Optional[float] = None,
+  ):
     self._stream = stream
     self._steps_per_epoch = int(steps_per_epoch)
     self._env_steps_per_step = int(env_steps_per_step)
     self._bar = bar
-    self._call_seconds = float(CALL_SECONDS if call_seconds is None
-                               else call_seconds)
+    self._call_seconds = float(
+      CALL_SECONDS if call_seconds is None else call_seconds
+    )
     # The first call compiles: one step; later calls are sized from it.
     self._steps_per_call = 1 if stream.tapped else self._steps_per_epoch
 
@@ -76,14 +82,16 @@ class EpochCalls:
       sums = host if sums is None else {k: sums[k] + v for k, v in host.items()}
       collected += n
       if self._stream.tapped:
-        started = t_dispatch if last_done is None else max(t_dispatch,
-                                                           last_done)
+        started = (
+          t_dispatch if last_done is None else max(t_dispatch, last_done)
+        )
         per_step = max(t_done - started, 1e-6) / n
         self._steps_per_call = int(max(1, self._call_seconds // per_step))
         env_steps = collected * self._env_steps_per_step
         self._stream.progress(  # the heartbeat, also while streaming is off
-            first_env_steps + env_steps,
-            {TRAINING_SPS: env_steps / max(t_done - t_epoch, 1e-6)})
+          first_env_steps + env_steps,
+          {TRAINING_SPS: env_steps / max(t_done - t_epoch, 1e-6)},
+        )
       self._bar.update(first_env_steps + collected * self._env_steps_per_step)
       last_done = t_done
 

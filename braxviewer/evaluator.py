@@ -34,15 +34,15 @@ class Evaluator:
   """
 
   def __init__(
-      self,
-      eval_env: envs.Env,
-      eval_policy_fn: Callable[[Any], types.Policy],
-      num_eval_envs: int,
-      episode_length: int,
-      action_repeat: int,
-      key: types.PRNGKey,
-      num_view_envs: int = 0,
-      sink: Optional[tap.HostSink] = None,
+    self,
+    eval_env: envs.Env,
+    eval_policy_fn: Callable[[Any], types.Policy],
+    num_eval_envs: int,
+    episode_length: int,
+    action_repeat: int,
+    key: types.PRNGKey,
+    num_view_envs: int = 0,
+    sink: Optional[tap.HostSink] = None,
   ):
     self._key = key
     self._eval_walltime = 0.0
@@ -54,13 +54,13 @@ class Evaluator:
       reset_keys = jax.random.split(key, num_eval_envs)
       first_state = eval_env.reset(reset_keys)
       final_state, _, frames = tap.generate_unroll(
-          eval_env,
-          first_state,
-          eval_policy_fn(policy_params),
-          key,
-          unroll_length=episode_length // action_repeat,
-          num_view_envs=view,
-          kind=kind,
+        eval_env,
+        first_state,
+        eval_policy_fn(policy_params),
+        key,
+        unroll_length=episode_length // action_repeat,
+        num_view_envs=view,
+        kind=kind,
       )
       if view:
         tap.emit(flag, frames, sink)
@@ -70,11 +70,11 @@ class Evaluator:
     self._steps_per_unroll = episode_length * num_eval_envs
 
   def run_evaluation(
-      self,
-      policy_params: Any,
-      training_metrics: types.Metrics,
-      aggregate_episodes: bool = True,
-      flag: Any = 0,
+    self,
+    policy_params: Any,
+    training_metrics: types.Metrics,
+    aggregate_episodes: bool = True,
+    flag: Any = 0,
   ) -> types.Metrics:
     """Run one eval; returns brax's eval metrics merged over training ones."""
     self._key, unroll_key = jax.random.split(self._key)
@@ -98,7 +98,7 @@ class Evaluator:
     metrics["eval/sps"] = self._steps_per_unroll / epoch_eval_time
     self._eval_walltime += epoch_eval_time
     return {
-        "eval/walltime": self._eval_walltime,
-        **training_metrics,
-        **metrics,
+      "eval/walltime": self._eval_walltime,
+      **training_metrics,
+      **metrics,
     }

@@ -71,15 +71,17 @@ def parse_steps(text: Optional[str]) -> StepRange:
       raise ValueError
   except ValueError:
     raise ExportError(
-        f"--steps must look like A:B (training env steps, either side may be"
-        f" left out), got {text!r}.") from None
+      f"--steps must look like A:B (training env steps, either side may be"
+      f" left out), got {text!r}."
+    ) from None
   if lo is not None and hi is not None and lo > hi:
     raise ExportError(f"--steps {text}: the start is after the end.")
   return lo, hi
 
 
-def select_chunks(rec: Recording, source: str, steps: StepRange,
-                  env: Optional[int]) -> np.ndarray:
+def select_chunks(
+  rec: Recording, source: str, steps: StepRange, env: Optional[int]
+) -> np.ndarray:
   """Indices of the chunks to export; checks env and step range.
 
   Raises:
@@ -87,25 +89,31 @@ def select_chunks(rec: Recording, source: str, steps: StepRange,
   """
   chunks = rec.chunks(source)
   if not len(chunks):
-    damage = (f" ({rec.unreadable_bytes} bytes of its segments are unreadable:"
-              " corrupt or cut short)" if rec.unreadable_bytes else "")
+    damage = (
+      f" ({rec.unreadable_bytes} bytes of its segments are unreadable:"
+      " corrupt or cut short)"
+      if rec.unreadable_bytes
+      else ""
+    )
     raise ExportError(
-        f"the recording at {rec.path} holds no readable {source} chunks"
-        f"{damage}.")
+      f"the recording at {rec.path} holds no readable {source} chunks{damage}."
+    )
   lo, hi = steps
   picked = chunks.in_range(lo, hi)
   first, last = int(chunks.env_steps.min()), int(chunks.env_steps.max())
   if not len(picked):
     raise ExportError(
-        f"no {source} chunk was recorded between env steps"
-        f" {'start' if lo is None else lo} and {'end' if hi is None else hi};"
-        f" the recording covers env steps {first}..{last} ({len(chunks)}"
-        " chunks).")
+      f"no {source} chunk was recorded between env steps"
+      f" {'start' if lo is None else lo} and {'end' if hi is None else hi};"
+      f" the recording covers env steps {first}..{last} ({len(chunks)}"
+      " chunks)."
+    )
   num_envs = int(chunks.num_envs[picked].min())
   if env is not None and not 0 <= env < num_envs:
     raise ExportError(
-        f"env {env} is out of range: the recording streamed {num_envs} envs"
-        f" (0..{num_envs - 1}).")
+      f"env {env} is out of range: the recording streamed {num_envs} envs"
+      f" (0..{num_envs - 1})."
+    )
   return picked
 
 
@@ -124,18 +132,18 @@ def _open_encoder(path: str, width: int, height: int, fps: float):
 
 
 def export_video(
-    recording: Union[str, os.PathLike, Recording],
-    out: Union[str, os.PathLike],
-    *,
-    env: int = 0,
-    grid: bool = False,
-    steps: Union[StepRange, str, None] = None,
-    source: str = "train",
-    camera: Optional[str] = None,
-    width: int = 640,
-    height: int = 480,
-    speed: float = 1.0,
-    on_frame: Optional[Callable[[int, int], None]] = None,
+  recording: Union[str, os.PathLike, Recording],
+  out: Union[str, os.PathLike],
+  *,
+  env: int = 0,
+  grid: bool = False,
+  steps: Union[StepRange, str, None] = None,
+  source: str = "train",
+  camera: Optional[str] = None,
+  width: int = 640,
+  height: int = 480,
+  speed: float = 1.0,
+  on_frame: Optional[Callable[[int, int], None]] = None,
 ) -> ExportResult:
   """Render recorded chunks to an MP4 file.
 
@@ -159,31 +167,55 @@ def export_video(
     RuntimeError: no offscreen OpenGL, or no video encoder.
   """
   if width < 16 or height < 16 or width % 2 or height % 2:
-    raise ExportError(f"video size must be even and at least 16x16, got"
-                      f" {width}x{height}.")
+    raise ExportError(
+      f"video size must be even and at least 16x16, got {width}x{height}."
+    )
   if not speed > 0:
     raise ExportError(f"speed must be > 0, got {speed}.")
   camera = camera or ("overview" if grid else "follow")
   if camera not in PRESETS:
-    raise ExportError(f"unknown camera {camera!r}; use one of"
-                      f" {', '.join(PRESETS)}.")
+    raise ExportError(
+      f"unknown camera {camera!r}; use one of {', '.join(PRESETS)}."
+    )
   if isinstance(steps, str) or steps is None:
     steps = parse_steps(steps)
   own = not isinstance(recording, Recording)
   rec = Recording(recording) if own else recording
   try:
     picked = select_chunks(rec, source, steps, None if grid else env)
-    return _export(rec, picked, os.fspath(out), env, grid, source, camera,
-                   width, height, speed, on_frame)
+    return _export(
+      rec,
+      picked,
+      os.fspath(out),
+      env,
+      grid,
+      source,
+      camera,
+      width,
+      height,
+      speed,
+      on_frame,
+    )
   finally:
     if own:
       rec.close()
 
 
-def _export(rec: Recording, picked: np.ndarray, out: str, env: int, grid: bool,
-            source: str, camera: str, width: int, height: int, speed: float,
-            on_frame) -> ExportResult:
+def _export(
+  rec: Recording,
+  picked: np.ndarray,
+  out: str,
+  env: int,
+  grid: bool,
+  source: str,
+  camera: str,
+  width: int,
+  height: int,
+  speed: float,
+  on_frame,
+) -> ExportResult:
   from braxviewer.scene import BatchedScene
+
   configure_gl()
   chunks = rec.chunks(source)
   model = rec.model()
@@ -195,8 +227,7 @@ def _export(rec: Recording, picked: np.ndarray, out: str, env: int, grid: bool,
   rate = speed / dt
   stride = max(1, math.ceil(rate / MAX_FPS - 1e-9))
   fps = rate / stride
-  total = sum(int(math.ceil(int(chunks.num_steps[i]) / stride))
-              for i in picked)
+  total = sum(int(math.ceil(int(chunks.num_steps[i]) / stride)) for i in picked)
   azimuth, elevation = PRESETS[camera]
   extent = float(model.stat.extent)
   center = np.asarray(model.stat.center, float)
@@ -216,8 +247,9 @@ def _export(rec: Recording, picked: np.ndarray, out: str, env: int, grid: bool,
   try:
     av, container, stream = _open_encoder(tmp, width, height, fps)
     try:
-      with GridRenderer(model, num_envs if grid else 1, width,
-                        height) as renderer:
+      with GridRenderer(
+        model, num_envs if grid else 1, width, height
+      ) as renderer:
         for i in picked:
           chunk = chunks[int(i)]
           poses = scene.poses(chunk)
@@ -225,12 +257,13 @@ def _export(rec: Recording, picked: np.ndarray, out: str, env: int, grid: bool,
             if grid:
               xpos, xquat = poses.xpos[t], poses.xquat[t]
             else:
-              xpos = poses.xpos[t, env:env + 1] - scene.offsets[env]
-              xquat = poses.xquat[t, env:env + 1]
+              xpos = poses.xpos[t, env : env + 1] - scene.offsets[env]
+              xquat = poses.xquat[t, env : env + 1]
             if camera == "follow" and not grid:
               root = xpos[0, 1] if model.nbody > 1 else target
-              smooth = root if smooth is None else smooth + 0.15 * (
-                  root - smooth)
+              smooth = (
+                root if smooth is None else smooth + 0.15 * (root - smooth)
+              )
               look(renderer.camera, smooth, distance, azimuth, elevation)
             else:
               look(renderer.camera, target, distance, azimuth, elevation)
@@ -254,8 +287,15 @@ def _export(rec: Recording, picked: np.ndarray, out: str, env: int, grid: bool,
       os.unlink(tmp)
     raise
   steps_sel = chunks.env_steps[picked]
-  return ExportResult(out, done, fps, width, height, len(picked),
-                      (int(steps_sel.min()), int(steps_sel.max())))
+  return ExportResult(
+    out,
+    done,
+    fps,
+    width,
+    height,
+    len(picked),
+    (int(steps_sel.min()), int(steps_sel.max())),
+  )
 
 
 # -- command line ----------------------------------------------------------------
@@ -264,40 +304,65 @@ def _export(rec: Recording, picked: np.ndarray, out: str, env: int, grid: bool,
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """``python -m braxviewer export``: one line and exit code 2 on bad input."""
   p = argparse.ArgumentParser(
-      prog="braxviewer export",
-      description="Render a recording to MP4 (one env, or the grid of all).",
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    prog="braxviewer export",
+    description="Render a recording to MP4 (one env, or the grid of all).",
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
   p.add_argument("recording", help="recording directory (record_dir=)")
-  p.add_argument("-o", "--output", default=None,
-                 help="MP4 file to write (default: RECORDING/export.mp4)")
+  p.add_argument(
+    "-o",
+    "--output",
+    default=None,
+    help="MP4 file to write (default: RECORDING/export.mp4)",
+  )
   p.add_argument("--env", type=int, default=0, help="env to show")
-  p.add_argument("--grid", action="store_true",
-                 help="show all recorded envs on their grid")
-  p.add_argument("--steps", default=None, metavar="A:B",
-                 help="training env-step range of the chunks to export")
+  p.add_argument(
+    "--grid", action="store_true", help="show all recorded envs on their grid"
+  )
+  p.add_argument(
+    "--steps",
+    default=None,
+    metavar="A:B",
+    help="training env-step range of the chunks to export",
+  )
   p.add_argument("--source", choices=("train", "eval"), default="train")
-  p.add_argument("--camera", choices=tuple(PRESETS), default=None,
-                 help="follow (one env) or overview (grid) by default")
+  p.add_argument(
+    "--camera",
+    choices=tuple(PRESETS),
+    default=None,
+    help="follow (one env) or overview (grid) by default",
+  )
   p.add_argument("--width", type=int, default=640)
   p.add_argument("--height", type=int, default=480)
-  p.add_argument("--speed", type=float, default=1.0,
-                 help="playback speed, 1 = real time")
+  p.add_argument(
+    "--speed", type=float, default=1.0, help="playback speed, 1 = real time"
+  )
   args = p.parse_args(argv)
   out = args.output or os.path.join(args.recording, "export.mp4")
   configure_gl()
   try:
     result = export_video(
-        args.recording, out, env=args.env, grid=args.grid, steps=args.steps,
-        source=args.source, camera=args.camera, width=args.width,
-        height=args.height, speed=args.speed)
+      args.recording,
+      out,
+      env=args.env,
+      grid=args.grid,
+      steps=args.steps,
+      source=args.source,
+      camera=args.camera,
+      width=args.width,
+      height=args.height,
+      speed=args.speed,
+    )
   except (fmt.RecordingError, ExportError, RuntimeError, OSError) as err:
     message = " ".join(str(err).split())
     print(f"{p.prog}: error: {message}", file=sys.stderr)
     return 2
-  print(f"braxviewer: wrote {result.path}: {result.frames} frames at"
-        f" {result.fps:g} fps, {result.width}x{result.height}, from"
-        f" {result.chunks} chunks (env steps {result.env_steps[0]}.."
-        f"{result.env_steps[1]}).")
+  print(
+    f"braxviewer: wrote {result.path}: {result.frames} frames at"
+    f" {result.fps:g} fps, {result.width}x{result.height}, from"
+    f" {result.chunks} chunks (env steps {result.env_steps[0]}.."
+    f"{result.env_steps[1]})."
+  )
   return 0
 
 

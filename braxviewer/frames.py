@@ -53,7 +53,7 @@ class FrameChunk:
   def __post_init__(self):
     if (self.qpos is None) == (self.link_pos is None):
       raise ValueError(
-          "FrameChunk needs exactly one of qpos or link_pos/link_rot."
+        "FrameChunk needs exactly one of qpos or link_pos/link_rot."
       )
     if (self.link_pos is None) != (self.link_rot is None):
       raise ValueError("FrameChunk needs link_pos and link_rot together.")
@@ -61,8 +61,8 @@ class FrameChunk:
     pose = self.qpos if self.qpos is not None else self.link_pos
     if pose.shape[:2] != (t, n):
       raise ValueError(
-          f"FrameChunk pose leading shape {pose.shape[:2]} does not match"
-          f" reward shape {(t, n)}."
+        f"FrameChunk pose leading shape {pose.shape[:2]} does not match"
+        f" reward shape {(t, n)}."
       )
 
   @property
@@ -82,6 +82,7 @@ def fit_envs(chunk: FrameChunk, num_envs: int) -> FrameChunk:
   """``chunk`` with exactly ``num_envs`` envs: extra envs cut, missing ones
   NaN in the poses (a viewer draws them at their last pose) and 0 in the
   rewards, dones and terms."""
+
   def fit(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
     if a is None:
       return None
@@ -95,7 +96,12 @@ def fit_envs(chunk: FrameChunk, num_envs: int) -> FrameChunk:
     return np.nan_to_num(fit(a))
 
   return dataclasses.replace(
-      chunk, qpos=fit(chunk.qpos), link_pos=fit(chunk.link_pos),
-      link_rot=fit(chunk.link_rot), reward=zeros(chunk.reward),
-      done=zeros(chunk.done), truncation=zeros(chunk.truncation),
-      metrics={k: zeros(v) for k, v in chunk.metrics.items()})
+    chunk,
+    qpos=fit(chunk.qpos),
+    link_pos=fit(chunk.link_pos),
+    link_rot=fit(chunk.link_rot),
+    reward=zeros(chunk.reward),
+    done=zeros(chunk.done),
+    truncation=zeros(chunk.truncation),
+    metrics={k: zeros(v) for k, v in chunk.metrics.items()},
+  )

@@ -30,18 +30,19 @@ def check_num_envs(num_envs) -> int:
   """``num_envs`` as an int >= 1, or a ValueError saying what was wrong."""
   if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral):
     raise ValueError(
-        f"num_envs must be a whole number >= 1, got {num_envs!r}"
-        f" ({type(num_envs).__name__})."
+      f"num_envs must be a whole number >= 1, got {num_envs!r}"
+      f" ({type(num_envs).__name__})."
     )
   if num_envs < 1:
     raise ValueError(
-        f"num_envs must be at least 1, got {num_envs}: ask for one env or more."
+      f"num_envs must be at least 1, got {num_envs}: ask for one env or more."
     )
   return int(num_envs)
 
 
-def resolve_grid_dims(num_envs: int,
-                      grid_dims: Optional[Sequence[int]] = None) -> GridDims:
+def resolve_grid_dims(
+  num_envs: int, grid_dims: Optional[Sequence[int]] = None
+) -> GridDims:
   """``(nx, ny, nz)`` holding ``num_envs`` envs.
 
   Args:
@@ -61,20 +62,21 @@ def resolve_grid_dims(num_envs: int,
   if len(dims) == 2:
     dims = dims + (1,)
   if len(dims) != 3 or not all(
-      isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
-      for d in dims):
+    isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
+    for d in dims
+  ):
     raise ValueError(
-        f"grid_dims must be (nx, ny) or (nx, ny, nz) of whole numbers >= 1,"
-        f" got {tuple(grid_dims)!r}."
+      f"grid_dims must be (nx, ny) or (nx, ny, nz) of whole numbers >= 1,"
+      f" got {tuple(grid_dims)!r}."
     )
   dims = tuple(int(d) for d in dims)
   if dims[0] * dims[1] * dims[2] < num_envs:
     nx = math.ceil(math.sqrt(num_envs))
     raise ValueError(
-        f"grid_dims {dims} holds {dims[0] * dims[1] * dims[2]} envs but"
-        f" num_envs is {num_envs}: give grid_dims whose product is at least"
-        f" {num_envs} (e.g. {(nx, math.ceil(num_envs / nx), 1)}) or leave it"
-        " None for a near-square grid."
+      f"grid_dims {dims} holds {dims[0] * dims[1] * dims[2]} envs but"
+      f" num_envs is {num_envs}: give grid_dims whose product is at least"
+      f" {num_envs} (e.g. {(nx, math.ceil(num_envs / nx), 1)}) or leave it"
+      " None for a near-square grid."
     )
   return dims  # type: ignore[return-value]
 
@@ -89,22 +91,22 @@ def check_env_offset(env_offset) -> np.ndarray:
       values = [float(v) for v in env_offset]
     except (TypeError, ValueError):
       raise ValueError(
-          f"env_offset must be (dx, dy, dz) in metres, got {env_offset!r}."
+        f"env_offset must be (dx, dy, dz) in metres, got {env_offset!r}."
       ) from None
     if len(values) == 2:
       values.append(0.0)
   offset = np.asarray(values, dtype=np.float64)
   if offset.shape != (3,) or not np.all(np.isfinite(offset)):
     raise ValueError(
-        f"env_offset must be 3 finite numbers (dx, dy, dz) in metres, got"
-        f" {env_offset!r}."
+      f"env_offset must be 3 finite numbers (dx, dy, dz) in metres, got"
+      f" {env_offset!r}."
     )
   return offset
 
 
-def grid_offsets(num_envs: int,
-                 grid_dims: Optional[Sequence[int]] = None,
-                 env_offset=None) -> np.ndarray:
+def grid_offsets(
+  num_envs: int, grid_dims: Optional[Sequence[int]] = None, env_offset=None
+) -> np.ndarray:
   """``(num_envs, 3)`` world offset of every env copy.
 
   Args:
@@ -116,8 +118,8 @@ def grid_offsets(num_envs: int,
   dims = resolve_grid_dims(num_envs, grid_dims)
   if env_offset is None:
     raise ValueError(
-        "grid_offsets needs env_offset (dx, dy, dz); derive one from the model"
-        " with default_env_offset(model)."
+      "grid_offsets needs env_offset (dx, dy, dz); derive one from the model"
+      " with default_env_offset(model)."
     )
   spacing = check_env_offset(env_offset)
   i = np.arange(num_envs)
@@ -136,8 +138,11 @@ def is_floor(model: mujoco.MjModel, geom: int) -> bool:
   return abs(rot[8] - 1.0) < 1e-9
 
 
-def geom_boxes(model: mujoco.MjModel, data: mujoco.MjData,
-               geoms: Optional[Sequence[int]] = None) -> np.ndarray:
+def geom_boxes(
+  model: mujoco.MjModel,
+  data: mujoco.MjData,
+  geoms: Optional[Sequence[int]] = None,
+) -> np.ndarray:
   """``(G, 2, 3)`` world axis-aligned boxes (min, max) of ``geoms``, posed by
   ``data`` (after mj_kinematics).
 
@@ -147,8 +152,9 @@ def geom_boxes(model: mujoco.MjModel, data: mujoco.MjData,
   if geoms is None:
     geoms = [g for g in range(model.ngeom) if not is_floor(model, g)]
   planes = model.geom_type == _PLANE
-  geoms = [g for g in geoms
-           if not planes[g] or np.all(model.geom_size[g, :2] > 0)]
+  geoms = [
+    g for g in geoms if not planes[g] or np.all(model.geom_size[g, :2] > 0)
+  ]
   geoms = np.asarray(geoms, dtype=int)
   if geoms.size == 0:
     return np.zeros((0, 2, 3))
@@ -202,14 +208,18 @@ def default_env_offset(model: mujoco.MjModel) -> np.ndarray:
   return np.maximum(np.ceil((size + margin) * 100.0 - 1e-6) / 100.0, _MIN_CELL)
 
 
-def is_env_major(single: mujoco.MjModel, batched: mujoco.MjModel,
-                 num_envs: int) -> bool:
+def is_env_major(
+  single: mujoco.MjModel, batched: mujoco.MjModel, num_envs: int
+) -> bool:
   """Whether ``batched`` holds ``num_envs`` copies of ``single``'s bodies and
   joints, env ``i`` being the i-th contiguous block (after the world body) of
   bodies, joints and ``qpos``."""
   nb, nq, nj = single.nbody - 1, single.nq, single.njnt
-  if (batched.nbody != 1 + num_envs * nb or batched.nq != num_envs * nq
-      or batched.njnt != num_envs * nj):
+  if (
+    batched.nbody != 1 + num_envs * nb
+    or batched.nq != num_envs * nq
+    or batched.njnt != num_envs * nj
+  ):
     return False
   envs = np.arange(num_envs)[:, None]
   if nj:

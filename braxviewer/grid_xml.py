@@ -94,9 +94,9 @@ def _read_dir(model_dir: str) -> dict:
 
 
 def load_source(
-    xml: XmlSource,
-    assets: Optional[Assets] = None,
-    model_dir: Optional[XmlSource] = None,
+  xml: XmlSource,
+  assets: Optional[Assets] = None,
+  model_dir: Optional[XmlSource] = None,
 ) -> SourceModel:
   """Parse and compile a single-env model.
 
@@ -118,34 +118,39 @@ def load_source(
     file_dir = os.path.abspath(os.fspath(model_dir))
     if not os.path.isdir(file_dir):
       raise ValueError(
-          f"model_dir {file_dir!r} is not a directory: give the directory that"
-          " holds the files the XML refers to."
+        f"model_dir {file_dir!r} is not a directory: give the directory that"
+        " holds the files the XML refers to."
       )
     files.update(_read_dir(file_dir))
   for name, value in (assets or {}).items():
     files[name] = value.encode() if isinstance(value, str) else bytes(value)
 
   if isinstance(xml, os.PathLike) or (
-      isinstance(xml, str) and not _looks_like_xml(xml)):
+    isinstance(xml, str) and not _looks_like_xml(xml)
+  ):
     path = os.path.abspath(os.fspath(xml))
     if not os.path.isfile(path):
       raise ValueError(
-          f"Expected MJCF XML text or the path of an MJCF file, got {xml!r}:"
-          " no such file, and it is not XML (it does not start with '<')."
+        f"Expected MJCF XML text or the path of an MJCF file, got {xml!r}:"
+        " no such file, and it is not XML (it does not start with '<')."
       )
     origin = f"file {path}"
     file_dir = file_dir or os.path.dirname(path)
+
     def parse() -> mujoco.MjSpec:
-      return mujoco.MjSpec.from_file(path, include=files or None,
-                                     assets=files or None)
+      return mujoco.MjSpec.from_file(
+        path, include=files or None, assets=files or None
+      )
   elif isinstance(xml, str):
     origin = _describe(xml)
+
     def parse() -> mujoco.MjSpec:
-      return mujoco.MjSpec.from_string(xml, include=files or None,
-                                       assets=files or None)
+      return mujoco.MjSpec.from_string(
+        xml, include=files or None, assets=files or None
+      )
   else:
     raise ValueError(
-        f"Expected MJCF XML text or a file path, got {type(xml).__name__}."
+      f"Expected MJCF XML text or a file path, got {type(xml).__name__}."
     )
   try:
     spec = parse()
@@ -153,11 +158,12 @@ def load_source(
   except ValueError as err:
     hint = ""
     if "opening file" in str(err) or "not found" in str(err):
-      hint = (" Pass the files it refers to as assets={name: bytes}, or"
-              " model_dir= the directory holding them, or the XML's file path.")
+      hint = (
+        " Pass the files it refers to as assets={name: bytes}, or"
+        " model_dir= the directory holding them, or the XML's file path."
+      )
     raise ValueError(
-        f"MuJoCo could not load the model from {origin}: {err}".rstrip()
-        + hint
+      f"MuJoCo could not load the model from {origin}: {err}".rstrip() + hint
     ) from None
   return SourceModel(spec, model, origin, file_dir)
 
@@ -200,8 +206,9 @@ def _widen_planes(planes: Sequence, offsets: np.ndarray) -> None:
     geom.size = size
 
 
-def _rename_plane_refs(spec: mujoco.MjSpec, names: Sequence[str],
-                       num_envs: int) -> None:
+def _rename_plane_refs(
+  spec: mujoco.MjSpec, names: Sequence[str], num_envs: int
+) -> None:
   """Point pairs and sensors at the shared plane instead of ``e{i}/name``."""
   back = {f"e{i}/{n}": n for n in names for i in range(num_envs)}
   if not back:
@@ -221,7 +228,7 @@ def qpos_shifts(model: mujoco.MjModel, offsets: np.ndarray) -> np.ndarray:
   shifts = np.zeros((len(offsets), model.nq))
   for j in np.flatnonzero(model.jnt_type == _FREE):
     adr = model.jnt_qposadr[j]
-    shifts[:, adr:adr + 3] = offsets
+    shifts[:, adr : adr + 3] = offsets
   return shifts
 
 
@@ -229,8 +236,9 @@ def _tile(values: np.ndarray, num_envs: int) -> list:
   return np.tile(np.asarray(values, dtype=float), num_envs).tolist()
 
 
-def _add_keyframes(spec: mujoco.MjSpec, model: mujoco.MjModel,
-                   offsets: np.ndarray) -> None:
+def _add_keyframes(
+  spec: mujoco.MjSpec, model: mujoco.MjModel, offsets: np.ndarray
+) -> None:
   """One keyframe set, N times the qpos, from the compiled single model."""
   n = len(offsets)
   shifts = qpos_shifts(model, offsets)
@@ -248,8 +256,9 @@ def _add_keyframes(spec: mujoco.MjSpec, model: mujoco.MjModel,
       key.plastic = _tile(model.key_plastic[k], n)
 
 
-def _tile_numerics(spec: mujoco.MjSpec, model: mujoco.MjModel,
-                   offsets: np.ndarray) -> None:
+def _tile_numerics(
+  spec: mujoco.MjSpec, model: mujoco.MjModel, offsets: np.ndarray
+) -> None:
   """Per-env numerics (qpos-long or body-long) become N copies."""
   n = len(offsets)
   shifts = qpos_shifts(model, offsets)
@@ -286,9 +295,12 @@ def _absolute_asset_dirs(spec: mujoco.MjSpec, file_dir: Optional[str]) -> None:
   """Let the written XML find mesh/texture files from any directory."""
   if file_dir is None:
     return
-  has_files = any(m.file for m in spec.meshes) or any(
-      t.file or any(t.cubefiles) for t in spec.textures) or any(
-          h.file for h in spec.hfields) or any(s.file for s in spec.skins)
+  has_files = (
+    any(m.file for m in spec.meshes)
+    or any(t.file or any(t.cubefiles) for t in spec.textures)
+    or any(h.file for h in spec.hfields)
+    or any(s.file for s in spec.skins)
+  )
   if not has_files:
     return
   for field in ("meshdir", "texturedir"):
@@ -306,12 +318,13 @@ def _asset_counts(spec: mujoco.MjSpec) -> dict:
   return {kind: len(getattr(spec, kind)) for kind in _FILE_ASSETS}
 
 
-def _restore_files(spec: mujoco.MjSpec, template: mujoco.MjSpec,
-                   before: Mapping[str, int]) -> None:
+def _restore_files(
+  spec: mujoco.MjSpec, template: mujoco.MjSpec, before: Mapping[str, int]
+) -> None:
   """Undo the name prefix MuJoCo 4.0's attach also puts on asset file paths
   (``e1/mesh.obj``), so files resolve and identical assets merge."""
   for kind in _FILE_ASSETS:
-    added = getattr(spec, kind)[before[kind]:]
+    added = getattr(spec, kind)[before[kind] :]
     for new, old in zip(added, getattr(template, kind)):
       new.file = old.file
       if kind == "textures":
@@ -337,16 +350,26 @@ def _parent_spec(source: SourceModel, planes: Mapping[int, np.ndarray]):
   for light in list(spec.lights):
     if not _is_world_light(light):
       spec.delete(light)
-  for group in (spec.actuators, spec.sensors, spec.tendons, spec.equalities,
-                spec.excludes, spec.pairs, spec.keys, spec.tuples, spec.flexes,
-                spec.skins):
+  for group in (
+    spec.actuators,
+    spec.sensors,
+    spec.tendons,
+    spec.equalities,
+    spec.excludes,
+    spec.pairs,
+    spec.keys,
+    spec.tuples,
+    spec.flexes,
+    spec.skins,
+  ):
     for item in list(group):
       spec.delete(item)
   return spec, kept
 
 
-def _child_spec(source: SourceModel, planes: Mapping[int, np.ndarray],
-                keep_body_lights: bool) -> mujoco.MjSpec:
+def _child_spec(
+  source: SourceModel, planes: Mapping[int, np.ndarray], keep_body_lights: bool
+) -> mujoco.MjSpec:
   """What every env gets: the source without world-once content."""
   spec = source.spec.copy()
   drop = [spec.worldbody.geoms[i] for i in planes]
@@ -365,10 +388,10 @@ def _child_spec(source: SourceModel, planes: Mapping[int, np.ndarray],
 
 
 def build_batched(
-    source: SourceModel,
-    num_envs: int,
-    grid_dims: Optional[Sequence[int]] = None,
-    env_offset=None,
+  source: SourceModel,
+  num_envs: int,
+  grid_dims: Optional[Sequence[int]] = None,
+  env_offset=None,
 ) -> BatchedBuild:
   """Lay ``num_envs`` copies of ``source`` out on a grid and compile them.
 
@@ -381,8 +404,11 @@ def build_batched(
   """
   num_envs = grid.check_num_envs(num_envs)
   dims = grid.resolve_grid_dims(num_envs, grid_dims)
-  spacing = (grid.default_env_offset(source.model) if env_offset is None
-             else grid.check_env_offset(env_offset))
+  spacing = (
+    grid.default_env_offset(source.model)
+    if env_offset is None
+    else grid.check_env_offset(env_offset)
+  )
   offsets = grid.grid_offsets(num_envs, dims, spacing)
   single = source.model
 
@@ -412,26 +438,26 @@ def build_batched(
     model = spec.compile()
   except ValueError as err:
     raise ValueError(
-        f"The grid of {num_envs} copies of the model from {source.origin} does"
-        f" not compile: {err}"
+      f"The grid of {num_envs} copies of the model from {source.origin} does"
+      f" not compile: {err}"
     ) from None
   if not grid.is_env_major(single, model, num_envs):
     raise RuntimeError(
-        "braxviewer: the batched model's bodies/joints are not laid out env by"
-        f" env ({model.nbody} bodies, nq {model.nq} for {num_envs} envs of"
-        f" {single.nbody} bodies, nq {single.nq}). Please report this model."
+      "braxviewer: the batched model's bodies/joints are not laid out env by"
+      f" env ({model.nbody} bodies, nq {model.nq} for {num_envs} envs of"
+      f" {single.nbody} bodies, nq {single.nq}). Please report this model."
     )
   return BatchedBuild(spec, model, offsets, dims, spacing)
 
 
 def concatenate_envs_xml(
-    xml_string: XmlSource,
-    num_envs: int,
-    grid_dims: Optional[Sequence[int]] = None,
-    env_offset=None,
-    assets: Optional[Assets] = None,
-    *,
-    model_dir: Optional[XmlSource] = None,
+  xml_string: XmlSource,
+  num_envs: int,
+  grid_dims: Optional[Sequence[int]] = None,
+  env_offset=None,
+  assets: Optional[Assets] = None,
+  *,
+  model_dir: Optional[XmlSource] = None,
 ) -> str:
   """One MJCF holding ``num_envs`` copies of a model on a grid.
 
@@ -464,15 +490,19 @@ def concatenate_envs_xml(
   return build.spec.to_xml()
 
 
-def source_from_any(model: Any, assets: Optional[Assets] = None,
-                    model_dir: Optional[XmlSource] = None) -> SourceModel:
+def source_from_any(
+  model: Any,
+  assets: Optional[Assets] = None,
+  model_dir: Optional[XmlSource] = None,
+) -> SourceModel:
   """:class:`SourceModel` from XML text, a path or an ``MjSpec``."""
   if isinstance(model, mujoco.MjSpec):
     spec = model.copy()
     try:
       compiled = spec.compile()
     except ValueError as err:
-      raise ValueError(f"MuJoCo could not compile the given MjSpec: {err}"
-                       ) from None
+      raise ValueError(
+        f"MuJoCo could not compile the given MjSpec: {err}"
+      ) from None
     return SourceModel(spec, compiled, "the given MjSpec")
   return load_source(model, assets, model_dir)

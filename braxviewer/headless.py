@@ -23,10 +23,10 @@ class HeadlessViewer:
   """
 
   def __init__(
-      self,
-      num_envs: Optional[int] = None,
-      mode: "Mode | str" = Mode.LIVE,
-      max_chunks: Optional[int] = None,
+    self,
+    num_envs: Optional[int] = None,
+    mode: "Mode | str" = Mode.LIVE,
+    max_chunks: Optional[int] = None,
   ):
     self._num_envs = check_num_envs(num_envs)
     self._mode = Mode.parse(mode)

@@ -33,7 +33,8 @@ def _twin_spec(model: mujoco.MjModel, copies: int) -> mujoco.MjSpec:
     made = [spec.worldbody]
     for b in range(1, model.nbody):
       body = made[model.body_parentid[b]].add_body(
-          name=f"e{k}/{b}", pos=model.body_pos[b], quat=model.body_quat[b])
+        name=f"e{k}/{b}", pos=model.body_pos[b], quat=model.body_quat[b]
+      )
       body.mocap = bool(model.body_mocapid[b] >= 0)
       body.explicitinertial = True
       body.mass = 1.0
@@ -42,8 +43,10 @@ def _twin_spec(model: mujoco.MjModel, copies: int) -> mujoco.MjSpec:
       for j in range(first, first + model.body_jntnum[b]):
         kind = int(model.jnt_type[j])
         joint = body.add_joint(
-            type=mujoco.mjtJoint(kind), axis=model.jnt_axis[j],
-            pos=model.jnt_pos[j])
+          type=mujoco.mjtJoint(kind),
+          axis=model.jnt_axis[j],
+          pos=model.jnt_pos[j],
+        )
         if kind in (_HINGE, _SLIDE):
           joint.ref = float(model.qpos0[model.jnt_qposadr[j]])
       made.append(body)
@@ -78,8 +81,9 @@ class BatchKinematics:
       the twin is checked against).
   """
 
-  def __init__(self, model: mujoco.MjModel, num_envs: int,
-               use_twin: bool = True):
+  def __init__(
+    self, model: mujoco.MjModel, num_envs: int, use_twin: bool = True
+  ):
     self.model = model
     self.num_envs = int(num_envs)
     self._lock = threading.Lock()
@@ -100,7 +104,8 @@ class BatchKinematics:
     """Twin and single model agree bit for bit on a perturbed pose."""
     rng = np.random.default_rng(0)
     qpos = self.model.qpos0 + 0.3 * rng.standard_normal(
-        (1, self.num_envs, self.model.nq))
+      (1, self.num_envs, self.model.nq)
+    )
     with self._lock:
       twin = self._run_twin(qpos)
       single = self._run_single(qpos)

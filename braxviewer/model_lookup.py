@@ -14,10 +14,10 @@ from typing import Any, Callable, Optional, Tuple
 import mujoco
 
 MODEL_GETTERS: Tuple[Tuple[str, Callable[[Any], Any]], ...] = (
-    ("env.sys.mj_model", lambda e: e.sys.mj_model),
-    ("env.mj_model", lambda e: e.mj_model),
-    ("env.unwrapped.sys.mj_model", lambda e: e.unwrapped.sys.mj_model),
-    ("env.unwrapped.mj_model", lambda e: e.unwrapped.mj_model),
+  ("env.sys.mj_model", lambda e: e.sys.mj_model),
+  ("env.mj_model", lambda e: e.mj_model),
+  ("env.unwrapped.sys.mj_model", lambda e: e.unwrapped.sys.mj_model),
+  ("env.unwrapped.mj_model", lambda e: e.unwrapped.mj_model),
 )
 
 
@@ -58,14 +58,15 @@ def resolve_model(source: Any) -> mujoco.MjModel:
     if os.path.isfile(text):
       return mujoco.MjModel.from_xml_path(text)
     raise TypeError(
-        f"viewer.init() got a string that is neither MJCF XML nor an existing"
-        f" file: {text[:60]!r}."
+      f"viewer.init() got a string that is neither MJCF XML nor an existing"
+      f" file: {text[:60]!r}."
     )
   model = find_mj_model(source)
   if model is not None:
     return model
   raise TypeError(
-      f"viewer.init() needs a brax env, a MuJoCo Playground env, an MjModel or"
-      f" MJCF XML; {type(source).__name__} has none of "
-      + where_models_are_looked_up() + "."
+    f"viewer.init() needs a brax env, a MuJoCo Playground env, an MjModel or"
+    f" MJCF XML; {type(source).__name__} has none of "
+    + where_models_are_looked_up()
+    + "."
   )

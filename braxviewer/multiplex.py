@@ -37,8 +37,9 @@ class FanOut:
       envs, or when ``lead`` is not one of ``viewers``.
   """
 
-  def __init__(self, *viewers: TrainingViewer,
-               lead: Optional[TrainingViewer] = None):
+  def __init__(
+    self, *viewers: TrainingViewer, lead: Optional[TrainingViewer] = None
+  ):
     if not viewers:
       raise ValueError("FanOut needs at least one viewer.")
     if lead is not None and not any(v is lead for v in viewers):
@@ -63,8 +64,9 @@ class FanOut:
     wanted = {v.requested_envs() for v in self.viewers + [viewer]} - {None}
     if len(wanted) > 1:
       raise ValueError(
-          f"The viewers ask for different numbers of envs ({sorted(wanted)});"
-          " give them the same num_envs.")
+        f"The viewers ask for different numbers of envs ({sorted(wanted)});"
+        " give them the same num_envs."
+      )
     self.viewers.append(viewer)
     self._failed.append(False)
     i = len(self.viewers) - 1
@@ -92,10 +94,12 @@ class FanOut:
     except Exception as err:  # a viewer never takes the stream down
       self._failed[i] = True
       warnings.warn(
-          f"braxviewer: {type(self.viewers[i]).__name__} raised in {name}"
-          f" ({type(err).__name__}: {err}); it is off for the rest of this"
-          " run, the other viewers and training go on.", FanOutWarning,
-          stacklevel=3)
+        f"braxviewer: {type(self.viewers[i]).__name__} raised in {name}"
+        f" ({type(err).__name__}: {err}); it is off for the rest of this"
+        " run, the other viewers and training go on.",
+        FanOutWarning,
+        stacklevel=3,
+      )
       return None
 
   def _each(self, name: str, *args) -> None:
@@ -131,8 +135,9 @@ class FanOut:
 
   def on_chunk(self, chunk: FrameChunk) -> None:
     modes = self._modes()
-    order = sorted(range(len(self.viewers)),
-                   key=lambda i: modes[i] == Mode.SYNC)
+    order = sorted(
+      range(len(self.viewers)), key=lambda i: modes[i] == Mode.SYNC
+    )
     for i in order:
       if modes[i] != Mode.OFF:
         self._call(i, "on_chunk", self.viewers[i].on_chunk, chunk)

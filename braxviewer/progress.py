@@ -36,8 +36,12 @@ class ProgressBar:
     stream: where to draw (stderr by default).
   """
 
-  def __init__(self, total: int, enabled: Optional[bool] = None,
-               stream: Optional[TextIO] = None):
+  def __init__(
+    self,
+    total: int,
+    enabled: Optional[bool] = None,
+    stream: Optional[TextIO] = None,
+  ):
     stream = stream or sys.stderr
     if enabled is None:
       enabled = bool(getattr(stream, "isatty", lambda: False)())
@@ -49,13 +53,21 @@ class ProgressBar:
     self._timing = False  # the rate counts from the end of compiling
     if self.enabled:
       self._progress = Progress(
-          SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(),
-          MofNCompleteColumn(), TextColumn("env steps"),
-          TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-          TextColumn("left"), TimeRemainingColumn(),
-          console=Console(file=stream), transient=False)
-      self._task = self._progress.add_task("compiling", total=self.total,
-                                           rate="")
+        SpinnerColumn(),
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("env steps"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=Console(file=stream),
+        transient=False,
+      )
+      self._task = self._progress.add_task(
+        "compiling", total=self.total, rate=""
+      )
       self._progress.start()
 
   def update(self, done: int) -> None:
@@ -66,8 +78,13 @@ class ProgressBar:
       return
     if not self._timing:  # the first call (and its compile) is over
       self._timing = True
-      progress.reset(task, total=self.total, completed=self.done,
-                     description="training", rate="")
+      progress.reset(
+        task,
+        total=self.total,
+        completed=self.done,
+        description="training",
+        rate="",
+      )
       return
     progress.update(task, completed=self.done)
     speed = progress.tasks[0].speed

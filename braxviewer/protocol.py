@@ -37,7 +37,7 @@ class Mode(str, enum.Enum):
       return cls(str(value).lower())
     except ValueError:
       raise ValueError(
-          f"Unknown viewer mode {value!r}: use one of 'off', 'live', 'sync'."
+        f"Unknown viewer mode {value!r}: use one of 'off', 'live', 'sync'."
       ) from None
 
 
@@ -58,8 +58,11 @@ def check_num_envs(value: object, name: str = "num_envs") -> Optional[int]:
   """
   if value is None:
     return None
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
-      or int(value) < 1:
+  if (
+    isinstance(value, bool)
+    or not isinstance(value, numbers.Integral)
+    or int(value) < 1
+  ):
     raise ValueError(f"{name} must be a positive int or None, got {value!r}.")
   return int(value)
 

@@ -54,22 +54,36 @@ class ReplayViewer(PageHost):
     RecordingError: the recording cannot be read or has no model.
   """
 
-  def __init__(self, recording: Any, host: str = "127.0.0.1",
-               port: int = 8000, *, port_fallback: bool = False,
-               model: Any = None, source: str = "train", speed: float = 1.0,
-               loop: bool = True, title: Optional[str] = None):
-    rec = recording if isinstance(recording, Recording) else Recording(
-        recording)
+  def __init__(
+    self,
+    recording: Any,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    port_fallback: bool = False,
+    model: Any = None,
+    source: str = "train",
+    speed: float = 1.0,
+    loop: bool = True,
+    title: Optional[str] = None,
+  ):
+    rec = (
+      recording if isinstance(recording, Recording) else Recording(recording)
+    )
     self.recording = rec
     self._model = resolve_model(model if model is not None else rec.model())
     train = rec.chunks("train")
     chunks = train if len(train) else rec.chunks("eval")
     if not len(chunks):
-      damage = (f" ({rec.unreadable_bytes} bytes of its segments are"
-                " unreadable: corrupt or cut short)"
-                if rec.unreadable_bytes else "")
+      damage = (
+        f" ({rec.unreadable_bytes} bytes of its segments are"
+        " unreadable: corrupt or cut short)"
+        if rec.unreadable_bytes
+        else ""
+      )
       raise fmt.RecordingError(
-          f"the recording at {rec.path} holds no readable chunks{damage}.")
+        f"the recording at {rec.path} holds no readable chunks{damage}."
+      )
     if source == "train" and not len(train):
       source = "eval"
     info = rec.stream_info
@@ -78,9 +92,13 @@ class ReplayViewer(PageHost):
     player.ready = False  # until run() has built the scene
     player.set_source(source)
     player.set_speed(min(4.0, max(0.1, float(speed))))
-    super().__init__(host, port, port_fallback=port_fallback,
-                     title=title or f"replay: {os.path.basename(rec.path)}",
-                     player=player)
+    super().__init__(
+      host,
+      port,
+      port_fallback=port_fallback,
+      title=title or f"replay: {os.path.basename(rec.path)}",
+      player=player,
+    )
     self._exporting = False
 
   def run(self) -> "ReplayViewer":
@@ -88,8 +106,9 @@ class ReplayViewer(PageHost):
     if self.page is not None:
       return self
     player = self.playback.player
-    page = self._serve(stream=None, mode="off", num_envs=self.num_envs,
-                       recorded=player.timeline)
+    page = self._serve(
+      stream=None, mode="off", num_envs=self.num_envs, recorded=player.timeline
+    )
     self._show_envs(BatchedScene(self._model, self.num_envs))
     for steps, metrics in self.recording.progress():
       page.add_progress(steps, metrics)
@@ -108,9 +127,12 @@ class ReplayViewer(PageHost):
       return
     self._exporting = True
     cursor = max(self.playback.player.cursor, 0)  # replay: position == index
-    threading.Thread(target=self._export,
-                     args=(client, cursor, self.page.selected_env),
-                     name="braxviewer-export", daemon=True).start()
+    threading.Thread(
+      target=self._export,
+      args=(client, cursor, self.page.selected_env),
+      name="braxviewer-export",
+      daemon=True,
+    ).start()
 
   def _export(self, client: Any, cursor: int, env: int) -> None:
     chunks = self.playback.timeline
@@ -119,15 +141,21 @@ class ReplayViewer(PageHost):
       with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, f"env{env}_step{steps}.mp4")
         # a fresh reader: the export thread must not share memory maps
-        export_video(self.recording.path, out, env=env, steps=(steps, steps),
-                     source=self.playback.player.source)
+        export_video(
+          self.recording.path,
+          out,
+          env=env,
+          steps=(steps, steps),
+          source=self.playback.player.source,
+        )
         with open(out, "rb") as f:
           data = f.read()
       client.send_file_download(os.path.basename(out), data)
     except Exception as err:  # report it in the page that asked
       with contextlib.suppress(Exception):
-        client.add_notification("Export failed", " ".join(str(err).split()),
-                                color="red")
+        client.add_notification(
+          "Export failed", " ".join(str(err).split()), color="red"
+        )
     finally:
       self._exporting = False
 
@@ -138,24 +166,32 @@ class ReplayViewer(PageHost):
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """``python -m braxviewer replay RECORDING``."""
   p = argparse.ArgumentParser(
-      prog="braxviewer replay",
-      description="Serve a recording in the viewer's page: timeline over"
-      " training, play/pause, speed, loop, envs, reward plots, MP4 export.",
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    prog="braxviewer replay",
+    description="Serve a recording in the viewer's page: timeline over"
+    " training, play/pause, speed, loop, envs, reward plots, MP4 export.",
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
   p.add_argument("recording", help="recording directory (record_dir=)")
   p.add_argument("--host", default="127.0.0.1")
   p.add_argument("--port", type=int, default=8000)
   p.add_argument("--source", choices=("train", "eval"), default="train")
-  p.add_argument("--speed", type=float, default=1.0,
-                 help="playback speed, 0.1 to 4")
-  p.add_argument("--model", default=None,
-                 help="MJCF file to draw instead of the recorded model")
-  p.add_argument("--exit-after", type=float, default=None,
-                 help=argparse.SUPPRESS)  # for tests: serve this long, exit
+  p.add_argument(
+    "--speed", type=float, default=1.0, help="playback speed, 0.1 to 4"
+  )
+  p.add_argument(
+    "--model",
+    default=None,
+    help="MJCF file to draw instead of the recorded model",
+  )
+  p.add_argument(
+    "--exit-after", type=float, default=None, help=argparse.SUPPRESS
+  )  # for tests: serve this long, exit
   args = p.parse_args(argv)
   if not 0.1 <= args.speed <= 4.0:
-    print(f"{p.prog}: error: --speed must be within 0.1..4, got"
-          f" {args.speed}.", file=sys.stderr)
+    print(
+      f"{p.prog}: error: --speed must be within 0.1..4, got {args.speed}.",
+      file=sys.stderr,
+    )
     return 2
   configure_gl()
   try:
@@ -164,19 +200,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     opened_s = time.perf_counter() - started
     if args.model is not None and not os.path.isfile(args.model):
       raise fmt.RecordingError(f"no such MJCF file: {args.model}")
-    viewer = ReplayViewer(rec, host=args.host, port=args.port,
-                          model=args.model, source=args.source,
-                          speed=args.speed)
+    viewer = ReplayViewer(
+      rec,
+      host=args.host,
+      port=args.port,
+      model=args.model,
+      source=args.source,
+      speed=args.speed,
+    )
   except (fmt.RecordingError, ValueError, TypeError) as err:
     print(f"{p.prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
     return 2
   summary = rec.summary()
   with cli.training_session(viewer) as session:
     viewer.run()
-    print(f"braxviewer: replaying {args.recording}: {summary['train_chunks']}"
-          f" training chunks, {summary['eval_chunks']} eval chunks (opened in"
-          f" {opened_s:.2f} s); Ctrl-C to quit.",
-          flush=True)
+    print(
+      f"braxviewer: replaying {args.recording}: {summary['train_chunks']}"
+      f" training chunks, {summary['eval_chunks']} eval chunks (opened in"
+      f" {opened_s:.2f} s); Ctrl-C to quit.",
+      flush=True,
+    )
     if args.exit_after is not None:
       time.sleep(args.exit_after)
     else:

@@ -33,11 +33,11 @@ from braxviewer.grid_xml import concatenate_envs_xml
 from braxviewer.kinematics import BatchKinematics
 
 __all__ = [
-    "BatchedScene",
-    "Poses",
-    "concatenate_envs_xml",
-    "default_env_offset",
-    "grid_offsets",
+  "BatchedScene",
+  "Poses",
+  "concatenate_envs_xml",
+  "default_env_offset",
+  "grid_offsets",
 ]
 
 ModelSource = Union[mujoco.MjModel, mujoco.MjSpec, str, os.PathLike]
@@ -74,10 +74,10 @@ def _model_from_last_xml(model: mujoco.MjModel) -> grid_xml.SourceModel:
       source = grid_xml.load_source(path)
     except (ValueError, mujoco.FatalError) as err:
       raise ValueError(
-          "batched_model needs the model's XML, and MuJoCo no longer holds it"
-          f" for this MjModel ({str(err).strip()}). Build BatchedScene from"
-          " the XML text or file path (with assets=/model_dir= for meshes)"
-          " instead of an MjModel."
+        "batched_model needs the model's XML, and MuJoCo no longer holds it"
+        f" for this MjModel ({str(err).strip()}). Build BatchedScene from"
+        " the XML text or file path (with assets=/model_dir= for meshes)"
+        " instead of an MjModel."
       ) from None
   source.file_dir = None
   return source
@@ -101,18 +101,19 @@ class BatchedScene:
   """
 
   def __init__(
-      self,
-      model: ModelSource,
-      num_envs: int,
-      grid_dims: Optional[Sequence[int]] = None,
-      env_offset=None,
-      assets: Optional[grid_xml.Assets] = None,
-      *,
-      model_dir=None,
+    self,
+    model: ModelSource,
+    num_envs: int,
+    grid_dims: Optional[Sequence[int]] = None,
+    env_offset=None,
+    assets: Optional[grid_xml.Assets] = None,
+    *,
+    model_dir=None,
   ):
     self.num_envs: int = grid.check_num_envs(num_envs)
     self.grid_dims: grid.GridDims = grid.resolve_grid_dims(
-        self.num_envs, grid_dims)
+      self.num_envs, grid_dims
+    )
     if env_offset is not None:
       grid.check_env_offset(env_offset)
     self._source: Optional[grid_xml.SourceModel] = None
@@ -123,10 +124,13 @@ class BatchedScene:
       self.single_model = self._source.model
     single = self.single_model
     self.env_offset: np.ndarray = (
-        default_env_offset(single) if env_offset is None
-        else grid.check_env_offset(env_offset))
-    self.offsets: np.ndarray = grid_offsets(self.num_envs, self.grid_dims,
-                                            self.env_offset)
+      default_env_offset(single)
+      if env_offset is None
+      else grid.check_env_offset(env_offset)
+    )
+    self.offsets: np.ndarray = grid_offsets(
+      self.num_envs, self.grid_dims, self.env_offset
+    )
     self._qpos_shifts = grid_xml.qpos_shifts(single, self.offsets)
     self._kinematics = BatchKinematics(single, self.num_envs)
     rest = mujoco.MjData(single)
@@ -135,7 +139,8 @@ class BatchedScene:
     self._rest_xquat = rest.xquat.copy()
     mocap = single.body_mocapid
     self._mocap_bodies = np.argsort(np.where(mocap >= 0, mocap, np.inf))[
-        :single.nmocap]
+      : single.nmocap
+    ]
     self._batched: Optional[mujoco.MjModel] = None
     self._batched_lock = threading.Lock()
 
@@ -152,8 +157,9 @@ class BatchedScene:
       if self._batched is None:
         if self._source is None:
           self._source = _model_from_last_xml(self.single_model)
-        build = grid_xml.build_batched(self._source, self.num_envs,
-                                       self.grid_dims, self.env_offset)
+        build = grid_xml.build_batched(
+          self._source, self.num_envs, self.grid_dims, self.env_offset
+        )
         self._batched = build.model
       return self._batched
 
@@ -171,26 +177,31 @@ class BatchedScene:
     nq = self.single_model.nq
     if qpos.ndim < 2 or qpos.shape[-1] != nq or qpos.shape[-2] != self.num_envs:
       raise ValueError(
-          f"qpos has shape {qpos.shape}; this scene needs (..., {self.num_envs},"
-          f" {nq}): {self.num_envs} envs of the model's {nq} generalized"
-          " positions. Stream the same model the scene was built from, and"
-          " build the scene with num_envs equal to the streamed envs."
+        f"qpos has shape {qpos.shape}; this scene needs (..., {self.num_envs},"
+        f" {nq}): {self.num_envs} envs of the model's {nq} generalized"
+        " positions. Stream the same model the scene was built from, and"
+        " build the scene with num_envs equal to the streamed envs."
       )
     return qpos
 
-  def _finish(self, xpos: np.ndarray, xquat: np.ndarray,
-              valid: np.ndarray, lead) -> Poses:
+  def _finish(
+    self, xpos: np.ndarray, xquat: np.ndarray, valid: np.ndarray, lead
+  ) -> Poses:
     """Fill invalid envs with the rest pose, add offsets, restore shape."""
-    valid = valid & np.isfinite(xpos).all((-1, -2)) & np.isfinite(
-        xquat).all((-1, -2))
+    valid = (
+      valid & np.isfinite(xpos).all((-1, -2)) & np.isfinite(xquat).all((-1, -2))
+    )
     if not valid.all():
       bad = ~valid
       xpos[bad] = self._rest_xpos
       xquat[bad] = self._rest_xquat
     xpos += self.offsets[:, None, :]
     shape = tuple(lead) + (self.num_envs, self.nbody)
-    return Poses(xpos.reshape(shape + (3,)), xquat.reshape(shape + (4,)),
-                 valid.reshape(tuple(lead) + (self.num_envs,)))
+    return Poses(
+      xpos.reshape(shape + (3,)),
+      xquat.reshape(shape + (4,)),
+      valid.reshape(tuple(lead) + (self.num_envs,)),
+    )
 
   def poses_from_qpos(self, qpos: np.ndarray) -> Poses:
     """World poses from ``qpos (..., N, nq)`` (mjx / generalized frames).
@@ -207,8 +218,9 @@ class BatchedScene:
     xpos, xquat = self._kinematics(flat)
     return self._finish(xpos, xquat, valid, lead)
 
-  def poses_from_links(self, link_pos: np.ndarray,
-                       link_rot: np.ndarray) -> Poses:
+  def poses_from_links(
+    self, link_pos: np.ndarray, link_rot: np.ndarray
+  ) -> Poses:
     """World poses from brax link poses (positional / spring backends).
 
     Args:
@@ -223,14 +235,19 @@ class BatchedScene:
     rot = np.asarray(link_rot, dtype=np.float64)
     links = self.nbody - 1
     want = (self.num_envs, links)
-    if (pos.ndim < 3 or rot.ndim < 3 or pos.shape[-3:] != want + (3,)
-        or rot.shape[-3:] != want + (4,) or pos.shape[:-3] != rot.shape[:-3]):
+    if (
+      pos.ndim < 3
+      or rot.ndim < 3
+      or pos.shape[-3:] != want + (3,)
+      or rot.shape[-3:] != want + (4,)
+      or pos.shape[:-3] != rot.shape[:-3]
+    ):
       raise ValueError(
-          f"link poses have shapes {pos.shape} and {rot.shape}; this scene"
-          f" needs (..., {self.num_envs}, {links}, 3) and (...,"
-          f" {self.num_envs}, {links}, 4): {self.num_envs} envs of the"
-          f" model's {links} links (bodies 1..{links}), positions and"
-          " (w, x, y, z) quaternions with the same leading axes."
+        f"link poses have shapes {pos.shape} and {rot.shape}; this scene"
+        f" needs (..., {self.num_envs}, {links}, 3) and (...,"
+        f" {self.num_envs}, {links}, 4): {self.num_envs} envs of the"
+        f" model's {links} links (bodies 1..{links}), positions and"
+        " (w, x, y, z) quaternions with the same leading axes."
       )
     lead = pos.shape[:-3]
     frames = int(np.prod(lead, dtype=int))
@@ -259,4 +276,5 @@ class BatchedScene:
   def rest_poses(self) -> Poses:
     """Poses of every env at ``qpos0``: ``(N, nbody, ...)``."""
     return self.poses_from_qpos(
-        np.tile(self.single_model.qpos0, (self.num_envs, 1)))
+      np.tile(self.single_model.qpos0, (self.num_envs, 1))
+    )

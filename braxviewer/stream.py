@@ -42,7 +42,7 @@ class Streamer:
   tapped = True  # the trainer compiles the tap in
 
   def __init__(
-      self, viewer: TrainingViewer, info: StreamInfo, steps_per_chunk: int
+    self, viewer: TrainingViewer, info: StreamInfo, steps_per_chunk: int
   ):
     self._viewer = viewer
     self.info = info
@@ -65,9 +65,9 @@ class Streamer:
       return
     self._failed = True
     msg = (
-        f"braxviewer: the viewer raised in {where} ({type(err).__name__}:"
-        f" {err}). Streaming is off for the rest of this run; training goes"
-        " on."
+      f"braxviewer: the viewer raised in {where} ({type(err).__name__}:"
+      f" {err}). Streaming is off for the rest of this run; training goes"
+      " on."
     )
     warnings.warn(msg, ViewerFailure, stacklevel=2)
 
@@ -142,18 +142,18 @@ class Streamer:
         return np.array(arrays[k]) if k in arrays else None
 
       chunk = FrameChunk(
-          seq=seq,
-          source=source,
-          env_steps=int(steps),
-          dt=self.info.dt,
-          reward=get("reward"),
-          done=get("done"),
-          truncation=get("truncation"),
-          metrics={k: np.array(v) for k, v in arrays["metrics"].items()},
-          wall_time=wall_time,
-          qpos=get("qpos"),
-          link_pos=get("link_pos"),
-          link_rot=get("link_rot"),
+        seq=seq,
+        source=source,
+        env_steps=int(steps),
+        dt=self.info.dt,
+        reward=get("reward"),
+        done=get("done"),
+        truncation=get("truncation"),
+        metrics={k: np.array(v) for k, v in arrays["metrics"].items()},
+        wall_time=wall_time,
+        qpos=get("qpos"),
+        link_pos=get("link_pos"),
+        link_rot=get("link_rot"),
       )
     except Exception as err:
       self._fail("building a frame chunk", err)
@@ -167,16 +167,21 @@ def check_viewer(viewer: Any) -> TrainingViewer:
   if isinstance(viewer, TrainingViewer):
     return viewer
   needed = [
-      "requested_envs", "mode", "on_stream_start", "on_chunk", "on_progress",
-      "on_trainer_mode", "on_stream_end",
+    "requested_envs",
+    "mode",
+    "on_stream_start",
+    "on_chunk",
+    "on_progress",
+    "on_trainer_mode",
+    "on_stream_end",
   ]
   missing = [name for name in needed if not hasattr(viewer, name)]
   raise TypeError(
-      f"viewer= must be a braxviewer viewer (WebViewer, WebViewerBatched,"
-      f" HeadlessViewer or any braxviewer.protocol.TrainingViewer), got"
-      f" {type(viewer).__name__}"
-      + (f" (missing: {', '.join(missing)})" if missing else "")
-      + "."
+    f"viewer= must be a braxviewer viewer (WebViewer, WebViewerBatched,"
+    f" HeadlessViewer or any braxviewer.protocol.TrainingViewer), got"
+    f" {type(viewer).__name__}"
+    + (f" (missing: {', '.join(missing)})" if missing else "")
+    + "."
   )
 
 

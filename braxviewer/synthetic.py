@@ -58,16 +58,16 @@ class SyntheticStream:
   """
 
   def __init__(
-      self,
-      viewer: TrainingViewer,
-      model: mujoco.MjModel,
-      num_envs: Optional[int] = None,
-      chunk_length: int = 20,
-      frame_skip: int = 5,
-      chunks_per_s: Optional[float] = 10.0,
-      episode_steps: int = 200,
-      progress_every: int = 5,
-      seed: int = 0,
+    self,
+    viewer: TrainingViewer,
+    model: mujoco.MjModel,
+    num_envs: Optional[int] = None,
+    chunk_length: int = 20,
+    frame_skip: int = 5,
+    chunks_per_s: Optional[float] = 10.0,
+    episode_steps: int = 200,
+    progress_every: int = 5,
+    seed: int = 0,
   ):
     self.viewer = viewer
     self.model = model
@@ -115,7 +115,9 @@ class SyntheticStream:
           lo, hi = m.actuator_ctrlrange[:, 0], m.actuator_ctrlrange[:, 1]
           limited = m.actuator_ctrllimited.astype(bool)
           wave = np.sin(self._freq[i] * data.time * 2 * np.pi + self._phase[i])
-          data.ctrl[:] = np.where(limited, lo + (hi - lo) * (wave + 1) / 2, wave)
+          data.ctrl[:] = np.where(
+            limited, lo + (hi - lo) * (wave + 1) / 2, wave
+          )
         for _ in range(self.frame_skip):
           mujoco.mj_step(m, data)
         self._steps[i] += 1
@@ -128,16 +130,27 @@ class SyntheticStream:
           done[t, i] = 1.0
           self._reset(i)
     self.env_steps += t_len * n
-    return qpos, reward, done, {"reward_forward": forward,
-                                "reward_ctrl": ctrl_cost}
+    return (
+      qpos,
+      reward,
+      done,
+      {"reward_forward": forward, "reward_ctrl": ctrl_cost},
+    )
 
   def _run(self) -> None:
     v = self.viewer
     info = StreamInfo(
-        num_envs=self.num_envs, num_train_envs=self.num_envs,
-        envs_per_device=self.num_envs, kind="qpos", nq=self.model.nq,
-        num_links=None, dt=self.dt, chunk_length=self.chunk_length,
-        reward_terms=("reward_forward", "reward_ctrl"), backend="mujoco")
+      num_envs=self.num_envs,
+      num_train_envs=self.num_envs,
+      envs_per_device=self.num_envs,
+      kind="qpos",
+      nq=self.model.nq,
+      num_links=None,
+      dt=self.dt,
+      chunk_length=self.chunk_length,
+      reward_terms=("reward_forward", "reward_ctrl"),
+      backend="mujoco",
+    )
     v.on_stream_start(info)
     trainer_mode = None
     period = 1.0 / self.chunks_per_s if self.chunks_per_s else 0.0
@@ -154,24 +167,37 @@ class SyntheticStream:
         self.chunks_made += 1
         if mode != Mode.OFF:
           chunk = FrameChunk(
-              seq=seq, source="train", env_steps=self.env_steps, dt=self.dt,
-              reward=reward, done=done, truncation=np.zeros_like(done),
-              metrics=terms, wall_time=time.time(), qpos=qpos)
+            seq=seq,
+            source="train",
+            env_steps=self.env_steps,
+            dt=self.dt,
+            reward=reward,
+            done=done,
+            truncation=np.zeros_like(done),
+            metrics=terms,
+            wall_time=time.time(),
+            qpos=qpos,
+          )
           seq += 1
           started = time.monotonic()
           v.on_chunk(chunk)
-          self.max_on_chunk_s = max(self.max_on_chunk_s,
-                                    time.monotonic() - started)
+          self.max_on_chunk_s = max(
+            self.max_on_chunk_s, time.monotonic() - started
+          )
           self.chunks_sent += 1
         if self.chunks_made % self.progress_every == 0:
           elapsed = max(time.monotonic() - t_start, 1e-6)
-          v.on_progress(self.env_steps, {
-              "eval/episode_reward": float(np.tanh(self.chunks_made / 50.0)
-                                           * 100.0),
+          v.on_progress(
+            self.env_steps,
+            {
+              "eval/episode_reward": float(
+                np.tanh(self.chunks_made / 50.0) * 100.0
+              ),
               "training/sps": self.env_steps / elapsed,
               "training/policy_loss": float(np.exp(-self.chunks_made / 40.0)),
               "training/v_loss": float(0.5 * np.exp(-self.chunks_made / 60.0)),
-          })
+            },
+          )
         if period:
           next_at += period
           self._stop.wait(max(0.0, next_at - time.monotonic()))
@@ -181,8 +207,9 @@ class SyntheticStream:
       v.on_stream_end()
 
   def start(self) -> "SyntheticStream":
-    self._thread = threading.Thread(target=self._run, name="synthetic-stream",
-                                    daemon=True)
+    self._thread = threading.Thread(
+      target=self._run, name="synthetic-stream", daemon=True
+    )
     self._thread.start()
     return self
 

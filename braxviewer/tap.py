@@ -51,10 +51,11 @@ def describe(state: Any, kind: str) -> FrameSpec:
   trace: no device work)."""
   frame = jax.eval_shape(lambda s: select_frame(s, 1, kind), state)
   return FrameSpec(
-      nq=int(frame["qpos"].shape[-1]) if "qpos" in frame else None,
-      num_links=(int(frame["link_pos"].shape[-2]) if "link_pos" in frame
-                 else None),
-      reward_terms=tuple(frame["metrics"]),
+    nq=int(frame["qpos"].shape[-1]) if "qpos" in frame else None,
+    num_links=(
+      int(frame["link_pos"].shape[-2]) if "link_pos" in frame else None
+    ),
+    reward_terms=tuple(frame["metrics"]),
   )
 
 
@@ -66,8 +67,8 @@ def _physics_state(state: Any) -> Any:
     pipeline_state = getattr(state, "data", None)
   if pipeline_state is None:
     raise ValueError(
-        "The env state has neither `pipeline_state` (brax) nor `data`"
-        " (MuJoCo Playground); braxviewer cannot find the pose to stream."
+      "The env state has neither `pipeline_state` (brax) nor `data`"
+      " (MuJoCo Playground); braxviewer cannot find the pose to stream."
     )
   return pipeline_state
 
@@ -97,14 +98,17 @@ def select_frame(state: Any, num_envs: int, kind: str) -> Frame:
   info = getattr(state, "info", {}) or {}
   truncation = info.get("truncation") if isinstance(info, Mapping) else None
   frame["truncation"] = (
-      _float(sl(truncation)) if truncation is not None
-      else jnp.zeros_like(frame["done"])
+    _float(sl(truncation))
+    if truncation is not None
+    else jnp.zeros_like(frame["done"])
   )
   metrics = getattr(state, "metrics", {}) or {}
   frame["metrics"] = {
-      k: _float(sl(v)) for k, v in metrics.items()
-      if hasattr(v, "shape") and v.shape[:1] == state.reward.shape[:1]
-      and v.ndim == 1
+    k: _float(sl(v))
+    for k, v in metrics.items()
+    if hasattr(v, "shape")
+    and v.shape[:1] == state.reward.shape[:1]
+    and v.ndim == 1
   }
   return frame
 
@@ -137,7 +141,7 @@ def _unpacker(leaves, treedef, packed_mask):
         out.append(np.asarray(next(others)))
         continue
       size = int(np.prod(shape, dtype=np.int64))
-      part = packed[offset:offset + size]
+      part = packed[offset : offset + size]
       offset += size
       if dtype != np.float32:
         part = part.view(dtype)
@@ -148,11 +152,11 @@ def _unpacker(leaves, treedef, packed_mask):
 
 
 def emit(
-    flag: jax.Array,
-    chunk: Frame,
-    sink: HostSink,
-    *extra: jax.Array,
-    axis_name: Optional[str] = None,
+  flag: jax.Array,
+  chunk: Frame,
+  sink: HostSink,
+  *extra: jax.Array,
+  axis_name: Optional[str] = None,
 ) -> None:
   """Send ``chunk`` (and ``extra`` scalars) to ``sink`` when ``flag > 0``.
 
@@ -185,14 +189,14 @@ def emit(
 
 
 def generate_unroll(
-    env: Any,
-    env_state: Any,
-    policy: Callable[..., Any],
-    key: jax.Array,
-    unroll_length: int,
-    extra_fields: tuple = (),
-    num_view_envs: int = 0,
-    kind: str = "qpos",
+  env: Any,
+  env_state: Any,
+  policy: Callable[..., Any],
+  key: jax.Array,
+  unroll_length: int,
+  extra_fields: tuple = (),
+  num_view_envs: int = 0,
+  kind: str = "qpos",
 ):
   """``brax.training.acting.generate_unroll`` plus the streamed frames.
 
@@ -201,16 +205,17 @@ def generate_unroll(
   ``(final_state, transitions, frames)``; ``frames`` is None when
   ``num_view_envs`` is 0, else the stacked ``(T, N, ...)`` chunk.
   """
+
   def step(carry, unused_t):
     state, current_key = carry
     current_key, next_key = jax.random.split(current_key)
     nstate, transition = acting.actor_step(
-        env, state, policy, current_key, extra_fields=extra_fields
+      env, state, policy, current_key, extra_fields=extra_fields
     )
     frame = select_frame(nstate, num_view_envs, kind) if num_view_envs else None
     return (nstate, next_key), (transition, frame)
 
   (final_state, _), (data, frames) = jax.lax.scan(
-      step, (env_state, key), (), length=unroll_length
+    step, (env_state, key), (), length=unroll_length
   )
   return final_state, data, frames

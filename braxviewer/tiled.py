@@ -36,8 +36,9 @@ _lock = threading.Lock()
 _known: List[_Tiling] = []
 
 
-def remember(xml_string: str, num_envs: int,
-             assets: Optional[Mapping[str, Any]] = None) -> None:
+def remember(
+  xml_string: str, num_envs: int, assets: Optional[Mapping[str, Any]] = None
+) -> None:
   """Note that a tiled XML of ``num_envs`` copies of ``xml_string`` was made."""
   try:
     single = mujoco.MjModel.from_xml_string(xml_string, assets or {})
@@ -55,8 +56,12 @@ def untile(model: mujoco.MjModel) -> Tuple[mujoco.MjModel, int]:
     known = list(reversed(_known))
   for tiling in known:
     s, k = tiling.single, tiling.copies
-    if k > 1 and model.nq == k * s.nq and model.nu == k * s.nu and (
-        model.nbody >= k * (s.nbody - 1) + 1):
+    if (
+      k > 1
+      and model.nq == k * s.nq
+      and model.nu == k * s.nu
+      and (model.nbody >= k * (s.nbody - 1) + 1)
+    ):
       return s, k
   return model, 1
 
@@ -108,7 +113,9 @@ class TiledPoses:
         for r in range(per):
           j0, jc = roots[r], roots[c * per + r]
           a0, ac = model.jnt_qposadr[j0], model.jnt_qposadr[jc]
-          self._shift[ac:ac + 3] = self._qpos0[ac:ac + 3] - self._qpos0[a0:a0 + 3]
+          self._shift[ac : ac + 3] = (
+            self._qpos0[ac : ac + 3] - self._qpos0[a0 : a0 + 3]
+          )
     self._width = width
 
   def poses_from_qpos(self, qpos: np.ndarray) -> Poses:

@@ -124,8 +124,15 @@ class _Snapshot(ChunkSequence):
 
 def chunk_nbytes(chunk: FrameChunk) -> int:
   """Bytes held by a chunk's arrays."""
-  arrays = [chunk.reward, chunk.done, chunk.truncation, chunk.qpos,
-            chunk.link_pos, chunk.link_rot, *chunk.metrics.values()]
+  arrays = [
+    chunk.reward,
+    chunk.done,
+    chunk.truncation,
+    chunk.qpos,
+    chunk.link_pos,
+    chunk.link_rot,
+    *chunk.metrics.values(),
+  ]
   return sum(int(np.asarray(a).nbytes) for a in arrays if a is not None)
 
 
@@ -149,7 +156,8 @@ class RecentChunks:
     self.max_bytes = int(max_bytes)
     self._lock = threading.Lock()
     self._kept: Dict[str, Deque[Tuple[FrameChunk, int]]] = {
-        s: collections.deque() for s in SOURCES}
+      s: collections.deque() for s in SOURCES
+    }
     self._start = {s: 0 for s in SOURCES}
     self._snap: Dict[str, Optional[_Snapshot]] = {s: None for s in SOURCES}
     self.nbytes = 0
@@ -191,8 +199,9 @@ class RecentChunks:
     with self._lock:
       snap = self._snap[source]
       if snap is None:
-        snap = _Snapshot(source, self._start[source],
-                         tuple(c for c, _ in self._kept[source]))
+        snap = _Snapshot(
+          source, self._start[source], tuple(c for c, _ in self._kept[source])
+        )
         self._snap[source] = snap
       return snap
 

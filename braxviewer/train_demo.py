@@ -23,20 +23,27 @@ BACKENDS = ("mjx", "generalized", "positional", "spring")
 # Settings that show learning within minutes on a 2-core CPU; other envs get
 # the generic ones (they learn too, just slower).
 ENV_SETTINGS = {
-    "inverted_pendulum": dict(episode_length=1000, timesteps=400_000),
-    "inverted_double_pendulum": dict(episode_length=1000, timesteps=1_500_000),
-    "reacher": dict(episode_length=500, timesteps=1_000_000),
-    "hopper": dict(episode_length=1000, timesteps=3_000_000),
+  "inverted_pendulum": dict(episode_length=1000, timesteps=400_000),
+  "inverted_double_pendulum": dict(episode_length=1000, timesteps=1_500_000),
+  "reacher": dict(episode_length=500, timesteps=1_000_000),
+  "hopper": dict(episode_length=1000, timesteps=3_000_000),
 }
 GENERIC = dict(episode_length=1000, timesteps=2_000_000)
 
 
 def parser():
   p = cli.demo_parser(__doc__, num_envs=128, view_envs=16, timesteps=0)
-  p.add_argument("--env", default="inverted_pendulum",
-                 help=f"brax env name: {', '.join(sorted(envs._envs))}")
-  p.add_argument("--backend", default="generalized", choices=BACKENDS,
-                 help="brax physics backend")
+  p.add_argument(
+    "--env",
+    default="inverted_pendulum",
+    help=f"brax env name: {', '.join(sorted(envs._envs))}",
+  )
+  p.add_argument(
+    "--backend",
+    default="generalized",
+    choices=BACKENDS,
+    help="brax physics backend",
+  )
   p.set_defaults(timesteps=None)
   return p
 
@@ -44,8 +51,8 @@ def parser():
 def _prepare(args) -> None:
   if args.env not in envs._envs:
     raise cli.UsageError(
-        f"unknown env {args.env!r}; brax has:"
-        f" {', '.join(sorted(envs._envs))}.")
+      f"unknown env {args.env!r}; brax has: {', '.join(sorted(envs._envs))}."
+    )
   settings = {**GENERIC, **ENV_SETTINGS.get(args.env, {})}
   args.episode_length = settings["episode_length"]
   if args.timesteps is None:
@@ -56,15 +63,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = cli.parse_demo_args(parser(), argv, prepare=_prepare)
 
   env = envs.get_environment(args.env, backend=args.backend)
-  viewer = WebViewerBatched(num_envs=args.view_envs, host=args.host,
-                            port=args.port, mode=args.mode)
+  viewer = WebViewerBatched(
+    num_envs=args.view_envs, host=args.host, port=args.port, mode=args.mode
+  )
   with cli.training_session(viewer) as session:
     viewer.run()
     viewer.init(env)
     session.train(
-        ppo.train,
-        environment=env,
-        **cli.ppo_config(args, episode_length=args.episode_length),
+      ppo.train,
+      environment=env,
+      **cli.ppo_config(args, episode_length=args.episode_length),
     )
     if args.keep_open:
       session.keep_open()

@@ -53,8 +53,9 @@ CARTPOLE_XML = """
 class CartPole(PipelineEnv):
   """Balance a pole on a cart. Reward terms: upright, centered, control."""
 
-  def __init__(self, xml_model: str = CARTPOLE_XML, backend: str = "generalized",
-               **kwargs):
+  def __init__(
+    self, xml_model: str = CARTPOLE_XML, backend: str = "generalized", **kwargs
+  ):
     sys_ = mjcf.loads(xml_model)
     kwargs.setdefault("n_frames", 2)
     super().__init__(sys_, backend=backend, **kwargs)
@@ -62,14 +63,15 @@ class CartPole(PipelineEnv):
   def reset(self, rng: jax.Array) -> State:
     rng_q, rng_qd = jax.random.split(rng)
     q = self.sys.init_q + jax.random.uniform(
-        rng_q, (self.sys.q_size(),), minval=-0.1, maxval=0.1)
-    qd = jax.random.uniform(rng_qd, (self.sys.qd_size(),), minval=-0.1,
-                            maxval=0.1)
+      rng_q, (self.sys.q_size(),), minval=-0.1, maxval=0.1
+    )
+    qd = jax.random.uniform(
+      rng_qd, (self.sys.qd_size(),), minval=-0.1, maxval=0.1
+    )
     pipeline_state = self.pipeline_init(q, qd)
     zero = jnp.zeros(())
     metrics = {"upright": zero, "centered": zero, "control": zero}
-    return State(pipeline_state, self._obs(pipeline_state), zero, zero,
-                 metrics)
+    return State(pipeline_state, self._obs(pipeline_state), zero, zero, metrics)
 
   def step(self, state: State, action: jax.Array) -> State:
     pipeline_state = self.pipeline_step(state.pipeline_state, action)
@@ -80,9 +82,12 @@ class CartPole(PipelineEnv):
     reward = upright + centered + control
     done = jnp.where((jnp.abs(angle) > 0.8) | (jnp.abs(x) > 1.35), 1.0, 0.0)
     state.metrics.update(upright=upright, centered=centered, control=control)
-    return state.replace(pipeline_state=pipeline_state,
-                         obs=self._obs(pipeline_state), reward=reward,
-                         done=done)
+    return state.replace(
+      pipeline_state=pipeline_state,
+      obs=self._obs(pipeline_state),
+      reward=reward,
+      done=done,
+    )
 
   def _obs(self, pipeline_state) -> jax.Array:
     q, qd = pipeline_state.q, pipeline_state.qd
@@ -95,12 +100,14 @@ envs.register_environment("braxviewer_cartpole", CartPole)
 def _one_view_env(args) -> None:
   if args.view_envs != 1:
     raise cli.UsageError(
-        "this demo shows one env; use demo/cartpole_batched.py for a grid.")
+      "this demo shows one env; use demo/cartpole_batched.py for a grid."
+    )
 
 
 def main(argv=None) -> int:
-  parser = cli.demo_parser(__doc__, num_envs=128, view_envs=1,
-                           timesteps=300_000)
+  parser = cli.demo_parser(
+    __doc__, num_envs=128, view_envs=1, timesteps=300_000
+  )
   args = cli.parse_demo_args(parser, argv, prepare=_one_view_env)
 
   env = CartPole()
@@ -109,9 +116,9 @@ def main(argv=None) -> int:
     viewer.run()
     viewer.init(env)
     session.train(
-        ppo.train,
-        environment=env,
-        **cli.ppo_config(args, episode_length=500, num_evals=10),
+      ppo.train,
+      environment=env,
+      **cli.ppo_config(args, episode_length=500, num_evals=10),
     )
     if args.keep_open:
       session.keep_open()

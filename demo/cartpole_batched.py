@@ -21,8 +21,9 @@ from braxviewer.WebViewerBatched import WebViewerBatched
 
 
 def main(argv=None) -> int:
-  parser = cli.demo_parser(__doc__, num_envs=128, view_envs=8,
-                           timesteps=300_000)
+  parser = cli.demo_parser(
+    __doc__, num_envs=128, view_envs=8, timesteps=300_000
+  )
   args = cli.parse_demo_args(parser, argv)
 
   columns = math.ceil(math.sqrt(args.view_envs))
@@ -31,21 +32,35 @@ def main(argv=None) -> int:
 
   # The grid, as one MJCF: compiles in MuJoCo (and its native viewer) too.
   grid_xml = WebViewerBatched.concatenate_envs_xml(
-      xml_string=CARTPOLE_XML, num_envs=args.view_envs, grid_dims=grid_dims,
-      env_offset=env_offset)
+    xml_string=CARTPOLE_XML,
+    num_envs=args.view_envs,
+    grid_dims=grid_dims,
+    env_offset=env_offset,
+  )
   grid = mujoco.MjModel.from_xml_string(grid_xml)
-  print(f"grid of {args.view_envs} cartpoles: {grid.nbody - 1} bodies,"
-        f" {grid.nq} qpos", flush=True)
+  print(
+    f"grid of {args.view_envs} cartpoles: {grid.nbody - 1} bodies,"
+    f" {grid.nq} qpos",
+    flush=True,
+  )
 
   env = CartPole()  # training runs on the single-env definition
-  viewer = WebViewerBatched(num_envs=args.view_envs, grid_dims=grid_dims,
-                            env_offset=env_offset, host=args.host,
-                            port=args.port, mode=args.mode)
+  viewer = WebViewerBatched(
+    num_envs=args.view_envs,
+    grid_dims=grid_dims,
+    env_offset=env_offset,
+    host=args.host,
+    port=args.port,
+    mode=args.mode,
+  )
   with cli.training_session(viewer) as session:
     viewer.run()
     viewer.init(env)
-    session.train(ppo.train, environment=env,
-                  **cli.ppo_config(args, episode_length=500, num_evals=10))
+    session.train(
+      ppo.train,
+      environment=env,
+      **cli.ppo_config(args, episode_length=500, num_evals=10),
+    )
     if args.keep_open:
       session.keep_open()
   return session.exit_code

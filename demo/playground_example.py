@@ -18,33 +18,43 @@ from braxviewer.WebViewerBatched import WebViewerBatched
 
 
 def main(argv=None) -> int:
-  parser = cli.demo_parser(__doc__, num_envs=128, view_envs=9,
-                           timesteps=500_000)
-  parser.add_argument("--env", default="CartpoleBalance",
-                      help="a DM Control Suite env of MuJoCo Playground")
+  parser = cli.demo_parser(
+    __doc__, num_envs=128, view_envs=9, timesteps=500_000
+  )
+  parser.add_argument(
+    "--env",
+    default="CartpoleBalance",
+    help="a DM Control Suite env of MuJoCo Playground",
+  )
 
   def check_env(args):
     names = registry.dm_control_suite.ALL_ENVS
     if args.env not in names:
-      raise cli.UsageError(f"unknown Playground env {args.env!r}; DM Control"
-                           f" Suite envs: {', '.join(names)}.")
+      raise cli.UsageError(
+        f"unknown Playground env {args.env!r}; DM Control"
+        f" Suite envs: {', '.join(names)}."
+      )
 
   args = cli.parse_demo_args(parser, argv, prepare=check_env)
 
   env = registry.load(args.env)
   env_cfg = registry.get_default_config(args.env)
-  viewer = WebViewerBatched(num_envs=args.view_envs, host=args.host,
-                            port=args.port, mode=args.mode)
+  viewer = WebViewerBatched(
+    num_envs=args.view_envs, host=args.host, port=args.port, mode=args.mode
+  )
   with cli.training_session(viewer) as session:
     viewer.run()
     viewer.init(env)
     session.train(
-        ppo.train,
-        environment=env,
-        wrap_env_fn=wrapper.wrap_for_brax_training,
-        **cli.ppo_config(args, episode_length=env_cfg.episode_length,
-                         action_repeat=env_cfg.action_repeat,
-                         discounting=0.99),
+      ppo.train,
+      environment=env,
+      wrap_env_fn=wrapper.wrap_for_brax_training,
+      **cli.ppo_config(
+        args,
+        episode_length=env_cfg.episode_length,
+        action_repeat=env_cfg.action_repeat,
+        discounting=0.99,
+      ),
     )
     if args.keep_open:
       session.keep_open()

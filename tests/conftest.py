@@ -28,9 +28,13 @@ from braxviewer.synthetic import PUCK_XML, SyntheticStream
 
 CHROMIUM = os.environ.get("BRAXVIEWER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update",
-    "--disable-sync",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
 ]
 VIEWPORT = {"width": 1200, "height": 760}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -39,8 +43,9 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 # -- waiting and synthetic data ------------------------------------------------
 
 
-def _wait_until(predicate: Callable[[], bool], timeout: float = 20.0,
-                step: float = 0.05) -> bool:
+def _wait_until(
+  predicate: Callable[[], bool], timeout: float = 20.0, step: float = 0.05
+) -> bool:
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
     if predicate():
@@ -56,13 +61,27 @@ def wait_until() -> Callable[..., bool]:
   return _wait_until
 
 
-def _chunk(t: int = 10, n: int = 2, nq: int = 8, dt: float = 0.01,
-           seq: int = 0, source: str = "train", steps: int = 0) -> FrameChunk:
+def _chunk(
+  t: int = 10,
+  n: int = 2,
+  nq: int = 8,
+  dt: float = 0.01,
+  seq: int = 0,
+  source: str = "train",
+  steps: int = 0,
+) -> FrameChunk:
   return FrameChunk(
-      seq=seq, source=source, env_steps=steps, dt=dt,
-      reward=np.ones((t, n)), done=np.zeros((t, n)),
-      truncation=np.zeros((t, n)), metrics={"r": np.zeros((t, n))},
-      wall_time=time.time(), qpos=np.zeros((t, n, nq)))
+    seq=seq,
+    source=source,
+    env_steps=steps,
+    dt=dt,
+    reward=np.ones((t, n)),
+    done=np.zeros((t, n)),
+    truncation=np.zeros((t, n)),
+    metrics={"r": np.zeros((t, n))},
+    wall_time=time.time(),
+    qpos=np.zeros((t, n, nq)),
+  )
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +120,15 @@ SYNTHETIC_ENVS = 4
 def _make_recording(path: str, chunks: int = 40) -> str:
   rec = Recorder(path, env=PUCK_XML, mode="sync", num_envs=SYNTHETIC_ENVS)
   model = mujoco.MjModel.from_xml_string(PUCK_XML)
-  stream = SyntheticStream(rec, model, num_envs=SYNTHETIC_ENVS,
-                           chunk_length=10, frame_skip=5, chunks_per_s=None,
-                           progress_every=2).start()
+  stream = SyntheticStream(
+    rec,
+    model,
+    num_envs=SYNTHETIC_ENVS,
+    chunk_length=10,
+    frame_skip=5,
+    chunks_per_s=None,
+    progress_every=2,
+  ).start()
   assert _wait_until(lambda: stream.chunks_made >= chunks, timeout=60)
   stream.stop()
   rec.close()
@@ -146,9 +171,12 @@ def recorded_run(tmp_path_factory) -> RecordedRun:
     warnings.simplefilter("always")
     ppo.train(environment=env, viewer=FanOut(headless, recorder), **TINY)
     recorder.close()
-  return RecordedRun(path, headless, recorder.stats,
-                     [str(w.message) for w in caught
-                      if "braxviewer" in str(w.message)])
+  return RecordedRun(
+    path,
+    headless,
+    recorder.stats,
+    [str(w.message) for w in caught if "braxviewer" in str(w.message)],
+  )
 
 
 # -- the browser -------------------------------------------------------------------
@@ -200,8 +228,9 @@ def page(chromium):
 def _open(pg, url: str, timeout: float = 60.0) -> None:
   pg.goto(url, timeout=timeout * 1000)
   pg.wait_for_selector("canvas", timeout=timeout * 1000)
-  pg.get_by_text("Connected").or_(pg.get_by_role("tab", name="Live")).first \
-      .wait_for(timeout=timeout * 1000)
+  pg.get_by_text("Connected").or_(
+    pg.get_by_role("tab", name="Live")
+  ).first.wait_for(timeout=timeout * 1000)
 
 
 @pytest.fixture
@@ -214,6 +243,7 @@ def _scene_pixels(pg) -> np.ndarray:
   """RGB pixels of the 3D view, left of the control panel and below the
   browser's software-rendering notice."""
   from PIL import Image
+
   png = pg.screenshot(clip={"x": 0, "y": 170, "width": 900, "height": 560})
   return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 

@@ -23,7 +23,9 @@ def body_position_error(env, chunk) -> float:
   model = env.sys.mj_model
   data = mujoco.MjData(model)
   qpos = chunk.qpos.reshape(-1, model.nq).astype(np.float64)
-  init = jax.jit(jax.vmap(lambda q: env.pipeline_init(q, jax.numpy.zeros(env.sys.qd_size()))))
+  init = jax.jit(
+    jax.vmap(lambda q: env.pipeline_init(q, jax.numpy.zeros(env.sys.qd_size())))
+  )
   brax_x = np.asarray(init(qpos.astype(np.float32)).x.pos)
   err = 0.0
   for i, q in enumerate(qpos):
@@ -42,20 +44,20 @@ def main(backend: str) -> None:
   evals = [c for c in chunks if c.source == "eval"]
   info = viewer.stream_info
   out = {
-      "devices": jax.local_device_count(),
-      "train_seq": [c.seq for c in train],
-      "train_steps": [c.env_steps for c in train],
-      "eval_steps": [c.env_steps for c in evals],
-      "shapes": sorted({tuple(c.qpos.shape) for c in train}),
-      "eval_shapes": sorted({tuple(c.qpos.shape) for c in evals}),
-      "reward_shape": list(train[0].reward.shape),
-      "nq": info.nq,
-      "stream_envs": info.num_envs,
-      "dt": info.dt,
-      "ended": viewer.ended,
-      "pose_error": max(body_position_error(env, c) for c in train[:3]),
-      "finite": bool(all(np.isfinite(c.qpos).all() for c in chunks)),
-      "distinct_envs": bool(np.ptp(train[-1].qpos, axis=1).max() > 0),
+    "devices": jax.local_device_count(),
+    "train_seq": [c.seq for c in train],
+    "train_steps": [c.env_steps for c in train],
+    "eval_steps": [c.env_steps for c in evals],
+    "shapes": sorted({tuple(c.qpos.shape) for c in train}),
+    "eval_shapes": sorted({tuple(c.qpos.shape) for c in evals}),
+    "reward_shape": list(train[0].reward.shape),
+    "nq": info.nq,
+    "stream_envs": info.num_envs,
+    "dt": info.dt,
+    "ended": viewer.ended,
+    "pose_error": max(body_position_error(env, c) for c in train[:3]),
+    "finite": bool(all(np.isfinite(c.qpos).all() for c in chunks)),
+    "distinct_envs": bool(np.ptp(train[-1].qpos, axis=1).max() > 0),
   }
   print(json.dumps(out))
 

@@ -24,8 +24,9 @@ def decode(path: str):
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory, make_recording):
-  return make_recording(str(tmp_path_factory.mktemp("export") / "run"),
-                        chunks=8)
+  return make_recording(
+    str(tmp_path_factory.mktemp("export") / "run"), chunks=8
+  )
 
 
 def test_cli_exports_one_env_over_a_step_range(recording, tmp_path):
@@ -36,9 +37,27 @@ def test_cli_exports_one_env_over_a_step_range(recording, tmp_path):
     expected = int(chunks.num_steps[chunks.in_range(lo, hi)].sum())
   out = str(tmp_path / "clip.mp4")
   proc = subprocess.run(
-      [sys.executable, "-m", "braxviewer", "export", recording, "--env", "3",
-       "--steps", f"{lo}:{hi}", "-o", out, "--width", "320", "--height",
-       "240"], capture_output=True, text=True, timeout=300)
+    [
+      sys.executable,
+      "-m",
+      "braxviewer",
+      "export",
+      recording,
+      "--env",
+      "3",
+      "--steps",
+      f"{lo}:{hi}",
+      "-o",
+      out,
+      "--width",
+      "320",
+      "--height",
+      "240",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr
   assert f"{expected} frames" in proc.stdout
   frames, fps, codec = decode(out)
@@ -53,8 +72,9 @@ def test_cli_exports_one_env_over_a_step_range(recording, tmp_path):
 
 def test_grid_export_shows_every_env_and_moves(recording, tmp_path):
   out = str(tmp_path / "grid.mp4")
-  result = export_video(recording, out, grid=True, steps=":", width=320,
-                        height=240, camera="top")
+  result = export_video(
+    recording, out, grid=True, steps=":", width=320, height=240, camera="top"
+  )
   frames, _, _ = decode(out)
   with open_recording(recording) as rec:
     total = rec.chunks("train").total_frames
@@ -63,6 +83,7 @@ def test_grid_export_shows_every_env_and_moves(recording, tmp_path):
   assert first.std() > 10
   assert np.abs(first - last).max() > 60  # bodies moved
   from scipy import ndimage
+
   colour = first.max(-1) - first.min(-1) > 90  # red pucks, blue arms
   labels, count = ndimage.label(ndimage.binary_closing(colour, iterations=2))
   areas = ndimage.sum(colour, labels, range(1, count + 1))
@@ -71,11 +92,17 @@ def test_grid_export_shows_every_env_and_moves(recording, tmp_path):
 
 def test_speed_keeps_at_most_60_frames_per_second(recording, tmp_path):
   out = str(tmp_path / "fast.mp4")
-  result = export_video(recording, out, env=0, steps=parse_steps(None),
-                        width=64, height=48, speed=4.0)
+  result = export_video(
+    recording,
+    out,
+    env=0,
+    steps=parse_steps(None),
+    width=64,
+    height=48,
+    speed=4.0,
+  )
   assert result.fps == pytest.approx(40.0)  # 4 x 20 fps, no frame skipped
-  result = export_video(recording, out, env=0, width=64, height=48,
-                        speed=6.0)
+  result = export_video(recording, out, env=0, width=64, height=48, speed=6.0)
   assert result.fps == pytest.approx(60.0)  # 120 -> every 2nd frame
   with open_recording(recording) as rec:
     total = rec.chunks("train").total_frames

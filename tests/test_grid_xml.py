@@ -115,13 +115,20 @@ def _png_bytes() -> bytes:
   import zlib
 
   def chunk(kind, data):
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (
+      struct.pack(">I", len(data))
+      + kind
+      + data
+      + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
   raw = b"".join(b"\x00" + bytes([255, 0, 0, 0, 255, 0]) for _ in range(2))
-  return (b"\x89PNG\r\n\x1a\n"
-          + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
-          + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+  return (
+    b"\x89PNG\r\n\x1a\n"
+    + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+    + chunk(b"IDAT", zlib.compress(raw))
+    + chunk(b"IEND", b"")
+  )
 
 
 def _model(text, assets=None):
@@ -139,7 +146,9 @@ def test_free_root_qpos0_and_keyframes_move_to_each_env():
   assert batched.nkey == 1 and batched.key(0).name == "up"
   key = batched.key_qpos[0].reshape(n, single.nq)
   np.testing.assert_allclose(key[:, :3], single.key_qpos[0, :3] + offsets)
-  np.testing.assert_allclose(key[:, 3:], np.tile(single.key_qpos[0, 3:], (n, 1)))
+  np.testing.assert_allclose(
+    key[:, 3:], np.tile(single.key_qpos[0, 3:], (n, 1))
+  )
   mpos = batched.key_mpos[0].reshape(n, 3)
   np.testing.assert_allclose(mpos, single.key_mpos[0] + offsets)
   # The keyframe puts every env where the single model's keyframe puts it.
@@ -150,14 +159,20 @@ def test_free_root_qpos0_and_keyframes_move_to_each_env():
   mujoco.mj_kinematics(single, one)
   nb = single.nbody - 1
   for i in range(n):
-    np.testing.assert_allclose(data.xpos[1 + i * nb:1 + (i + 1) * nb],
-                               one.xpos[1:] + offsets[i], atol=1e-12)
+    np.testing.assert_allclose(
+      data.xpos[1 + i * nb : 1 + (i + 1) * nb],
+      one.xpos[1:] + offsets[i],
+      atol=1e-12,
+    )
 
 
 def test_one_floor_one_skybox_and_world_lights_once_body_lights_in_env_0():
   n = 6
-  batched = _model(concatenate_envs_xml(KITCHEN_SINK, n, grid_dims=(3, 2),
-                                        env_offset=(3, 4, 0)))
+  batched = _model(
+    concatenate_envs_xml(
+      KITCHEN_SINK, n, grid_dims=(3, 2), env_offset=(3, 4, 0)
+    )
+  )
   floors = [g for g in range(batched.ngeom) if grid.is_floor(batched, g)]
   assert len(floors) == 1
   floor = floors[0]
@@ -179,8 +194,17 @@ def test_per_env_elements_are_copied_and_point_at_their_own_env():
   n = 4
   batched = _model(concatenate_envs_xml(KITCHEN_SINK, n))
   single = _model(KITCHEN_SINK)
-  for field in ("nu", "nsensor", "ntendon", "neq", "nexclude", "npair",
-                "nsite", "ncam", "nmocap"):
+  for field in (
+    "nu",
+    "nsensor",
+    "ntendon",
+    "neq",
+    "nexclude",
+    "npair",
+    "nsite",
+    "ncam",
+    "nmocap",
+  ):
     assert getattr(batched, field) == n * getattr(single, field), field
   nb = single.nbody - 1
   arm = single.body("arm").id
@@ -192,19 +216,22 @@ def test_per_env_elements_are_copied_and_point_at_their_own_env():
     geom = batched.geom(f"e{i}/arm")
     np.testing.assert_allclose(geom.size[:2], single.geom("arm").size[:2])
     assert batched.actuator(f"e{i}/elbow_motor").trnid[0] == elbow.id
-    np.testing.assert_allclose(batched.actuator(f"e{i}/elbow_motor").gear[0],
-                               3)
+    np.testing.assert_allclose(batched.actuator(f"e{i}/elbow_motor").gear[0], 3)
     assert batched.sensor(f"e{i}/elbow_pos").objid == elbow.id
     assert batched.tendon(f"e{i}/string").id >= 0
     # the contact pair still meets the one shared floor
-    pair = {batched.geom(int(batched.pair_geom1[i])).name,
-            batched.geom(int(batched.pair_geom2[i])).name}
+    pair = {
+      batched.geom(int(batched.pair_geom1[i])).name,
+      batched.geom(int(batched.pair_geom2[i])).name,
+    }
     assert pair == {f"e{i}/arm", "floor"}
     # the exclude names this env's bodies
     torso = i * nb + single.body("torso").id
     arm_i = i * nb + arm
-    assert batched.exclude_signature[i] in ((torso << 16) + arm_i,
-                                            (arm_i << 16) + torso)
+    assert batched.exclude_signature[i] in (
+      (torso << 16) + arm_i,
+      (arm_i << 16) + torso,
+    )
   assert batched.eq_active0.tolist() == [0] * n
 
 
@@ -225,10 +252,12 @@ def test_custom_numerics_global_once_per_env_tiled_and_sizes_scaled():
 
 
 def test_explicit_statistic_is_widened_to_the_grid():
-  xml = KITCHEN_SINK.replace('<size memory="1M"/>',
-                             '<statistic center="0 0 0.5" extent="1"/>')
-  batched = _model(concatenate_envs_xml(xml, 4, grid_dims=(2, 2),
-                                        env_offset=(2, 2, 0)))
+  xml = KITCHEN_SINK.replace(
+    '<size memory="1M"/>', '<statistic center="0 0 0.5" extent="1"/>'
+  )
+  batched = _model(
+    concatenate_envs_xml(xml, 4, grid_dims=(2, 2), env_offset=(2, 2, 0))
+  )
   np.testing.assert_allclose(batched.stat.center, [1, 1, 0.5])
   assert batched.stat.extent == pytest.approx(1 + np.sqrt(8) / 2, rel=1e-5)
 
@@ -258,8 +287,13 @@ def test_meshes_next_to_an_xml_file_load_from_anywhere(tmp_path, monkeypatch):
 
 
 def test_a_real_mesh_model_shadow_hand():
-  path = (pathlib.Path(mujoco.__file__).parent / "mjx" / "test_data"
-          / "shadow_hand" / "right_hand.xml")
+  path = (
+    pathlib.Path(mujoco.__file__).parent
+    / "mjx"
+    / "test_data"
+    / "shadow_hand"
+    / "right_hand.xml"
+  )
   if not path.exists():
     pytest.skip("mujoco's shadow hand test model is not installed")
   source = grid_xml.load_source(path)
@@ -298,8 +332,11 @@ def test_default_spacing_gives_tipping_models_square_cells():
 def test_grids_with_layers_keep_a_floor_per_env():
   text = concatenate_envs_xml(KITCHEN_SINK, 4, grid_dims=(2, 1, 2))
   batched = _model(text)
-  floors = [g for g in range(batched.ngeom)
-            if batched.geom_type[g] == int(mujoco.mjtGeom.mjGEOM_PLANE)]
+  floors = [
+    g
+    for g in range(batched.ngeom)
+    if batched.geom_type[g] == int(mujoco.mjtGeom.mjGEOM_PLANE)
+  ]
   assert len(floors) == 4
 
 

@@ -15,8 +15,13 @@ import braxviewer
 
 PACKAGE = pathlib.Path(braxviewer.__file__).parent
 JAX_SIDE = ("jax", "jaxlib", "flax", "optax", "brax")  # third-party roots
-TRAINER_SIDE = ("braxviewer.brax", "braxviewer.tap", "braxviewer.evaluator",
-                "braxviewer.epoch_calls", "braxviewer.train_demo")
+TRAINER_SIDE = (
+  "braxviewer.brax",
+  "braxviewer.tap",
+  "braxviewer.evaluator",
+  "braxviewer.epoch_calls",
+  "braxviewer.train_demo",
+)
 
 
 def _modules() -> Dict[str, pathlib.Path]:
@@ -44,12 +49,14 @@ def _imports(name: str) -> Set[str]:
     elif isinstance(node, ast.ImportFrom):
       base = node.module or ""
       if node.level:
-        anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+        anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
         base = ".".join(anchor + ([base] if base else []))
       # ``from pkg import mod`` imports mod; ``from mod import name``, mod
       # (a package's __init__ runs on any import from it: not an edge)
-      targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES
-                 else base for alias in node.names]
+      targets = [
+        f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+        for alias in node.names
+      ]
     else:
       continue
     for target in targets:
@@ -68,8 +75,9 @@ def _folder(name: str) -> str:
   """A module's node in the folder graph: its subpackage (web, record,
   brax), or itself for a module at the package's top."""
   parts = name.split(".")
-  if len(parts) > 2 or (len(parts) == 2 and MODULES[name].name ==
-                        "__init__.py"):
+  if len(parts) > 2 or (
+    len(parts) == 2 and MODULES[name].name == "__init__.py"
+  ):
     return ".".join(parts[:2])
   return name
 
@@ -133,7 +141,8 @@ def test_no_import_loop_between_folders():
   for name, targets in GRAPH.items():
     node = _folder(name)
     folders.setdefault(node, set()).update(
-        _folder(t) for t in targets if t in MODULES and _folder(t) != node)
+      _folder(t) for t in targets if t in MODULES and _folder(t) != node
+    )
   assert _cycles(folders) == []
 
 
@@ -151,15 +160,17 @@ def test_importing_each_web_module_loads_no_jax_and_no_trainer():
   time: the first that loads JAX or the trainer is named."""
   web = sorted(m for m in MODULES if m.startswith("braxviewer.web"))
   code = (
-      "import importlib, json, sys\n"
-      f"bad = {list(JAX_SIDE + TRAINER_SIDE)!r}\n"
-      "out = {}\n"
-      f"for name in {web!r}:\n"
-      "  importlib.import_module(name)\n"
-      "  out[name] = sorted(m for m in sys.modules if m in bad)\n"
-      "print(json.dumps(out))\n")
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                          text=True, check=True)
+    "import importlib, json, sys\n"
+    f"bad = {list(JAX_SIDE + TRAINER_SIDE)!r}\n"
+    "out = {}\n"
+    f"for name in {web!r}:\n"
+    "  importlib.import_module(name)\n"
+    "  out[name] = sorted(m for m in sys.modules if m in bad)\n"
+    "print(json.dumps(out))\n"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+  )
   loaded = json.loads(result.stdout.strip().splitlines()[-1])
   assert sorted(loaded) == web
   assert {name: mods for name, mods in loaded.items() if mods} == {}

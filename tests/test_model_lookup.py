@@ -21,8 +21,14 @@ class _PlaygroundLike:
 def test_resolve_model_sources(tmp_path):
   path = tmp_path / "m.xml"
   path.write_text(PUCK_XML)
-  for source in (_BraxLike(), _PlaygroundLike(), PUCK_XML, str(path), path,
-                 _PlaygroundLike.mj_model):
+  for source in (
+    _BraxLike(),
+    _PlaygroundLike(),
+    PUCK_XML,
+    str(path),
+    path,
+    _PlaygroundLike.mj_model,
+  ):
     assert resolve_model(source).nq == 8
   with pytest.raises(TypeError, match="mj_model"):
     resolve_model(object())

@@ -14,7 +14,9 @@ from braxviewer.web.pacing import Player
 def test_live_plays_newest_at_real_time_and_counts_drops(make_chunk, clock):
   p = Player(clock=clock)
   for i in range(3):
-    assert p.offer(make_chunk(seq=i), sync=False) is None  # never a ticket in live
+    assert (
+      p.offer(make_chunk(seq=i), sync=False) is None
+    )  # never a ticket in live
   assert p.counters.chunks_dropped == 2 and p.counters.frames_dropped == 20
   entry, index = p.tick()
   assert entry.chunk.seq == 2 and index == 0
@@ -56,7 +58,9 @@ def test_speed_pause_and_source(make_chunk, clock):
   clock.t += 0.05
   assert p.tick()[1] == 3
   p.set_source("eval")
-  assert p.offer(make_chunk(source="train"), sync=True) is None  # not on display
+  assert (
+    p.offer(make_chunk(source="train"), sync=True) is None
+  )  # not on display
   assert p.counters.chunks_skipped == 1
   for bad in (0, -1, float("nan"), float("inf")):
     with pytest.raises(ValueError):
@@ -87,7 +91,9 @@ def _played(p, clock, ticks=200, step=0.01):
   return out
 
 
-def test_review_jumps_back_plays_on_in_order_then_follows_training_again(make_chunk, clock):
+def test_review_jumps_back_plays_on_in_order_then_follows_training_again(
+  make_chunk, clock
+):
   p = Player(clock=clock)
   for i in range(5):  # live: only the newest plays, all five are kept
     p.offer(make_chunk(t=3, seq=i, steps=10 * i), sync=False)
@@ -123,7 +129,9 @@ def test_review_holds_a_sync_trainer_until_live_again(make_chunk, clock):
   assert ticket.released
 
 
-def test_review_loops_and_repeats_and_switches_source_by_env_steps(make_chunk, clock):
+def test_review_loops_and_repeats_and_switches_source_by_env_steps(
+  make_chunk, clock
+):
   recent = RecentChunks()
   for i in range(3):
     recent.append(make_chunk(t=2, seq=i, steps=100 * i))

@@ -89,8 +89,9 @@ def test_corrupt_header_and_segments(good, capsys, tmp_path):
     byte = f.read(1)
     f.seek(at)
     f.write(bytes([byte[0] ^ 0x10]))
-  code = export.main([flipped, "-o", str(tmp_path / "y.mp4"), "--width",
-                      "64", "--height", "48"])
+  code = export.main(
+    [flipped, "-o", str(tmp_path / "y.mp4"), "--width", "64", "--height", "48"]
+  )
   one_line_error(capsys, code, "corrupt", "checksum")
   assert not os.path.exists(tmp_path / "y.mp4")
 
@@ -100,8 +101,9 @@ def test_newer_format_version(good, capsys, tmp_path):
   with pytest.raises(UnsupportedVersion):
     open_recording(path)
   code = export.main([path])
-  one_line_error(capsys, code, f"version {fmt.FORMAT_VERSION + 1}",
-                 "upgrade braxviewer")
+  one_line_error(
+    capsys, code, f"version {fmt.FORMAT_VERSION + 1}", "upgrade braxviewer"
+  )
   code = replay.main([path, "--port", "0"])
   one_line_error(capsys, code, "upgrade braxviewer")
 
@@ -113,8 +115,12 @@ def test_env_and_step_range_outside_the_recording(good, capsys, tmp_path):
   code = export.main([good, "--env", "-1", "-o", out])
   one_line_error(capsys, code, "env -1 is out of range")
   code = export.main([good, "--steps", "10000000:20000000", "-o", out])
-  line = one_line_error(capsys, code, "no train chunk was recorded between",
-                        "the recording covers env steps")
+  line = one_line_error(
+    capsys,
+    code,
+    "no train chunk was recorded between",
+    "the recording covers env steps",
+  )
   assert "10000000" in line
   code = export.main([good, "--steps", "5:x", "-o", out])
   one_line_error(capsys, code, "--steps must look like A:B")
@@ -127,16 +133,32 @@ def test_env_and_step_range_outside_the_recording(good, capsys, tmp_path):
 
 def test_the_real_command_line_exits_2_with_one_line(good, tmp_path):
   proc = subprocess.run(
-      [sys.executable, "-m", "braxviewer", "export", good, "--env", "99",
-       "-o", str(tmp_path / "a.mp4")], capture_output=True, text=True,
-      timeout=120)
+    [
+      sys.executable,
+      "-m",
+      "braxviewer",
+      "export",
+      good,
+      "--env",
+      "99",
+      "-o",
+      str(tmp_path / "a.mp4"),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == [
-      "braxviewer export: error: env 99 is out of range: the recording"
-      " streamed 4 envs (0..3)."]
+    "braxviewer export: error: env 99 is out of range: the recording"
+    " streamed 4 envs (0..3)."
+  ]
   proc = subprocess.run(
-      [sys.executable, "-m", "braxviewer", "replay", str(tmp_path / "none")],
-      capture_output=True, text=True, timeout=120)
+    [sys.executable, "-m", "braxviewer", "replay", str(tmp_path / "none")],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 2
   assert len(proc.stderr.strip().splitlines()) == 1
   assert "no recording at" in proc.stderr
@@ -144,6 +166,7 @@ def test_the_real_command_line_exits_2_with_one_line(good, tmp_path):
 
 def test_recorder_refuses_to_overwrite_by_accident(good, tmp_path):
   from braxviewer.record import Recorder
+
   with pytest.raises(FileExistsError, match="already holds a recording"):
     Recorder(good)
   other = tmp_path / "other"

@@ -33,17 +33,27 @@ XML = """<mujoco><worldbody><light pos="0 0 3"/>
 def chunk(i: int, t: int = 5, n: int = 2, source: str = "train") -> FrameChunk:
   rng = np.random.default_rng(i)
   f = lambda *s: rng.normal(size=s).astype(np.float32)  # noqa: E731
-  return FrameChunk(seq=i, source=source, env_steps=10 * (i + 1), dt=0.05,
-                    reward=f(t, n), done=np.zeros((t, n), np.float32),
-                    truncation=np.zeros((t, n), np.float32),
-                    metrics={"term": f(t, n)}, wall_time=time.time(),
-                    qpos=f(t, n, 1))
+  return FrameChunk(
+    seq=i,
+    source=source,
+    env_steps=10 * (i + 1),
+    dt=0.05,
+    reward=f(t, n),
+    done=np.zeros((t, n), np.float32),
+    truncation=np.zeros((t, n), np.float32),
+    metrics={"term": f(t, n)},
+    wall_time=time.time(),
+    qpos=f(t, n, 1),
+  )
 
 
 def test_payload_round_trip_is_bit_exact_for_every_dtype():
-  arrays = {"a": np.array([np.nan, -0.0, np.inf], np.float32),
-            "b": np.arange(7, dtype=">i8").reshape(7, 1),
-            "c": np.zeros((0, 3), np.float64), "d": np.array([True, False])}
+  arrays = {
+    "a": np.array([np.nan, -0.0, np.inf], np.float32),
+    "b": np.arange(7, dtype=">i8").reshape(7, 1),
+    "c": np.zeros((0, 3), np.float64),
+    "d": np.array([True, False]),
+  }
   meta, out = fmt.decode_payload(fmt.encode_payload({"x": 1}, arrays))
   assert meta == {"x": 1}
   for k, a in arrays.items():
@@ -84,8 +94,9 @@ def test_sync_recording_loses_nothing(tmp_path):
     assert list(r.chunks().seq) == list(range(50))
 
 
-def test_a_failing_disk_gives_one_warning_and_never_raises(tmp_path,
-                                                          monkeypatch):
+def test_a_failing_disk_gives_one_warning_and_never_raises(
+  tmp_path, monkeypatch
+):
   rec = Recorder(str(tmp_path / "r"), mode="sync")
 
   def broken(*a, **k):
@@ -106,12 +117,12 @@ def test_a_failing_disk_gives_one_warning_and_never_raises(tmp_path,
   assert rec.failed and rec.mode == Mode.OFF
 
 
-def test_disk_limit_thins_oldest_chunks_first_and_keeps_the_whole_run(
-    tmp_path):
+def test_disk_limit_thins_oldest_chunks_first_and_keeps_the_whole_run(tmp_path):
   one = len(fmt.encode_payload(*fmt.chunk_record(chunk(0, t=20, n=8))))
   limit = 40 * one
-  rec = Recorder(str(tmp_path / "r"), mode="sync", max_bytes=limit,
-                 segment_bytes=5 * one)
+  rec = Recorder(
+    str(tmp_path / "r"), mode="sync", max_bytes=limit, segment_bytes=5 * one
+  )
   for i in range(400):
     rec.on_chunk(chunk(i, t=20, n=8))
     if i % 50 == 0:
@@ -131,8 +142,7 @@ def test_disk_limit_thins_oldest_chunks_first_and_keeps_the_whole_run(
       assert c.qpos.tobytes() == chunk(c.seq, t=20, n=8).qpos.tobytes()
 
 
-def test_fan_out_isolates_a_failing_viewer_and_takes_the_highest_mode(
-    tmp_path):
+def test_fan_out_isolates_a_failing_viewer_and_takes_the_highest_mode(tmp_path):
   class Broken(HeadlessViewer):
     def on_chunk(self, chunk_):
       raise RuntimeError("boom")
@@ -155,12 +165,13 @@ def test_model_with_mesh_files_replays_from_portable_xml(tmp_path):
   the model loads from them when the MJB cannot be read (other MuJoCo)."""
   (tmp_path / "meshes").mkdir()
   (tmp_path / "meshes" / "tet.obj").write_text(
-      "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\n"
-      "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
+    "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
+  )
   (tmp_path / "robot.xml").write_text(
-      '<mujoco><compiler meshdir="meshes"/><asset><mesh file="tet.obj"/>'
-      '</asset><worldbody><body><freejoint/><geom type="mesh" mesh="tet"/>'
-      '</body></worldbody></mujoco>')
+    '<mujoco><compiler meshdir="meshes"/><asset><mesh file="tet.obj"/>'
+    '</asset><worldbody><body><freejoint/><geom type="mesh" mesh="tet"/>'
+    "</body></worldbody></mujoco>"
+  )
   rec = Recorder(str(tmp_path / "r"), env=str(tmp_path / "robot.xml"))
   rec.close()
   model_dir = os.path.join(rec.path, fmt.MODEL_DIR)
@@ -171,9 +182,11 @@ def test_model_with_mesh_files_replays_from_portable_xml(tmp_path):
   with open_recording(rec.path) as r:
     model = r.model()
   original = mujoco.MjModel.from_xml_string(
-      (tmp_path / "robot.xml").read_text().replace('meshdir="meshes"', ""),
-      assets={"tet.obj": open(os.path.join(model_dir, "assets", "tet.obj"),
-                              "rb").read()})
+    (tmp_path / "robot.xml").read_text().replace('meshdir="meshes"', ""),
+    assets={
+      "tet.obj": open(os.path.join(model_dir, "assets", "tet.obj"), "rb").read()
+    },
+  )
   assert model.nmesh == 1 and model.mesh_vertnum[0] == 4
   np.testing.assert_allclose(model.mesh_vert, original.mesh_vert)
 

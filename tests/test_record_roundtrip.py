@@ -19,7 +19,12 @@ FIELDS = ("qpos", "link_pos", "link_rot", "reward", "done", "truncation")
 
 def assert_same_chunk(a, b):
   assert (a.seq, a.source, a.env_steps, a.dt, a.wall_time) == (
-      b.seq, b.source, b.env_steps, b.dt, b.wall_time)
+    b.seq,
+    b.source,
+    b.env_steps,
+    b.dt,
+    b.wall_time,
+  )
   for name in FIELDS:
     x, y = getattr(a, name), getattr(b, name)
     assert (x is None) == (y is None), name
@@ -44,29 +49,34 @@ def test_recording_holds_exactly_the_streamed_chunks_and_progress(recorded_run):
       assert len(got) == len(mine) > 0
       for a, b in zip(mine, got):
         assert_same_chunk(a, b)
-    assert [s for s, _ in rec.progress()] == [s for s, _ in
-                                              run.headless.progress]
+    assert [s for s, _ in rec.progress()] == [
+      s for s, _ in run.headless.progress
+    ]
     assert rec.progress()[-1][1] == pytest.approx(run.headless.progress[-1][1])
     assert rec.stream_info == run.headless.stream_info
     model = rec.model()
     assert model.nq == rec.stream_info.nq
     train = rec.chunks("train")
-    assert list(train.env_steps) == [c.env_steps for c in streamed
-                                     if c.source == "train"]
+    assert list(train.env_steps) == [
+      c.env_steps for c in streamed if c.source == "train"
+    ]
 
 
 def _complete_chunks(path: str, cut: int):
   """(source, seq) of chunks whose record ends at or before ``cut``."""
-  rows = np.fromfile(os.path.join(path, fmt.index_name(0)),
-                     dtype=fmt.INDEX_DTYPE)
-  done = rows[(rows["kind"] == fmt.KIND_CHUNK)
-              & (rows["offset"] + rows["size"] <= cut)]
+  rows = np.fromfile(
+    os.path.join(path, fmt.index_name(0)), dtype=fmt.INDEX_DTYPE
+  )
+  done = rows[
+    (rows["kind"] == fmt.KIND_CHUNK) & (rows["offset"] + rows["size"] <= cut)
+  ]
   return {(fmt.SOURCE_NAMES[int(r["source"])], int(r["seq"])) for r in done}
 
 
 @pytest.mark.parametrize("cut_index", [False, True])
 def test_a_recording_cut_at_a_random_byte_opens_with_every_complete_chunk(
-    recorded_run, tmp_path, cut_index):
+  recorded_run, tmp_path, cut_index
+):
   run = recorded_run
   streamed = {(c.source, c.seq): c for c in run.headless.chunks}
   seg = fmt.segment_name(0)
@@ -95,13 +105,15 @@ def test_a_recording_cut_at_a_random_byte_opens_with_every_complete_chunk(
 
 
 def test_the_trained_recording_exports_and_keeps_the_brax_model(
-    recorded_run, tmp_path):
+  recorded_run, tmp_path
+):
   run = recorded_run
   with open_recording(run.path) as rec:
     assert rec.header["model"]["xml"] == "model.xml"  # portable copy kept
     total = rec.chunks("train").total_frames
-  result = export_video(run.path, str(tmp_path / "pendulum.mp4"), env=3,
-                        width=160, height=120)
+  result = export_video(
+    run.path, str(tmp_path / "pendulum.mp4"), env=3, width=160, height=120
+  )
   with av.open(result.path) as container:
     frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
   assert len(frames) == result.frames == total

@@ -22,8 +22,13 @@ def test_web_viewer_records_what_it_receives(tmp_path, wait_until):
   try:
     viewer.run()
     viewer.init(PUCK_XML)
-    stream = SyntheticStream(FanOut(viewer, seen), model, num_envs=4,
-                             chunk_length=10, chunks_per_s=20.0).start()
+    stream = SyntheticStream(
+      FanOut(viewer, seen),
+      model,
+      num_envs=4,
+      chunk_length=10,
+      chunks_per_s=20.0,
+    ).start()
     assert wait_until(lambda: stream.chunks_sent >= 10, timeout=30)
     stream.stop()
     assert stream.error is None
@@ -46,8 +51,9 @@ def test_record_starts_mid_run_with_the_stream_info(tmp_path):
   try:
     viewer.run()
     viewer.init(model)
-    stream = SyntheticStream(viewer, model, num_envs=2, chunk_length=5,
-                             chunks_per_s=40.0).start()
+    stream = SyntheticStream(
+      viewer, model, num_envs=2, chunk_length=5, chunks_per_s=40.0
+    ).start()
     time.sleep(0.5)
     recorder = viewer.record(str(tmp_path / "late"), mode="sync")
     time.sleep(0.5)

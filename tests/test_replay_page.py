@@ -16,8 +16,9 @@ CHUNKS = 40
 
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory, make_recording):
-  path = make_recording(str(tmp_path_factory.mktemp("replay") / "run"),
-                        chunks=CHUNKS)
+  path = make_recording(
+    str(tmp_path_factory.mktemp("replay") / "run"), chunks=CHUNKS
+  )
   viewer = ReplayViewer(path, port=0).run()
   yield viewer
   viewer.close()
@@ -38,7 +39,8 @@ def scene(scene_pixels, page) -> np.ndarray:
 
 
 def test_replay_page_timeline_moves_the_scene_pause_and_speed_work(
-    replay, page, open_page, scene_pixels, wait_until):
+  replay, page, open_page, scene_pixels, wait_until
+):
   player = replay.playback.player
   total = len(player.timeline)
   assert total >= CHUNKS
@@ -72,10 +74,15 @@ def test_replay_page_timeline_moves_the_scene_pause_and_speed_work(
   box.fill(str(target))
   box.press("Enter")
   assert wait_until(lambda: player.cursor == target)
-  assert wait_until(lambda: np.abs(scene(scene_pixels, page).astype(int)
-                                   - before).max() > 60, timeout=5)
-  assert wait_until(lambda: page.get_by_text(
-      f"Chunk {target + 1} / {total}", exact=False).count() > 0)
+  assert wait_until(
+    lambda: np.abs(scene(scene_pixels, page).astype(int) - before).max() > 60,
+    timeout=5,
+  )
+  assert wait_until(
+    lambda: (
+      page.get_by_text(f"Chunk {target + 1} / {total}", exact=False).count() > 0
+    )
+  )
   assert player.paused
   shown = scene(scene_pixels, page)
   time.sleep(0.8)
@@ -125,7 +132,7 @@ def test_export_button_sends_the_current_chunk_as_mp4(replay, wait_until):
   replay._export_clicked(client)  # the button's handler
   assert wait_until(lambda: client.files or client.notes, timeout=120)
   assert not client.notes
-  (name, data), = client.files
+  ((name, data),) = client.files
   steps = int(replay.playback.timeline.env_steps[5])
   assert name == f"env2_step{steps}.mp4"
   assert data[4:8] == b"ftyp" and len(data) > 1000

@@ -28,8 +28,9 @@ warnings.filterwarnings("ignore", message="Brax System, piplines")
 
 NUM_ENVS = 3
 STEPS = 4
-ASSETS = sorted((pathlib.Path(brax.__file__).parent / "envs" / "assets")
-                .glob("*.xml"))
+ASSETS = sorted(
+  (pathlib.Path(brax.__file__).parent / "envs" / "assets").glob("*.xml")
+)
 
 # A free-floating body with a hinged arm, tumbling (no contacts: cheap).
 TUMBLER = """
@@ -58,10 +59,20 @@ def _chunk(q=None, link_pos=None, link_rot=None):
   def to_np(x):
     return None if x is None else np.asarray(x)
 
-  return FrameChunk(seq=0, source="train", env_steps=0, dt=0.01, reward=zeros,
-                    done=zeros, truncation=zeros, metrics={}, wall_time=0.0,
-                    qpos=to_np(q), link_pos=to_np(link_pos),
-                    link_rot=to_np(link_rot))
+  return FrameChunk(
+    seq=0,
+    source="train",
+    env_steps=0,
+    dt=0.01,
+    reward=zeros,
+    done=zeros,
+    truncation=zeros,
+    metrics={},
+    wall_time=0.0,
+    qpos=to_np(q),
+    link_pos=to_np(link_pos),
+    link_rot=to_np(link_rot),
+  )
 
 
 def _check(scene, backend, q_prev, q, x_pos, x_rot, xpos=None):
@@ -69,17 +80,19 @@ def _check(scene, backend, q_prev, q, x_pos, x_rot, xpos=None):
   offsets = scene.offsets[None, :, None, :]
   if backend in ("mjx", "generalized"):
     poses = scene.poses(_chunk(q=q_prev if backend == "mjx" else q))
-    np.testing.assert_allclose(poses.xpos[..., 1:, :] - offsets, x_pos,
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+      poses.xpos[..., 1:, :] - offsets, x_pos, rtol=0, atol=1e-5
+    )
     if xpos is not None:  # mjx also keeps MuJoCo's xpos, world body included
-      np.testing.assert_allclose(poses.xpos - offsets, xpos, rtol=0,
-                                 atol=1e-5)
+      np.testing.assert_allclose(poses.xpos - offsets, xpos, rtol=0, atol=1e-5)
   else:
     poses = scene.poses(_chunk(link_pos=x_pos, link_rot=x_rot))
     np.testing.assert_array_equal(
-        poses.xpos[..., 1:, :], np.asarray(x_pos, np.float64) + offsets)
-    np.testing.assert_array_equal(poses.xquat[..., 1:, :],
-                                  np.asarray(x_rot, np.float64))
+      poses.xpos[..., 1:, :], np.asarray(x_pos, np.float64) + offsets
+    )
+    np.testing.assert_array_equal(
+      poses.xquat[..., 1:, :], np.asarray(x_rot, np.float64)
+    )
   assert poses.valid.all()
   assert poses.xpos.shape == (STEPS, NUM_ENVS, scene.nbody, 3)
 
@@ -93,33 +106,40 @@ def test_brax_links_are_the_mujoco_bodies_in_order(path):
   assert sys.num_links() == model.nbody - 1
 
 
-@pytest.mark.parametrize("backend", ["mjx", "generalized", "positional",
-                                     "spring"])
+@pytest.mark.parametrize(
+  "backend", ["mjx", "generalized", "positional", "spring"]
+)
 def test_env_body_poses_from_streamed_frames(backend):
-  env = envs.get_environment("inverted_pendulum", backend=backend,
-                             n_frames=1)
+  env = envs.get_environment("inverted_pendulum", backend=backend, n_frames=1)
 
   @jax.jit
   def rollout(key):  # reset and a few steps with random actions, vmapped
     keys = jax.random.split(key, NUM_ENVS + 1)
     state = jax.vmap(env.reset)(keys[1:])
-    actions = jax.random.uniform(keys[0], (STEPS, NUM_ENVS, env.action_size),
-                                 minval=-1.0, maxval=1.0)
+    actions = jax.random.uniform(
+      keys[0], (STEPS, NUM_ENVS, env.action_size), minval=-1.0, maxval=1.0
+    )
 
     def step(state, action):
       q_prev = state.pipeline_state.q
       state = jax.vmap(env.step)(state, action)
       ps = state.pipeline_state
-      return state, (q_prev, ps.q, ps.x.pos, ps.x.rot,
-                     getattr(ps, "xpos", jnp.zeros(())))
+      return state, (
+        q_prev,
+        ps.q,
+        ps.x.pos,
+        ps.x.rot,
+        getattr(ps, "xpos", jnp.zeros(())),
+      )
 
     return jax.lax.scan(step, state, actions)[1]
 
   q_prev, q, x_pos, x_rot, xpos = rollout(jax.random.PRNGKey(0))
   scene = BatchedScene(env.sys.mj_model, NUM_ENVS)
   assert np.ptp(np.asarray(q), axis=0).max() > 1e-4  # the envs moved
-  _check(scene, backend, q_prev, q, x_pos, x_rot,
-         xpos if backend == "mjx" else None)
+  _check(
+    scene, backend, q_prev, q, x_pos, x_rot, xpos if backend == "mjx" else None
+  )
 
 
 @pytest.mark.parametrize("backend", ["mjx", "generalized"])
@@ -142,8 +162,9 @@ def test_free_joint_body_poses_from_qpos(backend):
     out = jax.vmap(one)(qd0)
     return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)  # (T, N, ...)
 
-  qd0 = 2.0 * jax.random.normal(jax.random.PRNGKey(1),
-                                (NUM_ENVS, sys.qd_size()))
+  qd0 = 2.0 * jax.random.normal(
+    jax.random.PRNGKey(1), (NUM_ENVS, sys.qd_size())
+  )
   q_prev, q, x_pos, x_rot = rollout(qd0)
   model = sys.mj_model
   assert model.jnt_type[0] == int(mujoco.mjtJoint.mjJNT_FREE)

@@ -37,15 +37,18 @@ def test_malformed_xml_names_mujocos_message_and_the_source():
 
 def test_xml_that_compiles_badly_names_the_file(tmp_path):
   path = tmp_path / "broken.xml"
-  path.write_text('<mujoco><worldbody><geom type="mesh" mesh="nope"/>'
-                  "</worldbody></mujoco>")
+  path.write_text(
+    '<mujoco><worldbody><geom type="mesh" mesh="nope"/></worldbody></mujoco>'
+  )
   with pytest.raises(ValueError, match=r"broken\.xml.*mesh 'nope' not found"):
     BatchedScene(str(path), 2)
 
 
 def test_missing_asset_files_say_how_to_pass_them():
-  xml = ('<mujoco><asset><mesh name="m" file="missing.obj"/></asset>'
-         '<worldbody><geom type="mesh" mesh="m"/></worldbody></mujoco>')
+  xml = (
+    '<mujoco><asset><mesh name="m" file="missing.obj"/></asset>'
+    '<worldbody><geom type="mesh" mesh="m"/></worldbody></mujoco>'
+  )
   with pytest.raises(ValueError, match=r"missing\.obj.*assets=.*model_dir="):
     concatenate_envs_xml(xml, 2)
 
@@ -56,8 +59,11 @@ def test_a_string_that_is_neither_xml_nor_a_file():
 
 
 def test_grid_dims_too_small_for_num_envs():
-  with pytest.raises(ValueError, match=r"grid_dims \(2, 2, 1\) holds 4 envs"
-                     r" but num_envs is 7.*at least 7"):
+  with pytest.raises(
+    ValueError,
+    match=r"grid_dims \(2, 2, 1\) holds 4 envs"
+    r" but num_envs is 7.*at least 7",
+  ):
     concatenate_envs_xml(ARM, 7, grid_dims=(2, 2))
   with pytest.raises(ValueError, match="holds 4 envs but num_envs is 5"):
     BatchedScene(mujoco.MjModel.from_xml_string(ARM), 5, grid_dims=(2, 2, 1))
@@ -81,23 +87,37 @@ def test_env_offset_must_be_finite_spacing(bad):
 
 def test_qpos_whose_width_is_not_nq():
   scene = BatchedScene(mujoco.MjModel.from_xml_string(ARM), 3)
-  with pytest.raises(ValueError, match=r"shape \(5, 3, 7\).*\(\.\.\., 3, 8\)"
-                     r".*Stream the same model"):
+  with pytest.raises(
+    ValueError,
+    match=r"shape \(5, 3, 7\).*\(\.\.\., 3, 8\)"
+    r".*Stream the same model",
+  ):
     scene.poses_from_qpos(np.zeros((5, 3, 7)))
   with pytest.raises(ValueError, match="3 envs"):
     scene.poses_from_qpos(np.zeros((5, 4, 8)))
-  chunk = FrameChunk(seq=0, source="train", env_steps=0, dt=0.1,
-                     reward=np.zeros((5, 3)), done=np.zeros((5, 3)),
-                     truncation=np.zeros((5, 3)), metrics={}, wall_time=0.0,
-                     qpos=np.zeros((5, 3, 9)))
+  chunk = FrameChunk(
+    seq=0,
+    source="train",
+    env_steps=0,
+    dt=0.1,
+    reward=np.zeros((5, 3)),
+    done=np.zeros((5, 3)),
+    truncation=np.zeros((5, 3)),
+    metrics={},
+    wall_time=0.0,
+    qpos=np.zeros((5, 3, 9)),
+  )
   with pytest.raises(ValueError, match="generalized positions"):
     scene.poses(chunk)
 
 
 def test_link_poses_that_do_not_match_the_model():
   scene = BatchedScene(mujoco.MjModel.from_xml_string(ARM), 3)
-  with pytest.raises(ValueError, match=r"\(\.\.\., 3, 2, 3\).*\(\.\.\., 3, 2,"
-                     r" 4\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"\(\.\.\., 3, 2, 3\).*\(\.\.\., 3, 2,"
+    r" 4\)",
+  ):
     scene.poses_from_links(np.zeros((4, 3, 5, 3)), np.zeros((4, 3, 5, 4)))
   with pytest.raises(ValueError, match="same leading axes"):
     scene.poses_from_links(np.zeros((4, 3, 2, 3)), np.zeros((2, 3, 2, 4)))
@@ -131,16 +151,19 @@ def test_nan_in_link_poses_marks_only_that_env():
   rot = np.tile([1.0, 0, 0, 0], (3, 2, 2, 1))
   rot[1, 1, 0, 2] = np.nan
   poses = scene.poses_from_links(pos, rot)
-  np.testing.assert_array_equal(poses.valid,
-                                [[True, True], [True, False], [True, True]])
+  np.testing.assert_array_equal(
+    poses.valid, [[True, True], [True, False], [True, True]]
+  )
   assert np.isfinite(poses.xquat).all()
 
 
 def test_batched_model_of_a_model_mujoco_no_longer_holds_asks_for_the_xml():
   model = mujoco.MjModel.from_xml_string(ARM)
-  mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='1'/>"
-                                 "</worldbody></mujoco>")  # loaded after
+  mujoco.MjModel.from_xml_string(
+    "<mujoco><worldbody><geom size='1'/></worldbody></mujoco>"
+  )  # loaded after
   scene = BatchedScene(model, 2)
-  with pytest.raises(ValueError, match="needs the model's XML.*XML text or"
-                     " file path"):
+  with pytest.raises(
+    ValueError, match="needs the model's XML.*XML text or file path"
+  ):
     _ = scene.batched_model

@@ -18,11 +18,15 @@ from braxviewer.scene import BatchedScene
 def _package_dir(name: str) -> pathlib.Path:
   """Where a package is installed, without importing it (brax and Playground
   import JAX)."""
-  return pathlib.Path(importlib.util.find_spec(name).submodule_search_locations[0])
+  return pathlib.Path(
+    importlib.util.find_spec(name).submodule_search_locations[0]
+  )
 
 
 BRAX_XMLS = sorted((_package_dir("brax") / "envs" / "assets").glob("*.xml"))
-DMC_DIR = _package_dir("mujoco_playground") / "_src" / "dm_control_suite" / "xmls"
+DMC_DIR = (
+  _package_dir("mujoco_playground") / "_src" / "dm_control_suite" / "xmls"
+)
 DMC_XMLS = sorted(DMC_DIR.glob("*.xml"))
 MODELS = BRAX_XMLS + DMC_XMLS
 NUM_ENVS = (1, 7, 64)
@@ -37,9 +41,19 @@ def _id(path: pathlib.Path) -> str:
 
 def test_the_model_lists_are_complete():
   names = {p.stem for p in BRAX_XMLS}
-  assert {"ant", "half_cheetah", "hopper", "humanoid", "humanoidstandup",
-          "inverted_double_pendulum", "inverted_pendulum", "pusher", "reacher",
-          "swimmer", "walker2d"} <= names
+  assert {
+    "ant",
+    "half_cheetah",
+    "hopper",
+    "humanoid",
+    "humanoidstandup",
+    "inverted_double_pendulum",
+    "inverted_pendulum",
+    "pusher",
+    "reacher",
+    "swimmer",
+    "walker2d",
+  } <= names
   assert len(DMC_XMLS) >= 5
 
 
@@ -63,13 +77,16 @@ def random_qpos(model: mujoco.MjModel, num: int, seed: int) -> np.ndarray:
   for j in range(model.njnt):
     adr, kind = model.jnt_qposadr[j], model.jnt_type[j]
     if kind == _FREE:
-      qpos[:, adr:adr + 3] += rng.uniform(-1, 1, (num, 3))
+      qpos[:, adr : adr + 3] += rng.uniform(-1, 1, (num, 3))
       quat = rng.normal(size=(num, 4))
-      qpos[:, adr + 3:adr + 7] = quat / np.linalg.norm(quat, axis=1,
-                                                      keepdims=True)
+      qpos[:, adr + 3 : adr + 7] = quat / np.linalg.norm(
+        quat, axis=1, keepdims=True
+      )
     elif kind == _BALL:
       quat = rng.normal(size=(num, 4))
-      qpos[:, adr:adr + 4] = quat / np.linalg.norm(quat, axis=1, keepdims=True)
+      qpos[:, adr : adr + 4] = quat / np.linalg.norm(
+        quat, axis=1, keepdims=True
+      )
     elif model.jnt_limited[j]:
       lo, hi = model.jnt_range[j]
       qpos[:, adr] = rng.uniform(lo, hi, num)
@@ -82,13 +99,18 @@ def _env_geoms(single, batched, num_envs):
   """Per env, its geoms in the batched model, in the single model's order
   (floors excluded): geoms of its bodies, then its world geoms by name."""
   nb = single.nbody - 1
-  single_world = [g for g in range(single.ngeom)
-                  if single.geom_bodyid[g] == 0 and not grid.is_floor(single, g)]
+  single_world = [
+    g
+    for g in range(single.ngeom)
+    if single.geom_bodyid[g] == 0 and not grid.is_floor(single, g)
+  ]
   single_body = [g for g in range(single.ngeom) if single.geom_bodyid[g] > 0]
   out = []
   for i in range(num_envs):
     lo, hi = 1 + i * nb, 1 + (i + 1) * nb
-    body = [g for g in range(batched.ngeom) if lo <= batched.geom_bodyid[g] < hi]
+    body = [
+      g for g in range(batched.ngeom) if lo <= batched.geom_bodyid[g] < hi
+    ]
     world = []
     for g in single_world:
       name = single.geom(g).name
@@ -109,8 +131,19 @@ def test_grid_has_n_copies_apart_with_exact_kinematics(path, num_envs):
 
   # N times every per-env element; world-once things once.
   assert batched.nbody - 1 == n * (single.nbody - 1)
-  for field in ("nq", "nv", "njnt", "nu", "ntendon", "neq", "nsensor",
-                "ncam", "nmocap", "nexclude", "npair"):
+  for field in (
+    "nq",
+    "nv",
+    "njnt",
+    "nu",
+    "ntendon",
+    "neq",
+    "nsensor",
+    "ncam",
+    "nmocap",
+    "nexclude",
+    "npair",
+  ):
     assert getattr(batched, field) == n * getattr(single, field), field
   assert batched.nkey == single.nkey
   floors = sum(grid.is_floor(single, g) for g in range(single.ngeom))
@@ -121,13 +154,16 @@ def test_grid_has_n_copies_apart_with_exact_kinematics(path, num_envs):
   envs = _env_geoms(single, batched, n)
   data = mujoco.MjData(batched)
   mujoco.mj_kinematics(batched, data)
-  boxes = np.array([
+  boxes = np.array(
+    [
       [b[:, 0].min(0), b[:, 1].max(0)]
       for b in (grid.geom_boxes(batched, data, geoms) for geoms, _ in envs)
-  ])
+    ]
+  )
   lo, hi = boxes[:, 0], boxes[:, 1]
-  apart = (lo[:, None] >= hi[None, :] - 1e-9) | (lo[None, :] >= hi[:, None]
-                                                   - 1e-9)
+  apart = (lo[:, None] >= hi[None, :] - 1e-9) | (
+    lo[None, :] >= hi[:, None] - 1e-9
+  )
   touching = ~apart.any(-1)
   np.fill_diagonal(touching, False)
   assert not touching.any(), np.argwhere(touching)[:4]
@@ -145,16 +181,22 @@ def test_grid_has_n_copies_apart_with_exact_kinematics(path, num_envs):
     mujoco.mj_kinematics(single, one)
     want_xpos[i] = one.xpos + build.offsets[i]
     block = slice(1 + i * nb, 1 + (i + 1) * nb)
-    np.testing.assert_allclose(data.xpos[block], want_xpos[i, 1:], rtol=0,
-                               atol=1e-9)
-    np.testing.assert_allclose(data.xquat[block], one.xquat[1:], rtol=0,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+      data.xpos[block], want_xpos[i, 1:], rtol=0, atol=1e-9
+    )
+    np.testing.assert_allclose(
+      data.xquat[block], one.xquat[1:], rtol=0, atol=1e-12
+    )
     mine, theirs = envs[i]
-    np.testing.assert_allclose(data.geom_xpos[mine],
-                               one.geom_xpos[theirs] + build.offsets[i],
-                               rtol=0, atol=1e-9)
-    np.testing.assert_allclose(data.geom_xmat[mine], one.geom_xmat[theirs],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+      data.geom_xpos[mine],
+      one.geom_xpos[theirs] + build.offsets[i],
+      rtol=0,
+      atol=1e-9,
+    )
+    np.testing.assert_allclose(
+      data.geom_xmat[mine], one.geom_xmat[theirs], rtol=0, atol=1e-12
+    )
 
   # The pose engine gives the same poses, from the single model alone.
   scene = BatchedScene(single, n)
@@ -171,20 +213,49 @@ def test_concatenated_xml_loads_in_mujoco_as_built(path):
     if path in DMC_XMLS:
       # As Playground loads them: XML text + dm_control_suite.common's
       # get_assets() (every file of xmls/common by name).
-      assets = {f.name: f.read_bytes() for f in (DMC_DIR / "common").iterdir()
-                if f.is_file()}
+      assets = {
+        f.name: f.read_bytes()
+        for f in (DMC_DIR / "common").iterdir()
+        if f.is_file()
+      }
       text = grid_xml.concatenate_envs_xml(path.read_text(), 7, assets=assets)
     else:
       assets = {}
       text = grid_xml.concatenate_envs_xml(str(path), 7)
     loaded = mujoco.MjModel.from_xml_string(text, assets)
   built = _build(path, 7).model
-  for field in ("nbody", "nq", "nv", "ngeom", "nu", "nsensor", "ntendon",
-                "neq", "nkey", "nlight", "ncam", "nmat", "ntex"):
+  for field in (
+    "nbody",
+    "nq",
+    "nv",
+    "ngeom",
+    "nu",
+    "nsensor",
+    "ntendon",
+    "neq",
+    "nkey",
+    "nlight",
+    "ncam",
+    "nmat",
+    "ntex",
+  ):
     assert getattr(loaded, field) == getattr(built, field), field
   # MuJoCo writes MJCF numbers with 6 significant digits (and only the size
   # entries a geom type uses: compare its derived bounding box instead).
-  for field in ("body_pos", "body_quat", "geom_aabb", "geom_pos", "jnt_range",
-                "qpos0", "actuator_gear", "key_qpos"):
-    np.testing.assert_allclose(getattr(loaded, field), getattr(built, field),
-                               rtol=1e-5, atol=1e-5, err_msg=field)
+  for field in (
+    "body_pos",
+    "body_quat",
+    "geom_aabb",
+    "geom_pos",
+    "jnt_range",
+    "qpos0",
+    "actuator_gear",
+    "key_qpos",
+  ):
+    np.testing.assert_allclose(
+      getattr(loaded, field),
+      getattr(built, field),
+      rtol=1e-5,
+      atol=1e-5,
+      err_msg=field,
+    )

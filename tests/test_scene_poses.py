@@ -16,7 +16,9 @@ from braxviewer.scene import BatchedScene
 
 def _package_dir(name: str) -> pathlib.Path:
   """Where a package is installed, without importing it (it imports JAX)."""
-  return pathlib.Path(importlib.util.find_spec(name).submodule_search_locations[0])
+  return pathlib.Path(
+    importlib.util.find_spec(name).submodule_search_locations[0]
+  )
 
 
 BRAX_ASSETS = _package_dir("brax") / "envs" / "assets"
@@ -47,16 +49,29 @@ BALLS = """
 
 def _chunk(num_steps, num_envs, **poses):
   zeros = np.zeros((num_steps, num_envs), np.float32)
-  return FrameChunk(seq=0, source="train", env_steps=0, dt=0.05, reward=zeros,
-                    done=zeros, truncation=zeros, metrics={}, wall_time=0.0,
-                    **poses)
+  return FrameChunk(
+    seq=0,
+    source="train",
+    env_steps=0,
+    dt=0.05,
+    reward=zeros,
+    done=zeros,
+    truncation=zeros,
+    metrics={},
+    wall_time=0.0,
+    **poses,
+  )
 
 
-@pytest.mark.parametrize("xml", [BRAX_ASSETS / "humanoid.xml",
-                                 DMC / "fish.xml", BALLS])
+@pytest.mark.parametrize(
+  "xml", [BRAX_ASSETS / "humanoid.xml", DMC / "fish.xml", BALLS]
+)
 def test_one_call_for_all_envs_matches_mujoco_per_env_bit_for_bit(xml):
-  model = (mujoco.MjModel.from_xml_string(xml) if isinstance(xml, str)
-           else mujoco.MjModel.from_xml_path(str(xml)))
+  model = (
+    mujoco.MjModel.from_xml_string(xml)
+    if isinstance(xml, str)
+    else mujoco.MjModel.from_xml_path(str(xml))
+  )
   rng = np.random.default_rng(3)
   qpos = model.qpos0 + rng.standard_normal((5, 16, model.nq))
   twin = BatchKinematics(model, 16)
@@ -71,7 +86,8 @@ def test_qpos_chunk_gives_world_poses_with_offsets_for_every_frame():
   scene = BatchedScene(model, 6, grid_dims=(3, 2), env_offset=(2.0, 3.0, 0))
   rng = np.random.default_rng(0)
   qpos = (model.qpos0 + 0.5 * rng.standard_normal((4, 6, model.nq))).astype(
-      np.float32)  # as streamed from JAX
+    np.float32
+  )  # as streamed from JAX
   poses = scene.poses(_chunk(4, 6, qpos=qpos))
   assert poses.xpos.shape == (4, 6, model.nbody, 3)
   assert poses.xquat.shape == (4, 6, model.nbody, 4)
@@ -81,12 +97,14 @@ def test_qpos_chunk_gives_world_poses_with_offsets_for_every_frame():
     for e in range(6):
       data.qpos[:] = qpos[t, e]
       mujoco.mj_kinematics(model, data)
-      np.testing.assert_allclose(poses.xpos[t, e],
-                                 data.xpos + scene.offsets[e], atol=1e-12)
+      np.testing.assert_allclose(
+        poses.xpos[t, e], data.xpos + scene.offsets[e], atol=1e-12
+      )
       np.testing.assert_allclose(poses.xquat[t, e], data.xquat, atol=1e-15)
   # world body and static bodies sit in their env's cell
-  np.testing.assert_array_equal(poses.xpos[:, :, 0], np.broadcast_to(
-      scene.offsets, (4, 6, 3)))
+  np.testing.assert_array_equal(
+    poses.xpos[:, :, 0], np.broadcast_to(scene.offsets, (4, 6, 3))
+  )
   np.testing.assert_allclose(scene.offsets[4], [2.0, 3.0, 0.0])
 
 
@@ -98,19 +116,22 @@ def test_link_chunk_gives_the_streamed_link_poses_plus_offsets():
   rot = rng.standard_normal((7, 3, model.nbody - 1, 4))
   rot /= np.linalg.norm(rot, axis=-1, keepdims=True)
   poses = scene.poses(_chunk(7, 3, link_pos=pos, link_rot=rot))
-  np.testing.assert_array_equal(poses.xpos[..., 1:, :],
-                                pos + scene.offsets[:, None, :])
+  np.testing.assert_array_equal(
+    poses.xpos[..., 1:, :], pos + scene.offsets[:, None, :]
+  )
   np.testing.assert_array_equal(poses.xquat[..., 1:, :], rot)
-  np.testing.assert_array_equal(poses.xquat[..., 0, :],
-                                np.broadcast_to([1.0, 0, 0, 0], (7, 3, 4)))
+  np.testing.assert_array_equal(
+    poses.xquat[..., 0, :], np.broadcast_to([1.0, 0, 0, 0], (7, 3, 4))
+  )
 
 
 def test_xmat_is_mujocos_rotation_of_xquat():
   model = mujoco.MjModel.from_xml_string(BALLS)
   scene = BatchedScene(model, 2)
   rng = np.random.default_rng(2)
-  poses = scene.poses_from_qpos(model.qpos0 + rng.standard_normal(
-      (2, model.nq)))
+  poses = scene.poses_from_qpos(
+    model.qpos0 + rng.standard_normal((2, model.nq))
+  )
   mats = poses.xmat()
   assert mats.shape == (2, model.nbody, 3, 3)
   want = np.zeros(9)
@@ -134,8 +155,9 @@ def test_batched_model_shows_the_same_poses_as_the_pose_engine():
   for t in range(3):
     data.qpos[:] = flat[t]
     mujoco.mj_kinematics(batched, data)
-    np.testing.assert_allclose(data.xpos[1:].reshape(5, -1, 3),
-                               poses.xpos[t, :, 1:], atol=1e-12)
+    np.testing.assert_allclose(
+      data.xpos[1:].reshape(5, -1, 3), poses.xpos[t, :, 1:], atol=1e-12
+    )
 
 
 def test_batched_model_from_an_mjmodel_mujoco_just_loaded():
@@ -166,16 +188,20 @@ def test_poses_plug_straight_into_mjviser():
     port = sock.getsockname()[1]
   server = viser.ViserServer(host="127.0.0.1", port=port, verbose=False)
   try:
-    view = mjviser.ViserMujocoScene(server, scene.single_model,
-                                    num_envs=scene.num_envs)
+    view = mjviser.ViserMujocoScene(
+      server, scene.single_model, num_envs=scene.num_envs
+    )
     view.camera_tracking_enabled = False
-    view.update_from_arrays(poses.xpos, poses.xmat(),
-                            *scene.mocap_arrays(poses))
+    view.update_from_arrays(
+      poses.xpos, poses.xmat(), *scene.mocap_arrays(poses)
+    )
     model = scene.single_model
     for group in view._mesh_groups:
       if group.mocap_ids is not None:
-        bodies = [int(np.flatnonzero(model.body_mocapid == m)[0])
-                  for m in group.mocap_ids]
+        bodies = [
+          int(np.flatnonzero(model.body_mocapid == m)[0])
+          for m in group.mocap_ids
+        ]
       else:
         bodies = list(group.body_ids)
       drawn = np.asarray(group.handle.batched_positions).reshape(4, -1, 3)

@@ -10,10 +10,10 @@ from braxviewer import tap
 def test_emit_hands_the_sink_exact_arrays_of_every_dtype_in_one_callback():
   got = []
   chunk = {
-      "qpos": jnp.arange(24, dtype=jnp.float32).reshape(2, 3, 4) / 7.0,
-      "metrics": {"a": jnp.full((2, 3), -1.5, jnp.float32)},
-      "half": jnp.array([0.5, 2.0], jnp.float16),  # not 4 bytes: sent apart
-      "empty": jnp.zeros((0, 3), jnp.float32),
+    "qpos": jnp.arange(24, dtype=jnp.float32).reshape(2, 3, 4) / 7.0,
+    "metrics": {"a": jnp.full((2, 3), -1.5, jnp.float32)},
+    "half": jnp.array([0.5, 2.0], jnp.float16),  # not 4 bytes: sent apart
+    "empty": jnp.zeros((0, 3), jnp.float32),
   }
   hi = jnp.uint32(0xFFFFFFFF)  # a bit-cast NaN pattern must survive
   lo = jnp.int32(-7)

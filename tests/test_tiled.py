@@ -14,8 +14,9 @@ from braxviewer.web.errors import ViewerWarning
 
 
 def test_tiled_model_from_concatenate_envs_xml_maps_back():
-  xml = WebViewerBatched.concatenate_envs_xml(PUCK_XML, 4, (2, 2, 1),
-                                              (1.0, 1.0, 1.0))
+  xml = WebViewerBatched.concatenate_envs_xml(
+    PUCK_XML, 4, (2, 2, 1), (1.0, 1.0, 1.0)
+  )
   big = mujoco.MjModel.from_xml_string(xml)
   single, copies = tiled.untile(big)
   assert copies == 4 and single.nq == 8
@@ -25,10 +26,12 @@ def test_tiled_model_from_concatenate_envs_xml_maps_back():
 
 
 def test_tiled_env_from_original_usage_is_detected(recwarn):
-  xml = WebViewerBatched.concatenate_envs_xml(PUCK_XML, 4, (2, 2, 1),
-                                              (1.0, 1.0, 1.0))
-  with WebViewerBatched(grid_dims=(2, 2, 1), env_offset=(1.0, 1.0, 1.0),
-                        port=0) as v:
+  xml = WebViewerBatched.concatenate_envs_xml(
+    PUCK_XML, 4, (2, 2, 1), (1.0, 1.0, 1.0)
+  )
+  with WebViewerBatched(
+    grid_dims=(2, 2, 1), env_offset=(1.0, 1.0, 1.0), port=0
+  ) as v:
     v.init(xml)
     assert v.page.view.model.nq == 8  # the single env, on a grid of 4
     assert v.page.num_envs == 4
@@ -37,8 +40,9 @@ def test_tiled_env_from_original_usage_is_detected(recwarn):
 
 
 def test_a_tiled_scene_keeps_copies_that_are_not_streamed_at_rest():
-  xml = WebViewerBatched.concatenate_envs_xml(PUCK_XML, 3, (3, 1, 1),
-                                              (1.0, 1.0, 1.0))
+  xml = WebViewerBatched.concatenate_envs_xml(
+    PUCK_XML, 3, (3, 1, 1), (1.0, 1.0, 1.0)
+  )
   big = mujoco.MjModel.from_xml_string(xml)
   poser = tiled.TiledPoses(BatchedScene(big, 1), 3)
   rest = poser.rest_poses()

@@ -10,7 +10,9 @@ from braxviewer.timeline import RecentChunks
 
 def test_recent_chunks_keep_the_newest_with_stable_positions(make_chunk):
   recent = RecentChunks(max_chunks=4)
-  positions = [recent.append(make_chunk(seq=i, steps=100 * i)) for i in range(10)]
+  positions = [
+    recent.append(make_chunk(seq=i, steps=100 * i)) for i in range(10)
+  ]
   assert positions == list(range(10))
   kept = recent.chunks("train")
   assert (kept.start, len(kept), kept.end) == (6, 4, 10)

@@ -26,7 +26,9 @@ def test_positional_and_spring_stream_link_poses(backend):
     assert c.qpos is None
     assert c.link_pos.shape == (20, 3, num_links, 3)
     assert c.link_rot.shape == (20, 3, num_links, 4)
-    np.testing.assert_allclose(np.linalg.norm(c.link_rot, axis=-1), 1, atol=1e-4)
+    np.testing.assert_allclose(
+      np.linalg.norm(c.link_rot, axis=-1), 1, atol=1e-4
+    )
   # The pole moves: poses are the simulation, not a constant.
   assert np.ptp(np.stack([c.link_pos for c in train]), axis=(0, 1)).max() > 1e-3
 
@@ -38,8 +40,11 @@ def test_playground_env_streams_qpos_through_its_own_wrapper():
   viewer = HeadlessViewer(num_envs=4, mode="live")
   records = []
   ours.train(
-      environment=env, viewer=viewer, wrap_env_fn=wrapper.wrap_for_brax_training,
-      progress_fn=lambda s, m: records.append(s), **TINY,
+    environment=env,
+    viewer=viewer,
+    wrap_env_fn=wrapper.wrap_for_brax_training,
+    progress_fn=lambda s, m: records.append(s),
+    **TINY,
   )
   info = viewer.stream_info
   assert info.kind == "qpos" and info.nq == env.mj_model.nq

@@ -48,7 +48,9 @@ def pendulum():
   return envs.get_environment("inverted_pendulum", backend="generalized")
 
 
-def test_more_view_envs_than_envs_per_device_is_refused_before_compiling(pendulum):
+def test_more_view_envs_than_envs_per_device_is_refused_before_compiling(
+  pendulum,
+):
   with count_compiles() as counter, pytest.raises(ValueError) as err:
     _train(pendulum, HeadlessViewer(num_envs=9))
   assert "9 envs" in str(err.value) and "only 8" in str(err.value)

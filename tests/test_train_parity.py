@@ -15,8 +15,9 @@ pytestmark = pytest.mark.slow
 def _run(train_fn, env, **kw):
   records = []
   _, params, _ = train_fn(
-      environment=env, progress_fn=lambda s, m: records.append((s, m)),
-      **{**TINY, **kw},
+    environment=env,
+    progress_fn=lambda s, m: records.append((s, m)),
+    **{**TINY, **kw},
   )
   return flat_params(params), eval_rewards(records), [s for s, _ in records]
 
@@ -27,9 +28,9 @@ def test_upstream_none_off_and_live_learn_identical_params():
   off = HeadlessViewer(num_envs=4, mode="off")
   live = HeadlessViewer(num_envs=4, mode="live")
   runs = {
-      "none": _run(ours.train, env),
-      "off": _run(ours.train, env, viewer=off),
-      "live": _run(ours.train, env, viewer=live),
+    "none": _run(ours.train, env),
+    "off": _run(ours.train, env, viewer=off),
+    "live": _run(ours.train, env, viewer=live),
   }
   scale = np.max(np.abs(ref_params))
   for name, (params, rewards, steps) in runs.items():

@@ -16,7 +16,10 @@ def test_every_upstream_parameter_is_accepted_with_the_same_default():
     assert mine[name].kind == param.kind, name
     if param.default is inspect.Parameter.empty:
       assert mine[name].default is inspect.Parameter.empty, name
-    elif callable(param.default) and getattr(param.default, "__name__", "") == "<lambda>":
+    elif (
+      callable(param.default)
+      and getattr(param.default, "__name__", "") == "<lambda>"
+    ):
       assert callable(mine[name].default), name
     else:
       assert mine[name].default == param.default, name
@@ -26,5 +29,5 @@ def test_parameters_keep_upstream_order_and_add_viewer_last():
   up = list(inspect.signature(upstream.train).parameters)
   mine = list(inspect.signature(ours.train).parameters)
   assert mine[: len(up)] == up
-  assert "viewer" in mine[len(up):]
+  assert "viewer" in mine[len(up) :]
   assert inspect.signature(ours.train).parameters["viewer"].default is None

@@ -17,8 +17,11 @@ def _stream(backend: str, devices: int) -> dict:
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   env["PYTHONPATH"] = f"{HERE}{os.pathsep}{env.get('PYTHONPATH', '')}"
   proc = subprocess.run(
-      [sys.executable, str(HERE / "stream_check.py"), backend],
-      capture_output=True, text=True, env=env, timeout=900,
+    [sys.executable, str(HERE / "stream_check.py"), backend],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=900,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])

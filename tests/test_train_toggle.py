@@ -25,7 +25,7 @@ class ScheduledViewer(HeadlessViewer):
 
 
 def test_off_live_sync_off_switches_take_effect_next_training_step_without_recompiling(
-    monkeypatch,
+  monkeypatch,
 ):
   # One training step per device call, so the switch point is exact.
   monkeypatch.setattr(epoch_calls, "CALL_SECONDS", 0.0)
@@ -40,8 +40,10 @@ def test_off_live_sync_off_switches_take_effect_next_training_step_without_recom
         viewer.set_mode("live")
 
     ours.train(
-        environment=env, viewer=viewer, progress_fn=progress,
-        **{**TINY, "num_timesteps": 960, "num_evals": 4},
+      environment=env,
+      viewer=viewer,
+      progress_fn=progress,
+      **{**TINY, "num_timesteps": 960, "num_evals": 4},
     )
 
   assert viewer.trainer_modes == ["off", "live", "sync", "off"]
@@ -66,9 +68,9 @@ def test_training_program_compiles_once_even_when_the_env_state_comes_back_weakl
   compiles_at = {}
   with count_compiles() as counter:
     ours.train(
-        environment=env,
-        progress_fn=lambda step, _: compiles_at.setdefault(step, counter.count),
-        **{**TINY, "num_timesteps": 960, "num_evals": 4},
+      environment=env,
+      progress_fn=lambda step, _: compiles_at.setdefault(step, counter.count),
+      **{**TINY, "num_timesteps": 960, "num_evals": 4},
     )
   assert sorted(compiles_at) == [0, 320, 640, 960]
   assert compiles_at[320] > compiles_at[0]  # the training program

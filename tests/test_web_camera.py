@@ -35,6 +35,7 @@ def test_grid_presets_show_every_env_whole_beside_the_panel(num_envs):
     assert xs.min() >= 0 and xs.max() <= width - panel_px, name
     assert ys.min() >= 0 and ys.max() <= height, name
     # ... and as large as fits: the envs fill most of the free part one way
-    fill = max((xs.max() - xs.min()) / (width - panel_px),
-               (ys.max() - ys.min()) / height)
+    fill = max(
+      (xs.max() - xs.min()) / (width - panel_px), (ys.max() - ys.min()) / height
+    )
     assert fill > 0.7, (name, fill)

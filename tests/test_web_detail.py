@@ -29,13 +29,17 @@ def segment_distance(points, half):
   return np.linalg.norm(points - np.stack([0 * z, 0 * z, z], 1), axis=1)
 
 
-@pytest.mark.parametrize("kind", ["capsule:0.50", "capsule:3.00", "sphere",
-                                  "cylinder"])
+@pytest.mark.parametrize(
+  "kind", ["capsule:0.50", "capsule:3.00", "sphere", "cylinder"]
+)
 def test_every_level_is_a_closed_outward_mesh_within_its_stated_error(kind):
   levels = detail.levels(kind)
   assert [lvl.deviation for lvl in levels] == sorted(
-      (lvl.deviation for lvl in levels), reverse=True)  # coarsest first
-  assert [lvl.triangles for lvl in levels] == sorted(lvl.triangles for lvl in levels)
+    (lvl.deviation for lvl in levels), reverse=True
+  )  # coarsest first
+  assert [lvl.triangles for lvl in levels] == sorted(
+    lvl.triangles for lvl in levels
+  )
   for level in levels:
     mesh = level.mesh
     assert mesh.is_watertight and mesh.volume > 0  # closed, faces outward
@@ -104,8 +108,9 @@ def test_floor_follows_an_env_walking_away_and_shrinks_to_one_env():
 
 def fake_page(position, fov=None, height=800):
   fov = np.radians(75) if fov is None else fov
-  camera = types.SimpleNamespace(position=np.asarray(position, float),
-                                 fov=fov, image_height=height)
+  camera = types.SimpleNamespace(
+    position=np.asarray(position, float), fov=fov, image_height=height
+  )
   return types.SimpleNamespace(camera=camera)
 
 
@@ -132,8 +137,13 @@ def test_scene_draws_a_grid_coarsely_and_the_followed_env_finely():
     parts = sum(s.num_parts for s in view._parts.shapes)
     count, overview_tris = drawn()
     assert count == 16 * parts  # every part of every env, once
-    finest = sum(s.num_parts * detail.levels(s.kind)[-1].triangles
-                 for s in view._parts.shapes) * 16
+    finest = (
+      sum(
+        s.num_parts * detail.levels(s.kind)[-1].triangles
+        for s in view._parts.shapes
+      )
+      * 16
+    )
     assert overview_tris < finest / 10
     for handles, levels in zip(view._handles, view._levels):
       for level, handle in enumerate(handles):  # empty meshes are hidden
@@ -144,8 +154,9 @@ def test_scene_draws_a_grid_coarsely_and_the_followed_env_finely():
     pages[0] = fake_page(view.roots[5] + [0.0, -1.2, 0.8])
     time.sleep(0.3)  # levels are chosen a few times a second
     view.show(poses.xpos, poses.xquat)
-    sphere = [i for i, s in enumerate(view._parts.shapes)
-              if s.kind == "sphere"][0]
+    sphere = [
+      i for i, s in enumerate(view._parts.shapes) if s.kind == "sphere"
+    ][0]
     per_env = view._levels[sphere].reshape(16, -1)  # torso, then the feet
     others = per_env[np.arange(16) != 5]
     assert per_env[5, 0] > others[:, 0].max()

@@ -49,8 +49,9 @@ def run(wait_until):
   def start(mode="live"):
     viewer = WebViewerBatched(num_envs=4, port=0, mode=mode).run()
     viewer.init(MODEL)
-    stream = SyntheticStream(viewer, MODEL, chunk_length=10, frame_skip=5,
-                             chunks_per_s=10.0).start()
+    stream = SyntheticStream(
+      viewer, MODEL, chunk_length=10, frame_skip=5, chunks_per_s=10.0
+    ).start()
     started.append((viewer, stream))
     assert wait_until(lambda: viewer.stats()["frames_shown"] > 3)
     return viewer, stream
@@ -61,14 +62,16 @@ def run(wait_until):
   for viewer, stream in started:
     made = stream.chunks_made
     assert wait_until(lambda s=stream, m=made: s.chunks_made >= m + 3), (
-        "producer stalled")
+      "producer stalled"
+    )
     stream.stop()
     port = viewer.port
     viewer.close()
     assert stream.error is None
     assert port_is_free("127.0.0.1", port)
-  assert wait_until(lambda: set(threading.enumerate()) <= threads_before,
-                    timeout=5), set(threading.enumerate()) - threads_before
+  assert wait_until(
+    lambda: set(threading.enumerate()) <= threads_before, timeout=5
+  ), set(threading.enumerate()) - threads_before
   assert wait_until(lambda: sockets() <= sockets_before, timeout=5)
 
 
@@ -108,9 +111,12 @@ def test_garbage_on_the_websocket(run, wait_until):
   start, caught = run
   viewer, stream = start()
   url = viewer.url.replace("http://", "ws://")
-  for payload in (b"\x00\xffgarbage", "a text frame",
-                  b"\x81\xa4type\xa7Nothing",
-                  b"\x82\xa4type\xb0GuiUpdateMessage\xa4uuid\xa1x"):
+  for payload in (
+    b"\x00\xffgarbage",
+    "a text frame",
+    b"\x81\xa4type\xa7Nothing",
+    b"\x82\xa4type\xb0GuiUpdateMessage\xa4uuid\xa1x",
+  ):
     with connect(url, subprotocols=[f"viser-v{viser.__version__}"]) as ws:
       ws.send(payload)
       with pytest.raises(ConnectionClosed):  # the server hangs up on it

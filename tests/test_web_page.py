@@ -41,13 +41,20 @@ def count_envs(pixels: np.ndarray) -> int:
 @pytest.fixture(scope="module")
 def live():
   """A running viewer of 8 envs with a producer thread feeding it."""
-  viewer = WebViewerBatched(num_envs=N, grid_dims=(4, 2, 1),
-                            env_offset=(1.3, 1.3, 1.0), port=0)
+  viewer = WebViewerBatched(
+    num_envs=N, grid_dims=(4, 2, 1), env_offset=(1.3, 1.3, 1.0), port=0
+  )
   viewer.run()
   model = mujoco.MjModel.from_xml_string(PUCK_XML)
   viewer.init(model)
-  stream = SyntheticStream(viewer, model, chunk_length=10, frame_skip=5,
-                           chunks_per_s=5.0, progress_every=2).start()
+  stream = SyntheticStream(
+    viewer,
+    model,
+    chunk_length=10,
+    frame_skip=5,
+    chunks_per_s=5.0,
+    progress_every=2,
+  ).start()
   yield viewer, stream
   stream.stop()
   viewer.close()
@@ -81,7 +88,9 @@ def top_view(page) -> None:
   time.sleep(1.0)
 
 
-def test_loads_offline_renders_all_envs(viewer, page, open_page, scene_pixels, wait_until):
+def test_loads_offline_renders_all_envs(
+  viewer, page, open_page, scene_pixels, wait_until
+):
   open_page(page, viewer.url)
   assert page.blocked == []  # nothing outside 127.0.0.1 was even asked for
   top_view(page)
@@ -93,7 +102,8 @@ def test_loads_offline_renders_all_envs(viewer, page, open_page, scene_pixels, w
 
 
 def test_live_moves_off_freezes_mode_reaches_trainer(
-    live, viewer, page, open_page, scene_pixels, wait_until):
+  live, viewer, page, open_page, scene_pixels, wait_until
+):
   _, stream = live
   open_page(page, viewer.url)
   before = scene_pixels(page)
@@ -149,7 +159,8 @@ def test_plots_receive_data(viewer, page, open_page, wait_until):
 
 
 def test_select_env_by_keys_slider_click_and_show_only(
-    viewer, page, open_page, scene_pixels, wait_until):
+  viewer, page, open_page, scene_pixels, wait_until
+):
   open_page(page, viewer.url)
   top_view(page)
   page.mouse.click(5, 400)  # focus the page (hotkeys)
@@ -210,12 +221,14 @@ def still(scene_pixels, page, seconds=1.0) -> bool:
 
 
 def test_timeline_reviews_past_chunks_during_training_then_goes_live(
-    live, viewer, page, open_page, scene_pixels, wait_until):
+  live, viewer, page, open_page, scene_pixels, wait_until
+):
   _, stream = live
   open_page(page, viewer.url)
   click_tab(page, "Live")
-  assert wait_until(lambda: page.get_by_text("following training",
-                                             exact=False).count() > 0)
+  assert wait_until(
+    lambda: page.get_by_text("following training", exact=False).count() > 0
+  )
   # pause from the page: the scene freezes while training streams on
   row(page, "Play").get_by_role("checkbox").click()
   assert wait_until(lambda: viewer.playback.player.paused, timeout=5)
@@ -231,27 +244,38 @@ def test_timeline_reviews_past_chunks_during_training_then_goes_live(
   box.press("Enter")
   assert wait_until(lambda: viewer.playback.reviewing, timeout=5)
   cursor = viewer.playback.player.cursor
-  assert kept.end - 30 <= cursor <= kept.end - 27  # the timeline moved on meanwhile
+  assert (
+    kept.end - 30 <= cursor <= kept.end - 27
+  )  # the timeline moved on meanwhile
   assert viewer.playback.player.paused
-  assert wait_until(lambda: page.get_by_text("reviewing",
-                                             exact=False).count() > 0)
-  assert wait_until(lambda: np.abs(scene_pixels(page).astype(int)
-                                   - frozen).max() > 40, timeout=5)
+  assert wait_until(
+    lambda: page.get_by_text("reviewing", exact=False).count() > 0
+  )
+  assert wait_until(
+    lambda: np.abs(scene_pixels(page).astype(int) - frozen).max() > 40,
+    timeout=5,
+  )
   # one chunk on with the up key, then the Live button: training again
   page.evaluate("document.activeElement && document.activeElement.blur()")
   page.keyboard.press("ArrowUp")
-  assert wait_until(lambda: viewer.playback.player.cursor == cursor + 1, timeout=5)
+  assert wait_until(
+    lambda: viewer.playback.player.cursor == cursor + 1, timeout=5
+  )
   page.get_by_role("button", name="Live", exact=True).click()
   assert wait_until(lambda: not viewer.playback.reviewing, timeout=5)
   assert not viewer.playback.player.paused
   newest = viewer.playback.timeline.end
-  assert wait_until(lambda: viewer.playback.player.cursor >= newest - 1, timeout=5)
+  assert wait_until(
+    lambda: viewer.playback.player.cursor >= newest - 1, timeout=5
+  )
   before = scene_pixels(page)
   time.sleep(1.0)
   assert np.abs(scene_pixels(page).astype(int) - before).max() > 40
 
 
-def test_two_tabs_and_reload_reconnect(viewer, page, open_page, scene_pixels, wait_until):
+def test_two_tabs_and_reload_reconnect(
+  viewer, page, open_page, scene_pixels, wait_until
+):
   open_page(page, viewer.url)
   second = page.context.new_page()
   open_page(second, viewer.url)

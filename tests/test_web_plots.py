@@ -16,8 +16,12 @@ from braxviewer.web.traces import EnvTraces
 def test_env_traces_stay_bounded_and_count_returns_and_resets():
   tr = EnvTraces(num_envs=3, window=50)
   for i in range(500):
-    tr.push(i * 0.1, np.full(3, 1.0), np.array([i % 100 == 99, 0, 0]),
-            {"a": np.full(3, 2.0)})
+    tr.push(
+      i * 0.1,
+      np.full(3, 1.0),
+      np.array([i % 100 == 99, 0, 0]),
+      {"a": np.full(3, 2.0)},
+    )
   labels, data = tr.series(0)
   assert labels == ("reward", "a", "reset")
   assert all(len(d) == 50 for d in data)
@@ -90,7 +94,7 @@ def test_env_chart_x_axis_stays_put_while_time_moves_on():
     traces.push(i * 0.05, np.ones(1), np.zeros(1), {"a": np.zeros(1)})
     if i % 97 == 1:
       chart.show(*traces.series(0))
-  made, = gui.charts  # made once, then only its data changes
+  (made,) = gui.charts  # made once, then only its data changes
   x_scale = made.scales["x"]
   lo, hi = x_scale["range"]
   assert x_scale["auto"] is False and (lo, hi) == (1.0 - traces.window, 0.0)

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_training_streams_into_the_page_and_page_switches_the_trainer(
-    page, open_page, scene_pixels, wait_until):
+  page, open_page, scene_pixels, wait_until
+):
   env = envs.get_environment("inverted_pendulum", backend="generalized")
   viewer = WebViewerBatched(num_envs=8, port=0, mode="sync")
   viewer.run()
@@ -63,8 +64,10 @@ def test_training_streams_into_the_page_and_page_switches_the_trainer(
         # training steps of 20 frames would take minutes, until the page
         # turns streaming off.
         result["out"] = ppo.train(
-            environment=env, viewer=viewer,
-            **{**TINY, "num_timesteps": 160 * 300, "num_evals": 2})
+          environment=env,
+          viewer=viewer,
+          **{**TINY, "num_timesteps": 160 * 300, "num_evals": 2},
+        )
       except BaseException as err:
         result["error"] = err
 
@@ -74,7 +77,8 @@ def test_training_streams_into_the_page_and_page_switches_the_trainer(
       open_page(page, viewer.url)
       # Compiling, then the first chunks; sync: every frame is shown.
       assert wait_until(
-          lambda: viewer.stats()["frames_shown"] > 30, timeout=240)
+        lambda: viewer.stats()["frames_shown"] > 30, timeout=240
+      )
       assert Mode.SYNC in trainer_modes
       before = scene_pixels(page)
       time.sleep(1.0)

@@ -19,6 +19,7 @@ from braxviewer.web.errors import ViewerWarning
 
 def test_is_a_training_viewer_and_original_api():
   from braxviewer.WebViewerBatched import WebViewerBatched as FromModule
+
   assert FromModule is WebViewerBatched
   v = WebViewerBatched(grid_dims=(4, 2, 1), env_offset=(4.0, 4.0, 2.0))
   assert isinstance(v, TrainingViewer) and v.requested_envs() == 8
@@ -32,15 +33,25 @@ def running_viewer():
   viewer = WebViewerBatched(num_envs=2, port=0, env_offset=(1.0, 1.0, 1.0))
   viewer.run()
   viewer.init(PUCK_XML)
-  info = StreamInfo(num_envs=2, num_train_envs=2, envs_per_device=2,
-                    kind="qpos", nq=8, num_links=None, dt=0.01,
-                    chunk_length=10, reward_terms=("r",))
+  info = StreamInfo(
+    num_envs=2,
+    num_train_envs=2,
+    envs_per_device=2,
+    kind="qpos",
+    nq=8,
+    num_links=None,
+    dt=0.01,
+    chunk_length=10,
+    reward_terms=("r",),
+  )
   viewer.on_stream_start(info)
   yield viewer
   viewer.close()
 
 
-def test_live_never_blocks_and_sync_waits_until_shown(running_viewer, make_chunk):
+def test_live_never_blocks_and_sync_waits_until_shown(
+  running_viewer, make_chunk
+):
   v = running_viewer
   assert v.mode == Mode.LIVE
   started = time.monotonic()
@@ -58,10 +69,13 @@ def test_live_never_blocks_and_sync_waits_until_shown(running_viewer, make_chunk
 def test_sync_wait_ends_on_mode_change_and_close(running_viewer, make_chunk):
   v = running_viewer
   v.set_mode("sync")
-  v.playback.set_paused(True)  # nothing is shown: the producer would wait forever
+  v.playback.set_paused(
+    True
+  )  # nothing is shown: the producer would wait forever
   done = threading.Event()
   worker = threading.Thread(
-      target=lambda: (v.on_chunk(make_chunk(t=5, dt=0.05)), done.set()))
+    target=lambda: (v.on_chunk(make_chunk(t=5, dt=0.05)), done.set())
+  )
   worker.start()
   assert not done.wait(0.4)
   v.set_mode("live")
@@ -69,7 +83,8 @@ def test_sync_wait_ends_on_mode_change_and_close(running_viewer, make_chunk):
   v.set_mode("sync")
   done.clear()
   worker = threading.Thread(
-      target=lambda: (v.on_chunk(make_chunk(t=5, dt=0.05, seq=1)), done.set()))
+    target=lambda: (v.on_chunk(make_chunk(t=5, dt=0.05, seq=1)), done.set())
+  )
   worker.start()
   assert not done.wait(0.3)
   v.close()
@@ -81,9 +96,17 @@ def test_wrong_model_turns_streaming_off_with_one_warning():
   v = WebViewerBatched(num_envs=2, port=0)
   with v:
     v.init(PUCK_XML)
-    info = StreamInfo(num_envs=2, num_train_envs=2, envs_per_device=2,
-                      kind="qpos", nq=5, num_links=None, dt=0.01,
-                      chunk_length=10, reward_terms=())
+    info = StreamInfo(
+      num_envs=2,
+      num_train_envs=2,
+      envs_per_device=2,
+      kind="qpos",
+      nq=5,
+      num_links=None,
+      dt=0.01,
+      chunk_length=10,
+      reward_terms=(),
+    )
     with pytest.warns(ViewerWarning, match="nq=8"):
       v.on_stream_start(info)
     assert v.mode == Mode.OFF
@@ -101,7 +124,9 @@ def test_chunks_of_another_env_count_fit_the_scene(running_viewer, make_chunk):
   assert v.stats()["frames_shown"] >= 3 and v.failed is None
 
 
-def test_timeline_scrubs_back_during_training_and_goes_live(running_viewer, make_chunk):
+def test_timeline_scrubs_back_during_training_and_goes_live(
+  running_viewer, make_chunk
+):
   v = running_viewer
   v.playback.set_source("train")
   for i in range(3):

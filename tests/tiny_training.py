@@ -15,31 +15,33 @@ import jax
 import numpy as np
 
 SMALL_NETWORKS = functools.partial(
-    ppo_networks.make_ppo_networks,
-    policy_hidden_layer_sizes=(16,),
-    value_hidden_layer_sizes=(16,),
+  ppo_networks.make_ppo_networks,
+  policy_hidden_layer_sizes=(16,),
+  value_hidden_layer_sizes=(16,),
 )
 
 # 8 envs, 4 unrolls of 5 steps per training step (160 env steps), 2 training
 # steps per epoch, 3 evals (initial + 2 epochs).
 TINY = dict(
-    num_timesteps=640,
-    num_evals=3,
-    episode_length=20,
-    num_envs=8,
-    batch_size=8,
-    num_minibatches=4,
-    unroll_length=5,
-    num_updates_per_batch=2,
-    num_eval_envs=4,
-    seed=3,
-    normalize_observations=True,
-    network_factory=SMALL_NETWORKS,
+  num_timesteps=640,
+  num_evals=3,
+  episode_length=20,
+  num_envs=8,
+  batch_size=8,
+  num_minibatches=4,
+  unroll_length=5,
+  num_updates_per_batch=2,
+  num_eval_envs=4,
+  seed=3,
+  normalize_observations=True,
+  network_factory=SMALL_NETWORKS,
 )
 
 
 def flat_params(params) -> np.ndarray:
-  return np.concatenate([np.ravel(np.asarray(x)) for x in jax.tree.leaves(params)])
+  return np.concatenate(
+    [np.ravel(np.asarray(x)) for x in jax.tree.leaves(params)]
+  )
 
 
 class CompileCounter:

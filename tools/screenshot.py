@@ -19,9 +19,13 @@ import time
 from typing import List, Optional
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update",
-    "--disable-sync",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
 ]
 
 
@@ -35,10 +39,17 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
   p.add_argument("--backend", default="generalized")
   p.add_argument("--envs", type=int, default=16, help="envs on the page")
   p.add_argument("--train-envs", type=int, default=64)
-  p.add_argument("--evals", type=int, default=3,
-                 help="evaluations to wait for before the shots")
-  p.add_argument("--synthetic", action="store_true",
-                 help="no training: mujoco steps the envs (no JAX)")
+  p.add_argument(
+    "--evals",
+    type=int,
+    default=3,
+    help="evaluations to wait for before the shots",
+  )
+  p.add_argument(
+    "--synthetic",
+    action="store_true",
+    help="no training: mujoco steps the envs (no JAX)",
+  )
   p.add_argument("--out", default="docs/img")
   p.add_argument("--prefix", default="web")
   p.add_argument("--chromium", default="/usr/bin/chromium")
@@ -65,13 +76,25 @@ def _train(args, viewer, evals_done: threading.Event, state: dict) -> None:
 
   try:
     ppo.train(
-        environment=env, viewer=viewer, progress_fn=progress,
-        num_timesteps=2_000_000, num_evals=40, episode_length=1000,
-        num_envs=args.train_envs, batch_size=args.train_envs,
-        num_minibatches=4, unroll_length=10, num_updates_per_batch=4,
-        num_eval_envs=16, learning_rate=3e-4, entropy_cost=1e-2,
-        discounting=0.97, reward_scaling=10, normalize_observations=True,
-        seed=0)
+      environment=env,
+      viewer=viewer,
+      progress_fn=progress,
+      num_timesteps=2_000_000,
+      num_evals=40,
+      episode_length=1000,
+      num_envs=args.train_envs,
+      batch_size=args.train_envs,
+      num_minibatches=4,
+      unroll_length=10,
+      num_updates_per_batch=4,
+      num_eval_envs=16,
+      learning_rate=3e-4,
+      entropy_cost=1e-2,
+      discounting=0.97,
+      reward_scaling=10,
+      normalize_observations=True,
+      seed=0,
+    )
   except _Enough:
     pass
   except BaseException as err:
@@ -104,6 +127,7 @@ def take(args: argparse.Namespace) -> List[str]:
     import mujoco
 
     from braxviewer.synthetic import PUCK_XML, SyntheticStream
+
     model = mujoco.MjModel.from_xml_string(PUCK_XML)
     viewer.init(model)
     stream = SyntheticStream(viewer, model).start()
@@ -111,19 +135,23 @@ def take(args: argparse.Namespace) -> List[str]:
     done.set()
   else:
     from brax import envs
+
     state["env"] = envs.get_environment(args.env, backend=args.backend)
     viewer.init(state["env"])
     state["thread"] = threading.Thread(
-        target=_train, args=(args, viewer, done, state), daemon=True)
+      target=_train, args=(args, viewer, done, state), daemon=True
+    )
     state["thread"].start()
   os.makedirs(args.out, exist_ok=True)
   paths = []
   try:
     with sync_playwright() as pw:
-      browser = pw.chromium.launch(executable_path=args.chromium,
-                                   args=CHROMIUM_ARGS)
+      browser = pw.chromium.launch(
+        executable_path=args.chromium, args=CHROMIUM_ARGS
+      )
       page = browser.new_page(
-          viewport={"width": args.width, "height": args.height})
+        viewport={"width": args.width, "height": args.height}
+      )
       page.goto(viewer.url)
       page.wait_for_selector("canvas", timeout=60000)
       print("braxviewer: waiting for the run ...", flush=True)

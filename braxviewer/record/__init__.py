@@ -12,23 +12,23 @@ docs/recording.md.
 """
 
 from braxviewer.record.format import (
-    FORMAT_VERSION,
-    RecordingError,
-    RecordingNotFound,
-    UnsupportedVersion,
+  FORMAT_VERSION,
+  RecordingError,
+  RecordingNotFound,
+  UnsupportedVersion,
 )
 from braxviewer.record.reader import ChunkList, Recording, open_recording
 from braxviewer.record.recorder import Recorder, RecorderStats, RecordingWarning
 
 __all__ = [
-    "FORMAT_VERSION",
-    "ChunkList",
-    "Recorder",
-    "RecorderStats",
-    "Recording",
-    "RecordingError",
-    "RecordingNotFound",
-    "RecordingWarning",
-    "UnsupportedVersion",
-    "open_recording",
+  "FORMAT_VERSION",
+  "ChunkList",
+  "Recorder",
+  "RecorderStats",
+  "Recording",
+  "RecordingError",
+  "RecordingNotFound",
+  "RecordingWarning",
+  "UnsupportedVersion",
+  "open_recording",
 ]

@@ -59,7 +59,8 @@ SOURCE_CODES = {"train": 0, "eval": 1}
 SOURCE_NAMES = {v: k for k, v in SOURCE_CODES.items()}
 NO_SOURCE = 255
 
-INDEX_DTYPE = np.dtype([
+INDEX_DTYPE = np.dtype(
+  [
     ("rid", "<u8"),
     ("offset", "<u8"),  # of the frame header in the segment
     ("size", "<u8"),  # frame header + payload + padding
@@ -72,7 +73,8 @@ INDEX_DTYPE = np.dtype([
     ("num_steps", "<u4"),
     ("num_envs", "<u4"),
     ("wall_time", "<f8"),
-])
+  ]
+)
 assert INDEX_DTYPE.itemsize == 64
 
 
@@ -100,8 +102,9 @@ def index_name(number: int) -> str:
   return f"{SEGMENT_PREFIX}{number:06d}{INDEX_SUFFIX}"
 
 
-def encode_payload(meta: Mapping[str, Any],
-                   arrays: Optional[Mapping[str, np.ndarray]] = None) -> bytes:
+def encode_payload(
+  meta: Mapping[str, Any], arrays: Optional[Mapping[str, np.ndarray]] = None
+) -> bytes:
   """JSON ``meta`` plus raw arrays, laid out as described in the module doc."""
   specs: List[list] = []
   blobs: List[bytes] = []
@@ -127,7 +130,7 @@ def decode_payload(payload) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
   """Inverse of :func:`encode_payload`; arrays are copies (bit-exact)."""
   view = memoryview(payload)
   (n,) = struct.unpack_from("<I", view, 0)
-  meta = json.loads(bytes(view[4:4 + n]))
+  meta = json.loads(bytes(view[4 : 4 + n]))
   base = 4 + n + _pad8(4 + n)
   arrays = {}
   for name, dtype, shape, offset in meta.pop("arrays", ()):
@@ -146,7 +149,9 @@ def frame_bytes(kind: int, rid: int, payload: bytes) -> Tuple[bytes, int]:
   return head + payload + b"\0" * _pad8(len(payload)), crc
 
 
-def parse_frame(buf, offset: int, limit: int) -> Optional[Tuple[int, int, int, int]]:
+def parse_frame(
+  buf, offset: int, limit: int
+) -> Optional[Tuple[int, int, int, int]]:
   """``(kind, payload_length, crc, rid)`` of the frame header at ``offset``,
   or None when no complete, plausible header starts there."""
   if offset + FRAME.size > limit:
@@ -164,7 +169,7 @@ def check_crc(buf, offset: int) -> bool:
   magic, kind, length, crc, _, rid = FRAME.unpack_from(buf, offset)
   blank = FRAME.pack(magic, kind, length, 0, 0, rid)
   start = offset + FRAME.size
-  got = zlib.crc32(memoryview(buf)[start:start + length], zlib.crc32(blank))
+  got = zlib.crc32(memoryview(buf)[start : start + length], zlib.crc32(blank))
   return (got & 0xFFFFFFFF) == crc
 
 
@@ -179,12 +184,19 @@ _POSE_FIELDS = ("qpos", "link_pos", "link_rot")
 
 def chunk_record(chunk) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
   """A :class:`~braxviewer.frames.FrameChunk` as (meta, arrays)."""
-  meta = dict(seq=int(chunk.seq), source=chunk.source,
-              env_steps=int(chunk.env_steps), dt=float(chunk.dt),
-              wall_time=float(chunk.wall_time),
-              metrics=list(chunk.metrics))
-  arrays = {"reward": chunk.reward, "done": chunk.done,
-            "truncation": chunk.truncation}
+  meta = dict(
+    seq=int(chunk.seq),
+    source=chunk.source,
+    env_steps=int(chunk.env_steps),
+    dt=float(chunk.dt),
+    wall_time=float(chunk.wall_time),
+    metrics=list(chunk.metrics),
+  )
+  arrays = {
+    "reward": chunk.reward,
+    "done": chunk.done,
+    "truncation": chunk.truncation,
+  }
   for name in _POSE_FIELDS:
     value = getattr(chunk, name)
     if value is not None:
@@ -194,16 +206,23 @@ def chunk_record(chunk) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
   return meta, {k: np.asarray(v) for k, v in arrays.items()}
 
 
-def chunk_from_record(meta: Mapping[str, Any],
-                      arrays: Mapping[str, np.ndarray]):
+def chunk_from_record(
+  meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+):
   """Inverse of :func:`chunk_record`."""
   from braxviewer.frames import FrameChunk
+
   return FrameChunk(
-      seq=int(meta["seq"]), source=meta["source"],
-      env_steps=int(meta["env_steps"]), dt=float(meta["dt"]),
-      reward=arrays["reward"], done=arrays["done"],
-      truncation=arrays["truncation"],
-      metrics={k: arrays["metrics/" + k] for k in meta.get("metrics", ())},
-      wall_time=float(meta["wall_time"]),
-      qpos=arrays.get("qpos"), link_pos=arrays.get("link_pos"),
-      link_rot=arrays.get("link_rot"))
+    seq=int(meta["seq"]),
+    source=meta["source"],
+    env_steps=int(meta["env_steps"]),
+    dt=float(meta["dt"]),
+    reward=arrays["reward"],
+    done=arrays["done"],
+    truncation=arrays["truncation"],
+    metrics={k: arrays["metrics/" + k] for k in meta.get("metrics", ())},
+    wall_time=float(meta["wall_time"]),
+    qpos=arrays.get("qpos"),
+    link_pos=arrays.get("link_pos"),
+    link_rot=arrays.get("link_rot"),
+  )

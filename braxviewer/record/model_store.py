@@ -44,8 +44,19 @@ class ModelFiles:
 
 
 def _same(a: mujoco.MjModel, b: mujoco.MjModel) -> bool:
-  return all(getattr(a, k) == getattr(b, k) for k in (
-      "nq", "nbody", "njnt", "ngeom", "nmesh", "ntex", "nhfield", "nsite"))
+  return all(
+    getattr(a, k) == getattr(b, k)
+    for k in (
+      "nq",
+      "nbody",
+      "njnt",
+      "ngeom",
+      "nmesh",
+      "ntex",
+      "nhfield",
+      "nsite",
+    )
+  )
 
 
 def _mjb(model: mujoco.MjModel) -> bytes:
@@ -62,17 +73,23 @@ def _read(path: str) -> Optional[bytes]:
     return None
 
 
-def _flatten(spec: mujoco.MjSpec, files: Mapping[str, bytes],
-             base_dir: Optional[str]) -> Dict[str, bytes]:
+def _flatten(
+  spec: mujoco.MjSpec, files: Mapping[str, bytes], base_dir: Optional[str]
+) -> Dict[str, bytes]:
   """Point every file reference of ``spec`` at a plain name and return the
   files under those names. Raises KeyError for a file not found."""
   out: Dict[str, bytes] = {}
-  dirs = {"mesh": spec.meshdir or spec.compiler.meshdir or "",
-          "tex": spec.texturedir or spec.compiler.texturedir or ""}
+  dirs = {
+    "mesh": spec.meshdir or spec.compiler.meshdir or "",
+    "tex": spec.texturedir or spec.compiler.texturedir or "",
+  }
 
   def fetch(name: str, kind: str) -> str:
-    candidates = [posixpath.join(dirs[kind], name), name,
-                  posixpath.basename(name)]
+    candidates = [
+      posixpath.join(dirs[kind], name),
+      name,
+      posixpath.basename(name),
+    ]
     data = None
     for c in candidates:
       if c in files:
@@ -119,8 +136,9 @@ def _flatten(spec: mujoco.MjSpec, files: Mapping[str, bytes],
   return out
 
 
-def _xml_of(model: mujoco.MjModel, source: Any,
-            assets: Optional[Mapping[str, Any]]) -> ModelFiles:
+def _xml_of(
+  model: mujoco.MjModel, source: Any, assets: Optional[Mapping[str, Any]]
+) -> ModelFiles:
   files: Dict[str, bytes] = {}
   for name, value in (assets or {}).items():
     files[name] = value.encode() if isinstance(value, str) else bytes(value)
@@ -135,21 +153,26 @@ def _xml_of(model: mujoco.MjModel, source: Any,
     if isinstance(source, (str, os.PathLike)):
       text = os.fspath(source)
       if text.lstrip().startswith("<"):
-        spec = mujoco.MjSpec.from_string(text, include=files or None,
-                                         assets=files or None)
+        spec = mujoco.MjSpec.from_string(
+          text, include=files or None, assets=files or None
+        )
       else:
         xml_path = text
-    if spec is None and xml_path is not None and os.path.isfile(
-        os.fspath(xml_path)):
+    if (
+      spec is None
+      and xml_path is not None
+      and os.path.isfile(os.fspath(xml_path))
+    ):
       base_dir = os.path.dirname(os.path.abspath(os.fspath(xml_path)))
-      spec = mujoco.MjSpec.from_file(os.fspath(xml_path),
-                                     include=files or None,
-                                     assets=files or None)
+      spec = mujoco.MjSpec.from_file(
+        os.fspath(xml_path), include=files or None, assets=files or None
+      )
     if spec is None:  # MuJoCo keeps the XML it loaded last: is it this one?
       path = os.path.join(tmp, "last.xml")
       mujoco.mj_saveLastXML(path, model)
-      spec = mujoco.MjSpec.from_file(path, include=files or None,
-                                     assets=files or None)
+      spec = mujoco.MjSpec.from_file(
+        path, include=files or None, assets=files or None
+      )
     flat = _flatten(spec, files, base_dir)
     spec.assets = dict(flat)  # to_xml compiles: resolve the new names
     xml = spec.to_xml()
@@ -159,8 +182,9 @@ def _xml_of(model: mujoco.MjModel, source: Any,
   return ModelFiles(mjb=_mjb(model), xml=xml, assets=flat)
 
 
-def capture(source: Any,
-            assets: Optional[Mapping[str, Any]] = None) -> ModelFiles:
+def capture(
+  source: Any, assets: Optional[Mapping[str, Any]] = None
+) -> ModelFiles:
   """The files to keep for ``source``: a brax env, a MuJoCo Playground env,
   an ``MjModel``, MJCF text or an MJCF file path.
 
@@ -173,9 +197,12 @@ def capture(source: Any,
   except Exception as err:
     reason = " ".join(str(err).split()) or type(err).__name__
     return ModelFiles(
-        mjb=_mjb(model),
-        note=("no portable XML (" + reason[:200] + "); model.mjb needs"
-              f" MuJoCo {mujoco.__version__}"))
+      mjb=_mjb(model),
+      note=(
+        "no portable XML (" + reason[:200] + "); model.mjb needs"
+        f" MuJoCo {mujoco.__version__}"
+      ),
+    )
 
 
 def write(directory: str, files: ModelFiles) -> Dict[str, Any]:
@@ -183,8 +210,12 @@ def write(directory: str, files: ModelFiles) -> Dict[str, Any]:
   os.makedirs(os.path.join(directory, ASSET_DIR), exist_ok=True)
   with open(os.path.join(directory, MJB_FILE), "wb") as f:
     f.write(files.mjb)
-  entry: Dict[str, Any] = {"mjb": MJB_FILE, "mujoco": mujoco.__version__,
-                           "xml": None, "assets": []}
+  entry: Dict[str, Any] = {
+    "mjb": MJB_FILE,
+    "mujoco": mujoco.__version__,
+    "xml": None,
+    "assets": [],
+  }
   if files.xml is not None:
     with open(os.path.join(directory, XML_FILE), "w", encoding="utf-8") as f:
       f.write(files.xml)
@@ -224,7 +255,11 @@ def load(directory: str, entry: Mapping[str, Any]) -> mujoco.MjModel:
     except Exception as err:
       errors.append(f"{xml}: {' '.join(str(err).split())}")
   raise RecordingError(
-      "the recording's model could not be loaded ("
-      + ("; ".join(errors) or "no model was recorded: call recorder.init(env)"
-         " before training, or pass --model")
-      + ").")
+    "the recording's model could not be loaded ("
+    + (
+      "; ".join(errors)
+      or "no model was recorded: call recorder.init(env)"
+      " before training, or pass --model"
+    )
+    + ")."
+  )

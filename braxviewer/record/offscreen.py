@@ -46,6 +46,7 @@ def configure_gl() -> str:
   if "mujoco" not in sys.modules:
     return want
   from mujoco.rendering.classic import gl_context
+
   current = getattr(getattr(gl_context, "GLContext", None), "__module__", "")
   if want in _HEADLESS and not current.startswith(f"mujoco.{want}"):
     if want == "osmesa":
@@ -75,6 +76,7 @@ class GridRenderer:
   def __init__(self, model, num_envs: int, width: int, height: int):
     configure_gl()
     import mujoco
+
     self._mj = mujoco
     self.model = model
     self.num_envs = int(num_envs)
@@ -83,15 +85,17 @@ class GridRenderer:
     vis.offheight = max(int(vis.offheight), int(height))
     per_env = model.ngeom + model.nsite + 8
     try:
-      self._renderer = mujoco.Renderer(model, int(height), int(width),
-                                       max_geom=max(1000, per_env * num_envs))
+      self._renderer = mujoco.Renderer(
+        model, int(height), int(width), max_geom=max(1000, per_env * num_envs)
+      )
     except Exception as err:
       raise RuntimeError(
-          f"MuJoCo could not open an offscreen OpenGL context"
-          f" (MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {type(err).__name__}:"
-          f" {err}). On a machine without a GPU install OSMesa (Debian:"
-          " apt-get install libosmesa6) and set MUJOCO_GL=osmesa; with an"
-          " NVIDIA GPU use MUJOCO_GL=egl.") from None
+        f"MuJoCo could not open an offscreen OpenGL context"
+        f" (MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {type(err).__name__}:"
+        f" {err}). On a machine without a GPU install OSMesa (Debian:"
+        " apt-get install libosmesa6) and set MUJOCO_GL=osmesa; with an"
+        " NVIDIA GPU use MUJOCO_GL=egl."
+      ) from None
     self._data = mujoco.MjData(model)
     self._option = mujoco.MjvOption()
     self._option.flags[mujoco.mjtVisFlag.mjVIS_TENDON] = 0
@@ -99,8 +103,9 @@ class GridRenderer:
     self._geom_rot = _quat_to_mat(model.geom_quat)
     self._site_rot = _quat_to_mat(model.site_quat)
     self._planes = np.flatnonzero(
-        (model.geom_type == mujoco.mjtGeom.mjGEOM_PLANE)
-        & (model.geom_bodyid == 0))
+      (model.geom_type == mujoco.mjtGeom.mjGEOM_PLANE)
+      & (model.geom_bodyid == 0)
+    )
     self.camera = mujoco.MjvCamera()
     self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
 
@@ -116,8 +121,9 @@ class GridRenderer:
   def __exit__(self, *exc) -> None:
     self.close()
 
-  def _pose_env(self, xpos: np.ndarray, xquat: np.ndarray,
-                floor: np.ndarray) -> None:
+  def _pose_env(
+    self, xpos: np.ndarray, xquat: np.ndarray, floor: np.ndarray
+  ) -> None:
     """Fill the MjData with one env's body poses and what follows."""
     m, d = self.model, self._data
     xmat = _quat_to_mat(xquat)
@@ -126,24 +132,31 @@ class GridRenderer:
     d.xmat[:] = xmat.reshape(-1, 9)
     gb = m.geom_bodyid
     d.geom_xpos[:] = xpos[gb] + np.einsum("gij,gj->gi", xmat[gb], m.geom_pos)
-    d.geom_xmat[:] = np.einsum("gij,gjk->gik", xmat[gb],
-                               self._geom_rot).reshape(-1, 9)
+    d.geom_xmat[:] = np.einsum(
+      "gij,gjk->gik", xmat[gb], self._geom_rot
+    ).reshape(-1, 9)
     if len(self._planes):
       d.geom_xpos[self._planes] = floor[None] + m.geom_pos[self._planes]
     if m.nsite:
       sb = m.site_bodyid
       d.site_xpos[:] = xpos[sb] + np.einsum("sij,sj->si", xmat[sb], m.site_pos)
-      d.site_xmat[:] = np.einsum("sij,sjk->sik", xmat[sb],
-                                 self._site_rot).reshape(-1, 9)
+      d.site_xmat[:] = np.einsum(
+        "sij,sjk->sik", xmat[sb], self._site_rot
+      ).reshape(-1, 9)
     if m.nlight:
       lb = m.light_bodyid
-      d.light_xpos[:] = xpos[lb] + np.einsum("lij,lj->li", xmat[lb],
-                                             m.light_pos)
+      d.light_xpos[:] = xpos[lb] + np.einsum(
+        "lij,lj->li", xmat[lb], m.light_pos
+      )
       d.light_xdir[:] = np.einsum("lij,lj->li", xmat[lb], m.light_dir)
 
-  def render(self, xpos: np.ndarray, xquat: np.ndarray,
-             envs: Optional[Sequence[int]] = None,
-             floor: Optional[np.ndarray] = None) -> np.ndarray:
+  def render(
+    self,
+    xpos: np.ndarray,
+    xquat: np.ndarray,
+    envs: Optional[Sequence[int]] = None,
+    floor: Optional[np.ndarray] = None,
+  ) -> np.ndarray:
     """One ``(H, W, 3) uint8`` image.
 
     Args:
@@ -162,8 +175,9 @@ class GridRenderer:
     for e in envs:
       self._pose_env(xpos[e], xquat[e], floor)
       if first:
-        self._renderer.update_scene(self._data, camera=self.camera,
-                                    scene_option=self._option)
+        self._renderer.update_scene(
+          self._data, camera=self.camera, scene_option=self._option
+        )
         first = False
       else:  # the ground is drawn once: hide it (alpha 0 is skipped)
         m = self.model
@@ -172,16 +186,23 @@ class GridRenderer:
         m.geom_rgba[planes, 3] = 0.0
         m.geom_matid[planes] = -1
         try:
-          mj.mjv_addGeoms(m, self._data, self._option, self._pert,
-                          mj.mjtCatBit.mjCAT_ALL.value, scene)
+          mj.mjv_addGeoms(
+            m,
+            self._data,
+            self._option,
+            self._pert,
+            mj.mjtCatBit.mjCAT_ALL.value,
+            scene,
+          )
         finally:
           m.geom_rgba[planes] = rgba
           m.geom_matid[planes] = matid
     return self._renderer.render()
 
 
-def look(camera, lookat: np.ndarray, distance: float, azimuth: float,
-         elevation: float) -> None:
+def look(
+  camera, lookat: np.ndarray, distance: float, azimuth: float, elevation: float
+) -> None:
   """Point a free ``MjvCamera``."""
   camera.lookat[:] = lookat
   camera.distance = float(distance)
@@ -190,12 +211,12 @@ def look(camera, lookat: np.ndarray, distance: float, azimuth: float,
 
 
 PRESETS = {
-    # name: (azimuth, elevation) in degrees
-    "overview": (135.0, -30.0),
-    "side": (90.0, -10.0),
-    "front": (180.0, -10.0),
-    "top": (90.0, -89.0),
-    "follow": (90.0, -15.0),
+  # name: (azimuth, elevation) in degrees
+  "overview": (135.0, -30.0),
+  "side": (90.0, -10.0),
+  "front": (180.0, -10.0),
+  "top": (90.0, -89.0),
+  "follow": (90.0, -15.0),
 }
 
 

@@ -25,8 +25,11 @@ from braxviewer.record import model_store
 from braxviewer.timeline import ChunkSequence
 
 _SEGMENT_RE = re.compile(
-    re.escape(fmt.SEGMENT_PREFIX) + r"(\d{6})" + re.escape(fmt.SEGMENT_SUFFIX)
-    + "$")
+  re.escape(fmt.SEGMENT_PREFIX)
+  + r"(\d{6})"
+  + re.escape(fmt.SEGMENT_SUFFIX)
+  + "$"
+)
 
 ROW_DTYPE = np.dtype(fmt.INDEX_DTYPE.descr + [("segment", "<u4")])
 
@@ -37,33 +40,38 @@ def _read_header(path: str) -> Dict[str, Any]:
     raise fmt.RecordingNotFound(f"no recording at {path}: no such directory.")
   if not os.path.isfile(header_path):
     raise fmt.RecordingNotFound(
-        f"{path} is not a braxviewer recording (it has no {fmt.HEADER_FILE}).")
+      f"{path} is not a braxviewer recording (it has no {fmt.HEADER_FILE})."
+    )
   try:
     with open(header_path, encoding="utf-8") as f:
       header = json.load(f)
   except (OSError, ValueError) as err:
     raise fmt.RecordingError(
-        f"the recording at {path} is corrupt: its {fmt.HEADER_FILE} cannot be"
-        f" read ({type(err).__name__}: {err}).") from None
+      f"the recording at {path} is corrupt: its {fmt.HEADER_FILE} cannot be"
+      f" read ({type(err).__name__}: {err})."
+    ) from None
   if not isinstance(header, dict) or header.get("format") != fmt.FORMAT_NAME:
     raise fmt.RecordingError(
-        f"{path} is not a braxviewer recording ({fmt.HEADER_FILE} does not"
-        f" say format {fmt.FORMAT_NAME!r}).")
+      f"{path} is not a braxviewer recording ({fmt.HEADER_FILE} does not"
+      f" say format {fmt.FORMAT_NAME!r})."
+    )
   version = header.get("version")
   if not isinstance(version, int) or version < 1:
     raise fmt.RecordingError(
-        f"the recording at {path} is corrupt: bad format version {version!r}.")
+      f"the recording at {path} is corrupt: bad format version {version!r}."
+    )
   if version > fmt.FORMAT_VERSION:
     raise fmt.UnsupportedVersion(
-        f"the recording at {path} has format version {version}, newer than"
-        f" this braxviewer reads ({fmt.FORMAT_VERSION}); upgrade braxviewer.")
+      f"the recording at {path} has format version {version}, newer than"
+      f" this braxviewer reads ({fmt.FORMAT_VERSION}); upgrade braxviewer."
+    )
   return header
 
 
 def _meta_of(buf, offset: int) -> Dict[str, Any]:
   start = offset + fmt.FRAME.size
-  n = int.from_bytes(buf[start:start + 4], "little")
-  return json.loads(bytes(buf[start + 4:start + 4 + n]))
+  n = int.from_bytes(buf[start : start + 4], "little")
+  return json.loads(bytes(buf[start + 4 : start + 4 + n]))
 
 
 class _Segment:
@@ -75,9 +83,12 @@ class _Segment:
     self._file = open(path, "rb")
     size = os.fstat(self._file.fileno()).st_size
     self.size = size
-    self.buf = (mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-                if size else b"")
-    self.rows = self._rows(path[:-len(fmt.SEGMENT_SUFFIX)] + fmt.INDEX_SUFFIX)
+    self.buf = (
+      mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+      if size
+      else b""
+    )
+    self.rows = self._rows(path[: -len(fmt.SEGMENT_SUFFIX)] + fmt.INDEX_SUFFIX)
 
   def close(self) -> None:
     if isinstance(self.buf, mmap.mmap):
@@ -95,12 +106,12 @@ class _Segment:
       rows = rows[:0]
     # keep the prefix of rows that lie inside the segment, in order
     ends = rows["offset"] + rows["size"]
-    ok = (ends <= self.size)
+    ok = ends <= self.size
     if len(rows) > 1:
       ok[1:] &= rows["offset"][1:] == ends[:-1]
     bad = np.flatnonzero(~ok)
     if len(bad):
-      rows = rows[:bad[0]]
+      rows = rows[: bad[0]]
     # the last indexed record may be torn (written, then the machine died)
     while len(rows) and not fmt.check_crc(self.buf, int(rows[-1]["offset"])):
       rows = rows[:-1]
@@ -153,7 +164,7 @@ class _Segment:
   def payload(self, row) -> memoryview:
     start = int(row["offset"]) + fmt.FRAME.size
     length = int(row["size"]) - fmt.FRAME.size
-    return memoryview(self.buf)[start:start + length]
+    return memoryview(self.buf)[start : start + length]
 
 
 class ChunkList(ChunkSequence):
@@ -201,8 +212,11 @@ class Recording:
     self.path = os.fspath(path)
     self.header = _read_header(self.path)
     self.version: int = self.header["version"]
-    numbers = sorted(int(m.group(1)) for m in map(
-        _SEGMENT_RE.match, os.listdir(self.path)) if m)
+    numbers = sorted(
+      int(m.group(1))
+      for m in map(_SEGMENT_RE.match, os.listdir(self.path))
+      if m
+    )
     self._segments: Dict[int, _Segment] = {}
     parts = []
     for number in numbers:
@@ -223,9 +237,11 @@ class Recording:
     self.unreadable_bytes = sum(s.unreadable for s in self._segments.values())
     kind = rows["kind"]
     self._chunks = {
-        name: ChunkList(self, rows[(kind == fmt.KIND_CHUNK)
-                                   & (rows["source"] == code)], name)
-        for name, code in fmt.SOURCE_CODES.items()}
+      name: ChunkList(
+        self, rows[(kind == fmt.KIND_CHUNK) & (rows["source"] == code)], name
+      )
+      for name, code in fmt.SOURCE_CODES.items()
+    }
     self._progress: Optional[List[Tuple[int, Dict[str, float]]]] = None
     self._model = None
 
@@ -266,7 +282,8 @@ class Recording:
     if self._model is None:
       entry = self.header.get("model") or {}
       self._model = model_store.load(
-          os.path.join(self.path, fmt.MODEL_DIR), entry)
+        os.path.join(self.path, fmt.MODEL_DIR), entry
+      )
     return self._model
 
   @property
@@ -280,8 +297,9 @@ class Recording:
     offset = int(row["offset"])
     if not fmt.check_crc(seg.buf, offset):
       raise fmt.RecordingError(
-          f"record {int(row['rid'])} of {seg.path} is corrupt (checksum"
-          " mismatch).")
+        f"record {int(row['rid'])} of {seg.path} is corrupt (checksum"
+        " mismatch)."
+      )
     return fmt.decode_payload(seg.payload(row))
 
   def read_chunk(self, row) -> FrameChunk:
@@ -304,11 +322,16 @@ class Recording:
     """Counts for messages: chunks per source, env-step range, frames."""
     train = self.chunks("train")
     return dict(
-        train_chunks=len(train), eval_chunks=len(self.chunks("eval")),
-        frames=train.total_frames,
-        env_steps=((int(train.env_steps.min()), int(train.env_steps.max()))
-                   if len(train) else None),
-        num_envs=(int(train.num_envs.max()) if len(train) else None))
+      train_chunks=len(train),
+      eval_chunks=len(self.chunks("eval")),
+      frames=train.total_frames,
+      env_steps=(
+        (int(train.env_steps.min()), int(train.env_steps.max()))
+        if len(train)
+        else None
+      ),
+      num_envs=(int(train.num_envs.max()) if len(train) else None),
+    )
 
 
 def open_recording(path: "str | os.PathLike") -> Recording:

@@ -103,11 +103,19 @@ class Recorder:
       or is a non-empty directory that is no recording.
   """
 
-  def __init__(self, path: "str | os.PathLike", env: Any = None, *,
-               num_envs: Optional[int] = None, mode: "Mode | str" = Mode.LIVE,
-               max_bytes: Optional[int] = None, queue_chunks: int = 64,
-               fsync_s: float = 5.0, segment_bytes: Optional[int] = None,
-               overwrite: bool = False):
+  def __init__(
+    self,
+    path: "str | os.PathLike",
+    env: Any = None,
+    *,
+    num_envs: Optional[int] = None,
+    mode: "Mode | str" = Mode.LIVE,
+    max_bytes: Optional[int] = None,
+    queue_chunks: int = 64,
+    fsync_s: float = 5.0,
+    segment_bytes: Optional[int] = None,
+    overwrite: bool = False,
+  ):
     self.path = os.fspath(path)
     if max_bytes is not None and max_bytes <= 0:
       raise ValueError(f"max_bytes must be positive or None, got {max_bytes}.")
@@ -115,14 +123,25 @@ class Recorder:
     self._num_envs = check_num_envs(num_envs)
     self._mode = Mode.parse(mode)
     if segment_bytes is None:
-      segment_bytes = (64 << 20 if max_bytes is None
-                       else int(min(64 << 20, max(64 << 10, max_bytes // 16))))
-    self._writer = SegmentWriter(self.path, segment_bytes=segment_bytes,
-                                 max_bytes=max_bytes, fsync_s=fsync_s)
+      segment_bytes = (
+        64 << 20
+        if max_bytes is None
+        else int(min(64 << 20, max(64 << 10, max_bytes // 16)))
+      )
+    self._writer = SegmentWriter(
+      self.path,
+      segment_bytes=segment_bytes,
+      max_bytes=max_bytes,
+      fsync_s=fsync_s,
+    )
     self._header = {
-        "format": fmt.FORMAT_NAME, "version": fmt.FORMAT_VERSION,
-        "created": time.time(), "stream_info": None, "model": None,
-        "runs": 0, "max_bytes": max_bytes,
+      "format": fmt.FORMAT_NAME,
+      "version": fmt.FORMAT_VERSION,
+      "created": time.time(),
+      "stream_info": None,
+      "model": None,
+      "runs": 0,
+      "max_bytes": max_bytes,
     }
     self._write_header()
     self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, queue_chunks))
@@ -130,8 +149,9 @@ class Recorder:
     self._lock = threading.Lock()
     self._failed: Optional[str] = None
     self._closed = False
-    self._thread = threading.Thread(target=self._run, name="braxviewer-record",
-                                    daemon=True)
+    self._thread = threading.Thread(
+      target=self._run, name="braxviewer-record", daemon=True
+    )
     self._thread.start()
     _LIVE_RECORDERS.add(self)
     if env is not None:
@@ -146,20 +166,23 @@ class Recorder:
     if os.path.isdir(path) and os.listdir(path):
       if not _is_recording(path):
         raise FileExistsError(
-            f"cannot record to {path}: the directory is not empty and holds no"
-            " braxviewer recording. Pick a new path.")
+          f"cannot record to {path}: the directory is not empty and holds no"
+          " braxviewer recording. Pick a new path."
+        )
       if not overwrite:
         raise FileExistsError(
-            f"{path} already holds a recording. Pick a new path, or pass"
-            " overwrite=True to replace it.")
+          f"{path} already holds a recording. Pick a new path, or pass"
+          " overwrite=True to replace it."
+        )
       shutil.rmtree(path)
     os.makedirs(os.path.join(path, fmt.MODEL_DIR), exist_ok=True)
 
   def _write_header(self) -> None:
     _write_json_atomic(os.path.join(self.path, fmt.HEADER_FILE), self._header)
 
-  def init(self, env: Any, assets: Optional[Mapping[str, Any]] = None
-           ) -> "Recorder":
+  def init(
+    self, env: Any, assets: Optional[Mapping[str, Any]] = None
+  ) -> "Recorder":
     """Keep the model of ``env`` (a brax or Playground env, MjModel, MJCF
     text or path) for replay and export.
 
@@ -200,8 +223,9 @@ class Recorder:
         self.stats.chunks_dropped += 1
 
   def on_progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
-    self._put(("progress", (int(env_steps), dict(metrics), time.time())),
-              block=False)
+    self._put(
+      ("progress", (int(env_steps), dict(metrics), time.time())), block=False
+    )
 
   def on_stream_end(self) -> None:
     self._put(("end", None), block=True)
@@ -262,9 +286,12 @@ class Recorder:
     with self._lock:
       self.stats.failed = self._failed
     warnings.warn(
-        f"braxviewer: recording to {self.path} failed ({self._failed});"
-        " recording is off for the rest of this run, training goes on. What"
-        " was written so far stays readable.", RecordingWarning, stacklevel=2)
+      f"braxviewer: recording to {self.path} failed ({self._failed});"
+      " recording is off for the rest of this run, training goes on. What"
+      " was written so far stays readable.",
+      RecordingWarning,
+      stacklevel=2,
+    )
 
   def _run(self) -> None:
     while True:
@@ -289,10 +316,17 @@ class Recorder:
     if what == "chunk":
       chunk: FrameChunk = value
       meta, arrays = fmt.chunk_record(chunk)
-      n = w.append(fmt.KIND_CHUNK, meta, arrays,
-                   source=fmt.SOURCE_CODES[chunk.source], seq=chunk.seq,
-                   env_steps=chunk.env_steps, num_steps=chunk.num_steps,
-                   num_envs=chunk.num_envs, wall_time=chunk.wall_time)
+      n = w.append(
+        fmt.KIND_CHUNK,
+        meta,
+        arrays,
+        source=fmt.SOURCE_CODES[chunk.source],
+        seq=chunk.seq,
+        env_steps=chunk.env_steps,
+        num_steps=chunk.num_steps,
+        num_envs=chunk.num_envs,
+        wall_time=chunk.wall_time,
+      )
       with self._lock:
         self.stats.chunks_written += 1
         self.stats.bytes_written = w.bytes_written
@@ -310,14 +344,20 @@ class Recorder:
           continue
         if np.isfinite(f):
           clean[str(k)] = f
-      w.append(fmt.KIND_PROGRESS, {"env_steps": steps, "metrics": clean,
-                                   "wall_time": wall},
-               env_steps=steps, wall_time=wall)
+      w.append(
+        fmt.KIND_PROGRESS,
+        {"env_steps": steps, "metrics": clean, "wall_time": wall},
+        env_steps=steps,
+        wall_time=wall,
+      )
       with self._lock:
         self.stats.progress_written += 1
     elif what == "start":
-      w.append(fmt.KIND_START, {"stream_info": value, "wall_time": time.time()},
-               wall_time=time.time())
+      w.append(
+        fmt.KIND_START,
+        {"stream_info": value, "wall_time": time.time()},
+        wall_time=time.time(),
+      )
       with self._lock:
         self._header["stream_info"] = value
         self._header["runs"] += 1

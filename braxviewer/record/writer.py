@@ -55,13 +55,35 @@ def _fsync_dir(path: str) -> None:
     os.close(fd)
 
 
-def index_row(rid: int, offset: int, size: int, kind: int, crc: int, *,
-              source: int = fmt.NO_SOURCE, seq: int = -1, env_steps: int = -1,
-              num_steps: int = 0, num_envs: int = 0,
-              wall_time: float = 0.0) -> bytes:
+def index_row(
+  rid: int,
+  offset: int,
+  size: int,
+  kind: int,
+  crc: int,
+  *,
+  source: int = fmt.NO_SOURCE,
+  seq: int = -1,
+  env_steps: int = -1,
+  num_steps: int = 0,
+  num_envs: int = 0,
+  wall_time: float = 0.0,
+) -> bytes:
   row = np.zeros(1, fmt.INDEX_DTYPE)
-  row[0] = (rid, offset, size, kind, source, 0, crc, seq, env_steps,
-            num_steps, num_envs, wall_time)
+  row[0] = (
+    rid,
+    offset,
+    size,
+    kind,
+    source,
+    0,
+    crc,
+    seq,
+    env_steps,
+    num_steps,
+    num_envs,
+    wall_time,
+  )
   return row.tobytes()
 
 
@@ -75,8 +97,14 @@ class SegmentWriter:
     fsync_s: fsync at most this often (0: after every record).
   """
 
-  def __init__(self, directory: str, *, segment_bytes: int = 64 << 20,
-               max_bytes: Optional[int] = None, fsync_s: float = 5.0):
+  def __init__(
+    self,
+    directory: str,
+    *,
+    segment_bytes: int = 64 << 20,
+    max_bytes: Optional[int] = None,
+    fsync_s: float = 5.0,
+  ):
     self.directory = directory
     self.segment_bytes = int(segment_bytes)
     self.max_bytes = None if max_bytes is None else int(max_bytes)
@@ -99,8 +127,9 @@ class SegmentWriter:
 
   def _segment_header(self, number: int, level: int) -> bytes:
     self._generation = random.getrandbits(63)
-    return fmt.encode_payload({"segment": number, "level": level,
-                               "generation": self._generation})
+    return fmt.encode_payload(
+      {"segment": number, "level": level, "generation": self._generation}
+    )
 
   def _open_segment(self, number: int, level: int) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -141,9 +170,13 @@ class SegmentWriter:
 
   # -- public ------------------------------------------------------------------
 
-  def append(self, kind: int, meta: Mapping[str, Any],
-             arrays: Optional[Mapping[str, np.ndarray]] = None,
-             **fields: Any) -> int:
+  def append(
+    self,
+    kind: int,
+    meta: Mapping[str, Any],
+    arrays: Optional[Mapping[str, np.ndarray]] = None,
+    **fields: Any,
+  ) -> int:
     """Write one record; returns the bytes written (record + index entry).
 
     ``fields`` are the index columns (source, seq, env_steps, num_steps,
@@ -191,7 +224,9 @@ class SegmentWriter:
           break
       if group is None:
         i = next(i for i, s in enumerate(closed) if s.level == level)
-        group = closed[i:i + 2] if i + 1 < len(closed) else closed[i - 1:i + 1]
+        group = (
+          closed[i : i + 2] if i + 1 < len(closed) else closed[i - 1 : i + 1]
+        )
         group = group if len(group) == 2 else closed[:1]
       if not self._thin(group):
         self._drop(closed[0])
@@ -199,18 +234,22 @@ class SegmentWriter:
   def _read_segment(self, seg: _Segment):
     with open(self._path(fmt.segment_name(seg.number)), "rb") as f:
       data = f.read()
-    index = np.fromfile(self._path(fmt.index_name(seg.number)),
-                        dtype=fmt.INDEX_DTYPE)
+    index = np.fromfile(
+      self._path(fmt.index_name(seg.number)), dtype=fmt.INDEX_DTYPE
+    )
     return data, index
 
   def _thin(self, group: List[_Segment]) -> bool:
     """Merge ``group`` into its first segment, keeping every other training
     chunk. False when there was no training chunk to drop."""
     parts = [self._read_segment(s) for s in group]
-    train = [(i, j) for i, (_, index) in enumerate(parts)
-             for j in range(len(index))
-             if index[j]["kind"] == fmt.KIND_CHUNK
-             and index[j]["source"] == fmt.SOURCE_CODES["train"]]
+    train = [
+      (i, j)
+      for i, (_, index) in enumerate(parts)
+      for j in range(len(index))
+      if index[j]["kind"] == fmt.KIND_CHUNK
+      and index[j]["source"] == fmt.SOURCE_CODES["train"]
+    ]
     if len(train) < 2:
       return False
     dropped = set(train[1::2])
@@ -225,13 +264,21 @@ class SegmentWriter:
     size = 0
     try:
       generation = random.getrandbits(63)
-      header = fmt.encode_payload({"segment": first.number, "level": level,
-                                   "generation": generation})
-      data, crc = fmt.frame_bytes(fmt.KIND_SEGMENT, int(parts[0][1][0]["rid"]),
-                                  header)
+      header = fmt.encode_payload(
+        {"segment": first.number, "level": level, "generation": generation}
+      )
+      data, crc = fmt.frame_bytes(
+        fmt.KIND_SEGMENT, int(parts[0][1][0]["rid"]), header
+      )
       _write_all(fd, data)
-      row = index_row(int(parts[0][1][0]["rid"]), 0, len(data),
-                      fmt.KIND_SEGMENT, crc, seq=generation)
+      row = index_row(
+        int(parts[0][1][0]["rid"]),
+        0,
+        len(data),
+        fmt.KIND_SEGMENT,
+        crc,
+        seq=generation,
+      )
       _write_all(ifd, row)
       offset = len(data)
       size = len(data) + len(row)
@@ -241,7 +288,7 @@ class SegmentWriter:
           if entry["kind"] == fmt.KIND_SEGMENT or (i, j) in dropped:
             continue
           start = int(entry["offset"])
-          chunk = raw[start:start + int(entry["size"])]
+          chunk = raw[start : start + int(entry["size"])]
           _write_all(fd, chunk)
           moved = entry.copy()
           moved["offset"] = offset

@@ -15,10 +15,10 @@ import numpy as np
 
 PRESETS = ("top", "side", "front", "follow")
 _DIRECTIONS = {  # from the envs towards the camera
-    "top": [0.0, -0.02, 1.0],  # a hair off vertical: straight down has no up
-    "side": [0.0, -1.0, 0.35],
-    "front": [1.0, 0.0, 0.35],
-    "overview": [0.6, -0.75, 0.55],
+  "top": [0.0, -0.02, 1.0],  # a hair off vertical: straight down has no up
+  "side": [0.0, -1.0, 0.35],
+  "front": [1.0, 0.0, 0.35],
+  "overview": [0.6, -0.75, 0.55],
 }
 _FILL = 0.8  # of the free part of the page, each way: envs move
 
@@ -34,8 +34,9 @@ class Viewport:
   panel: float = 0.25
 
   @classmethod
-  def of(cls, fov: float, width: float, height: float,
-         panel_px: float = 320.0) -> "Viewport":
+  def of(
+    cls, fov: float, width: float, height: float, panel_px: float = 320.0
+  ) -> "Viewport":
     width, height = max(float(width), 1.0), max(float(height), 1.0)
     return cls(float(fov), width / height, min(panel_px / width, 0.45))
 
@@ -46,8 +47,12 @@ def _basis(back: np.ndarray, up: np.ndarray):
   return right, np.cross(right, -back)
 
 
-def fit(roots: np.ndarray, radius: float, back: np.ndarray,
-        viewport: Viewport = Viewport()) -> Tuple[np.ndarray, float]:
+def fit(
+  roots: np.ndarray,
+  radius: float,
+  back: np.ndarray,
+  viewport: Viewport = Viewport(),
+) -> Tuple[np.ndarray, float]:
   """``(target, distance)`` for a camera at ``target + distance * back``
   (``back`` a unit vector) that shows every sphere of ``radius`` around
   ``roots (N, 3)`` inside the free part of the page, as large as fits."""
@@ -73,9 +78,11 @@ def fit(roots: np.ndarray, radius: float, back: np.ndarray,
 
     def rims(a: float, b: float):
       x = np.concatenate([u + radius - a, u - radius - a]) / np.tile(
-          depth * tan_x, 2)
+        depth * tan_x, 2
+      )
       y = np.concatenate([v + radius - b, v - radius - b]) / np.tile(
-          depth * tan_y, 2)
+        depth * tan_y, 2
+      )
       return x, y
 
     a, b = viewport.panel * dist * tan_x, 0.0
@@ -91,8 +98,9 @@ def fit(roots: np.ndarray, radius: float, back: np.ndarray,
     if placed is None:
       return False
     _, _, x, y = placed
-    return bool(np.all(np.abs(x - mid) <= half_x)
-                and np.all(np.abs(y) <= _FILL))
+    return bool(
+      np.all(np.abs(x - mid) <= half_x) and np.all(np.abs(y) <= _FILL)
+    )
 
   lo, hi = 0.0, max(float(np.abs(w).max()) + 2 * radius, 1e-3)
   for _ in range(64):  # far enough, everything fits
@@ -107,8 +115,11 @@ def fit(roots: np.ndarray, radius: float, back: np.ndarray,
 
 
 def preset(
-    name: str, roots: np.ndarray, selected: int, extent: float,
-    viewport: Viewport = Viewport(),
+  name: str,
+  roots: np.ndarray,
+  selected: int,
+  extent: float,
+  viewport: Viewport = Viewport(),
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """``(position, look_at, up)`` for the preset ``name``.
 

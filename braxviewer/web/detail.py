@@ -64,8 +64,9 @@ def capsule(half_length: float, around: int, rows: int) -> trimesh.Trimesh:
       xy = ring * np.cos(phi)
       z = np.full((around, 1), z_sign * (half_length + np.sin(phi)))
       rings.append(np.hstack([xy, z]))
-  verts = np.vstack(rings + [[[0, 0, -half_length - 1.0]],
-                             [[0, 0, half_length + 1.0]]])
+  verts = np.vstack(
+    rings + [[[0, 0, -half_length - 1.0]], [[0, 0, half_length + 1.0]]]
+  )
   bottom, top = len(verts) - 2, len(verts) - 1
   faces = []
   j = np.arange(around)
@@ -75,8 +76,10 @@ def capsule(half_length: float, around: int, rows: int) -> trimesh.Trimesh:
     c, d = r * around + k, (r + 1) * around + k
     faces += [np.stack([a, c, b], 1), np.stack([c, d, b], 1)]
   last = (len(rings) - 1) * around
-  faces += [np.stack([np.full(around, bottom), k, j], 1),
-            np.stack([np.full(around, top), last + j, last + k], 1)]
+  faces += [
+    np.stack([np.full(around, bottom), k, j], 1),
+    np.stack([np.full(around, top), last + j, last + k], 1),
+  ]
   return trimesh.Trimesh(verts, np.vstack(faces), process=False)
 
 
@@ -87,8 +90,12 @@ def _round_deviation(around: int, rows: int) -> float:
 
 
 def _sphere_deviation(mesh: trimesh.Trimesh) -> float:
-  return float(1.0 - np.abs(np.einsum(
-      "ij,ij->i", mesh.face_normals, mesh.triangles[:, 0])).min())
+  return float(
+    1.0
+    - np.abs(
+      np.einsum("ij,ij->i", mesh.face_normals, mesh.triangles[:, 0])
+    ).min()
+  )
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,12 +111,18 @@ def levels(kind: str) -> Tuple[Level, ...]:
     return tuple(Level(m, _sphere_deviation(m)) for m in meshes)
   if kind == "cylinder":
     return tuple(
-        Level(trimesh.creation.cylinder(radius=1.0, height=2.0, sections=n),
-              1.0 - math.cos(math.pi / n)) for n in (8, 16, 32))
+      Level(
+        trimesh.creation.cylinder(radius=1.0, height=2.0, sections=n),
+        1.0 - math.cos(math.pi / n),
+      )
+      for n in (8, 16, 32)
+    )
   if kind.startswith("capsule:"):
     half = float(kind.split(":", 1)[1])
-    return tuple(Level(capsule(half, n, r), _round_deviation(n, r))
-                 for n, r in ((6, 1), (8, 2), (12, 3), (20, 5)))
+    return tuple(
+      Level(capsule(half, n, r), _round_deviation(n, r))
+      for n, r in ((6, 1), (8, 2), (12, 3), (20, 5))
+    )
   if kind == "box":
     return (Level(trimesh.creation.box(extents=(2.0, 2.0, 2.0)), 0.0),)
   raise ValueError(f"No unit shape {kind!r}.")
@@ -127,15 +140,21 @@ def pixels_per_metre(points: np.ndarray, views: Iterable[View]) -> np.ndarray:
   return best
 
 
-def choose(radii: np.ndarray, points: np.ndarray, views: Sequence[View],
-           deviations: Sequence[float],
-           tolerance_px: float = TOLERANCE_PX) -> np.ndarray:
+def choose(
+  radii: np.ndarray,
+  points: np.ndarray,
+  views: Sequence[View],
+  deviations: Sequence[float],
+  tolerance_px: float = TOLERANCE_PX,
+) -> np.ndarray:
   """Level index (into ``deviations``, coarsest first) for each instance of
   world radius ``radii (M,)`` at ``points (M, 3)``: the coarsest whose error
   on every page stays under ``tolerance_px``, else the finest."""
-  radius_px = np.nan_to_num(np.asarray(radii, dtype=np.float64)
-                            * pixels_per_metre(points, views),
-                            nan=0.0, posinf=0.0)
+  radius_px = np.nan_to_num(
+    np.asarray(radii, dtype=np.float64) * pixels_per_metre(points, views),
+    nan=0.0,
+    posinf=0.0,
+  )
   error_px = radius_px[:, None] * np.asarray(deviations, dtype=np.float64)[None]
   ok = error_px <= tolerance_px
   return np.where(ok.any(axis=1), ok.argmax(axis=1), len(deviations) - 1)
@@ -147,8 +166,13 @@ def views_of(clients: Iterable) -> List[View]:
   for client in clients:
     camera = client.camera
     try:
-      views.append(View(np.array(camera.position, dtype=np.float64),
-                        float(camera.fov), float(camera.image_height)))
+      views.append(
+        View(
+          np.array(camera.position, dtype=np.float64),
+          float(camera.fov),
+          float(camera.image_height),
+        )
+      )
     except (AssertionError, AttributeError):  # not synced yet
       continue
   return views

@@ -30,10 +30,15 @@ class LiveFeed:
     on_progress: called with each progress report (the curves).
   """
 
-  def __init__(self, player: Player, *, mode: Mode,
-               ready: Callable[[], bool],
-               on_start: Callable[[StreamInfo], None],
-               on_progress: Callable[[int, Mapping[str, float]], None]):
+  def __init__(
+    self,
+    player: Player,
+    *,
+    mode: Mode,
+    ready: Callable[[], bool],
+    on_start: Callable[[StreamInfo], None],
+    on_progress: Callable[[int, Mapping[str, float]], None],
+  ):
     self._player = player
     self._ready = ready
     self._on_start = on_start

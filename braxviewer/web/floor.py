@@ -17,8 +17,9 @@ CELL = 0.5  # metres between thin lines
 SECTION = 2.0  # metres between thick lines; the grid's size is a multiple
 
 
-def fit(roots_xy: np.ndarray, margin: float,
-        section: float = SECTION) -> Tuple[np.ndarray, np.ndarray]:
+def fit(
+  roots_xy: np.ndarray, margin: float, section: float = SECTION
+) -> Tuple[np.ndarray, np.ndarray]:
   """``(centre (2,), size (2,))`` of a grid covering the points with at least
   ``margin`` to spare, in even numbers of sections around a centre on a
   section line (so the grid's lines fall on world multiples of ``section``)."""
@@ -39,8 +40,9 @@ class Floor:
     margin: ground to keep around every env (metres).
   """
 
-  def __init__(self, server: viser.ViserServer, name: str, z: float,
-               margin: float):
+  def __init__(
+    self, server: viser.ViserServer, name: str, z: float, margin: float
+  ):
     self._server = server
     self._name = name
     self._z = float(z)
@@ -69,9 +71,16 @@ class Floor:
     position = (float(centre[0]), float(centre[1]), self._z)
     if self._handle is None:
       self._handle = self._server.scene.add_grid(
-          self._name, width=float(size[0]), height=float(size[1]),
-          cell_size=CELL, section_size=SECTION, shadow_opacity=0.2,
-          plane_opacity=0.4, fade_distance=1e4, position=position)
+        self._name,
+        width=float(size[0]),
+        height=float(size[1]),
+        cell_size=CELL,
+        section_size=SECTION,
+        shadow_opacity=0.2,
+        plane_opacity=0.4,
+        fade_distance=1e4,
+        position=position,
+      )
     else:
       self._handle.width = float(size[0])
       self._handle.height = float(size[1])

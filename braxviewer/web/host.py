@@ -30,34 +30,61 @@ class PageHost:
     player: what to play.
   """
 
-  def __init__(self, host: str, port: int, *, port_fallback: bool,
-               title: str, player: Player):
+  def __init__(
+    self,
+    host: str,
+    port: int,
+    *,
+    port_fallback: bool,
+    title: str,
+    player: Player,
+  ):
     self.host = host
     self.port = int(port)
     self.port_fallback = bool(port_fallback)
     self.title = title
     self._warn = WarnOnce()
-    self.playback = Playback(player, status=self._status,
-                             on_fail=self._on_fail, note=self._note,
-                             warn=self._warn)
+    self.playback = Playback(
+      player,
+      status=self._status,
+      on_fail=self._on_fail,
+      note=self._note,
+      warn=self._warn,
+    )
     self.page: Optional[Page] = None
     self._web: Optional[WebServer] = None
     self._closed = False
 
   # -- lifecycle -----------------------------------------------------------------
 
-  def _serve(self, *, stream: Optional[StreamControls], mode: str,
-             num_envs: int, recorded: Optional[ChunkSequence] = None) -> Page:
+  def _serve(
+    self,
+    *,
+    stream: Optional[StreamControls],
+    mode: str,
+    num_envs: int,
+    recorded: Optional[ChunkSequence] = None,
+  ) -> Page:
     """Start the server, the page and the viewer thread; print the URL."""
     if self._closed:
       raise RuntimeError("This viewer was closed; make a new one.")
-    web = self._web = WebServer(self.host, self.port, self.port_fallback,
-                                label=self.title, on_fault=self._fault)
+    web = self._web = WebServer(
+      self.host,
+      self.port,
+      self.port_fallback,
+      label=self.title,
+      on_fault=self._fault,
+    )
     self.port = web.port
-    page = self.page = Page(web.server, stream=stream,
-                            timeline=self.playback, mode=mode,
-                            num_envs=num_envs, title=self.title,
-                            recorded=recorded)
+    page = self.page = Page(
+      web.server,
+      stream=stream,
+      timeline=self.playback,
+      mode=mode,
+      num_envs=num_envs,
+      title=self.title,
+      recorded=recorded,
+    )
     self.playback.start(page, health=self._health)
     print(f"braxviewer: viewer running at {self.url}", flush=True)
     return page
@@ -92,8 +119,7 @@ class PageHost:
   @property
   def serving(self) -> bool:
     """The server and the viewer thread run."""
-    return (self._web is not None and self._web.alive()
-            and self.playback.running)
+    return self._web is not None and self._web.alive() and self.playback.running
 
   def clients(self) -> int:
     """Browser pages connected now."""

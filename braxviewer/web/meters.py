@@ -17,8 +17,9 @@ class RateMeter:
   increments). It decays to 0 once events stop.
   """
 
-  def __init__(self, window: float = 3.0,
-               clock: Callable[[], float] = time.monotonic):
+  def __init__(
+    self, window: float = 3.0, clock: Callable[[], float] = time.monotonic
+  ):
     self._window = window
     self._clock = clock
     self._events: Deque[Tuple[float, float]] = collections.deque()
@@ -52,8 +53,9 @@ class Average:
   """Mean of the values seen in the last ``window`` seconds (the last value
   once none is that recent)."""
 
-  def __init__(self, window: float = 3.0,
-               clock: Callable[[], float] = time.monotonic):
+  def __init__(
+    self, window: float = 3.0, clock: Callable[[], float] = time.monotonic
+  ):
     self._window = window
     self._clock = clock
     self._values: Deque[Tuple[float, float]] = collections.deque()

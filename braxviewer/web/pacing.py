@@ -113,9 +113,14 @@ class Player:
   """
 
   def __init__(
-      self, store: Any = None, *, history: int = 64, live: bool = True,
-      loop: bool = False, max_hold: float = 4.0,
-      clock: Callable[[], float] = time.monotonic,
+    self,
+    store: Any = None,
+    *,
+    history: int = 64,
+    live: bool = True,
+    loop: bool = False,
+    max_hold: float = 4.0,
+    clock: Callable[[], float] = time.monotonic,
   ):
     self._clock = clock
     self.max_hold = float(max_hold)
@@ -194,8 +199,11 @@ class Player:
       if source == self._source:
         return
       old = self._store.chunks(self._source)
-      steps = (int(old.env_steps[self.cursor - old.start])
-               if old.start <= self.cursor < old.end else None)
+      steps = (
+        int(old.env_steps[self.cursor - old.start])
+        if old.start <= self.cursor < old.end
+        else None
+      )
       self._source = source
       if self._pending is not None and self._pending.chunk.source != source:
         self._pending = None
@@ -210,10 +218,15 @@ class Player:
     """What the timeline widgets show now."""
     last = self.last_frame
     return PlaybackState(
-        timeline=self.timeline, cursor=self.cursor,
-        frame=last[1] if last is not None else 0, following=self.following,
-        paused=self.paused, speed=self._speed, loop=self.loop,
-        repeat=self.repeat)
+      timeline=self.timeline,
+      cursor=self.cursor,
+      frame=last[1] if last is not None else 0,
+      following=self.following,
+      paused=self.paused,
+      speed=self._speed,
+      loop=self.loop,
+      repeat=self.repeat,
+    )
 
   # -- producer side (trainer thread) --------------------------------------------
 
@@ -257,7 +270,7 @@ class Player:
   # -- consumer side (viewer thread) -------------------------------------------
 
   def tick(
-      self, prepare: Callable[[Entry], None] = lambda entry: None
+    self, prepare: Callable[[Entry], None] = lambda entry: None
   ) -> Optional[Tuple[Entry, int]]:
     """The frame to draw now, or None when the screen need not change.
 
@@ -290,8 +303,11 @@ class Player:
       raise
 
   def _begin(self, entry: Entry, now: float, first: int) -> None:
-    if (self._current is not None and self._current is not entry
-        and self._current.ticket is not None):
+    if (
+      self._current is not None
+      and self._current is not entry
+      and self._current.ticket is not None
+    ):
       self._current.ticket.release()  # left before its end (a jump)
     self._current = entry
     self._t0 = self._paused_at if self._paused_at is not None else now
@@ -339,8 +355,11 @@ class Player:
     index = int((now - self._t0) * self._speed / entry.dt + 1e-6)
     if entry.ticket is not None:  # sync: never skip a frame
       index = min(index, self._last_index + 1)
-    if (entry.ticket is None and self._pending is not None
-        and (now - self._t0) * self._speed >= self.max_hold):
+    if (
+      entry.ticket is None
+      and self._pending is not None
+      and (now - self._t0) * self._speed >= self.max_hold
+    ):
       index = n  # live: a newer chunk waits; cut this one short
     if index >= n:
       self._finished = True
@@ -365,8 +384,13 @@ class Player:
         if self.following:
           return 0.0 if (self._queue or self._pending) else 0.01
         timeline = self._store.chunks(self._source)
-        more = (self._resume_at is not None or self.loop or self.live
-                or self.repeat or self.cursor + 1 < timeline.end)
+        more = (
+          self._resume_at is not None
+          or self.loop
+          or self.live
+          or self.repeat
+          or self.cursor + 1 < timeline.end
+        )
         return 0.0 if more and len(timeline) else 0.01
       entry = self._current
       due = self._t0 + (self._last_index + 1) * entry.dt / self._speed
@@ -375,8 +399,9 @@ class Player:
   # -- review ------------------------------------------------------------------
 
   def jump(
-      self, position: int,
-      prepare: Callable[[Entry], None] = lambda entry: None,
+    self,
+    position: int,
+    prepare: Callable[[Entry], None] = lambda entry: None,
   ) -> Optional[Tuple[Entry, int]]:
     """Review from the chunk at stream ``position`` of the timeline
     (clamped to the chunks kept), at its first frame; playback goes on from

@@ -46,17 +46,30 @@ class Page:
     recorded: replay: the recording's timeline (see :class:`Panels`).
   """
 
-  def __init__(self, server: viser.ViserServer, *,
-               stream: Optional[StreamControls], timeline: TimelineControls,
-               mode: str = "live", num_envs: int = 1,
-               title: str = "braxviewer",
-               recorded: Optional[ChunkSequence] = None):
+  def __init__(
+    self,
+    server: viser.ViserServer,
+    *,
+    stream: Optional[StreamControls],
+    timeline: TimelineControls,
+    mode: str = "live",
+    num_envs: int = 1,
+    title: str = "braxviewer",
+    recorded: Optional[ChunkSequence] = None,
+  ):
     self._server = server
     self._lock = threading.RLock()  # scene, traces, selection
     setup_lighting(server)
-    self.panels = Panels(server, stream=stream, display=self,
-                         timeline=timeline, num_envs=num_envs, mode=mode,
-                         title=title, recorded=recorded)
+    self.panels = Panels(
+      server,
+      stream=stream,
+      display=self,
+      timeline=timeline,
+      num_envs=num_envs,
+      mode=mode,
+      title=title,
+      recorded=recorded,
+    )
     self._view: Optional[SceneView] = None
     self._traces: Optional[EnvTraces] = None
     self._last_pose: Optional[Tuple[np.ndarray, np.ndarray]] = None
@@ -70,15 +83,21 @@ class Page:
 
   # -- the drawn envs ----------------------------------------------------------
 
-  def build(self, model: mujoco.MjModel, offsets: np.ndarray,
-            xpos: np.ndarray, xquat: np.ndarray) -> None:
+  def build(
+    self,
+    model: mujoco.MjModel,
+    offsets: np.ndarray,
+    xpos: np.ndarray,
+    xquat: np.ndarray,
+  ) -> None:
     """(Re)build the drawn envs: one copy of ``model`` per row of
     ``offsets``, first shown at body poses ``xpos``/``xquat`` (N, nbody, .)."""
     with self._lock:
       if self._view is not None:
         self._view.remove()
-      view = self._view = SceneView(self._server, model, offsets,
-                                    on_env_click=self.select_env)
+      view = self._view = SceneView(
+        self._server, model, offsets, on_env_click=self.select_env
+      )
       n = view.num_envs
       self._traces = EnvTraces(n)
       self._selected = min(self._selected, n - 1)
@@ -114,8 +133,13 @@ class Page:
     """Triangles the page is asked to draw for the envs now."""
     return self._view.triangles if self._view is not None else 0
 
-  def show(self, xpos: np.ndarray, xquat: np.ndarray, valid: np.ndarray,
-           done: np.ndarray) -> None:
+  def show(
+    self,
+    xpos: np.ndarray,
+    xquat: np.ndarray,
+    valid: np.ndarray,
+    done: np.ndarray,
+  ) -> None:
     """Pose every env: ``xpos (N, nbody, 3)``, ``xquat (N, nbody, 4)``;
     envs not ``valid`` keep their last pose; ``done`` flags resets."""
     with self._lock:
@@ -134,8 +158,13 @@ class Page:
         self._center_selected()
       self.update_seconds.add(time.perf_counter() - started)
 
-  def trace(self, t: float, reward: np.ndarray, done: np.ndarray,
-            terms: Mapping[str, np.ndarray]) -> None:
+  def trace(
+    self,
+    t: float,
+    reward: np.ndarray,
+    done: np.ndarray,
+    terms: Mapping[str, np.ndarray],
+  ) -> None:
     """Add a frame's rewards, resets and reward terms (one per env) to the
     envs' traces (the selected env's chart)."""
     traces = self._traces
@@ -199,8 +228,9 @@ class Page:
     """A progress report for the training curves (thread-safe, cheap)."""
     self.panels.curves.add(int(env_steps), metrics)
 
-  def refresh(self, status: Status, playback: PlaybackState,
-              note: str = "") -> None:
+  def refresh(
+    self, status: Status, playback: PlaybackState, note: str = ""
+  ) -> None:
     """Bring the status, charts and timeline widgets up to date (called a
     few times a second by the viewer thread)."""
     if self._charts_due and time.monotonic() >= self._charts_due:
@@ -229,8 +259,9 @@ class Page:
     self._charts_due = time.monotonic() + _CHART_REBUILD_DELAY
 
   def _show_display(self) -> None:
-    self.panels.show_display(self._selected, self._follow, self._only,
-                             self._shadows)
+    self.panels.show_display(
+      self._selected, self._follow, self._only, self._shadows
+    )
 
   def _redraw(self) -> None:
     if self._view is not None and self._last_pose is not None:
@@ -261,8 +292,12 @@ class Page:
     if view is None:
       return
     position, look_at, _ = camera.preset(
-        preset, view.roots + view.offset, self._selected, view.extent,
-        self._viewport())
+      preset,
+      view.roots + view.offset,
+      self._selected,
+      view.extent,
+      self._viewport(),
+    )
     cam = self._server.initial_camera
     cam.position, cam.look_at = position, look_at
     for client in list(self._server.get_clients().values()):

@@ -59,13 +59,13 @@ class Status:
   def markdown(self) -> str:
     latency = "–" if self.latency_ms is None else f"{self.latency_ms:,.0f} ms"
     lines = [
-        f"**Trainer runs:** `{self.trainer_mode}`",
-        f"**Env steps:** {self.env_steps:,} &nbsp; **/s:** "
-        f"{self.env_steps_per_s:,.0f}",
-        f"**Frames/s:** received {self.received_per_s:,.0f} · shown "
-        f"{self.shown_per_s:,.0f}",
-        f"**Dropped frames:** {self.dropped:,}",
-        f"**Latency** (unroll end → sent): {latency}",
+      f"**Trainer runs:** `{self.trainer_mode}`",
+      f"**Env steps:** {self.env_steps:,} &nbsp; **/s:** "
+      f"{self.env_steps_per_s:,.0f}",
+      f"**Frames/s:** received {self.received_per_s:,.0f} · shown "
+      f"{self.shown_per_s:,.0f}",
+      f"**Dropped frames:** {self.dropped:,}",
+      f"**Latency** (unroll end → sent): {latency}",
     ]
     if self.note:
       lines.append(f"_{self.note}_")
@@ -88,44 +88,69 @@ class Panels:
       are hidden; live, they sit in the Live tab.
   """
 
-  def __init__(self, server: viser.ViserServer, *,
-               stream: Optional[StreamControls],
-               display: DisplayControls, timeline: TimelineControls,
-               num_envs: int, mode: str, title: str = "braxviewer",
-               recorded: Optional[ChunkSequence] = None):
+  def __init__(
+    self,
+    server: viser.ViserServer,
+    *,
+    stream: Optional[StreamControls],
+    display: DisplayControls,
+    timeline: TimelineControls,
+    num_envs: int,
+    mode: str,
+    title: str = "braxviewer",
+    recorded: Optional[ChunkSequence] = None,
+  ):
     gui = server.gui
     self._gui = gui
-    gui.configure_theme(control_width="medium", show_share_button=False,
-                        brand_color=(38, 110, 200))
+    gui.configure_theme(
+      control_width="medium",
+      show_share_button=False,
+      brand_color=(38, 110, 200),
+    )
     gui.set_panel_label(title)
     live = recorded is None
     if not live:
-      self.timeline = TimelinePanel(gui, timeline, live=False, label="Replay",
-                                    order=-1, recorded=recorded)
+      self.timeline = TimelinePanel(
+        gui, timeline, live=False, label="Replay", order=-1, recorded=recorded
+      )
     tabs = gui.add_tab_group()
     with tabs.add_tab("Live", viser.Icon.PLAYER_PLAY):
       self.mode = gui.add_dropdown(
-          "Streaming", MODES, initial_value=mode,
-          hint="off: training runs alone; live: newest chunks, never waits;"
-          " sync: training waits until each chunk was shown.")
+        "Streaming",
+        MODES,
+        initial_value=mode,
+        hint="off: training runs alone; live: newest chunks, never waits;"
+        " sync: training waits until each chunk was shown.",
+      )
       self.status = gui.add_markdown(Status(wanted_mode=mode).markdown())
       self.source = gui.add_dropdown(
-          "Source", SOURCES, initial_value="train",
-          hint="Training unrolls or eval rollouts.")
+        "Source",
+        SOURCES,
+        initial_value="train",
+        hint="Training unrolls or eval rollouts.",
+      )
       if live:
         self.timeline = TimelinePanel(gui, timeline, live=True)
       else:
         self.mode.visible = self.status.visible = False
       self.shadows = gui.add_checkbox(
-          "Shadows", False, hint="Nicer, but halves the frame rate of"
-          " browsers without a GPU.")
+        "Shadows",
+        False,
+        hint="Nicer, but halves the frame rate of browsers without a GPU.",
+      )
     with tabs.add_tab("Envs", viser.Icon.GRID_DOTS):
       self.env = gui.add_slider(
-          "Env", min=0, max=max(num_envs - 1, 1), step=1, initial_value=0,
-          disabled=num_envs < 2,
-          hint="Select an env (or click it, or use the arrow keys).")
-      self.follow = gui.add_checkbox("Follow", False,
-                                     hint="Keep the selected env centred.")
+        "Env",
+        min=0,
+        max=max(num_envs - 1, 1),
+        step=1,
+        initial_value=0,
+        disabled=num_envs < 2,
+        hint="Select an env (or click it, or use the arrow keys).",
+      )
+      self.follow = gui.add_checkbox(
+        "Follow", False, hint="Keep the selected env centred."
+      )
       self.only = gui.add_checkbox("Only selected", False)
       self.camera = gui.add_button_group("Camera", PRESETS)
       self.env_info = gui.add_markdown("")
@@ -136,20 +161,29 @@ class Panels:
     self.trace_chart = TraceChart(gui, self.env_folder)
     self._wire(stream, display, timeline)
 
-  def _wire(self, stream: Optional[StreamControls], c: DisplayControls,
-            timeline: TimelineControls) -> None:
+  def _wire(
+    self,
+    stream: Optional[StreamControls],
+    c: DisplayControls,
+    timeline: TimelineControls,
+  ) -> None:
     if stream is not None:
       self.mode.on_update(
-          lambda e: by_user(e) and stream.set_mode(self.mode.value))
+        lambda e: by_user(e) and stream.set_mode(self.mode.value)
+      )
     self.source.on_update(
-        lambda e: by_user(e) and timeline.set_source(self.source.value))
+      lambda e: by_user(e) and timeline.set_source(self.source.value)
+    )
     self.env.on_update(lambda e: by_user(e) and c.select_env(self.env.value))
     self.follow.on_update(
-        lambda e: by_user(e) and c.set_follow(self.follow.value))
+      lambda e: by_user(e) and c.set_follow(self.follow.value)
+    )
     self.only.on_update(
-        lambda e: by_user(e) and c.set_show_only(self.only.value))
+      lambda e: by_user(e) and c.set_show_only(self.only.value)
+    )
     self.shadows.on_update(
-        lambda e: by_user(e) and c.set_shadows(self.shadows.value))
+      lambda e: by_user(e) and c.set_shadows(self.shadows.value)
+    )
     self.camera.on_click(lambda e: c.apply_camera(self.camera.value))
     nxt = self._gui.add_command("Next env", hotkey="arrowright")
     prev = self._gui.add_command("Previous env", hotkey="arrowleft")
@@ -168,8 +202,9 @@ class Panels:
   def show_mode(self, mode: str) -> None:
     set_value(self.mode, mode)
 
-  def show_display(self, env: int, follow: bool, only: bool,
-                   shadows: bool) -> None:
+  def show_display(
+    self, env: int, follow: bool, only: bool, shadows: bool
+  ) -> None:
     """The Envs tab's widgets as the display is now (changes from Python)."""
     set_value(self.env, env)
     set_value(self.follow, follow)

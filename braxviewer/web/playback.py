@@ -56,10 +56,15 @@ class Playback:
     warn: the viewer's once-per-kind warnings.
   """
 
-  def __init__(self, player: Player, *, status: Callable[[], Status],
-               on_fail: Callable[[str, bool], None],
-               note: Callable[[], str] = lambda: "",
-               warn: Optional[WarnOnce] = None):
+  def __init__(
+    self,
+    player: Player,
+    *,
+    status: Callable[[], Status],
+    on_fail: Callable[[str, bool], None],
+    note: Callable[[], str] = lambda: "",
+    warn: Optional[WarnOnce] = None,
+  ):
     self.player = player
     self._status = status
     self._on_fail = on_fail
@@ -77,13 +82,15 @@ class Playback:
 
   # -- lifecycle -----------------------------------------------------------------
 
-  def start(self, page: Page,
-            health: Callable[[], Optional[str]] = lambda: None) -> None:
+  def start(
+    self, page: Page, health: Callable[[], Optional[str]] = lambda: None
+  ) -> None:
     """Play on ``page`` in a background thread; ``health()`` returns why
     the page is gone (e.g. the server died), or None while it serves."""
     self._page = page
-    self._thread = threading.Thread(target=self._loop, args=(health,),
-                                    name="braxviewer-web", daemon=True)
+    self._thread = threading.Thread(
+      target=self._loop, args=(health,), name="braxviewer-web", daemon=True
+    )
     self._thread.start()
 
   def stop(self, timeout: float = 5.0) -> None:
@@ -130,8 +137,9 @@ class Playback:
     if not len(timeline):
       return
     index = int(index)
-    self._jump_to(timeline.start + (index + len(timeline) if index < 0
-                                    else index))
+    self._jump_to(
+      timeline.start + (index + len(timeline) if index < 0 else index)
+    )
 
   def step_chunk(self, delta: int) -> None:
     """The previous (-1) or next (+1) chunk of the timeline."""
@@ -204,14 +212,22 @@ class Playback:
       return
     chunk = entry.chunk
     done = np.asarray(chunk.done[index])
-    page.show(np.asarray(poses.xpos[index]), np.asarray(poses.xquat[index]),
-              np.asarray(poses.valid[index]), done)
+    page.show(
+      np.asarray(poses.xpos[index]),
+      np.asarray(poses.xquat[index]),
+      np.asarray(poses.valid[index]),
+      done,
+    )
     self.shown.add()
     if index == 0 and entry.from_feed:
       self.latency.add(time.time() - chunk.wall_time)
     self._sim_t = entry.t0 + index * entry.dt
-    page.trace(self._sim_t, np.asarray(chunk.reward[index]), done > 0,
-               {k: np.asarray(v[index]) for k, v in chunk.metrics.items()})
+    page.trace(
+      self._sim_t,
+      np.asarray(chunk.reward[index]),
+      done > 0,
+      {k: np.asarray(v[index]) for k, v in chunk.metrics.items()},
+    )
 
   def _refresh(self) -> None:
     if self._page is not None:
@@ -239,11 +255,16 @@ class Playback:
       except Exception as err:  # never let the page take training down
         errors += 1
         self._warn(
-            "loop", f"braxviewer: the viewer could not draw a frame"
-            f" ({type(err).__name__}: {err}). It skips such frames, and turns"
-            " itself off if it keeps failing; training goes on.")
+          "loop",
+          f"braxviewer: the viewer could not draw a frame"
+          f" ({type(err).__name__}: {err}). It skips such frames, and turns"
+          " itself off if it keeps failing; training goes on.",
+        )
         if errors >= _MAX_CONSECUTIVE_ERRORS:
-          self._on_fail(f"the viewer failed {errors} times in a row"
-                        f" ({type(err).__name__}: {err}).", True)
+          self._on_fail(
+            f"the viewer failed {errors} times in a row"
+            f" ({type(err).__name__}: {err}).",
+            True,
+          )
           return
       self._stop.wait(min(max(self.player.next_due(), 0.001), 0.02))

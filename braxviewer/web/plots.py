@@ -17,18 +17,26 @@ from braxviewer.protocol import TRAINING_SPS
 from braxviewer.web.traces import DEFAULT_WINDOW
 
 PALETTE = (
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
-    "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+  "#1f77b4",
+  "#d62728",
+  "#2ca02c",
+  "#ff7f0e",
+  "#9467bd",
+  "#8c564b",
+  "#e377c2",
+  "#17becf",
+  "#bcbd22",
+  "#7f7f7f",
 )
 
 # Training-curve groups: (title, predicate on the progress key). The speed
 # chart plots the trainer's own key (epochs and per-call heartbeats), not
 # eval/sps (the speed of eval rollouts).
 _GROUPS: Tuple[Tuple[str, Callable[[str], bool]], ...] = (
-    ("Eval reward", lambda k: k.endswith("episode_reward")),
-    ("Env steps / s", lambda k: k == TRAINING_SPS),
-    ("Losses", lambda k: "loss" in k),
-    ("Episode length", lambda k: k.endswith("episode_length")),
+  ("Eval reward", lambda k: k.endswith("episode_reward")),
+  ("Env steps / s", lambda k: k == TRAINING_SPS),
+  ("Losses", lambda k: "loss" in k),
+  ("Episode length", lambda k: k.endswith("episode_length")),
 )
 
 
@@ -43,8 +51,9 @@ def group_of(key: str) -> Optional[str]:
 def _series(labels: Sequence[str], x_label: str) -> Tuple[uplot.Series, ...]:
   out = [uplot.Series(label=x_label)]
   for i, label in enumerate(labels):
-    out.append(uplot.Series(label=label, stroke=PALETTE[i % len(PALETTE)],
-                            width=1.5))
+    out.append(
+      uplot.Series(label=label, stroke=PALETTE[i % len(PALETTE)], width=1.5)
+    )
   return tuple(out)
 
 
@@ -111,8 +120,12 @@ class ProgressCurves:
         groups.setdefault(title, {})[key] = value
     with self._lock:
       self._latest.update(
-          {k: float(v) for k, v in metrics.items()
-           if isinstance(v, (int, float, np.floating, np.integer))})
+        {
+          k: float(v)
+          for k, v in metrics.items()
+          if isinstance(v, (int, float, np.floating, np.integer))
+        }
+      )
       for title, values in groups.items():
         curve = self._curves.setdefault(title, _Curve())
         curve.add(int(env_steps), values)
@@ -144,9 +157,13 @@ class ProgressCurves:
     with self._lock:
       dirty, self._dirty = self._dirty, set()
       stale, self._stale = self._stale, False
-      snap = {t: (np.asarray(self._curves[t].steps),
-                  {k: np.asarray(v) for k, v in self._curves[t].values.items()})
-              for t in dirty}
+      snap = {
+        t: (
+          np.asarray(self._curves[t].steps),
+          {k: np.asarray(v) for k, v in self._curves[t].values.items()},
+        )
+        for t in dirty
+      }
     if snap and self._hint is not None:
       self._hint.remove()
       self._hint = None
@@ -162,10 +179,12 @@ class ProgressCurves:
       if chart is None:
         with self._container:
           handle = self._gui.add_uplot(
-              data, _series(_short_names(labels), "env steps"),
-              title=title, aspect=2.0,
-              scales={"x": uplot.Scale(time=False)},
-              cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
+            data,
+            _series(_short_names(labels), "env steps"),
+            title=title,
+            aspect=2.0,
+            scales={"x": uplot.Scale(time=False)},
+            cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
           )
         self._charts[title] = (labels, handle)
       else:
@@ -181,8 +200,9 @@ def _short_names(names: Sequence[str]) -> list:
 class TraceChart:
   """The chart of one env's traces in the page."""
 
-  def __init__(self, gui: viser.GuiApi, container,
-               window: int = DEFAULT_WINDOW):
+  def __init__(
+    self, gui: viser.GuiApi, container, window: int = DEFAULT_WINDOW
+  ):
     self._gui = gui
     self._container = container
     self._window = int(window)
@@ -209,16 +229,26 @@ class TraceChart:
     if self._handle is not None:
       self._handle.remove()
     series = list(_series(labels, "frames ago"))
-    series[-1] = uplot.Series(label="reset", stroke="#e03c3c", width=1,
-                              scale="reset", fill="rgba(224,60,60,0.12)")
+    series[-1] = uplot.Series(
+      label="reset",
+      stroke="#e03c3c",
+      width=1,
+      scale="reset",
+      fill="rgba(224,60,60,0.12)",
+    )
     with self._container:
       self._handle = self._gui.add_uplot(
-          data, tuple(series), title="Selected env: reward and terms",
-          aspect=1.6,
-          scales={"x": uplot.Scale(time=False, auto=False,
-                                   range=(1.0 - self._window, 0.0)),
-                  "reset": uplot.Scale(auto=False, range=(0.0, 1.0))},
-          cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
+        data,
+        tuple(series),
+        title="Selected env: reward and terms",
+        aspect=1.6,
+        scales={
+          "x": uplot.Scale(
+            time=False, auto=False, range=(1.0 - self._window, 0.0)
+          ),
+          "reset": uplot.Scale(auto=False, range=(0.0, 1.0)),
+        },
+        cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
       )
     self._labels = labels
 

@@ -29,7 +29,9 @@ VISIBLE_GROUPS = (0, 1, 2)  # MuJoCo's default visible geom groups
 def geom_rgba(model: mujoco.MjModel, geom: int) -> np.ndarray:
   """A geom's flat colour as mjviser picks it (material, else geom)."""
   matid = model.geom_matid[geom]
-  rgba = model.mat_rgba[matid] if 0 <= matid < model.nmat else model.geom_rgba[geom]
+  rgba = (
+    model.mat_rgba[matid] if 0 <= matid < model.nmat else model.geom_rgba[geom]
+  )
   return np.clip(np.asarray(rgba, dtype=np.float64), 0.0, 1.0)
 
 
@@ -86,8 +88,11 @@ class Parts:
     for g in range(model.ngeom):
       gtype = int(model.geom_type[g])
       rgba = geom_rgba(model, g)
-      if (int(model.geom_group[g]) not in VISIBLE_GROUPS or rgba[3] <= 0
-          or (skip_planes and gtype == _G.mjGEOM_PLANE)):
+      if (
+        int(model.geom_group[g]) not in VISIBLE_GROUPS
+        or rgba[3] <= 0
+        or (skip_planes and gtype == _G.mjGEOM_PLANE)
+      ):
         continue
       body = int(model.geom_bodyid[g])
       pos = np.asarray(model.geom_pos[g], dtype=np.float64)
@@ -95,43 +100,58 @@ class Parts:
       size = np.asarray(model.geom_size[g], dtype=np.float64)
       colour = (np.round(rgba[:3] * 255).astype(np.uint8), float(rgba[3]))
       if gtype == _G.mjGEOM_SPHERE:
-        rows.setdefault("sphere", []).append((body, pos, quat, size[[0, 0, 0]], *colour))
+        rows.setdefault("sphere", []).append(
+          (body, pos, quat, size[[0, 0, 0]], *colour)
+        )
       elif gtype == _G.mjGEOM_ELLIPSOID:
-        rows.setdefault("sphere", []).append((body, pos, quat, size[:3], *colour))
+        rows.setdefault("sphere", []).append(
+          (body, pos, quat, size[:3], *colour)
+        )
       elif gtype == _G.mjGEOM_BOX:
         rows.setdefault("box", []).append((body, pos, quat, size[:3], *colour))
       elif gtype == _G.mjGEOM_CYLINDER:
         rows.setdefault("cylinder", []).append(
-            (body, pos, quat, size[[0, 0, 1]], *colour))
+          (body, pos, quat, size[[0, 0, 1]], *colour)
+        )
       elif gtype == _G.mjGEOM_CAPSULE:
         r, half = size[0], size[1]
         kind = f"capsule:{half / max(r, 1e-9):.2f}"
         rows.setdefault(kind, []).append(
-            (body, pos, quat, np.array([r, r, r]), *colour))
+          (body, pos, quat, np.array([r, r, r]), *colour)
+        )
       else:  # meshes, height fields, planes kept: mjviser builds them
         if gtype == _G.mjGEOM_MESH:
           key = f"mesh:{int(model.geom_dataid[g])}:{int(model.geom_matid[g])}"
-          key += "" if _textured(model, g) else ":" + ",".join(
-              str(int(c)) for c in colour[0])
+          key += (
+            ""
+            if _textured(model, g)
+            else ":" + ",".join(str(int(c)) for c in colour[0])
+          )
           if key not in meshes:
             meshes[key] = mujoco_mesh_to_trimesh(model, g)
         else:
           key = f"geom:{g}"
           meshes[key] = create_primitive_mesh(model, g)
-        rows.setdefault(key, []).append(
-            (body, pos, quat, np.ones(3), *colour))
+        rows.setdefault(key, []).append((body, pos, quat, np.ones(3), *colour))
     self.shapes: List[Shape] = []
     for kind, parts in rows.items():
       body, pos, quat, scale, rgb, alpha = zip(*parts)
-      self.shapes.append(Shape(
-          kind=kind, body=np.asarray(body, dtype=np.int64),
-          pos=np.asarray(pos), quat=np.asarray(quat), scale=np.asarray(scale),
+      self.shapes.append(
+        Shape(
+          kind=kind,
+          body=np.asarray(body, dtype=np.int64),
+          pos=np.asarray(pos),
+          quat=np.asarray(quat),
+          scale=np.asarray(scale),
           rgb=np.asarray(rgb, dtype=np.uint8),
           opacity=np.asarray(alpha, dtype=np.float64),
-          mesh=meshes.get(kind)))
+          mesh=meshes.get(kind),
+        )
+      )
 
-  def poses(self, shape: Shape, xpos: np.ndarray,
-            xquat: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  def poses(
+    self, shape: Shape, xpos: np.ndarray, xquat: np.ndarray
+  ) -> Tuple[np.ndarray, np.ndarray]:
     """World ``(pos (E*P, 3), quat (E*P, 4))`` of a shape's parts for body
     poses ``xpos (E, nbody, 3)``, ``xquat (E, nbody, 4)``; env-major."""
     bpos = xpos[:, shape.body]  # (E, P, 3)

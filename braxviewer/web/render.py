@@ -40,8 +40,11 @@ def setup_lighting(server: viser.ViserServer, shadows: bool = False) -> None:
   server.scene.configure_environment_map(None)
   server.scene.configure_default_lights(True, shadows)
   server.scene.add_light_hemisphere(
-      "/lights/sky", sky_color=(255, 255, 255), ground_color=(90, 90, 110),
-      intensity=0.8)
+    "/lights/sky",
+    sky_color=(255, 255, 255),
+    ground_color=(90, 90, 110),
+    intensity=0.8,
+  )
 
 
 def body_extent(model: mujoco.MjModel, data: mujoco.MjData) -> float:
@@ -75,11 +78,11 @@ class SceneView:
   root = "/envs"
 
   def __init__(
-      self,
-      server: viser.ViserServer,
-      model: mujoco.MjModel,
-      offsets: np.ndarray,
-      on_env_click: Optional[Callable[[int], None]] = None,
+    self,
+    server: viser.ViserServer,
+    model: mujoco.MjModel,
+    offsets: np.ndarray,
+    on_env_click: Optional[Callable[[int], None]] = None,
   ):
     self._server = server
     self.model = model
@@ -108,20 +111,29 @@ class SceneView:
       for shape in self._parts.shapes:
         self._handles.append(self._add_shape(shape))
       self._marker = server.scene.add_icosphere(
-          f"{self.root}/selected", radius=0.06 * self.extent,
-          color=_SELECT_COLOR, cast_shadow=False, receive_shadow=False)
+        f"{self.root}/selected",
+        radius=0.06 * self.extent,
+        color=_SELECT_COLOR,
+        cast_shadow=False,
+        receive_shadow=False,
+      )
       self._label = server.scene.add_label(
-          f"{self.root}/selected_label", "env 0", anchor="bottom-center")
-      sphere = trimesh.creation.icosphere(subdivisions=1,
-                                          radius=0.08 * self.extent)
+        f"{self.root}/selected_label", "env 0", anchor="bottom-center"
+      )
+      sphere = trimesh.creation.icosphere(
+        subdivisions=1, radius=0.08 * self.extent
+      )
       self._dones = server.scene.add_batched_meshes_simple(
-          f"{self.root}/done", np.asarray(sphere.vertices, np.float32),
-          np.asarray(sphere.faces, np.uint32),
-          batched_wxyzs=np.tile([1.0, 0.0, 0.0, 0.0], (self.num_envs, 1)),
-          batched_positions=self._above(0.5),
-          batched_scales=np.zeros(self.num_envs),
-          batched_colors=_MARKER_COLOR, cast_shadow=False,
-          receive_shadow=False)
+        f"{self.root}/done",
+        np.asarray(sphere.vertices, np.float32),
+        np.asarray(sphere.faces, np.uint32),
+        batched_wxyzs=np.tile([1.0, 0.0, 0.0, 0.0], (self.num_envs, 1)),
+        batched_positions=self._above(0.5),
+        batched_scales=np.zeros(self.num_envs),
+        batched_colors=_MARKER_COLOR,
+        cast_shadow=False,
+        receive_shadow=False,
+      )
     self._done_scale = np.zeros(self.num_envs)
     self.select(0)
 
@@ -130,43 +142,71 @@ class SceneView:
   def _add_floor(self, data: mujoco.MjData) -> Optional[Floor]:
     """A grid for the model's lowest ground plane (fixed to the world)."""
     model = self.model
-    planes = [g for g in range(model.ngeom)
-              if model.geom_type[g] == _PLANE
-              and model.body_weldid[model.geom_bodyid[g]] == 0]
+    planes = [
+      g
+      for g in range(model.ngeom)
+      if model.geom_type[g] == _PLANE
+      and model.body_weldid[model.geom_bodyid[g]] == 0
+    ]
     if not planes:
       return None
     z = min(float(data.geom_xpos[g][2]) for g in planes)
-    floor = Floor(self._server, f"{self.root}/floor", z - 1e-3,
-                  margin=max(2.0 * self.extent, 1.0))
+    floor = Floor(
+      self._server,
+      f"{self.root}/floor",
+      z - 1e-3,
+      margin=max(2.0 * self.extent, 1.0),
+    )
     floor.cover(self.roots)
     return floor
 
   def _instances(self, shape: Shape, envs: slice):
     n = len(range(*envs.indices(self.num_envs)))
-    return (np.tile(shape.scale, (n, 1)), np.tile(shape.rgb, (n, 1)),
-            np.tile(shape.opacity, n))
+    return (
+      np.tile(shape.scale, (n, 1)),
+      np.tile(shape.rgb, (n, 1)),
+      np.tile(shape.opacity, n),
+    )
 
   def _add_shape(self, shape: Shape) -> List:
     """One instanced mesh per level of detail, all envs in the coarsest."""
     pos, quat = self._parts.poses(
-        shape, np.broadcast_to(self.offsets[:, None],
-                               (self.num_envs, self.model.nbody, 3)),
-        np.tile([1.0, 0.0, 0.0, 0.0], (self.num_envs, self.model.nbody, 1)))
+      shape,
+      np.broadcast_to(
+        self.offsets[:, None], (self.num_envs, self.model.nbody, 3)
+      ),
+      np.tile([1.0, 0.0, 0.0, 0.0], (self.num_envs, self.model.nbody, 1)),
+    )
     scale, rgb, opacity = self._instances(shape, slice(None))
     name = f"{self.root}/{shape.kind.replace(':', '_')}"
     if shape.mesh is not None:
-      handles = [self._server.scene.add_batched_meshes_trimesh(
-          name, shape.mesh, batched_wxyzs=quat, batched_positions=pos,
-          batched_scales=scale, lod="off")]
+      handles = [
+        self._server.scene.add_batched_meshes_trimesh(
+          name,
+          shape.mesh,
+          batched_wxyzs=quat,
+          batched_positions=pos,
+          batched_scales=scale,
+          lod="off",
+        )
+      ]
     else:
       handles = []
       for i, level in enumerate(detail.levels(shape.kind)):
-        handles.append(self._server.scene.add_batched_meshes_simple(
-            f"{name}/{i}", np.asarray(level.mesh.vertices, np.float32),
-            np.asarray(level.mesh.faces, np.uint32), batched_wxyzs=quat,
-            batched_positions=pos, batched_scales=scale, batched_colors=rgb,
+        handles.append(
+          self._server.scene.add_batched_meshes_simple(
+            f"{name}/{i}",
+            np.asarray(level.mesh.vertices, np.float32),
+            np.asarray(level.mesh.faces, np.uint32),
+            batched_wxyzs=quat,
+            batched_positions=pos,
+            batched_scales=scale,
+            batched_colors=rgb,
             batched_opacities=None if np.all(opacity >= 1) else opacity,
-            lod="off", visible=i == 0))
+            lod="off",
+            visible=i == 0,
+          )
+        )
     if self._on_env_click is not None:
       for handle in handles:
         handle.on_click(self._clicked)
@@ -182,8 +222,9 @@ class SceneView:
       direction = direction / max(np.linalg.norm(direction), 1e-9)
       rel = self.roots - origin
       along = np.clip(rel @ direction, 0.0, None)
-      env = int(np.argmin(np.linalg.norm(rel - along[:, None] * direction,
-                                         axis=1)))
+      env = int(
+        np.argmin(np.linalg.norm(rel - along[:, None] * direction, axis=1))
+      )
     if self._on_env_click is not None:
       self._on_env_click(env)
 
@@ -197,8 +238,9 @@ class SceneView:
   def _above(self, height: float) -> np.ndarray:
     return self.roots + [0.0, 0.0, height * self.extent]
 
-  def show(self, xpos: np.ndarray, xquat: np.ndarray,
-           done: Optional[np.ndarray] = None) -> None:
+  def show(
+    self, xpos: np.ndarray, xquat: np.ndarray, done: Optional[np.ndarray] = None
+  ) -> None:
     """Pose every env: ``xpos (N, nbody, 3)``, ``xquat (N, nbody, 4)`` wxyz."""
     self.roots = np.asarray(xpos[:, self.tracked_body], dtype=np.float64)
     sel = self._envs()
@@ -224,16 +266,20 @@ class SceneView:
         self._mark_done(np.asarray(done, dtype=bool))
     self._server.flush()
 
-  def _choose_levels(self, i: int, pos: np.ndarray, sel: slice,
-                     resized: bool, views) -> bool:
+  def _choose_levels(
+    self, i: int, pos: np.ndarray, sel: slice, resized: bool, views
+  ) -> bool:
     """Level of detail of each drawn instance of shape ``i``; True when it
     changed (the instances move between meshes)."""
     shape = self._parts.shapes[i]
     if len(self._handles[i]) > 1:
       envs = len(range(*sel.indices(self.num_envs)))
       new = detail.choose(
-          np.tile(shape.radius, envs), pos + self._shift, views,
-          [level.deviation for level in detail.levels(shape.kind)])
+        np.tile(shape.radius, envs),
+        pos + self._shift,
+        views,
+        [level.deviation for level in detail.levels(shape.kind)],
+      )
     else:
       new = np.zeros(len(pos), dtype=np.int64)
     old = self._levels[i]
@@ -242,8 +288,9 @@ class SceneView:
     self._levels[i] = new
     return True
 
-  def _pose_levels(self, i: int, pos: np.ndarray, quat: np.ndarray,
-                   sel: slice, changed: bool) -> None:
+  def _pose_levels(
+    self, i: int, pos: np.ndarray, quat: np.ndarray, sel: slice, changed: bool
+  ) -> None:
     shape, levels = self._parts.shapes[i], self._levels[i]
     if levels is None or len(levels) != len(pos):  # not chosen yet
       levels = self._levels[i] = np.zeros(len(pos), dtype=np.int64)

@@ -44,15 +44,15 @@ def pick_port(host: str, port: int, fallback: bool, tries: int = 100) -> int:
     return port
   if not fallback:
     raise PortInUseError(
-        f"braxviewer: port {port} on {host} is already in use (another viewer"
-        f" or server?). Pick another port, e.g. WebViewer(port={port + 1}), or"
-        " pass port_fallback=True to take the next free port."
+      f"braxviewer: port {port} on {host} is already in use (another viewer"
+      f" or server?). Pick another port, e.g. WebViewer(port={port + 1}), or"
+      " pass port_fallback=True to take the next free port."
     )
   for candidate in range(port + 1, min(port + 1 + tries, 65536)):
     if port_is_free(host, candidate):
       return candidate
   raise PortInUseError(
-      f"braxviewer: ports {port}..{port + tries} on {host} are all in use."
+    f"braxviewer: ports {port}..{port + tries} on {host} are all in use."
   )
 
 
@@ -68,9 +68,9 @@ class _SocketFaultFilter(logging.Filter):
     if message in ("connection handler failed", "opening handshake failed"):
       err = record.exc_info[1] if record.exc_info else None
       self._report(
-          f"a browser connection sent data the server could not read"
-          f" ({type(err).__name__ if err else 'unknown error'}); that"
-          " connection was closed, the viewer and training go on."
+        f"a browser connection sent data the server could not read"
+        f" ({type(err).__name__ if err else 'unknown error'}); that"
+        " connection was closed, the viewer and training go on."
       )
       return False
     return True
@@ -97,21 +97,21 @@ class WebServer:
   """
 
   def __init__(
-      self,
-      host: str = "127.0.0.1",
-      port: int = 8000,
-      port_fallback: bool = False,
-      label: Optional[str] = None,
-      on_fault: Optional[Callable[[str], None]] = None,
+    self,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    port_fallback: bool = False,
+    label: Optional[str] = None,
+    on_fault: Optional[Callable[[str], None]] = None,
   ):
     if host in _PUBLIC_HOSTS:
       warnings.warn(
-          f"braxviewer: serving on {host or 'all interfaces'}: anyone who can"
-          " reach this machine can open the page and switch the streaming"
-          " mode; there is no authentication. Prefer host='127.0.0.1' with an"
-          " SSH tunnel (see docs/web.md).",
-          ViewerWarning,
-          stacklevel=3,
+        f"braxviewer: serving on {host or 'all interfaces'}: anyone who can"
+        " reach this machine can open the page and switch the streaming"
+        " mode; there is no authentication. Prefer host='127.0.0.1' with an"
+        " SSH tunnel (see docs/web.md).",
+        ViewerWarning,
+        stacklevel=3,
       )
     chosen = pick_port(host, port, port_fallback)
     self.host = host
@@ -121,7 +121,7 @@ class WebServer:
     try:
       with _quiet_stdout():
         self.server = viser.ViserServer(
-            host=host, port=chosen, label=label, verbose=False
+          host=host, port=chosen, label=label, verbose=False
         )
     except BaseException:
       self._ws_logger.removeFilter(self._fault_filter)
@@ -130,7 +130,7 @@ class WebServer:
     if chosen and self.port != chosen:
       self.stop()
       raise PortInUseError(
-          f"braxviewer: port {chosen} on {host} was taken while starting."
+        f"braxviewer: port {chosen} on {host} was taken while starting."
       )
     ws = self.server._websock_server
     self._thread = ws._server_thread
@@ -141,8 +141,8 @@ class WebServer:
     threading.excepthook = self._excepthook
     if port and self.port != port:
       print(
-          f"braxviewer: port {port} is in use; using {self.port} instead.",
-          file=sys.stderr,
+        f"braxviewer: port {port} is in use; using {self.port} instead.",
+        file=sys.stderr,
       )
 
   @property
@@ -188,8 +188,9 @@ class WebServer:
 
   def alive(self) -> bool:
     """Whether the server thread still serves."""
-    return (not self._stopped and self._thread is not None
-            and self._thread.is_alive())
+    return (
+      not self._stopped and self._thread is not None and self._thread.is_alive()
+    )
 
   def stop(self, timeout: float = 5.0) -> None:
     """Stop serving; joins the server thread and viser's worker threads."""
@@ -198,7 +199,7 @@ class WebServer:
     self._stopped = True
     executor = getattr(self.server, "_thread_executor", None)
     workers: List[threading.Thread] = list(
-        getattr(executor, "_threads", ()) or ()
+      getattr(executor, "_threads", ()) or ()
     )
     try:
       with _quiet_stdout():

@@ -40,8 +40,9 @@ def short_steps(n: int) -> str:
   return str(int(n))
 
 
-def step_marks(env_steps: np.ndarray,
-               count: int = 4) -> Optional[Tuple[Tuple[int, str], ...]]:
+def step_marks(
+  env_steps: np.ndarray, count: int = 4
+) -> Optional[Tuple[Tuple[int, str], ...]]:
   """Slider marks: a few chunk indices labelled with their env steps."""
   n = len(env_steps)
   if n < 2:
@@ -50,17 +51,24 @@ def step_marks(env_steps: np.ndarray,
   return tuple((i, short_steps(int(env_steps[i]))) for i in idx)
 
 
-def status_line(timeline: ChunkSequence, cursor: int, frame: int,
-                following: Optional[bool], paused: bool) -> str:
+def status_line(
+  timeline: ChunkSequence,
+  cursor: int,
+  frame: int,
+  following: Optional[bool],
+  paused: bool,
+) -> str:
   """``Chunk 3 / 40 (train) · env step 1,234 · seq 7 · frame 2 / 20``.
 
   ``following``: None for replay; else whether the trainer is followed."""
   i = cursor - timeline.start
   if 0 <= i < len(timeline):
-    text = (f"**Chunk** {i + 1} / {len(timeline)} ({timeline.source}) · "
-            f"**env step** {int(timeline.env_steps[i]):,} · "
-            f"seq {int(timeline.seq[i])} · frame {frame + 1} / "
-            f"{int(timeline.num_steps[i])}")
+    text = (
+      f"**Chunk** {i + 1} / {len(timeline)} ({timeline.source}) · "
+      f"**env step** {int(timeline.env_steps[i]):,} · "
+      f"seq {int(timeline.seq[i])} · frame {frame + 1} / "
+      f"{int(timeline.num_steps[i])}"
+    )
   else:
     kept = "kept" if following is not None else "recorded"
     text = f"{len(timeline)} {timeline.source} chunks {kept}."
@@ -89,10 +97,15 @@ class TimelinePanel:
       a live timeline moves, so its slider has no marks).
   """
 
-  def __init__(self, gui: viser.GuiApi, controls: TimelineControls,
-               live: bool, label: str = "Timeline",
-               order: Optional[float] = None,
-               recorded: Optional[ChunkSequence] = None):
+  def __init__(
+    self,
+    gui: viser.GuiApi,
+    controls: TimelineControls,
+    live: bool,
+    label: str = "Timeline",
+    order: Optional[float] = None,
+    recorded: Optional[ChunkSequence] = None,
+  ):
     self.live = live
     self._gui = gui
     c = controls
@@ -100,39 +113,76 @@ class TimelinePanel:
       self.status = gui.add_markdown("")
       n = len(recorded) if recorded is not None else 0
       self.timeline = gui.add_slider(
-          "Timeline", min=0, max=max(n - 1, 1), step=1, initial_value=0,
-          disabled=n < 2, marks=(step_marks(recorded.env_steps)
-                                 if recorded is not None else None),
-          hint=("The last chunks received, labelled with env steps; drag to"
-                " review (up/down keys: previous/next chunk)." if live else
-                "Recorded chunks over training, labelled with env steps"
-                " (up/down keys: previous/next chunk)."))
-      self.prev = gui.add_button("Previous chunk",
-                                 icon=viser.Icon.PLAYER_SKIP_BACK)
-      self.next = gui.add_button("Next chunk",
-                                 icon=viser.Icon.PLAYER_SKIP_FORWARD)
-      self.to_live = (gui.add_button(
-          "Live", icon=viser.Icon.BROADCAST, hint="Follow training again:"
-          " show the newest chunks.") if live else None)
+        "Timeline",
+        min=0,
+        max=max(n - 1, 1),
+        step=1,
+        initial_value=0,
+        disabled=n < 2,
+        marks=(
+          step_marks(recorded.env_steps) if recorded is not None else None
+        ),
+        hint=(
+          "The last chunks received, labelled with env steps; drag to"
+          " review (up/down keys: previous/next chunk)."
+          if live
+          else "Recorded chunks over training, labelled with env steps"
+          " (up/down keys: previous/next chunk)."
+        ),
+      )
+      self.prev = gui.add_button(
+        "Previous chunk", icon=viser.Icon.PLAYER_SKIP_BACK
+      )
+      self.next = gui.add_button(
+        "Next chunk", icon=viser.Icon.PLAYER_SKIP_FORWARD
+      )
+      self.to_live = (
+        gui.add_button(
+          "Live",
+          icon=viser.Icon.BROADCAST,
+          hint="Follow training again: show the newest chunks.",
+        )
+        if live
+        else None
+      )
       self.play = gui.add_checkbox("Play", True, hint="Key: space.")
-      self.speed = gui.add_slider("Speed", min=0.1, max=4.0, step=0.05,
-                                  initial_value=1.0, hint="1 = real time")
+      self.speed = gui.add_slider(
+        "Speed",
+        min=0.1,
+        max=4.0,
+        step=0.05,
+        initial_value=1.0,
+        hint="1 = real time",
+      )
       self.loop = gui.add_checkbox(
-          "Loop", not live, hint="Start over after the last chunk" +
-          ("" if not live else " (otherwise follow training again)") + ".")
-      self.repeat = gui.add_checkbox("Repeat chunk", False,
-                                     hint="Play the current chunk again.")
+        "Loop",
+        not live,
+        hint="Start over after the last chunk"
+        + ("" if not live else " (otherwise follow training again)")
+        + ".",
+      )
+      self.repeat = gui.add_checkbox(
+        "Repeat chunk", False, hint="Play the current chunk again."
+      )
       self.goto = gui.add_number("Go to env step", 0, min=0, step=1)
-    self.timeline.on_update(lambda e: by_user(e) and c.jump(self.timeline.value))
+    self.timeline.on_update(
+      lambda e: by_user(e) and c.jump(self.timeline.value)
+    )
     self.prev.on_click(lambda e: c.step_chunk(-1))
     self.next.on_click(lambda e: c.step_chunk(+1))
     if self.to_live is not None:
       self.to_live.on_click(lambda e: c.go_live())
-    self.play.on_update(lambda e: by_user(e) and c.set_paused(not self.play.value))
+    self.play.on_update(
+      lambda e: by_user(e) and c.set_paused(not self.play.value)
+    )
     self.speed.on_update(lambda e: by_user(e) and c.set_speed(self.speed.value))
     self.loop.on_update(lambda e: by_user(e) and c.set_loop(self.loop.value))
-    self.repeat.on_update(lambda e: by_user(e) and c.set_repeat(self.repeat.value))
-    self.goto.on_update(lambda e: by_user(e) and c.jump_to_steps(self.goto.value))
+    self.repeat.on_update(
+      lambda e: by_user(e) and c.set_repeat(self.repeat.value)
+    )
+    self.goto.on_update(
+      lambda e: by_user(e) and c.jump_to_steps(self.goto.value)
+    )
     up = gui.add_command("Next chunk", hotkey="arrowup")
     down = gui.add_command("Previous chunk", hotkey="arrowdown")
     space = gui.add_command("Play / pause", hotkey="space")
@@ -145,16 +195,26 @@ class TimelinePanel:
     page that clicked it."""
     with self.folder:
       self.export = self._gui.add_button(
-          "Export MP4", icon=viser.Icon.MOVIE,
-          hint="Selected env, current chunk, follow camera.")
+        "Export MP4",
+        icon=viser.Icon.MOVIE,
+        hint="Selected env, current chunk, follow camera.",
+      )
     self.export.on_click(lambda e: on_click(e.client))
 
   def show(self, state: PlaybackState, note: str = "") -> None:
     """Bring the widgets in line with the player (server side)."""
     timeline = state.timeline
-    set_content(self.status, status_line(
-        timeline, state.cursor, state.frame,
-        state.following if self.live else None, state.paused) + note)
+    set_content(
+      self.status,
+      status_line(
+        timeline,
+        state.cursor,
+        state.frame,
+        state.following if self.live else None,
+        state.paused,
+      )
+      + note,
+    )
     n = len(timeline)
     set_attr(self.timeline, "max", max(n - 1, 1))
     set_attr(self.timeline, "disabled", n < 2)

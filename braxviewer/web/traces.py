@@ -13,6 +13,7 @@ import numpy as np
 
 DEFAULT_WINDOW = 300  # frames of each env kept for its chart
 
+
 class EnvTraces:
   """Reward, reward terms and done of every env over the last frames shown.
 
@@ -36,8 +37,13 @@ class EnvTraces:
     self.resets = np.zeros(num_envs, dtype=np.int64)
     self.dirty = False
 
-  def push(self, t: float, reward: np.ndarray, done: np.ndarray,
-           terms: Mapping[str, np.ndarray]) -> None:
+  def push(
+    self,
+    t: float,
+    reward: np.ndarray,
+    done: np.ndarray,
+    terms: Mapping[str, np.ndarray],
+  ) -> None:
     """Append one frame: ``reward``/``done``/each term are ``(num_envs,)``."""
     with self._lock:
       i = self._head
@@ -48,7 +54,9 @@ class EnvTraces:
       for name, value in terms.items():
         buf = self._terms.get(name)
         if buf is None:
-          buf = self._terms[name] = np.full((self.window, self.num_envs), np.nan)
+          buf = self._terms[name] = np.full(
+            (self.window, self.num_envs), np.nan
+          )
         buf[i] = value
       self._head = (i + 1) % self.window
       self._count = min(self._count + 1, self.window)

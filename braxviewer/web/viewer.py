@@ -59,38 +59,54 @@ class WebViewerBase(PageHost):
   """
 
   def __init__(
-      self,
-      host: str = "127.0.0.1",
-      port: int = 8000,
-      *,
-      num_envs: Optional[int] = None,
-      grid_dims: Optional[Sequence[int]] = None,
-      env_offset: Optional[Sequence[float]] = None,
-      mode: "Mode | str" = Mode.LIVE,
-      port_fallback: bool = False,
-      history: int = 64,
-      title: str = "braxviewer",
-      record_dir: Optional[str] = None,
+    self,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    num_envs: Optional[int] = None,
+    grid_dims: Optional[Sequence[int]] = None,
+    env_offset: Optional[Sequence[float]] = None,
+    mode: "Mode | str" = Mode.LIVE,
+    port_fallback: bool = False,
+    history: int = 64,
+    title: str = "braxviewer",
+    record_dir: Optional[str] = None,
   ):
     self.num_envs = check_num_envs(num_envs)
-    if isinstance(history, bool) or not isinstance(
-        history, (int, np.integer)) or history < 1:
-      raise ValueError(f"history must be a positive int (chunks kept per"
-                       f" source), got {history!r}.")
-    super().__init__(host, port, port_fallback=port_fallback, title=title,
-                     player=Player(history=int(history)))
-    self.grid_dims = None if grid_dims is None else tuple(
-        int(d) for d in grid_dims)
-    self.env_offset = (None if env_offset is None
-                       else tuple(float(v) for v in env_offset))
+    if (
+      isinstance(history, bool)
+      or not isinstance(history, (int, np.integer))
+      or history < 1
+    ):
+      raise ValueError(
+        f"history must be a positive int (chunks kept per"
+        f" source), got {history!r}."
+      )
+    super().__init__(
+      host,
+      port,
+      port_fallback=port_fallback,
+      title=title,
+      player=Player(history=int(history)),
+    )
+    self.grid_dims = (
+      None if grid_dims is None else tuple(int(d) for d in grid_dims)
+    )
+    self.env_offset = (
+      None if env_offset is None else tuple(float(v) for v in env_offset)
+    )
     self._model: Optional[mujoco.MjModel] = None
     self._streamed_envs = 0  # envs per chunk of the running stream
     self._stale = False  # rebuild the drawn envs even at the same count
     self._failed: Optional[str] = None
     self._recorder: Optional[Recorder] = None
-    self._feed = LiveFeed(self.playback.player, mode=Mode.parse(mode),
-                          ready=self._ready, on_start=self._stream_started,
-                          on_progress=self._progress)
+    self._feed = LiveFeed(
+      self.playback.player,
+      mode=Mode.parse(mode),
+      ready=self._ready,
+      on_start=self._stream_started,
+      on_progress=self._progress,
+    )
     self._stream = FanOut(self._feed, lead=self._feed)
     if record_dir is not None:
       self.record(record_dir)
@@ -100,8 +116,9 @@ class WebViewerBase(PageHost):
   def run(self) -> "WebViewerBase":
     """Start the web server in the background and print the page's URL."""
     if self.page is None:
-      self._serve(stream=self, mode=self._feed.wanted.value,
-                  num_envs=self._envs_guess())
+      self._serve(
+        stream=self, mode=self._feed.wanted.value, num_envs=self._envs_guess()
+      )
       if self._model is not None:
         self._show(self._envs_guess())
     return self
@@ -117,8 +134,9 @@ class WebViewerBase(PageHost):
       self.run()
     else:
       done = threading.Event()
-      self.playback.call_soon(lambda: (self._show(self._envs_guess()),
-                                       done.set()))
+      self.playback.call_soon(
+        lambda: (self._show(self._envs_guess()), done.set())
+      )
       done.wait(_BUILD_WAIT_S if self.playback.running else 0.0)
     return self
 
@@ -142,8 +160,11 @@ class WebViewerBase(PageHost):
   # -- TrainingViewer: through the FanOut ----------------------------------------
 
   def requested_envs(self) -> Optional[int]:
-    return self.num_envs if self.num_envs is not None else (
-        self._stream.requested_envs())
+    return (
+      self.num_envs
+      if self.num_envs is not None
+      else (self._stream.requested_envs())
+    )
 
   @property
   def mode(self) -> Mode:
@@ -184,20 +205,31 @@ class WebViewerBase(PageHost):
     c, feed, play = self.playback.player.counters, self._feed, self.playback
     page = self.page
     return dict(
-        chunks_received=c.chunks_received, frames_received=c.frames_received,
-        chunks_dropped=c.chunks_dropped, frames_dropped=c.frames_dropped,
-        frames_shown=c.frames_shown, chunks_skipped=c.chunks_skipped,
-        received_per_s=feed.received.rate(), shown_per_s=play.shown.rate(),
-        latency_s=play.latency.mean(), env_steps=feed.env_steps,
-        env_steps_per_s=feed.step_rate.rate(),
-        update_s=page.update_seconds.mean() if page else None,
-        clients=self.clients(), triangles=page.triangles if page else 0)
+      chunks_received=c.chunks_received,
+      frames_received=c.frames_received,
+      chunks_dropped=c.chunks_dropped,
+      frames_dropped=c.frames_dropped,
+      frames_shown=c.frames_shown,
+      chunks_skipped=c.chunks_skipped,
+      received_per_s=feed.received.rate(),
+      shown_per_s=play.shown.rate(),
+      latency_s=play.latency.mean(),
+      env_steps=feed.env_steps,
+      env_steps_per_s=feed.step_rate.rate(),
+      update_s=page.update_seconds.mean() if page else None,
+      clients=self.clients(),
+      triangles=page.triangles if page else 0,
+    )
 
   # -- wiring --------------------------------------------------------------------
 
   def _ready(self) -> bool:
-    return (not self._closed and self._failed is None
-            and self._model is not None and self.playback.running)
+    return (
+      not self._closed
+      and self._failed is None
+      and self._model is not None
+      and self.playback.running
+    )
 
   def _envs_guess(self) -> int:
     if self._streamed_envs:
@@ -208,9 +240,12 @@ class WebViewerBase(PageHost):
 
   def _stream_started(self, info: StreamInfo) -> None:
     if self._model is None:
-      self._warn("no-model", "braxviewer: viewer.init(env) was not called"
-                 " before training, so there is nothing to draw; streaming"
-                 " stays off.")
+      self._warn(
+        "no-model",
+        "braxviewer: viewer.init(env) was not called"
+        " before training, so there is nothing to draw; streaming"
+        " stays off.",
+      )
       return
     n = self._envs_for(info)
     if n is None:
@@ -231,19 +266,29 @@ class WebViewerBase(PageHost):
   def _status(self) -> Status:
     feed, player = self._feed, self.playback.player
     latency = self.playback.latency.mean()
-    note = ("Training finished." if feed.ended
-            else "Call viewer.init(env) to draw envs." if self._model is None
-            else "Paused." if player.paused else "")
+    note = (
+      "Training finished."
+      if feed.ended
+      else "Call viewer.init(env) to draw envs."
+      if self._model is None
+      else "Paused."
+      if player.paused
+      else ""
+    )
     return Status(
-        trainer_mode=(feed.trainer_mode.value if feed.trainer_mode
-                      else "not started"),
-        wanted_mode=feed.wanted.value, env_steps=feed.env_steps,
-        env_steps_per_s=feed.step_rate.rate(),
-        received_per_s=feed.received.rate(),
-        shown_per_s=self.playback.shown.rate(),
-        dropped=player.counters.frames_dropped,
-        latency_ms=None if latency is None else 1e3 * latency,
-        source=player.source, note=note)
+      trainer_mode=(
+        feed.trainer_mode.value if feed.trainer_mode else "not started"
+      ),
+      wanted_mode=feed.wanted.value,
+      env_steps=feed.env_steps,
+      env_steps_per_s=feed.step_rate.rate(),
+      received_per_s=feed.received.rate(),
+      shown_per_s=self.playback.shown.rate(),
+      dropped=player.counters.frames_dropped,
+      latency_ms=None if latency is None else 1e3 * latency,
+      source=player.source,
+      note=note,
+    )
 
   def _on_fail(self, reason: str, warned: bool) -> None:
     if self._failed:
@@ -251,8 +296,11 @@ class WebViewerBase(PageHost):
     self._failed = reason
     self.playback.player.release_all()
     if not warned:
-      self._warn("fail", f"braxviewer: {reason} The viewer is off for the"
-                 " rest of this run; training goes on.")
+      self._warn(
+        "fail",
+        f"braxviewer: {reason} The viewer is off for the"
+        " rest of this run; training goes on.",
+      )
 
   # -- what to draw (WebViewerBatched adds the original API's tiled models) ------
 
@@ -264,14 +312,15 @@ class WebViewerBase(PageHost):
     model = self._model
     if model is not None and info.nq is not None and info.nq != model.nq:
       self._warn(
-          "nq", f"braxviewer: the trainer streams qpos of width {info.nq} but"
-          f" the model given to viewer.init() has nq={model.nq}; pass the env"
-          " you train to viewer.init(). Streaming stays off.")
+        "nq",
+        f"braxviewer: the trainer streams qpos of width {info.nq} but"
+        f" the model given to viewer.init() has nq={model.nq}; pass the env"
+        " you train to viewer.init(). Streaming stays off.",
+      )
       self._failed = "model mismatch"
       return None
     return int(info.num_envs)
 
   def _poser(self, num_envs: int) -> Poser:
     assert self._model is not None
-    return BatchedScene(self._model, num_envs, self.grid_dims,
-                        self.env_offset)
+    return BatchedScene(self._model, num_envs, self.grid_dims, self.env_offset)

@@ -65,8 +65,9 @@ class TrainingState:
 
 def _strong(tree):
   """Drop weak types so a re-fed output never triggers a recompile."""
-  return jax.tree.map(lambda x: jnp.asarray(x).astype(jnp.asarray(x).dtype),
-                      tree)
+  return jax.tree.map(
+    lambda x: jnp.asarray(x).astype(jnp.asarray(x).dtype), tree
+  )
 
 
 class _Placement:
@@ -76,7 +77,7 @@ class _Placement:
     self.devices = list(devices)
     mesh = jax.sharding.Mesh(np.array(self.devices), (_AXIS,))
     self.sharding = jax.sharding.NamedSharding(
-        mesh, jax.sharding.PartitionSpec(_AXIS)
+      mesh, jax.sharding.PartitionSpec(_AXIS)
     )
 
   def shard(self, tree):
@@ -86,7 +87,7 @@ class _Placement:
   def replicate(self, tree):
     n = len(self.devices)
     stacked = jax.tree.map(
-        lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree
+      lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree
     )
     return self.shard(stacked)
 
@@ -114,10 +115,12 @@ def _shift_pixels(obs: Mapping[str, jax.Array], key) -> Mapping[str, jax.Array]:
         continue
       key, key_shift = jax.random.split(key)
       start = jax.random.randint(key_shift, (2,), 0, 2 * pad + 1)
-      start = jnp.concatenate([jnp.zeros((1,), jnp.int32), start,
-                               jnp.zeros((1,), jnp.int32)])
-      padded = jnp.pad(img, ((0, 0), (pad, pad), (pad, pad), (0, 0)),
-                       mode="edge")
+      start = jnp.concatenate(
+        [jnp.zeros((1,), jnp.int32), start, jnp.zeros((1,), jnp.int32)]
+      )
+      padded = jnp.pad(
+        img, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge"
+      )
       out[name] = jax.lax.dynamic_slice(padded, start, img.shape)
     return out
 
@@ -126,8 +129,15 @@ def _shift_pixels(obs: Mapping[str, jax.Array], key) -> Mapping[str, jax.Array]:
 
 
 def _wrap_env(
-    env, wrap_env, num_envs, episode_length, action_repeat, device_count,
-    key_env, wrap_env_fn, randomization_fn,
+  env,
+  wrap_env,
+  num_envs,
+  episode_length,
+  action_repeat,
+  device_count,
+  key_env,
+  wrap_env_fn,
+  randomization_fn,
 ):
   """Training wrappers, as upstream applies them."""
   if not wrap_env:
@@ -141,10 +151,10 @@ def _wrap_env(
     v_randomization_fn = functools.partial(randomization_fn, rng=rng)
   wrap = wrap_env_fn if wrap_env_fn is not None else envs.training.wrap
   return wrap(
-      env,
-      episode_length=episode_length,
-      action_repeat=action_repeat,
-      randomization_fn=v_randomization_fn,
+    env,
+    episode_length=episode_length,
+    action_repeat=action_repeat,
+    randomization_fn=v_randomization_fn,
   )
 
 
@@ -163,26 +173,41 @@ def _resolve_view_envs(viewer, envs_per_device: int) -> int:
     return min(_DEFAULT_VIEW_ENVS, envs_per_device)
   if requested > envs_per_device:
     raise ValueError(
-        f"The viewer asks for {requested} envs, but each device trains only"
-        f" {envs_per_device} (num_envs / device count). Stream at most"
-        f" {envs_per_device} envs or train with more."
+      f"The viewer asks for {requested} envs, but each device trains only"
+      f" {envs_per_device} (num_envs / device count). Stream at most"
+      f" {envs_per_device} envs or train with more."
     )
   return requested
 
 
-def _open_stream(viewer, env, env_state, kind: str, *, num_view_envs: int,
-                 num_envs: int, envs_per_device: int, chunk_length: int,
-                 steps_per_chunk: int) -> Union[Streamer, NoStream]:
+def _open_stream(
+  viewer,
+  env,
+  env_state,
+  kind: str,
+  *,
+  num_view_envs: int,
+  num_envs: int,
+  envs_per_device: int,
+  chunk_length: int,
+  steps_per_chunk: int,
+) -> Union[Streamer, NoStream]:
   """The host side of the tap; what one env streams is read off its state."""
   if viewer is None:
     return NoStream()
   spec = tap.describe(jax.tree.map(lambda x: x[0], env_state), kind)
   info = StreamInfo(
-      num_envs=num_view_envs, num_train_envs=num_envs,
-      envs_per_device=envs_per_device, kind=kind, nq=spec.nq,
-      num_links=spec.num_links, dt=float(getattr(env, "dt", 0.0) or 0.0),
-      chunk_length=chunk_length, reward_terms=spec.reward_terms,
-      backend=getattr(env, "backend", None))
+    num_envs=num_view_envs,
+    num_train_envs=num_envs,
+    envs_per_device=envs_per_device,
+    kind=kind,
+    nq=spec.nq,
+    num_links=spec.num_links,
+    dt=float(getattr(env, "dt", 0.0) or 0.0),
+    chunk_length=chunk_length,
+    reward_terms=spec.reward_terms,
+    backend=getattr(env, "backend", None),
+  )
   return Streamer(viewer, info, steps_per_chunk=steps_per_chunk)
 
 
@@ -192,74 +217,72 @@ def _open_stream(viewer, env, env_state, kind: str, *, num_view_envs: int,
 
 
 def train(
-    environment: envs.Env,
-    num_timesteps: int,
-    max_devices_per_host: Optional[int] = None,
-    # high-level control flow
-    wrap_env: bool = True,
-    vision: bool = False,
-    augment_pixels: bool = False,
-    # environment wrapper
-    num_envs: int = 1,
-    episode_length: Optional[int] = None,
-    action_repeat: int = 1,
-    wrap_env_fn: Optional[Callable[[Any], Any]] = None,
-    randomization_fn: Optional[
-        Callable[[base.System, jnp.ndarray], Tuple[base.System, base.System]]
-    ] = None,
-    # ppo params
-    learning_rate: float = 1e-4,
-    entropy_cost: float = 1e-4,
-    discounting: float = 0.9,
-    unroll_length: int = 10,
-    batch_size: int = 32,
-    num_minibatches: int = 16,
-    num_updates_per_batch: int = 2,
-    num_resets_per_eval: int = 0,
-    normalize_observations: bool = False,
-    normalize_observations_std_eps: float = 0.0,
-    normalize_observations_mode: str = "welford",
-    normalize_until_count: Optional[int] = None,
-    reward_scaling: float = 1.0,
-    clipping_epsilon: float = 0.3,
-    clipping_epsilon_value: float | None = None,
-    gae_lambda: float = 0.95,
-    max_grad_norm: Optional[float] = None,
-    normalize_advantage: bool = True,
-    vf_loss_coefficient: float = 0.5,
-    bootstrap_on_timeout: bool = False,
-    use_distributional_critic: bool = False,
-    desired_kl: float = 0.01,
-    learning_rate_schedule: Optional[
-        Union[str, ppo_optimizer.LRSchedule]
-    ] = None,
-    learning_rate_schedule_min_lr: float = 1e-5,
-    learning_rate_schedule_max_lr: float = 1e-2,
-    network_factory: types.NetworkFactory[
-        ppo_networks.PPONetworks
-    ] = ppo_networks.make_ppo_networks,
-    seed: int = 0,
-    use_pmap_on_reset: bool = True,
-    # eval
-    num_evals: int = 1,
-    eval_env: Optional[envs.Env] = None,
-    num_eval_envs: int = 128,
-    deterministic_eval: bool = False,
-    # training metrics
-    log_training_metrics: bool = False,
-    training_metrics_steps: Optional[int] = None,
-    # callbacks
-    progress_fn: Callable[[int, Metrics], None] = lambda *args: None,
-    policy_params_fn: Callable[..., None] = lambda *args: None,
-    # checkpointing
-    save_checkpoint_path: Optional[str] = None,
-    restore_checkpoint_path: Optional[str] = None,
-    restore_params: Optional[Any] = None,
-    restore_value_fn: bool = True,
-    run_evals: bool = True,
-    # braxviewer
-    viewer: Optional[Any] = None,
-    progress_bar: Optional[bool] = None,
+  environment: envs.Env,
+  num_timesteps: int,
+  max_devices_per_host: Optional[int] = None,
+  # high-level control flow
+  wrap_env: bool = True,
+  vision: bool = False,
+  augment_pixels: bool = False,
+  # environment wrapper
+  num_envs: int = 1,
+  episode_length: Optional[int] = None,
+  action_repeat: int = 1,
+  wrap_env_fn: Optional[Callable[[Any], Any]] = None,
+  randomization_fn: Optional[
+    Callable[[base.System, jnp.ndarray], Tuple[base.System, base.System]]
+  ] = None,
+  # ppo params
+  learning_rate: float = 1e-4,
+  entropy_cost: float = 1e-4,
+  discounting: float = 0.9,
+  unroll_length: int = 10,
+  batch_size: int = 32,
+  num_minibatches: int = 16,
+  num_updates_per_batch: int = 2,
+  num_resets_per_eval: int = 0,
+  normalize_observations: bool = False,
+  normalize_observations_std_eps: float = 0.0,
+  normalize_observations_mode: str = "welford",
+  normalize_until_count: Optional[int] = None,
+  reward_scaling: float = 1.0,
+  clipping_epsilon: float = 0.3,
+  clipping_epsilon_value: float | None = None,
+  gae_lambda: float = 0.95,
+  max_grad_norm: Optional[float] = None,
+  normalize_advantage: bool = True,
+  vf_loss_coefficient: float = 0.5,
+  bootstrap_on_timeout: bool = False,
+  use_distributional_critic: bool = False,
+  desired_kl: float = 0.01,
+  learning_rate_schedule: Optional[Union[str, ppo_optimizer.LRSchedule]] = None,
+  learning_rate_schedule_min_lr: float = 1e-5,
+  learning_rate_schedule_max_lr: float = 1e-2,
+  network_factory: types.NetworkFactory[
+    ppo_networks.PPONetworks
+  ] = ppo_networks.make_ppo_networks,
+  seed: int = 0,
+  use_pmap_on_reset: bool = True,
+  # eval
+  num_evals: int = 1,
+  eval_env: Optional[envs.Env] = None,
+  num_eval_envs: int = 128,
+  deterministic_eval: bool = False,
+  # training metrics
+  log_training_metrics: bool = False,
+  training_metrics_steps: Optional[int] = None,
+  # callbacks
+  progress_fn: Callable[[int, Metrics], None] = lambda *args: None,
+  policy_params_fn: Callable[..., None] = lambda *args: None,
+  # checkpointing
+  save_checkpoint_path: Optional[str] = None,
+  restore_checkpoint_path: Optional[str] = None,
+  restore_params: Optional[Any] = None,
+  restore_value_fn: bool = True,
+  run_evals: bool = True,
+  # braxviewer
+  viewer: Optional[Any] = None,
+  progress_bar: Optional[bool] = None,
 ):
   """PPO training; brax's parameters, plus a live viewer.
 
@@ -284,19 +307,19 @@ def train(
     raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
   if batch_size * num_minibatches % num_envs != 0:
     raise ValueError(
-        f"batch_size * num_minibatches ({batch_size} * {num_minibatches}) must"
-        f" be divisible by num_envs ({num_envs})."
+      f"batch_size * num_minibatches ({batch_size} * {num_minibatches}) must"
+      f" be divisible by num_envs ({num_envs})."
     )
   if vision and action_repeat != 1:
     raise ValueError(
-        "Implement action_repeat using PipelineEnv's _n_frames to avoid"
-        " unnecessary rendering!"
+      "Implement action_repeat using PipelineEnv's _n_frames to avoid"
+      " unnecessary rendering!"
     )
   if use_distributional_critic and clipping_epsilon_value is None:
     raise AssertionError(
-        "clipping_epsilon_value must not be None when "
-        "use_distributional_critic=True (it serves as kappa for quantile "
-        "Huber loss)"
+      "clipping_epsilon_value must not be None when "
+      "use_distributional_critic=True (it serves as kappa for quantile "
+      "Huber loss)"
     )
 
   xt = time.time()
@@ -307,13 +330,16 @@ def train(
     local_devices_to_use = min(local_devices_to_use, max_devices_per_host)
   device_count = local_devices_to_use * process_count
   logging.info(
-      "Device count: %d, process count: %d (id %d), devices to use: %d",
-      jax.device_count(), process_count, process_id, local_devices_to_use,
+    "Device count: %d, process count: %d (id %d), devices to use: %d",
+    jax.device_count(),
+    process_count,
+    process_id,
+    local_devices_to_use,
   )
   if num_envs % device_count != 0:
     raise ValueError(
-        f"num_envs ({num_envs}) must be divisible by the number of devices"
-        f" ({device_count})."
+      f"num_envs ({num_envs}) must be divisible by the number of devices"
+      f" ({device_count})."
     )
   envs_per_device = num_envs // device_count
 
@@ -323,21 +349,26 @@ def train(
     num_view_envs = _resolve_view_envs(viewer, envs_per_device)
     if find_mj_model(environment) is None:
       raise ValueError(
-          f"The environment {type(environment).__name__} exposes no MuJoCo"
-          " model (env.sys.mj_model or env.mj_model), so braxviewer cannot"
-          " show it. Use a brax or MuJoCo Playground env, or pass viewer=None."
+        f"The environment {type(environment).__name__} exposes no MuJoCo"
+        " model (env.sys.mj_model or env.mj_model), so braxviewer cannot"
+        " show it. Use a brax or MuJoCo Playground env, or pass viewer=None."
       )
   streams = viewer is not None and process_id == 0
 
   env_step_per_training_step = (
-      batch_size * unroll_length * num_minibatches * action_repeat
+    batch_size * unroll_length * num_minibatches * action_repeat
   )
   num_evals_after_init = max(num_evals - 1, 1)
-  num_training_steps_per_epoch = int(np.ceil(
+  num_training_steps_per_epoch = int(
+    np.ceil(
       num_timesteps
-      / (num_evals_after_init * env_step_per_training_step
-         * max(num_resets_per_eval, 1))
-  ))
+      / (
+        num_evals_after_init
+        * env_step_per_training_step
+        * max(num_resets_per_eval, 1)
+      )
+    )
+  )
   num_unrolls = batch_size * num_minibatches // num_envs
 
   # ---- keys: the same schedule as upstream -------------------------------
@@ -348,8 +379,15 @@ def train(
   key_policy, key_value = jax.random.split(global_key)
 
   env = _wrap_env(
-      environment, wrap_env, num_envs, episode_length, action_repeat,
-      device_count, key_env, wrap_env_fn, randomization_fn,
+    environment,
+    wrap_env,
+    num_envs,
+    episode_length,
+    action_repeat,
+    device_count,
+    key_env,
+    wrap_env_fn,
+    randomization_fn,
   )
   devices = jax.local_devices()[:local_devices_to_use]
   place = _Placement(devices)
@@ -359,8 +397,9 @@ def train(
     return env.reset(key_envs)
 
   key_envs = jax.random.split(key_env, num_envs // process_count)
-  key_envs = jnp.reshape(key_envs, (local_devices_to_use, -1)
-                         + key_envs.shape[1:])
+  key_envs = jnp.reshape(
+    key_envs, (local_devices_to_use, -1) + key_envs.shape[1:]
+  )
   if local_devices_to_use > 1 or use_pmap_on_reset:
     env_state = jax.pmap(env.reset, axis_name=_AXIS)(place.shard(key_envs))
     reset_fn = jax.pmap(reset_donated, axis_name=_AXIS, donate_argnums=(0,))
@@ -377,75 +416,81 @@ def train(
   if normalize_observations:
     normalize = running_statistics.normalize
   ppo_network = network_factory(
-      obs_shape, env.action_size, preprocess_observations_fn=normalize
+    obs_shape, env.action_size, preprocess_observations_fn=normalize
   )
   make_policy = ppo_networks.make_inference_fn(
-      ppo_network,
-      compute_value=bootstrap_on_timeout or clipping_epsilon_value is not None,
-      use_distributional_critic=use_distributional_critic,
+    ppo_network,
+    compute_value=bootstrap_on_timeout or clipping_epsilon_value is not None,
+    use_distributional_critic=use_distributional_critic,
   )
 
   # ---- optimizer and loss ------------------------------------------------
   lr_schedule = ppo_optimizer.LRSchedule(
-      learning_rate_schedule or ppo_optimizer.LRSchedule.NONE
+    learning_rate_schedule or ppo_optimizer.LRSchedule.NONE
   )
   adaptive_kl = lr_schedule == ppo_optimizer.LRSchedule.ADAPTIVE_KL
   if adaptive_kl:
     base_optimizer = optax.inject_hyperparams(optax.adam)(
-        learning_rate=learning_rate
+      learning_rate=learning_rate
     )
   else:
     base_optimizer = optax.adam(learning_rate=learning_rate)
   optimizer = base_optimizer
   if max_grad_norm is not None:
     optimizer = optax.chain(
-        optax.clip_by_global_norm(max_grad_norm), base_optimizer
+      optax.clip_by_global_norm(max_grad_norm), base_optimizer
     )
 
   loss_fn = functools.partial(
-      ppo_losses.compute_ppo_loss,
-      ppo_network=ppo_network,
-      entropy_cost=entropy_cost,
-      discounting=discounting,
-      reward_scaling=reward_scaling,
-      gae_lambda=gae_lambda,
-      clipping_epsilon=clipping_epsilon,
-      normalize_advantage=normalize_advantage,
-      vf_coefficient=vf_loss_coefficient,
-      clipping_epsilon_value=clipping_epsilon_value,
-      use_distributional_critic=use_distributional_critic,
+    ppo_losses.compute_ppo_loss,
+    ppo_network=ppo_network,
+    entropy_cost=entropy_cost,
+    discounting=discounting,
+    reward_scaling=reward_scaling,
+    gae_lambda=gae_lambda,
+    clipping_epsilon=clipping_epsilon,
+    normalize_advantage=normalize_advantage,
+    vf_coefficient=vf_loss_coefficient,
+    clipping_epsilon_value=clipping_epsilon_value,
+    use_distributional_critic=use_distributional_critic,
   )
   loss_and_pgrad_fn = gradients.loss_and_pgrad(
-      loss_fn, pmap_axis_name=_AXIS, has_aux=True
+    loss_fn, pmap_axis_name=_AXIS, has_aux=True
   )
   metrics_aggregator = metric_logger.EpisodeMetricsLogger(
-      steps_between_logging=training_metrics_steps
-      or env_step_per_training_step,
-      progress_fn=lambda step, metrics: report(step, metrics),
+    steps_between_logging=training_metrics_steps or env_step_per_training_step,
+    progress_fn=lambda step, metrics: report(step, metrics),
   )
 
   # ---- the viewer stream (host side; NoStream without a viewer) ----------
   kind = tap.pose_kind(env)
   stream = _open_stream(
-      viewer if streams else None, env, env_state, kind,
-      num_view_envs=num_view_envs, num_envs=num_envs,
-      envs_per_device=envs_per_device,
-      chunk_length=num_unrolls * unroll_length,
-      steps_per_chunk=env_step_per_training_step)
+    viewer if streams else None,
+    env,
+    env_state,
+    kind,
+    num_view_envs=num_view_envs,
+    num_envs=num_envs,
+    envs_per_device=envs_per_device,
+    chunk_length=num_unrolls * unroll_length,
+    steps_per_chunk=env_step_per_training_step,
+  )
 
   # ---- one training step --------------------------------------------------
   def minibatch_step(carry, data, normalizer_params):
     optimizer_state, params, key = carry
     key, key_loss = jax.random.split(key)
     (_, metrics), grads = loss_and_pgrad_fn(
-        params, normalizer_params, data, key_loss
+      params, normalizer_params, data, key_loss
     )
     if adaptive_kl:
       kl_mean = jax.lax.pmean(metrics["kl_mean"], axis_name=_AXIS)
       optimizer_state, lr = ppo_optimizer.adaptive_kl_learning_rate(
-          optimizer_state, kl_mean, desired_kl,
-          min_learning_rate=learning_rate_schedule_min_lr,
-          max_learning_rate=learning_rate_schedule_max_lr,
+        optimizer_state,
+        kl_mean,
+        desired_kl,
+        min_learning_rate=learning_rate_schedule_min_lr,
+        max_learning_rate=learning_rate_schedule_max_lr,
       )
     else:
       lr = jnp.array(learning_rate)
@@ -460,8 +505,8 @@ def train(
     if augment_pixels:
       key, key_rt = jax.random.split(key)
       data = data._replace(
-          observation=_shift_pixels(data.observation, key_rt),
-          next_observation=_shift_pixels(data.next_observation, key_rt),
+        observation=_shift_pixels(data.observation, key_rt),
+        next_observation=_shift_pixels(data.next_observation, key_rt),
       )
 
     def to_minibatches(x):
@@ -469,48 +514,58 @@ def train(
       return jnp.reshape(x, (num_minibatches, -1) + x.shape[1:])
 
     (optimizer_state, params, _), metrics = jax.lax.scan(
-        functools.partial(minibatch_step, normalizer_params=normalizer_params),
-        (optimizer_state, params, key_grad),
-        jax.tree.map(to_minibatches, data),
-        length=num_minibatches,
+      functools.partial(minibatch_step, normalizer_params=normalizer_params),
+      (optimizer_state, params, key_grad),
+      jax.tree.map(to_minibatches, data),
+      length=num_minibatches,
     )
     return (optimizer_state, params, key), metrics
 
   extra_fields = ("truncation", "episode_metrics", "episode_done") + (
-      ("time_out",) if bootstrap_on_timeout else ()
+    ("time_out",) if bootstrap_on_timeout else ()
   )
 
   def training_step(carry, flag):
     training_state, state, key = carry
     key_sgd, key_generate_unroll, new_key = jax.random.split(key, 3)
-    policy = make_policy((
+    policy = make_policy(
+      (
         training_state.normalizer_params,
         training_state.params.policy,
         training_state.params.value,
-    ))
+      )
+    )
 
     def one_unroll(carry, unused_t):
       current_state, current_key = carry
       current_key, next_key = jax.random.split(current_key)
       next_state, data, frames = tap.generate_unroll(
-          env, current_state, policy, current_key, unroll_length,
-          extra_fields=extra_fields,
-          num_view_envs=num_view_envs if stream.tapped else 0,
-          kind=kind,
+        env,
+        current_state,
+        policy,
+        current_key,
+        unroll_length,
+        extra_fields=extra_fields,
+        num_view_envs=num_view_envs if stream.tapped else 0,
+        kind=kind,
       )
       return (next_state, next_key), (data, frames)
 
     (state, _), (data, frames) = jax.lax.scan(
-        one_unroll, (state, key_generate_unroll), (), length=num_unrolls
+      one_unroll, (state, key_generate_unroll), (), length=num_unrolls
     )
     if stream.tapped:
       # The unrolls of a step continue each other: one chunk, one callback.
       frames = jax.tree.map(
-          lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), frames)
+        lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), frames
+      )
       tap.emit(
-          flag, frames, stream.train_sink,
-          training_state.env_steps.hi, training_state.env_steps.lo,
-          axis_name=_AXIS,
+        flag,
+        frames,
+        stream.train_sink,
+        training_state.env_steps.hi,
+        training_state.env_steps.lo,
+        axis_name=_AXIS,
       )
     # Leading dims (batch_size * num_minibatches, unroll_length).
     data = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2), data)
@@ -523,37 +578,38 @@ def train(
 
     def update_normalizer(normalizer_params):
       return running_statistics.update(
-          normalizer_params,
-          _remove_pixels(data.observation),
-          pmap_axis_name=_AXIS,
-          until_count=normalize_until_count,
+        normalizer_params,
+        _remove_pixels(data.observation),
+        pmap_axis_name=_AXIS,
+        until_count=normalize_until_count,
       )
 
     normalizer_params = training_state.normalizer_params
     if not adaptive_kl:  # before SGD, as upstream
       normalizer_params = update_normalizer(normalizer_params)
     (optimizer_state, params, _), metrics = jax.lax.scan(
-        functools.partial(sgd_step, data=data,
-                          normalizer_params=normalizer_params),
-        (training_state.optimizer_state, training_state.params, key_sgd),
-        (),
-        length=num_updates_per_batch,
+      functools.partial(
+        sgd_step, data=data, normalizer_params=normalizer_params
+      ),
+      (training_state.optimizer_state, training_state.params, key_sgd),
+      (),
+      length=num_updates_per_batch,
     )
     if adaptive_kl:  # after SGD, so old outputs stay valid for the KL
       normalizer_params = update_normalizer(normalizer_params)
 
     new_training_state = TrainingState(
-        optimizer_state=optimizer_state,
-        params=params,
-        normalizer_params=normalizer_params,
-        env_steps=training_state.env_steps + env_step_per_training_step,
+      optimizer_state=optimizer_state,
+      params=params,
+      normalizer_params=normalizer_params,
+      env_steps=training_state.env_steps + env_step_per_training_step,
     )
     if log_training_metrics:
       jax.debug.callback(
-          metrics_aggregator.update_episode_metrics,
-          data.extras["state_extras"]["episode_metrics"],
-          data.extras["state_extras"]["episode_done"],
-          metrics,
+        metrics_aggregator.update_episode_metrics,
+        data.extras["state_extras"]["episode_metrics"],
+        data.extras["state_extras"]["episode_done"],
+        metrics,
       )
     return (new_training_state, state, new_key), metrics
 
@@ -561,20 +617,20 @@ def train(
   def training_steps(training_state, state, key, flag, num_steps):
     # Abstract trace only (no ops emitted): the structure of the metrics.
     shapes = jax.eval_shape(
-        lambda c: training_step(c, flag)[1], (training_state, state, key)
+      lambda c: training_step(c, flag)[1], (training_state, state, key)
     )
     zeros = jax.tree.map(lambda x: jnp.zeros((), x.dtype), shapes)
 
     def body(_, carry):
       training_state, state, key, sums = carry
       (training_state, state, key), metrics = training_step(
-          (training_state, state, key), flag
+        (training_state, state, key), flag
       )
       sums = jax.tree.map(lambda s, m: s + jnp.mean(m), sums, metrics)
       return training_state, state, key, sums
 
     training_state, state, key, sums = jax.lax.fori_loop(
-        0, num_steps, body, (training_state, state, key, zeros)
+      0, num_steps, body, (training_state, state, key, zeros)
     )
     # Envs may leave weakly typed fields in their state; returned as they are
     # they would not match the strong inputs of the first call, and the next
@@ -582,85 +638,105 @@ def train(
     return _strong(training_state), _strong(state), key, sums
 
   training_steps = jax.pmap(
-      training_steps,
-      axis_name=_AXIS,
-      in_axes=(0, 0, 0, None, None),
-      donate_argnums=(0, 1),
+    training_steps,
+    axis_name=_AXIS,
+    in_axes=(0, 0, 0, None, None),
+    donate_argnums=(0, 1),
   )
 
   # ---- initial state ------------------------------------------------------
   init_params = ppo_losses.PPONetworkParams(
-      policy=ppo_network.policy_network.init(key_policy),
-      value=ppo_network.value_network.init(key_value),
+    policy=ppo_network.policy_network.init(key_policy),
+    value=ppo_network.value_network.init(key_value),
   )
   obs_spec = jax.tree.map(
-      lambda x: specs.Array(x.shape[-1:], jnp.dtype("float32")), env_state.obs
+    lambda x: specs.Array(x.shape[-1:], jnp.dtype("float32")), env_state.obs
   )
   training_state = TrainingState(
-      optimizer_state=optimizer.init(init_params),
-      params=init_params,
-      normalizer_params=running_statistics.init_state(
-          _remove_pixels(obs_spec),
-          std_eps=normalize_observations_std_eps,
-          mode=normalize_observations_mode,
-      ),
-      env_steps=types.UInt64(hi=0, lo=0),
+    optimizer_state=optimizer.init(init_params),
+    params=init_params,
+    normalizer_params=running_statistics.init_state(
+      _remove_pixels(obs_spec),
+      std_eps=normalize_observations_std_eps,
+      mode=normalize_observations_mode,
+    ),
+    env_steps=types.UInt64(hi=0, lo=0),
   )
 
   def restore(training_state, saved):
     value = saved[2] if restore_value_fn else init_params.value
     return training_state.replace(
-        normalizer_params=saved[0],
-        params=training_state.params.replace(policy=saved[1], value=value),
+      normalizer_params=saved[0],
+      params=training_state.params.replace(policy=saved[1], value=value),
     )
 
   if restore_checkpoint_path is not None:
-    training_state = restore(training_state,
-                             checkpoint.load(restore_checkpoint_path))
+    training_state = restore(
+      training_state, checkpoint.load(restore_checkpoint_path)
+    )
   if restore_params is not None:
     logging.info("Restoring TrainingState from `restore_params`.")
     training_state = restore(training_state, restore_params)
 
   if num_timesteps == 0:
     return (
-        make_policy,
-        (training_state.normalizer_params, training_state.params.policy,
-         training_state.params.value),
-        {},
+      make_policy,
+      (
+        training_state.normalizer_params,
+        training_state.params.policy,
+        training_state.params.value,
+      ),
+      {},
     )
 
   training_state = place.replicate(_strong(training_state))
   env_state = place.shard(_strong(env_state))
 
   eval_env = _wrap_env(
-      eval_env or environment, wrap_env, num_eval_envs, episode_length,
-      action_repeat, 1, eval_key, wrap_env_fn, randomization_fn,
+    eval_env or environment,
+    wrap_env,
+    num_eval_envs,
+    episode_length,
+    action_repeat,
+    1,
+    eval_key,
+    wrap_env_fn,
+    randomization_fn,
   )
   evaluator = Evaluator(
-      eval_env,
-      functools.partial(make_policy, deterministic=deterministic_eval),
-      num_eval_envs=num_eval_envs,
-      episode_length=episode_length,
-      action_repeat=action_repeat,
-      key=eval_key,
-      num_view_envs=num_view_envs,
-      sink=stream.eval_sink,
+    eval_env,
+    functools.partial(make_policy, deterministic=deterministic_eval),
+    num_eval_envs=num_eval_envs,
+    episode_length=episode_length,
+    action_repeat=action_repeat,
+    key=eval_key,
+    num_view_envs=num_view_envs,
+    sink=stream.eval_sink,
   )
 
   def current_params():
-    return _first((training_state.normalizer_params,
-                   training_state.params.policy,
-                   training_state.params.value))
+    return _first(
+      (
+        training_state.normalizer_params,
+        training_state.params.policy,
+        training_state.params.value,
+      )
+    )
 
   def report(step, metrics):
     progress_fn(step, metrics)
     stream.progress(step, metrics)
 
-  total_steps = (num_evals_after_init * max(num_resets_per_eval, 1)
-                 * num_training_steps_per_epoch * env_step_per_training_step)
+  total_steps = (
+    num_evals_after_init
+    * max(num_resets_per_eval, 1)
+    * num_training_steps_per_epoch
+    * env_step_per_training_step
+  )
   bar = ProgressBar(total_steps, enabled=progress_bar)
-  epochs = EpochCalls(stream, num_training_steps_per_epoch,
-                      env_step_per_training_step, bar)
+  epochs = EpochCalls(
+    stream, num_training_steps_per_epoch, env_step_per_training_step, bar
+  )
   training_walltime = 0.0
   current_step = 0
   metrics: Metrics = {}
@@ -674,19 +750,24 @@ def train(
     def dispatch(flag, n):
       nonlocal training_state, env_state, keys
       training_state, env_state, keys, sums = training_steps(
-          training_state, env_state, keys, flag, np.int32(n)
+        training_state, env_state, keys, flag, np.int32(n)
       )
       return sums
 
     sums, epoch_time = epochs.run(dispatch, current_step)
     training_walltime += epoch_time
-    sps = (num_training_steps_per_epoch * env_step_per_training_step
-           * max(num_resets_per_eval, 1)) / epoch_time
+    sps = (
+      num_training_steps_per_epoch
+      * env_step_per_training_step
+      * max(num_resets_per_eval, 1)
+    ) / epoch_time
     epoch_metrics = {
-        "training/sps": sps,
-        "training/walltime": training_walltime,
-        **{f"training/{k}": v / num_training_steps_per_epoch
-           for k, v in sums.items()},
+      "training/sps": sps,
+      "training/walltime": training_walltime,
+      **{
+        f"training/{k}": v / num_training_steps_per_epoch
+        for k, v in sums.items()
+      },
     }
     return training_state, env_state, epoch_metrics
 
@@ -694,7 +775,7 @@ def train(
     if process_id == 0 and num_evals > 1 and run_evals:
       bar.phase("evaluating")
       metrics = evaluator.run_evaluation(
-          current_params(), training_metrics={}, flag=stream.flag()
+        current_params(), training_metrics={}, flag=stream.flag()
       )
       bar.phase("compiling")
       logging.info(metrics)
@@ -707,11 +788,11 @@ def train(
       for _ in range(max(num_resets_per_eval, 1)):
         epoch_key, local_key = jax.random.split(local_key)
         training_state, env_state, training_metrics = run_epoch(
-            training_state, env_state, epoch_key
+          training_state, env_state, epoch_key
         )
         current_step = int(_first(training_state.env_steps))
         key_envs = jax.vmap(
-            lambda x, s: jax.random.split(x[0], s), in_axes=(0, None)
+          lambda x, s: jax.random.split(x[0], s), in_axes=(0, None)
         )(key_envs, key_envs.shape[1])
         if num_resets_per_eval > 0:
           env_state = reset_fn(env_state, place.shard(key_envs))
@@ -722,20 +803,19 @@ def train(
       policy_params_fn(current_step, make_policy, params)
       if save_checkpoint_path is not None:
         ckpt_config = checkpoint.network_config(
-            observation_size=obs_spec,
-            action_size=env.action_size,
-            normalize_observations=normalize_observations,
-            network_factory=network_factory,
+          observation_size=obs_spec,
+          action_size=env.action_size,
+          normalize_observations=normalize_observations,
+          network_factory=network_factory,
         )
-        checkpoint.save(save_checkpoint_path, current_step, params,
-                        ckpt_config)
+        checkpoint.save(save_checkpoint_path, current_step, params, ckpt_config)
       if num_evals > 0:
         metrics = training_metrics
         if run_evals:
           stream.eval_env_steps = current_step
           bar.phase("evaluating")
           metrics = evaluator.run_evaluation(
-              params, training_metrics, flag=stream.flag()
+            params, training_metrics, flag=stream.flag()
           )
           bar.phase("training")
         logging.info(metrics)
@@ -746,8 +826,8 @@ def train(
 
   if current_step < num_timesteps:
     raise AssertionError(
-        f"Total steps {current_step} is less than `num_timesteps`="
-        f" {num_timesteps}."
+      f"Total steps {current_step} is less than `num_timesteps`="
+      f" {num_timesteps}."
     )
   pmap.assert_is_replicated(training_state)
   params = current_params()

@@ -9,7 +9,7 @@ text of the status block here; no state beyond the widget handles.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Protocol
+from typing import Any, Mapping, Optional, Protocol
 
 import viser
 
@@ -55,6 +55,30 @@ class Status:
   latency_ms: Optional[float] = None
   source: str = "train"
   note: str = ""
+
+  @classmethod
+  def of(
+    cls,
+    stats: Mapping[str, Any],
+    trainer_mode: Optional[str],
+    wanted_mode: str,
+    source: str,
+    note: str = "",
+  ) -> "Status":
+    """The status of a viewer's :meth:`stats` and modes."""
+    latency = stats["latency_s"]
+    return cls(
+      trainer_mode=trainer_mode or "not started",
+      wanted_mode=wanted_mode,
+      env_steps=stats["env_steps"],
+      env_steps_per_s=stats["env_steps_per_s"],
+      received_per_s=stats["received_per_s"],
+      shown_per_s=stats["shown_per_s"],
+      dropped=stats["frames_dropped"],
+      latency_ms=None if latency is None else 1e3 * latency,
+      source=source,
+      note=note,
+    )
 
   def markdown(self) -> str:
     latency = "–" if self.latency_ms is None else f"{self.latency_ms:,.0f} ms"

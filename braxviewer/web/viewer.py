@@ -1,15 +1,10 @@
 """The web viewer: a :class:`~braxviewer.protocol.TrainingViewer` in the browser.
 
-:class:`WebViewerBase` wires the parts, each with one job: the stream goes
-through a :class:`~braxviewer.multiplex.FanOut` to the page's
-:class:`~braxviewer.web.feed.LiveFeed` (which leads: its mode is the
-stream's) and to a recorder when recording; the feed hands chunks to the
-:class:`~braxviewer.web.pacing.Player`; the
-:class:`~braxviewer.web.playback.Playback` thread plays them on the
-:class:`~braxviewer.web.page.Page`, posed by a
-:class:`~braxviewer.scene.BatchedScene`. The viewer itself only implements
-the trainer's protocol and its lifecycle. Any fault of the page or the
-server turns the viewer off with one warning; training goes on. No JAX.
+:class:`WebViewerBase` only implements the trainer's protocol and wires the
+parts: a ``FanOut`` sends the stream to the page's ``LiveFeed`` (it leads)
+and to a recorder; the feed fills the ``Player``; the ``Playback`` thread
+plays it on the ``Page``, posed by a ``BatchedScene``. A fault of the page
+or the server turns the viewer off with one warning; training goes on.
 """
 
 from __future__ import annotations
@@ -265,30 +260,13 @@ class WebViewerBase(PageHost):
 
   def _status(self) -> Status:
     feed, player = self._feed, self.playback.player
-    latency = self.playback.latency.mean()
-    note = (
-      "Training finished."
-      if feed.ended
-      else "Call viewer.init(env) to draw envs."
-      if self._model is None
-      else "Paused."
-      if player.paused
-      else ""
-    )
-    return Status(
-      trainer_mode=(
-        feed.trainer_mode.value if feed.trainer_mode else "not started"
-      ),
-      wanted_mode=feed.wanted.value,
-      env_steps=feed.env_steps,
-      env_steps_per_s=feed.step_rate.rate(),
-      received_per_s=feed.received.rate(),
-      shown_per_s=self.playback.shown.rate(),
-      dropped=player.counters.frames_dropped,
-      latency_ms=None if latency is None else 1e3 * latency,
-      source=player.source,
-      note=note,
-    )
+    note = "Paused." if player.paused else ""
+    if self._model is None:
+      note = "Call viewer.init(env) to draw envs."
+    if feed.ended:
+      note = "Training finished."
+    mode = feed.trainer_mode.value if feed.trainer_mode else None
+    return Status.of(self.stats(), mode, feed.wanted.value, player.source, note)
 
   def _on_fail(self, reason: str, warned: bool) -> None:
     if self._failed:

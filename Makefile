@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   -> trains with the viewer at http://127.0.0.1:8000
-#   make test   -> runs the whole test suite (installs Chromium for page tests)
+#   make test   -> style and type checks, then the whole test suite (installs
+#                  Chromium for the page tests)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv chromium osmesa demo test bench clean
+.PHONY: venv chromium osmesa demo lint test bench clean
 
 venv: $(STAMP)
 
@@ -33,7 +34,13 @@ osmesa:
 demo: venv
 	$(PY) demo/training_example.py --keep-open $(ARGS)
 
-test: venv chromium
+# Style and types, as CI checks them: ruff (lint, format) and pyright.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
+
+test: venv chromium lint
 	$(PY) -m pytest -q -p no:cacheprovider tests $(ARGS)
 
 bench: venv

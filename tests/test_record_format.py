@@ -10,11 +10,8 @@ import warnings
 
 import mujoco
 import numpy as np
-import pytest
 
-from braxviewer import HeadlessViewer
 from braxviewer.frames import FrameChunk
-from braxviewer.multiplex import FanOut, FanOutWarning
 from braxviewer.protocol import Mode
 from braxviewer.record import (
   Recorder,
@@ -140,24 +137,6 @@ def test_disk_limit_thins_oldest_chunks_first_and_keeps_the_whole_run(tmp_path):
     assert len(r.chunks("eval")) == 8  # eval chunks are all kept
     for c in r.chunks()[::7]:  # thinned segments still read bit-exact
       assert c.qpos.tobytes() == chunk(c.seq, t=20, n=8).qpos.tobytes()
-
-
-def test_fan_out_isolates_a_failing_viewer_and_takes_the_highest_mode(tmp_path):
-  class Broken(HeadlessViewer):
-    def on_chunk(self, chunk_):
-      raise RuntimeError("boom")
-
-  a, b = Broken(num_envs=2), HeadlessViewer(num_envs=2, mode="off")
-  fan = FanOut(a, b)
-  assert fan.mode == Mode.LIVE and fan.requested_envs() == 2
-  b.set_mode("sync")
-  assert fan.mode == Mode.SYNC
-  with pytest.warns(FanOutWarning, match="boom"):
-    fan.on_chunk(chunk(0))
-  fan.on_chunk(chunk(1))
-  assert [c.seq for c in b.chunks] == [0, 1]
-  with pytest.raises(ValueError, match="different numbers of envs"):
-    FanOut(HeadlessViewer(num_envs=2), HeadlessViewer(num_envs=3))
 
 
 def test_model_with_mesh_files_replays_from_portable_xml(tmp_path):

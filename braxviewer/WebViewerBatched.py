@@ -121,7 +121,9 @@ class WebViewerBatched(WebViewerBase):
 
   def _envs_for(self, info: StreamInfo) -> Optional[int]:
     model = self._model
-    copies = tiled.copies_by_width(model, info.nq) if model else 1
+    if not model:
+      return super()._envs_for(info)
+    copies = tiled.copies_by_width(model, info.nq)
     if copies == 1:
       return super()._envs_for(info)
     if copies != self._tiled_copies:

@@ -99,7 +99,7 @@ def _view(argv: Sequence[str]) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help"):
-    print(__doc__.strip())
+    print((__doc__ or "").strip())
     print("\ncommands:")
     for name, text in COMMANDS.items():
       print(f"  {name:8s} {text}")

@@ -15,7 +15,15 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import (
+  Any,
+  Callable,
+  Iterator,
+  Mapping,
+  Optional,
+  Sequence,
+  Tuple,
+)
 
 MODES = ("off", "live", "sync")
 # Seconds to wait after Ctrl-C for training to return before exiting anyway
@@ -181,7 +189,9 @@ class TrainingSession:
     self.result = train_fn(viewer=self.viewer, progress_fn=progress, **kwargs)
     self._trained.set()
     summary = f"braxviewer: training done in {time.time() - t0:.0f} s"
-    stats = getattr(self.viewer, "stats", None)
+    stats: Optional[Callable[[], Mapping[str, Any]]] = getattr(
+      self.viewer, "stats", None
+    )
     if callable(stats):
       with contextlib.suppress(Exception):
         counts = stats()
@@ -236,7 +246,10 @@ def training_session(viewer: Any) -> Iterator[TrainingSession]:
   users can act on (a busy port), the viewer closed in every case."""
   session = TrainingSession(viewer)
   in_main = threading.current_thread() is threading.main_thread()
-  wakeup = previous_fd = None
+  # In the main thread: (read end, wakeup end, watcher, previous wakeup fd).
+  watch: Optional[
+    Tuple[socket.socket, socket.socket, threading.Thread, int]
+  ] = None
   if in_main:
     read, wakeup = socket.socketpair()
     wakeup.setblocking(False)
@@ -248,6 +261,7 @@ def training_session(viewer: Any) -> Iterator[TrainingSession]:
       daemon=True,
     )
     watcher.start()
+    watch = (read, wakeup, watcher, previous_fd)
   try:
     yield session
   except KeyboardInterrupt:
@@ -262,7 +276,8 @@ def training_session(viewer: Any) -> Iterator[TrainingSession]:
     session._done.set()
     with contextlib.suppress(Exception):
       viewer.close()
-    if in_main:
+    if watch is not None:
+      read, wakeup, watcher, previous_fd = watch
       signal.set_wakeup_fd(previous_fd)
       wakeup.close()  # the watcher reads EOF and returns
       # Join it: a daemon thread that outlives this block would drop its

@@ -26,7 +26,7 @@ CALL_SECONDS = 0.5  # how long a device call should last with a viewer
 
 Sums = Dict[str, np.ndarray]
 # dispatch(flag, num_steps) -> the call's summed metrics, still on device
-Dispatch = Callable[[np.ndarray, int], Mapping[str, Any]]
+Dispatch = Callable[[np.int32, int], Mapping[str, Any]]
 
 
 def _on_host(sums: Mapping[str, Any]) -> Sums:

@@ -9,7 +9,7 @@ donated eval state it feeds back differs in weak types from the first one).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from brax import envs
 from brax.training import types
@@ -62,7 +62,8 @@ class Evaluator:
         num_view_envs=view,
         kind=kind,
       )
-      if view:
+      if view:  # so there is a sink, and frames of the view envs
+        assert sink is not None and frames is not None
         tap.emit(flag, frames, sink)
       return final_state.info["eval_metrics"]
 
@@ -97,8 +98,12 @@ class Evaluator:
     metrics["eval/epoch_eval_time"] = epoch_eval_time
     metrics["eval/sps"] = self._steps_per_unroll / epoch_eval_time
     self._eval_walltime += epoch_eval_time
-    return {
-      "eval/walltime": self._eval_walltime,
-      **training_metrics,
-      **metrics,
-    }
+    # brax's Metrics holds arrays only; its own Evaluator also returns floats
+    return cast(
+      types.Metrics,
+      {
+        "eval/walltime": self._eval_walltime,
+        **training_metrics,
+        **metrics,
+      },
+    )

@@ -59,6 +59,7 @@ class FrameChunk:
       raise ValueError("FrameChunk needs link_pos and link_rot together.")
     t, n = self.reward.shape
     pose = self.qpos if self.qpos is not None else self.link_pos
+    assert pose is not None  # exactly one of them, checked above
     if pose.shape[:2] != (t, n):
       raise ValueError(
         f"FrameChunk pose leading shape {pose.shape[:2]} does not match"
@@ -83,17 +84,18 @@ def fit_envs(chunk: FrameChunk, num_envs: int) -> FrameChunk:
   NaN in the poses (a viewer draws them at their last pose) and 0 in the
   rewards, dones and terms."""
 
-  def fit(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
-    if a is None:
-      return None
+  def fit_array(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     out = np.full(a.shape[:1] + (num_envs,) + a.shape[2:], np.nan)
     k = min(num_envs, a.shape[1])
     out[:, :k] = a[:, :k]
     return out
 
+  def fit(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    return None if a is None else fit_array(a)
+
   def zeros(a: np.ndarray) -> np.ndarray:
-    return np.nan_to_num(fit(a))
+    return np.nan_to_num(fit_array(a))
 
   return dataclasses.replace(
     chunk,

@@ -152,19 +152,19 @@ def geom_boxes(
   if geoms is None:
     geoms = [g for g in range(model.ngeom) if not is_floor(model, g)]
   planes = model.geom_type == _PLANE
-  geoms = [
-    g for g in geoms if not planes[g] or np.all(model.geom_size[g, :2] > 0)
-  ]
-  geoms = np.asarray(geoms, dtype=int)
-  if geoms.size == 0:
+  ids = np.asarray(
+    [g for g in geoms if not planes[g] or np.all(model.geom_size[g, :2] > 0)],
+    dtype=int,
+  )
+  if ids.size == 0:
     return np.zeros((0, 2, 3))
-  centre = model.geom_aabb[geoms, :3].copy()  # local box: centre, half sizes
-  half = model.geom_aabb[geoms, 3:].copy()
-  flat = planes[geoms]
+  centre = model.geom_aabb[ids, :3].copy()  # local box: centre, half sizes
+  half = model.geom_aabb[ids, 3:].copy()
+  flat = planes[ids]
   centre[flat] = 0.0
-  half[flat] = np.c_[model.geom_size[geoms[flat], :2], np.zeros(flat.sum())]
-  rot = data.geom_xmat[geoms].reshape(-1, 3, 3)
-  world_centre = data.geom_xpos[geoms] + np.einsum("gij,gj->gi", rot, centre)
+  half[flat] = np.c_[model.geom_size[ids[flat], :2], np.zeros(flat.sum())]
+  rot = data.geom_xmat[ids].reshape(-1, 3, 3)
+  world_centre = data.geom_xpos[ids] + np.einsum("gij,gj->gi", rot, centre)
   world_half = np.einsum("gij,gj->gi", np.abs(rot), half)
   return np.stack([world_centre - world_half, world_centre + world_half], 1)
 

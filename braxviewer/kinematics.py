@@ -128,6 +128,7 @@ class BatchKinematics:
 
   def _run_twin(self, qpos: np.ndarray):
     data, n, nb = self._twin_data, self.num_envs, self.model.nbody - 1
+    assert data is not None  # only run with a twin
     xpos, xquat = self._empty(len(qpos))
     flat = qpos.reshape(len(qpos), -1)
     for t in range(len(qpos)):

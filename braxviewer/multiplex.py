@@ -61,7 +61,8 @@ class FanOut:
     Raises:
       ValueError: ``viewer`` asks for another number of envs.
     """
-    wanted = {v.requested_envs() for v in self.viewers + [viewer]} - {None}
+    asked = (v.requested_envs() for v in self.viewers + [viewer])
+    wanted = {n for n in asked if n is not None}
     if len(wanted) > 1:
       raise ValueError(
         f"The viewers ask for different numbers of envs ({sorted(wanted)});"
@@ -70,8 +71,10 @@ class FanOut:
     self.viewers.append(viewer)
     self._failed.append(False)
     i = len(self.viewers) - 1
-    if self._env is not None and hasattr(viewer, "init"):
-      self._call(i, "init", viewer.init, self._env)
+    if self._env is not None:
+      init = getattr(viewer, "init", None)  # optional: not in the protocol
+      if init is not None:
+        self._call(i, "init", init, self._env)
     if self._info is not None:
       self._call(i, "on_stream_start", viewer.on_stream_start, self._info)
 
@@ -158,12 +161,14 @@ class FanOut:
     """``init(env)`` on every viewer that has it (and on any added later)."""
     self._env = env
     for i, v in enumerate(self.viewers):
-      if hasattr(v, "init"):
-        self._call(i, "init", v.init, env)
+      init = getattr(v, "init", None)
+      if init is not None:
+        self._call(i, "init", init, env)
     return self
 
   def close(self) -> None:
     """``close()`` on every viewer that has it."""
     for i, v in enumerate(self.viewers):
-      if hasattr(v, "close"):
-        self._call(i, "close", v.close)
+      close = getattr(v, "close", None)
+      if close is not None:
+        self._call(i, "close", close)

@@ -10,19 +10,37 @@ is drawn the user's own prints appear above it instead of on its line.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Optional, TextIO
 
 from rich.console import Console
 from rich.progress import (
   BarColumn,
-  MofNCompleteColumn,
   Progress,
+  ProgressColumn,
   SpinnerColumn,
+  Task,
   TaskID,
   TextColumn,
-  TimeElapsedColumn,
   TimeRemainingColumn,
 )
+from rich.text import Text
+
+
+class _SinceStart(ProgressColumn):
+  """Wall time since the bar was made (compile included), ``h:mm:ss``."""
+
+  def __init__(self) -> None:
+    super().__init__()
+    self._t0 = time.monotonic()
+
+  def render(self, task: Task) -> Text:
+    del task
+    s = int(time.monotonic() - self._t0)
+    return Text(
+      f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d} elapsed,",
+      style="progress.elapsed",
+    )
 
 
 class ProgressBar:
@@ -56,12 +74,11 @@ class ProgressBar:
         SpinnerColumn(),
         TextColumn("{task.description:<10}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("env steps"),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"),
         TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
+        _SinceStart(),
         TimeRemainingColumn(),
+        TextColumn("left"),
         console=Console(file=stream),
         transient=False,
       )

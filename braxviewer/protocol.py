@@ -107,6 +107,7 @@ class TrainingViewer(Protocol):
   @property
   def mode(self) -> Mode:
     """The mode the user wants now; read by the trainer between device calls."""
+    ...
 
   def on_stream_start(self, info: StreamInfo) -> None:
     """Called once per training run, before any chunk."""

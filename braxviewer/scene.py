@@ -212,7 +212,7 @@ class BatchedScene:
     qpos = self._check_qpos(qpos)
     lead = qpos.shape[:-2]
     flat = qpos.reshape((-1,) + qpos.shape[-2:])
-    valid = np.isfinite(flat).all(-1)
+    valid = np.asarray(np.isfinite(flat).all(-1))
     if not valid.all():
       flat = np.where(valid[..., None], flat, self.single_model.qpos0)
     xpos, xquat = self._kinematics(flat)
@@ -256,13 +256,17 @@ class BatchedScene:
     xquat[..., 0, 0] = 1.0
     xpos[:, :, 1:] = pos.reshape((frames,) + want + (3,))
     xquat[:, :, 1:] = rot.reshape((frames,) + want + (4,))
-    valid = np.isfinite(xpos).all((-1, -2)) & np.isfinite(xquat).all((-1, -2))
+    valid = np.asarray(
+      np.isfinite(xpos).all((-1, -2)) & np.isfinite(xquat).all((-1, -2))
+    )
     return self._finish(xpos, xquat, valid, lead)
 
   def poses(self, chunk: FrameChunk) -> Poses:
     """World poses of every frame of a chunk: ``(T, N, nbody, ...)``."""
     if chunk.qpos is not None:
       return self.poses_from_qpos(chunk.qpos)
+    # A chunk holds qpos or both link arrays (FrameChunk checks it).
+    assert chunk.link_pos is not None and chunk.link_rot is not None
     return self.poses_from_links(chunk.link_pos, chunk.link_rot)
 
   def mocap_arrays(self, poses: Poses) -> Tuple[np.ndarray, np.ndarray]:

@@ -103,7 +103,7 @@ class Streamer:
       self._call("on_trainer_mode", self._viewer.on_trainer_mode, mode)
     return mode
 
-  def flag(self) -> np.ndarray:
+  def flag(self) -> np.int32:
     """The runtime flag array for the tap: 0 off, 1 live, 2 sync."""
     return np.int32(self.mode().flag)
 
@@ -146,9 +146,9 @@ class Streamer:
         source=source,
         env_steps=int(steps),
         dt=self.info.dt,
-        reward=get("reward"),
-        done=get("done"),
-        truncation=get("truncation"),
+        reward=np.array(arrays["reward"]),
+        done=np.array(arrays["done"]),
+        truncation=np.array(arrays["truncation"]),
         metrics={k: np.array(v) for k, v in arrays["metrics"].items()},
         wall_time=wall_time,
         qpos=get("qpos"),
@@ -200,7 +200,7 @@ class NoStream:
   def end(self) -> None:
     pass
 
-  def flag(self) -> np.ndarray:
+  def flag(self) -> np.int32:
     return np.int32(0)
 
   def progress(self, env_steps: int, metrics: Mapping[str, Any]) -> None:

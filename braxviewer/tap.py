@@ -21,13 +21,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from braxviewer.frames import PoseKind
+
 Frame = Dict[str, Any]
 HostSink = Callable[..., None]
 
 LINK_BACKENDS = ("positional", "spring")
 
 
-def pose_kind(env: Any) -> str:
+def pose_kind(env: Any) -> PoseKind:
   """``"links"`` for brax positional/spring (qpos does not reproduce the
   pose there), else ``"qpos"``."""
   backend = getattr(env, "backend", None)

@@ -21,7 +21,18 @@ from __future__ import annotations
 import bisect
 import collections
 import threading
-from typing import Deque, Dict, Iterator, Optional, Sequence, Tuple
+from typing import (
+  Deque,
+  Dict,
+  Iterator,
+  List,
+  Optional,
+  Sequence,
+  SupportsIndex,
+  Tuple,
+  Union,
+  overload,
+)
 
 import numpy as np
 
@@ -62,7 +73,15 @@ class ChunkSequence(Sequence[FrameChunk]):
   def __len__(self) -> int:
     return len(self.env_steps)
 
-  def __getitem__(self, i):  # type: ignore[override]
+  @overload
+  def __getitem__(self, i: SupportsIndex) -> FrameChunk: ...
+
+  @overload
+  def __getitem__(self, i: slice) -> List[FrameChunk]: ...
+
+  def __getitem__(
+    self, i: Union[SupportsIndex, slice]
+  ) -> Union[FrameChunk, List[FrameChunk]]:
     if isinstance(i, slice):
       return [self[j] for j in range(*i.indices(len(self)))]
     n = len(self)

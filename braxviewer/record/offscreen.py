@@ -167,15 +167,17 @@ class GridRenderer:
         the first drawn env's origin).
     """
     mj = self._mj
+    renderer = self._renderer
+    if renderer is None:
+      raise RuntimeError("GridRenderer.render() after close().")
     envs = list(range(len(xpos)) if envs is None else envs)
-    if floor is None:
-      floor = xpos[envs[0], 0]
-    scene = self._renderer.scene
+    ground = xpos[envs[0], 0] if floor is None else floor
+    scene = renderer.scene
     first = True
     for e in envs:
-      self._pose_env(xpos[e], xquat[e], floor)
+      self._pose_env(xpos[e], xquat[e], ground)
       if first:
-        self._renderer.update_scene(
+        renderer.update_scene(
           self._data, camera=self.camera, scene_option=self._option
         )
         first = False
@@ -197,7 +199,7 @@ class GridRenderer:
         finally:
           m.geom_rgba[planes] = rgba
           m.geom_matid[planes] = matid
-    return self._renderer.render()
+    return renderer.render()
 
 
 def look(

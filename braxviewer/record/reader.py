@@ -153,7 +153,7 @@ class _Segment:
       elif kind == fmt.KIND_CHUNK:
         shapes = {a[0]: a[2] for a in meta.get("arrays", ())}
         t, n = shapes.get("reward", (0, 0))
-        row[4] = fmt.SOURCE_CODES.get(meta.get("source"), fmt.NO_SOURCE)
+        row[4] = fmt.SOURCE_CODES.get(meta.get("source", ""), fmt.NO_SOURCE)
         row[7:12] = [meta["seq"], meta["env_steps"], t, n, meta["wall_time"]]
       elif kind == fmt.KIND_PROGRESS:
         row[8] = int(meta.get("env_steps", -1))
@@ -223,7 +223,7 @@ class Recording:
       seg = _Segment(os.path.join(self.path, fmt.segment_name(number)), number)
       self._segments[number] = seg
       rows = np.zeros(len(seg.rows), ROW_DTYPE)
-      for name in fmt.INDEX_DTYPE.names:
+      for name in fmt.INDEX_DTYPE.names or ():  # structured: never None
         rows[name] = seg.rows[name]
       rows["segment"] = number
       parts.append(rows)

@@ -20,7 +20,7 @@ import dataclasses
 import os
 import random
 import time
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -142,12 +142,19 @@ class SegmentWriter:
     self._append_raw(fmt.KIND_SEGMENT, payload, seq=self._generation)
     _fsync_dir(self.directory)
 
+  def _files(self) -> Tuple[int, int]:
+    """The open segment's record and index file descriptors."""
+    if self._fd is None or self._ifd is None:
+      raise ValueError("The recording is closed.")
+    return self._fd, self._ifd
+
   def _append_raw(self, kind: int, payload: bytes, **fields: Any) -> int:
+    fd, ifd = self._files()
     rid = self._rid
     data, crc = fmt.frame_bytes(kind, rid, payload)
-    _write_all(self._fd, data)
+    _write_all(fd, data)
     row = index_row(rid, self._offset, len(data), kind, crc, **fields)
-    _write_all(self._ifd, row)
+    _write_all(ifd, row)
     self._rid += 1
     self._offset += len(data)
     written = len(data) + len(row)
@@ -163,8 +170,9 @@ class SegmentWriter:
 
   def _close_segment(self) -> None:
     self._sync()
-    os.close(self._fd)
-    os.close(self._ifd)
+    fd, ifd = self._files()
+    os.close(fd)
+    os.close(ifd)
     self._fd = self._ifd = None
     self._segments[-1].closed = True
 

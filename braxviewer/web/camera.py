@@ -110,7 +110,9 @@ def fit(
   for _ in range(40):
     mid_d = (lo + hi) / 2
     lo, hi = (lo, mid_d) if fits(mid_d) else (mid_d, hi)
-  a, b, _, _ = place(hi)
+  placed = place(hi)
+  assert placed is not None  # hi fits, or is far beyond every env
+  a, b, _, _ = placed
   return centre + a * right + b * cam_up, hi
 
 

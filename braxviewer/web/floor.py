@@ -61,7 +61,7 @@ class Floor:
     if not len(xy):
       return False
     centre, size = fit(xy, self.margin)
-    if self.centre is not None:
+    if self.centre is not None and self.size is not None:  # set together
       lo = self.centre - self.size / 2 + self.margin / 2
       hi = self.centre + self.size / 2 - self.margin / 2
       inside = np.all(xy >= lo) and np.all(xy <= hi)

@@ -263,7 +263,8 @@ class Player:
     """Stop every producer from waiting (mode left sync, or closing)."""
     with self._lock:
       for entry in self._queue:
-        entry.ticket.release()
+        if entry.ticket is not None:  # queued chunks are sync: all have one
+          entry.ticket.release()
       if self._current is not None and self._current.ticket is not None:
         self._current.ticket.release()
 
@@ -351,6 +352,7 @@ class Player:
 
   def _advance(self, now: float) -> Optional[Tuple[Entry, int]]:
     entry = self._current
+    assert entry is not None  # only called while a chunk plays
     n = entry.chunk.num_steps
     index = int((now - self._t0) * self._speed / entry.dt + 1e-6)
     if entry.ticket is not None:  # sync: never skip a frame

@@ -18,7 +18,12 @@ from braxviewer.web.camera import PRESETS
 from braxviewer.web.plots import ProgressCurves, TraceChart
 from braxviewer.web.timeline_panel import TimelineControls, TimelinePanel
 from braxviewer.web.traces import EnvTraces
-from braxviewer.web.widgets import by_user, set_attr, set_content, set_value
+from braxviewer.web.widgets import (
+  set_attr,
+  set_content,
+  set_value,
+  when_by_user,
+)
 
 MODES = ("off", "live", "sync")
 SOURCES = ("train", "eval")
@@ -193,20 +198,16 @@ class Panels:
   ) -> None:
     if stream is not None:
       self.mode.on_update(
-        lambda e: by_user(e) and stream.set_mode(self.mode.value)
+        when_by_user(lambda: stream.set_mode(self.mode.value))
       )
     self.source.on_update(
-      lambda e: by_user(e) and timeline.set_source(self.source.value)
+      when_by_user(lambda: timeline.set_source(self.source.value))
     )
-    self.env.on_update(lambda e: by_user(e) and c.select_env(self.env.value))
-    self.follow.on_update(
-      lambda e: by_user(e) and c.set_follow(self.follow.value)
-    )
-    self.only.on_update(
-      lambda e: by_user(e) and c.set_show_only(self.only.value)
-    )
+    self.env.on_update(when_by_user(lambda: c.select_env(self.env.value)))
+    self.follow.on_update(when_by_user(lambda: c.set_follow(self.follow.value)))
+    self.only.on_update(when_by_user(lambda: c.set_show_only(self.only.value)))
     self.shadows.on_update(
-      lambda e: by_user(e) and c.set_shadows(self.shadows.value)
+      when_by_user(lambda: c.set_shadows(self.shadows.value))
     )
     self.camera.on_click(lambda e: c.apply_camera(self.camera.value))
     nxt = self._gui.add_command("Next env", hotkey="arrowright")

@@ -103,7 +103,7 @@ class ProgressCurves:
     self._latest: Dict[str, float] = {}
     self._dirty: set = set()
     self._stale = False
-    self._charts: Dict[str, Tuple[Tuple[str, ...], object]] = {}
+    self._charts: Dict[str, Tuple[Tuple[str, ...], viser.GuiUplotHandle]] = {}
     with container:
       self._hint = gui.add_markdown("_No training progress yet._")
 

@@ -14,7 +14,7 @@ Pure numpy + mujoco; :mod:`render` puts the shapes in the scene.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from mjviser.conversions import create_primitive_mesh, mujoco_mesh_to_trimesh
 import mujoco
@@ -56,7 +56,7 @@ class Shape:
   scale: np.ndarray  # (P, 3)
   rgb: np.ndarray  # (P, 3) uint8
   opacity: np.ndarray  # (P,)
-  mesh: trimesh.Trimesh = None
+  mesh: Optional[trimesh.Trimesh] = None
 
   @property
   def num_parts(self) -> int:

@@ -295,8 +295,8 @@ class SceneView:
     if levels is None or len(levels) != len(pos):  # not chosen yet
       levels = self._levels[i] = np.zeros(len(pos), dtype=np.int64)
       changed = True
-    if changed:
-      scale, rgb, opacity = self._instances(shape, sel)
+    # Per-instance arrays, wanted when instances moved between levels.
+    instances = self._instances(shape, sel) if changed else None
     for level, handle in enumerate(self._handles[i]):
       mask = levels == level
       if not mask.any():
@@ -305,7 +305,8 @@ class SceneView:
         continue
       handle.batched_positions = pos[mask]
       handle.batched_wxyzs = quat[mask]
-      if changed:  # instances moved between levels: every per-instance array
+      if instances is not None:  # changed: every per-instance array
+        scale, rgb, opacity = instances
         handle.batched_scales = scale[mask]
         if shape.mesh is None:
           handle.batched_colors = rgb[mask]

@@ -15,7 +15,12 @@ import viser
 
 from braxviewer.timeline import ChunkSequence
 from braxviewer.web.pacing import PlaybackState
-from braxviewer.web.widgets import by_user, set_attr, set_content, set_value
+from braxviewer.web.widgets import (
+  set_attr,
+  set_content,
+  set_value,
+  when_by_user,
+)
 
 
 class TimelineControls(Protocol):
@@ -165,24 +170,16 @@ class TimelinePanel:
         "Repeat chunk", False, hint="Play the current chunk again."
       )
       self.goto = gui.add_number("Go to env step", 0, min=0, step=1)
-    self.timeline.on_update(
-      lambda e: by_user(e) and c.jump(self.timeline.value)
-    )
+    self.timeline.on_update(when_by_user(lambda: c.jump(self.timeline.value)))
     self.prev.on_click(lambda e: c.step_chunk(-1))
     self.next.on_click(lambda e: c.step_chunk(+1))
     if self.to_live is not None:
       self.to_live.on_click(lambda e: c.go_live())
-    self.play.on_update(
-      lambda e: by_user(e) and c.set_paused(not self.play.value)
-    )
-    self.speed.on_update(lambda e: by_user(e) and c.set_speed(self.speed.value))
-    self.loop.on_update(lambda e: by_user(e) and c.set_loop(self.loop.value))
-    self.repeat.on_update(
-      lambda e: by_user(e) and c.set_repeat(self.repeat.value)
-    )
-    self.goto.on_update(
-      lambda e: by_user(e) and c.jump_to_steps(self.goto.value)
-    )
+    self.play.on_update(when_by_user(lambda: c.set_paused(not self.play.value)))
+    self.speed.on_update(when_by_user(lambda: c.set_speed(self.speed.value)))
+    self.loop.on_update(when_by_user(lambda: c.set_loop(self.loop.value)))
+    self.repeat.on_update(when_by_user(lambda: c.set_repeat(self.repeat.value)))
+    self.goto.on_update(when_by_user(lambda: c.jump_to_steps(self.goto.value)))
     up = gui.add_command("Next chunk", hotkey="arrowup")
     down = gui.add_command("Previous chunk", hotkey="arrowdown")
     space = gui.add_command("Play / pause", hotkey="space")

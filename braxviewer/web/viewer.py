@@ -129,9 +129,12 @@ class WebViewerBase(PageHost):
       self.run()
     else:
       done = threading.Event()
-      self.playback.call_soon(
-        lambda: (self._show(self._envs_guess()), done.set())
-      )
+
+      def show() -> None:
+        self._show(self._envs_guess())
+        done.set()
+
+      self.playback.call_soon(show)
       done.wait(_BUILD_WAIT_S if self.playback.running else 0.0)
     return self
 

@@ -3,12 +3,23 @@ nothing when nothing changed (every assignment is a message to each page)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 
 def by_user(event: Any) -> bool:
   """True for a change made in a browser (not by the server assigning)."""
   return getattr(event, "client", None) is not None
+
+
+def when_by_user(action: Callable[[], object]) -> Callable[[Any], None]:
+  """An ``on_update`` callback that runs ``action()`` for changes made in a
+  browser only (see :func:`by_user`)."""
+
+  def callback(event: Any) -> None:
+    if by_user(event):
+      action()
+
+  return callback
 
 
 def set_value(widget: Any, value: Any) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Mapping, Optional, Tuple, Union, cast
 
 from absl import logging
 from brax import base, envs
@@ -29,7 +29,7 @@ from brax.training.agents.ppo import checkpoint
 from brax.training.agents.ppo import losses as ppo_losses
 from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import optimizer as ppo_optimizer
-import flax
+from flax import struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,6 +38,7 @@ import optax
 from braxviewer import tap
 from braxviewer.epoch_calls import EpochCalls
 from braxviewer.evaluator import Evaluator
+from braxviewer.frames import PoseKind
 from braxviewer.model_lookup import find_mj_model
 from braxviewer.progress import ProgressBar
 from braxviewer.protocol import StreamInfo, check_num_envs
@@ -48,7 +49,7 @@ _AXIS = "i"
 _DEFAULT_VIEW_ENVS = 16
 
 
-@flax.struct.dataclass
+@struct.dataclass
 class TrainingState:
   """Learner state, replicated over devices."""
 
@@ -184,7 +185,7 @@ def _open_stream(
   viewer,
   env,
   env_state,
-  kind: str,
+  kind: PoseKind,
   *,
   num_view_envs: int,
   num_envs: int,
@@ -409,12 +410,17 @@ def train(
 
   obs_shape = jax.tree.map(lambda x: x.shape[2:], env_state.obs)
 
-  def normalize(x, y):
-    del y
-    return x
+  def identity(observation, preprocessor_params):
+    del preprocessor_params
+    return observation
 
+  normalize: types.PreprocessObservationFn = identity
   if normalize_observations:
-    normalize = running_statistics.normalize
+    # It is the preprocessor brax made it for, but brax types it for nested
+    # arrays (under other parameter names) rather than as one.
+    normalize = cast(
+      types.PreprocessObservationFn, running_statistics.normalize
+    )
   ppo_network = network_factory(
     obs_shape, env.action_size, preprocess_observations_fn=normalize
   )
@@ -455,7 +461,10 @@ def train(
     use_distributional_critic=use_distributional_critic,
   )
   loss_and_pgrad_fn = gradients.loss_and_pgrad(
-    loss_fn, pmap_axis_name=_AXIS, has_aux=True
+    # brax types loss_fn as returning a float, also with has_aux=True
+    loss_fn,  # pyright: ignore[reportArgumentType]
+    pmap_axis_name=_AXIS,
+    has_aux=True,
   )
   metrics_aggregator = metric_logger.EpisodeMetricsLogger(
     steps_between_logging=training_metrics_steps or env_step_per_training_step,
@@ -496,7 +505,10 @@ def train(
       lr = jnp.array(learning_rate)
     metrics["learning_rate"] = lr
     updates, optimizer_state = optimizer.update(grads, optimizer_state)
-    params = optax.apply_updates(params, updates)
+    # optax types its result as an array tree; it has the structure of params.
+    params = cast(
+      ppo_losses.PPONetworkParams, optax.apply_updates(params, updates)
+    )
     return (optimizer_state, params, key), metrics
 
   def sgd_step(carry, unused_t, data, normalizer_params):
@@ -555,6 +567,7 @@ def train(
       one_unroll, (state, key_generate_unroll), (), length=num_unrolls
     )
     if stream.tapped:
+      assert stream.train_sink is not None  # a tapped stream has its sinks
       # The unrolls of a step continue each other: one chunk, one callback.
       frames = jax.tree.map(
         lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), frames
@@ -645,22 +658,27 @@ def train(
   )
 
   # ---- initial state ------------------------------------------------------
+  # brax declares PPONetworkParams and UInt64 with flax.struct reached
+  # through `import flax`, which pyright does not follow: it sees no fields.
+  policy_init = ppo_network.policy_network.init(key_policy)
+  value_init = ppo_network.value_network.init(key_value)
   init_params = ppo_losses.PPONetworkParams(
-    policy=ppo_network.policy_network.init(key_policy),
-    value=ppo_network.value_network.init(key_value),
+    policy=policy_init,  # pyright: ignore[reportCallIssue]
+    value=value_init,  # pyright: ignore[reportCallIssue]
   )
   obs_spec = jax.tree.map(
     lambda x: specs.Array(x.shape[-1:], jnp.dtype("float32")), env_state.obs
   )
   training_state = TrainingState(
-    optimizer_state=optimizer.init(init_params),
+    # optax types params as an array tree; a flax struct is a pytree too
+    optimizer_state=optimizer.init(cast(optax.Params, init_params)),
     params=init_params,
     normalizer_params=running_statistics.init_state(
       _remove_pixels(obs_spec),
       std_eps=normalize_observations_std_eps,
       mode=normalize_observations_mode,
     ),
-    env_steps=types.UInt64(hi=0, lo=0),
+    env_steps=types.UInt64(hi=0, lo=0),  # pyright: ignore[reportCallIssue]
   )
 
   def restore(training_state, saved):
@@ -703,6 +721,8 @@ def train(
     wrap_env_fn,
     randomization_fn,
   )
+  if episode_length is None:  # the eval unroll's length
+    raise ValueError("episode_length must be specified in ppo.train")
   evaluator = Evaluator(
     eval_env,
     functools.partial(make_policy, deterministic=deterministic_eval),
@@ -740,6 +760,7 @@ def train(
   training_walltime = 0.0
   current_step = 0
   metrics: Metrics = {}
+  training_metrics: Metrics = {}
   stream.start()
 
   def run_epoch(training_state, env_state, key):

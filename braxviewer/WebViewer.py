@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from braxviewer.protocol import Mode
+from braxviewer.web.server import Token
 from braxviewer.web.viewer import WebViewerBase
 
 __all__ = ["WebViewer"]
@@ -26,6 +27,8 @@ class WebViewer(WebViewerBase):
     title: the page's panel title.
     record_dir: also record the stream to this directory (replay with
       ``python -m braxviewer replay DIR``, export with ``... export DIR``).
+    token: who may open the page: ``"auto"`` needs the printed token only
+      when serving beyond loopback (see ``WebViewerBase``).
   """
 
   def __init__(
@@ -38,6 +41,7 @@ class WebViewer(WebViewerBase):
     history: int = 64,
     title: str = "braxviewer",
     record_dir: Optional[str] = None,
+    token: Token = "auto",
   ):
     super().__init__(
       host,
@@ -48,4 +52,5 @@ class WebViewer(WebViewerBase):
       history=history,
       title=title,
       record_dir=record_dir,
+      token=token,
     )

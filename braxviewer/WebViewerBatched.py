@@ -11,6 +11,7 @@ import numpy as np
 from braxviewer import scene, tiled
 from braxviewer.protocol import Mode, StreamInfo
 from braxviewer.web.playback import Poser
+from braxviewer.web.server import Token
 from braxviewer.web.viewer import WebViewerBase
 
 __all__ = ["WebViewerBatched"]
@@ -33,6 +34,8 @@ class WebViewerBatched(WebViewerBase):
     title: the page's panel title.
     record_dir: also record the stream to this directory (replay with
       ``python -m braxviewer replay DIR``, export with ``... export DIR``).
+    token: who may open the page: ``"auto"`` needs the printed token only
+      when serving beyond loopback (see ``WebViewerBase``).
 
   A model that already holds several envs (made by
   :meth:`concatenate_envs_xml`, the original usage) is recognised: one made
@@ -53,6 +56,7 @@ class WebViewerBatched(WebViewerBase):
     history: int = 64,
     title: str = "braxviewer",
     record_dir: Optional[str] = None,
+    token: Token = "auto",
   ):
     if num_envs is None and grid_dims is not None:
       num_envs = int(np.prod(grid_dims))
@@ -68,6 +72,7 @@ class WebViewerBatched(WebViewerBase):
       history=history,
       title=title,
       record_dir=record_dir,
+      token=token,
     )
 
   @staticmethod

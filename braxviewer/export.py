@@ -341,8 +341,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   out = args.output or os.path.join(args.recording, "export.mp4")
   configure_gl()
   try:
+    rec = Recording(args.recording)
+  except fmt.RecordingError as err:
+    print(f"{p.prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
+    return 2
+  try:
+    rec.verify()  # say up front what was lost, and never export it
+    if rec.report() and len(rec.chunks(args.source)):  # else: the error says
+      print(
+        f"braxviewer: the recording is damaged: {rec.report()}.",
+        file=sys.stderr,
+      )
     result = export_video(
-      args.recording,
+      rec,
       out,
       env=args.env,
       grid=args.grid,
@@ -357,6 +368,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     message = " ".join(str(err).split())
     print(f"{p.prog}: error: {message}", file=sys.stderr)
     return 2
+  finally:
+    rec.close()
   print(
     f"braxviewer: wrote {result.path}: {result.frames} frames at"
     f" {result.fps:g} fps, {result.width}x{result.height}, from"

@@ -33,6 +33,7 @@ from braxviewer.record.reader import Recording
 from braxviewer.scene import BatchedScene
 from braxviewer.web.host import PageHost
 from braxviewer.web.pacing import Player
+from braxviewer.web.server import Token
 
 
 class ReplayViewer(PageHost):
@@ -45,6 +46,7 @@ class ReplayViewer(PageHost):
     source: ``"train"`` or ``"eval"`` chunks first.
     speed: initial playback speed (0.1 to 4).
     loop: start over at the end.
+    token: who may open the page (as the live viewer's).
     title: the page's panel title (default: the recording's name).
 
   Its controls are the live viewer's: :attr:`page` (envs, camera) and
@@ -66,6 +68,7 @@ class ReplayViewer(PageHost):
     speed: float = 1.0,
     loop: bool = True,
     title: Optional[str] = None,
+    token: Token = "auto",
   ):
     rec = (
       recording if isinstance(recording, Recording) else Recording(recording)
@@ -91,14 +94,15 @@ class ReplayViewer(PageHost):
     player = Player(rec, live=False, loop=loop)
     player.ready = False  # until run() has built the scene
     player.set_source(source)
-    player.set_speed(min(4.0, max(0.1, float(speed))))
     super().__init__(
       host,
       port,
       port_fallback=port_fallback,
       title=title or f"replay: {os.path.basename(rec.path)}",
       player=player,
+      token=token,
     )
+    self.playback.set_speed(speed)
     self._exporting = False
 
   def run(self) -> "ReplayViewer":
@@ -197,6 +201,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   try:
     started = time.perf_counter()
     rec = Recording(args.recording)
+    rec.verify()  # what was lost is said up front, and never played
     opened_s = time.perf_counter() - started
     if args.model is not None and not os.path.isfile(args.model):
       raise fmt.RecordingError(f"no such MJCF file: {args.model}")
@@ -214,10 +219,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   summary = rec.summary()
   with cli.training_session(viewer) as session:
     viewer.run()
+    if rec.report():
+      print(
+        f"braxviewer: the recording is damaged: {rec.report()}.",
+        file=sys.stderr,
+        flush=True,
+      )
     print(
       f"braxviewer: replaying {args.recording}: {summary['train_chunks']}"
-      f" training chunks, {summary['eval_chunks']} eval chunks (opened in"
-      f" {opened_s:.2f} s); Ctrl-C to quit.",
+      f" training chunks, {summary['eval_chunks']} eval chunks (opened and"
+      f" checked in {opened_s:.2f} s); Ctrl-C to quit.",
       flush=True,
     )
     if args.exit_after is not None:

@@ -89,11 +89,20 @@ def test_corrupt_header_and_segments(good, capsys, tmp_path):
     byte = f.read(1)
     f.seek(at)
     f.write(bytes([byte[0] ^ 0x10]))
+  # the command checks every record first: it says what was lost, where,
+  # and exports the rest
   code = export.main(
     [flipped, "-o", str(tmp_path / "y.mp4"), "--width", "64", "--height", "48"]
   )
-  one_line_error(capsys, code, "corrupt", "checksum")
-  assert not os.path.exists(tmp_path / "y.mp4")
+  err = capsys.readouterr().err
+  assert code == 0 and "damaged" in err and "checksum mismatch" in err
+  assert f"record {int(row['rid'])}" in err and os.path.exists(
+    tmp_path / "y.mp4"
+  )
+  # a library user reading that chunk without checking gets a clear error
+  with open_recording(flipped) as rec:
+    with pytest.raises(RecordingError, match="checksum"):
+      rec.chunks("train")[1]  # noqa: B018 (reading is the test)
 
 
 def test_newer_format_version(good, capsys, tmp_path):

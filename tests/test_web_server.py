@@ -2,13 +2,113 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import socket
+import time
+from typing import Dict, Optional, Tuple
+import urllib.parse
+import warnings
 
+import msgspec
 import pytest
+import viser
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from braxviewer import WebViewer
+from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.synthetic import PUCK_XML
+from braxviewer.web import access
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 from braxviewer.web.server import pick_port
+
+
+def get(url: str, **headers: str) -> Tuple[int, Dict[str, str]]:
+  """Status and headers of a GET (redirects not followed)."""
+  parts = urllib.parse.urlsplit(url)
+  conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+  try:
+    conn.request(
+      "GET",
+      (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+      headers=headers,
+    )
+    response = conn.getresponse()
+    return response.status, dict(response.getheaders())
+  finally:
+    conn.close()
+
+
+class RawPage:
+  """A websocket client speaking viser's protocol, as a page would."""
+
+  def __init__(self, ws):
+    self._ws = ws
+
+  def set(self, handle, value) -> None:
+    self._ws.send(
+      msgspec.msgpack.encode(
+        {
+          "type": "GuiUpdateMessage",
+          "uuid": handle._impl.uuid,
+          "updates": {"value": value},
+        }
+      )
+    )
+    time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def raw_page(
+  viewer,
+  origin: Optional[str] = "self",
+  fov: float = 1.3,
+  width: int = 1200,
+  headers: Optional[Dict[str, str]] = None,
+):
+  """Connect like the page does; its first camera message makes viser
+  count it as a page."""
+  url = f"ws://127.0.0.1:{viewer.port}"
+  kwargs = {"additional_headers": headers or {}}
+  if origin is not None:
+    kwargs["origin"] = (
+      f"http://127.0.0.1:{viewer.port}" if (origin == "self") else origin
+    )
+  with connect(
+    url, subprotocols=[f"viser-v{viser.__version__}"], open_timeout=10, **kwargs
+  ) as ws:
+    ws.send(
+      msgspec.msgpack.encode(
+        {
+          "type": "ViewerCameraMessage",
+          "wxyz": [1.0, 0.0, 0.0, 0.0],
+          "position": [0.0, -3.0, 2.0],
+          "fov": fov,
+          "image_height": 700,
+          "image_width": width,
+          "near": 0.01,
+          "far": 100.0,
+          "look_at": [0.0, 0.0, 0.0],
+          "up_direction": [0.0, 0.0, 1.0],
+        }
+      )
+    )
+    yield RawPage(ws)
+
+
+def stream_info() -> StreamInfo:
+  return StreamInfo(
+    num_envs=1,
+    num_train_envs=1,
+    envs_per_device=1,
+    kind="qpos",
+    nq=8,
+    num_links=None,
+    dt=0.01,
+    chunk_length=3,
+    reward_terms=(),
+  )
 
 
 def test_busy_port_is_named_or_skipped():
@@ -33,7 +133,110 @@ def test_viewer_on_busy_port_raises_clear_error_or_falls_back(capsys):
   assert f"port {port} is in use" in capsys.readouterr().err
 
 
-def test_public_host_warns_no_auth():
-  with pytest.warns(ViewerWarning, match="no authentication"):
-    viewer = WebViewer(host="0.0.0.0", port=0).run()
+@pytest.mark.parametrize("host", ["0", "0.0.0.00", "0.0.0.0", "::", ""])
+def test_every_spelling_of_all_interfaces_is_the_network(host):
+  assert access.addresses_of(host) and not access.is_loopback(host)
+  for local in ("127.0.0.1", "localhost", "::1"):
+    assert access.is_loopback(local)
+
+
+def test_serving_the_network_needs_the_printed_token_by_default(wait_until):
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # a token: nothing to warn about
+    viewer = WebViewer(host="0", port=0).run()
+  try:
+    assert "?token=" in viewer.url
+    token = viewer.url.split("token=")[1]
+    base = f"http://127.0.0.1:{viewer.port}"
+    assert get(base)[0] == 403  # no token: refused
+    assert get(base + "/?token=wrong")[0] == 403
+    status, headers = get(base + f"/?token={token}")
+    assert status == 302 and headers["Location"] == "/"
+    cookie = headers["Set-Cookie"].split(";")[0]
+    assert get(base, Cookie=cookie)[0] == 200  # the page, from the cookie
+    with pytest.raises(InvalidStatus, match="403"):
+      with raw_page(viewer, headers={}):  # a socket without it: refused
+        pass
+    with raw_page(viewer, headers={"Cookie": cookie}):
+      assert wait_until(lambda: viewer.clients() == 1, timeout=10)
+  finally:
+    viewer.close()
+
+
+def test_serving_the_network_without_a_token_is_an_explicit_choice():
+  with pytest.warns(ViewerWarning, match="without a token"):
+    viewer = WebViewer(host="0.0.0.0", port=0, token=False).run()
+  viewer.close()
+  with pytest.raises(ValueError, match="token must be"):
+    WebViewer(port=0, token=123).run()
+
+
+@pytest.mark.parametrize("port", [70000, -1, 8000.5, True])
+def test_ports_out_of_range_are_refused_clearly(port):
+  with pytest.raises(ValueError, match="port must be"):
+    WebViewer(port=port)
+
+
+def test_a_server_on_the_other_loopback_family_takes_the_port_too():
+  with socket.socket(socket.AF_INET6) as other:
+    other.bind(("::1", 0))
+    other.listen()
+    port = other.getsockname()[1]
+    # a browser asked for localhost:port may reach [::1]:port first
+    with pytest.raises(PortInUseError, match=r"\[::1\]"):
+      pick_port("127.0.0.1", port, fallback=False)
+    assert pick_port("127.0.0.1", port, fallback=True) != port
+
+
+def test_only_the_viewers_own_page_may_open_its_socket():
+  with WebViewer(port=0) as viewer:
+    with raw_page(viewer, origin=viewer.url):  # the page itself
+      pass
+    with raw_page(viewer, origin=None):  # a local program (no Origin)
+      pass
+    for origin in (
+      "http://evil.example.com",
+      f"http://127.0.0.1:{viewer.port + 1}",  # another port
+      "null",
+    ):
+      with pytest.raises(InvalidStatus, match="403"):
+        with raw_page(viewer, origin=origin):
+          pass
+    # a DNS-rebinding page: its requests name another host
+    assert get(viewer.url, Host=f"evil.example.com:{viewer.port}")[0] == 403
+
+
+def test_bad_control_values_from_a_page_are_ignored_with_one_warning_each(
+  make_chunk, wait_until
+):
+  viewer = WebViewer(port=0, mode="sync").run()
+  viewer.init(PUCK_XML)
+  panels = viewer.page.panels
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    # a page whose camera reports nonsense, then sends nonsense values
+    with raw_page(viewer, fov=float("nan"), width=-5) as page:
+      assert wait_until(lambda: viewer.clients() == 1, timeout=10)
+      for handle, value in [
+        (panels.timeline.speed, 1e308),  # clamped to the slider's 4
+        (panels.mode, "bogus"),
+        (panels.mode, "bogus"),  # the same kind again: no second warning
+        (panels.env, float("nan")),  # viser itself cannot cast it
+        (panels.timeline.speed, float("nan")),
+        (panels.timeline.goto, 1e300),
+        (panels.timeline.timeline, -1e9),
+      ]:
+        page.set(handle, value)
+      assert wait_until(lambda: viewer.playback.player.speed == 4.0)
+      viewer.page.apply_camera("top")  # sized from the page's camera
+      time.sleep(0.5)
+  ours = [str(w.message) for w in caught if w.category is ViewerWarning]
+  assert len(ours) == 3, ours  # mode, the cast viser failed, speed
+  assert any("'bogus'" in m for m in ours)
+  assert any("NaN" in m for m in ours) and any("speed" in m for m in ours)
+  assert viewer.failed is None and viewer.mode == Mode.SYNC
+  ticket_shown = viewer.stats()["frames_shown"]
+  viewer.on_stream_start(stream_info())
+  viewer.on_chunk(make_chunk(t=3, n=1))  # sync still shows and returns
+  assert viewer.stats()["frames_shown"] >= ticket_shown + 3
   viewer.close()

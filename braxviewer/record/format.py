@@ -20,7 +20,13 @@ A record is a 32-byte frame header followed by its payload::
     (pad)  u32
     rid    u64  record id: increases by one per record over the whole recording
 
-and padded with zeros to a multiple of 8 bytes. A payload is a u32 length, a
+and padded with zeros to a multiple of 8 bytes. An index entry (64 bytes,
+``INDEX_DTYPE``) repeats what a reader needs without touching the data:
+offset, size, kind, source, seq, env steps, frames, envs, wall time; from
+format version 2 its ``crc`` is the CRC-32 of the entry itself (crc field
+zero), seeded with the CRC of the record it points to, so a damaged entry,
+or one pointing at another record, is caught on opening (version 1 entries
+copy the record's CRC). A payload is a u32 length, a
 UTF-8 JSON object (its fields, and for chunks the name, dtype, shape and
 offset of every array) padded to 8 bytes, then the raw little-endian array
 bytes, each 8-byte aligned. Arrays can therefore be read straight out of a
@@ -37,7 +43,7 @@ import zlib
 import numpy as np
 
 FORMAT_NAME = "braxviewer-recording"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sealed index entries (readers take 1 and 2)
 HEADER_FILE = "recording.json"
 MODEL_DIR = "model"
 SEGMENT_PREFIX = "seg-"
@@ -171,6 +177,14 @@ def check_crc(buf, offset: int) -> bool:
   start = offset + FRAME.size
   got = zlib.crc32(memoryview(buf)[start : start + length], zlib.crc32(blank))
   return (got & 0xFFFFFFFF) == crc
+
+
+def seal_row(row: np.ndarray, record_crc: int) -> int:
+  """The version-2 ``crc`` of an index entry: CRC-32 of the entry with its
+  crc field zero, seeded with its record's CRC."""
+  blank = np.array(row, dtype=INDEX_DTYPE).reshape(())
+  blank["crc"] = 0
+  return zlib.crc32(blank.tobytes(), record_crc) & 0xFFFFFFFF
 
 
 def record_size(payload_length: int) -> int:

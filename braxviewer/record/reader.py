@@ -10,6 +10,7 @@ read, and their CRC checked, when a chunk is asked for. No JAX.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import mmap
 import os
@@ -74,12 +75,47 @@ def _meta_of(buf, offset: int) -> Dict[str, Any]:
   return json.loads(bytes(buf[start + 4 : start + 4 + n]))
 
 
-class _Segment:
-  """One memory-mapped segment and its checked index rows."""
+@dataclasses.dataclass(frozen=True)
+class Damage:
+  """Bytes of a segment that could not be read, and why."""
 
-  def __init__(self, path: str, number: int):
+  segment: str  # file name
+  start: int  # first byte
+  end: int  # one past the last byte
+  why: str  # e.g. "checksum mismatch (chunk, record 412)", "cut short"
+
+  def __str__(self) -> str:
+    return (
+      f"{self.segment} bytes {self.start:,}..{self.end:,}"
+      f" ({self.end - self.start:,} bytes): {self.why}"
+    )
+
+
+_KIND_NAMES = {
+  fmt.KIND_CHUNK: "chunk",
+  fmt.KIND_PROGRESS: "progress",
+  fmt.KIND_START: "stream start",
+  fmt.KIND_END: "stream end",
+  fmt.KIND_SEGMENT: "segment header",
+}
+
+
+class _Segment:
+  """One memory-mapped segment and its checked index rows.
+
+  Index entries are trusted only where they agree with the records they
+  point to (frame header, and from format version 2 the entry's own seal);
+  when they do not, the index is rebuilt from the records themselves. Bytes
+  that hold no intact record are kept in :attr:`damage`.
+  """
+
+  def __init__(self, path: str, number: int, version: int):
     self.number = number
     self.path = path
+    self.name = os.path.basename(path)
+    self.version = version
+    self.damage: List[Damage] = []
+    self.index_rebuilt = False
     self._file = open(path, "rb")
     size = os.fstat(self._file.fileno()).st_size
     self.size = size
@@ -100,31 +136,57 @@ class _Segment:
       raw = np.fromfile(index_path, dtype=np.uint8)
     except OSError:
       raw = np.zeros(0, np.uint8)
+    if not len(raw) and self.size:  # no index: read it off the records
+      self.index_rebuilt = True
     whole = len(raw) // fmt.INDEX_DTYPE.itemsize * fmt.INDEX_DTYPE.itemsize
     rows = raw[:whole].view(fmt.INDEX_DTYPE)
-    if not self._index_matches(rows):
+    trusted, disagrees = self._trusted_prefix(rows)
+    if disagrees:  # an entry does not match the data: rebuild from it
+      self.index_rebuilt = True
       rows = rows[:0]
-    # keep the prefix of rows that lie inside the segment, in order
-    ends = rows["offset"] + rows["size"]
-    ok = ends <= self.size
-    if len(rows) > 1:
-      ok[1:] &= rows["offset"][1:] == ends[:-1]
-    bad = np.flatnonzero(~ok)
-    if len(bad):
-      rows = rows[: bad[0]]
+    else:  # entries past the end of a cut segment are dropped
+      rows = rows[:trusted]
     # the last indexed record may be torn (written, then the machine died)
     while len(rows) and not fmt.check_crc(self.buf, int(rows[-1]["offset"])):
       rows = rows[:-1]
     end = int(rows[-1]["offset"] + rows[-1]["size"]) if len(rows) else 0
-    tail = self._scan(end)
+    tail = self._scan(end)  # records after the index (or all: rebuilt)
     if tail:
       rows = np.concatenate([rows, np.array(tail, dtype=fmt.INDEX_DTYPE)])
-    end = int(rows[-1]["offset"] + rows[-1]["size"]) if len(rows) else 0
-    self.unreadable = self.size - end  # a torn tail, or damage
     return np.array(rows, dtype=fmt.INDEX_DTYPE)
 
-  def _index_matches(self, rows: np.ndarray) -> bool:
-    if not len(rows) or rows[0]["kind"] != fmt.KIND_SEGMENT:
+  def _trusted_prefix(self, rows: np.ndarray) -> Tuple[int, bool]:
+    """How many leading entries agree with their records, and whether an
+    entry disagrees (rather than pointing past the end of a cut segment).
+    An index that does not start with this segment's header is not its."""
+    if not len(rows):
+      return 0, False
+    if not self._same_generation(rows[0]):
+      return 0, True
+    end = 0
+    for i, row in enumerate(rows):
+      offset, size = int(row["offset"]), int(row["size"])
+      if offset != end:
+        return i, True
+      if offset + size > self.size:
+        return i, False  # the data was cut before this record
+      frame = fmt.parse_frame(self.buf, offset, self.size)
+      if frame is None:
+        return i, True
+      kind, length, crc, rid = frame
+      seal = fmt.seal_row(row, crc) if self.version >= 2 else crc
+      if (
+        kind != row["kind"]
+        or rid != row["rid"]
+        or fmt.record_size(length) != size
+        or int(row["crc"]) != seal
+      ):
+        return i, True
+      end = offset + size
+    return len(rows), False
+
+  def _same_generation(self, row) -> bool:
+    if row["kind"] != fmt.KIND_SEGMENT:
       return False
     if fmt.parse_frame(self.buf, 0, self.size) is None:
       return False
@@ -132,22 +194,26 @@ class _Segment:
       meta = _meta_of(self.buf, 0)
     except ValueError:
       return False
-    return int(meta.get("generation", -1)) == int(rows[0]["seq"])
+    return int(meta.get("generation", -1)) == int(row["seq"])
 
   def _scan(self, offset: int) -> List[tuple]:
-    """Index rows of the intact records from ``offset`` on."""
+    """Index rows of the intact records from ``offset`` on. A damaged
+    record is skipped (to the next intact record header) and noted in
+    :attr:`damage`."""
     out = []
-    while True:
+    while offset < self.size:
       frame = fmt.parse_frame(self.buf, offset, self.size)
       if frame is None or not fmt.check_crc(self.buf, offset):
-        return out
+        offset = self._skip_damage(offset, frame)
+        continue
       kind, length, crc, rid = frame
       size = fmt.record_size(length)
-      row = [rid, offset, size, kind, fmt.NO_SOURCE, 0, crc, -1, -1, 0, 0, 0.0]
+      row = [rid, offset, size, kind, fmt.NO_SOURCE, 0, 0, -1, -1, 0, 0, 0.0]
       try:
         meta = _meta_of(self.buf, offset)
       except ValueError:
-        return out
+        offset = self._skip_damage(offset, frame)
+        continue
       if kind == fmt.KIND_SEGMENT:
         row[7] = int(meta.get("generation", -1))
       elif kind == fmt.KIND_CHUNK:
@@ -158,8 +224,36 @@ class _Segment:
       elif kind == fmt.KIND_PROGRESS:
         row[8] = int(meta.get("env_steps", -1))
         row[11] = float(meta.get("wall_time", 0.0))
-      out.append(tuple(row))
+      entry = np.zeros((), fmt.INDEX_DTYPE)
+      entry[()] = tuple(row)
+      entry["crc"] = fmt.seal_row(entry, crc) if self.version >= 2 else crc
+      out.append(entry.item())
       offset += size
+    return out
+
+  def _skip_damage(self, offset: int, frame) -> int:
+    """Where the next intact record starts after damage at ``offset``."""
+    nxt = offset + (fmt.record_size(frame[1]) if frame is not None else 8)
+    while nxt < self.size:
+      found = self.buf.find(fmt.MAGIC, nxt)
+      if found < 0:
+        nxt = self.size
+        break
+      if (
+        found % 8 == 0
+        and fmt.parse_frame(self.buf, found, self.size)
+        and (fmt.check_crc(self.buf, found))
+      ):
+        nxt = found
+        break
+      nxt = found + 1
+    if frame is None:
+      why = "cut short" if nxt >= self.size else "unreadable bytes"
+    else:
+      kind = _KIND_NAMES.get(frame[0], "record")
+      why = f"checksum mismatch ({kind}, record {frame[3]})"
+    self.damage.append(Damage(self.name, offset, min(nxt, self.size), why))
+    return nxt
 
   def payload(self, row) -> memoryview:
     start = int(row["offset"]) + fmt.FRAME.size
@@ -220,7 +314,9 @@ class Recording:
     self._segments: Dict[int, _Segment] = {}
     parts = []
     for number in numbers:
-      seg = _Segment(os.path.join(self.path, fmt.segment_name(number)), number)
+      seg = _Segment(
+        os.path.join(self.path, fmt.segment_name(number)), number, self.version
+      )
       self._segments[number] = seg
       rows = np.zeros(len(seg.rows), ROW_DTYPE)
       for name in fmt.INDEX_DTYPE.names or ():  # structured: never None
@@ -234,16 +330,90 @@ class Recording:
       rows = rows[np.sort(first)]
       rows = rows[np.argsort(rows["rid"], kind="stable")]
     self.rows = rows
-    self.unreadable_bytes = sum(s.unreadable for s in self._segments.values())
-    kind = rows["kind"]
+    self._index_chunks()
+    self._progress: Optional[List[Tuple[int, Dict[str, float]]]] = None
+    self._model = None
+    self.verified = False
+
+  def _index_chunks(self) -> None:
+    kind = self.rows["kind"]
     self._chunks = {
       name: ChunkList(
-        self, rows[(kind == fmt.KIND_CHUNK) & (rows["source"] == code)], name
+        self,
+        self.rows[(kind == fmt.KIND_CHUNK) & (self.rows["source"] == code)],
+        name,
       )
       for name, code in fmt.SOURCE_CODES.items()
     }
-    self._progress: Optional[List[Tuple[int, Dict[str, float]]]] = None
-    self._model = None
+
+  # -- damage ------------------------------------------------------------------
+
+  @property
+  def damage(self) -> List[Damage]:
+    """What could not be read, segment by segment (empty: nothing lost as
+    far as opened; :meth:`verify` also checks every record's payload)."""
+    return [d for s in self._segments.values() for d in s.damage]
+
+  @property
+  def unreadable_bytes(self) -> int:
+    return sum(d.end - d.start for d in self.damage)
+
+  @property
+  def rebuilt_indexes(self) -> List[str]:
+    """Segments whose index disagreed with their records (or was missing)
+    and was read off the records instead."""
+    return [s.name for s in self._segments.values() if s.index_rebuilt]
+
+  def verify(self) -> List[Damage]:
+    """Check every record's checksum (reads all the data once); records
+    that fail are dropped from the chunks and the progress and added to
+    :attr:`damage`. Returns the damage."""
+    if self.verified:
+      return self.damage
+    keep = np.ones(len(self.rows), bool)
+    for i, row in enumerate(self.rows):
+      seg = self._segments[int(row["segment"])]
+      offset = int(row["offset"])
+      if not fmt.check_crc(seg.buf, offset):
+        keep[i] = False
+        kind = _KIND_NAMES.get(int(row["kind"]), "record")
+        seg.damage.append(
+          Damage(
+            seg.name,
+            offset,
+            offset + int(row["size"]),
+            f"checksum mismatch ({kind}, record {int(row['rid'])})",
+          )
+        )
+    if not keep.all():
+      self.rows = self.rows[keep]
+      self._index_chunks()
+      self._progress = None
+    self.verified = True
+    return self.damage
+
+  def report(self) -> str:
+    """One line on what was lost and where ('' when nothing was)."""
+    damage = self.damage
+    parts = []
+    if damage:
+      records = sum("record " in d.why for d in damage)
+      ranges = len(damage) - records
+      what = []
+      if records:
+        what.append(f"{records} damaged record(s)")
+      if ranges:
+        what.append(f"{ranges} unreadable stretch(es)")
+      parts.append(
+        f"{self.unreadable_bytes:,} bytes lost ({', '.join(what)}): "
+        + "; ".join(str(d) for d in damage[:3])
+        + (f"; and {len(damage) - 3} more" if len(damage) > 3 else "")
+      )
+    if self.rebuilt_indexes:
+      parts.append(
+        "index read off the records for " + ", ".join(self.rebuilt_indexes)
+      )
+    return ". ".join(parts)
 
   # -- contents ------------------------------------------------------------
 

@@ -77,13 +77,14 @@ def index_row(
     kind,
     source,
     0,
-    crc,
+    0,
     seq,
     env_steps,
     num_steps,
     num_envs,
     wall_time,
   )
+  row[0]["crc"] = fmt.seal_row(row[0], crc)
   return row.tobytes()
 
 
@@ -300,6 +301,7 @@ class SegmentWriter:
           _write_all(fd, chunk)
           moved = entry.copy()
           moved["offset"] = offset
+          moved["crc"] = fmt.seal_row(moved, fmt.FRAME.unpack_from(chunk)[3])
           _write_all(ifd, moved.tobytes())
           offset += len(chunk)
           size += len(chunk) + fmt.INDEX_DTYPE.itemsize

@@ -37,8 +37,17 @@ class Viewport:
   def of(
     cls, fov: float, width: float, height: float, panel_px: float = 320.0
   ) -> "Viewport":
-    width, height = max(float(width), 1.0), max(float(height), 1.0)
-    return cls(float(fov), width / height, min(panel_px / width, 0.45))
+    """From a page's camera: values a page cannot have (NaN, a field of
+    view of 0 or 180 degrees, a size below a pixel) give the defaults."""
+    default = cls()
+    fov = float(fov)
+    if not (math.isfinite(fov) and 0.05 < fov < math.pi - 0.05):
+      fov = default.fov
+    width, height = float(width), float(height)
+    if not (math.isfinite(width) and math.isfinite(height)):
+      return cls(fov, default.aspect, default.panel)
+    width, height = max(width, 1.0), max(height, 1.0)
+    return cls(fov, width / height, min(panel_px / width, 0.45))
 
 
 def _basis(back: np.ndarray, up: np.ndarray):

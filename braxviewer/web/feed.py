@@ -1,14 +1,21 @@
 """The page's end of a training stream.
 
 :class:`LiveFeed` is a :class:`~braxviewer.protocol.TrainingViewer` that
-hands each chunk to the :class:`~braxviewer.web.pacing.Player` (in sync
-mode it waits until the chunk was shown, or until waiting no longer makes
-sense), keeps the counts and rates the status block shows, and passes
-progress on. It never touches a widget. No JAX.
+hands each chunk to the :class:`~braxviewer.web.pacing.Player`, keeps the
+counts and rates the status block shows, and passes progress on. It never
+touches a widget. No JAX.
+
+In sync mode it waits until the chunk was shown, but never for good: the
+wait ends when the mode leaves sync, when the viewer can no longer show
+anything, on Ctrl-C (:meth:`interrupt`), and when the playback is held (a
+pause, a review) while no page is open to release it: after
+``orphan_s`` seconds with no page, sync falls back to live
+(``on_orphaned``) and training goes on.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Mapping, Optional
 
 from braxviewer.frames import FrameChunk
@@ -28,6 +35,11 @@ class LiveFeed:
       otherwise and a sync wait ends.
     on_start: called with the stream's info (lay out the envs).
     on_progress: called with each progress report (the curves).
+    pages: how many browser pages are open now.
+    on_orphaned: called (once per occurrence) when sync fell back to live
+      because the playback was held with no page open.
+    orphan_s: how long a held sync waits with no page (a reload takes a
+      second or two).
   """
 
   def __init__(
@@ -38,8 +50,15 @@ class LiveFeed:
     ready: Callable[[], bool],
     on_start: Callable[[StreamInfo], None],
     on_progress: Callable[[int, Mapping[str, float]], None],
+    pages: Callable[[], int] = lambda: 1,
+    on_orphaned: Callable[[], None] = lambda: None,
+    orphan_s: float = 5.0,
   ):
     self._player = player
+    self._pages = pages
+    self._on_orphaned = on_orphaned
+    self._orphan_s = float(orphan_s)
+    self.interrupted = False  # Ctrl-C: no sync waits until the stream ends
     self._ready = ready
     self._on_start = on_start
     self._on_progress = on_progress
@@ -64,8 +83,19 @@ class LiveFeed:
   def mode(self) -> Mode:
     return self.wanted if self._ready() else Mode.OFF
 
+  def interrupt(self) -> None:
+    """Stop every sync wait of this stream (Ctrl-C): the trainer's thread
+    gets back to Python, where the KeyboardInterrupt is raised."""
+    self.interrupted = True
+    self._player.release_all()
+
+  def _held(self) -> bool:
+    """The playback does not move on by itself (paused or reviewing)."""
+    return self._player.paused or not self._player.following
+
   def on_stream_start(self, info: StreamInfo) -> None:
     self.ended = False
+    self.interrupted = False
     self.env_steps = 0
     self.step_rate.clear()
     self._on_start(info)
@@ -76,11 +106,22 @@ class LiveFeed:
     self.received.add(chunk.num_steps)
     if chunk.source == "train":
       self._saw_steps(chunk.env_steps)
-    ticket = self._player.offer(chunk, sync=self.wanted == Mode.SYNC)
+    sync = self.wanted == Mode.SYNC and not self.interrupted
+    ticket = self._player.offer(chunk, sync=sync)
     if ticket is None:
       return
+    alone_since: Optional[float] = None
     while not ticket.wait(0.05):
-      if self.wanted != Mode.SYNC or not self._ready():
+      if self.wanted != Mode.SYNC or self.interrupted or not self._ready():
+        return
+      if not (self._held() and self._pages() == 0):
+        alone_since = None
+      elif alone_since is None:
+        alone_since = time.monotonic()
+      elif time.monotonic() - alone_since > self._orphan_s:
+        self.wanted = Mode.LIVE
+        self._player.release_all()
+        self._on_orphaned()
         return
 
   def on_progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:

@@ -8,15 +8,17 @@ and stopped together, and the envs drawn from a pose engine. No JAX.
 
 from __future__ import annotations
 
+import atexit
 from typing import Any, Optional
 
 from braxviewer.timeline import ChunkSequence
 from braxviewer.web.errors import WarnOnce
+from braxviewer.web.interrupts import InterruptWatch
 from braxviewer.web.pacing import Player
 from braxviewer.web.page import Page
 from braxviewer.web.panels import Status, StreamControls
 from braxviewer.web.playback import Playback, Poser
-from braxviewer.web.server import WebServer
+from braxviewer.web.server import Token, WebServer, check_port
 
 
 class PageHost:
@@ -28,6 +30,8 @@ class PageHost:
     port_fallback: take the next free port when ``port`` is busy.
     title: the page's panel title.
     player: what to play.
+    token: who may open the page (see :class:`~braxviewer.web.server.WebServer`):
+      ``"auto"`` needs a token only beyond loopback.
   """
 
   def __init__(
@@ -38,9 +42,11 @@ class PageHost:
     port_fallback: bool,
     title: str,
     player: Player,
+    token: Token = "auto",
   ):
     self.host = host
-    self.port = int(port)
+    self.port = check_port(port)
+    self.token = token
     self.port_fallback = bool(port_fallback)
     self.title = title
     self._warn = WarnOnce()
@@ -54,6 +60,7 @@ class PageHost:
     self.page: Optional[Page] = None
     self._web: Optional[WebServer] = None
     self._closed = False
+    self._interrupts = InterruptWatch(self._interrupted)
 
   # -- lifecycle -----------------------------------------------------------------
 
@@ -74,6 +81,7 @@ class PageHost:
       self.port_fallback,
       label=self.title,
       on_fault=self._fault,
+      token=self.token,
     )
     self.port = web.port
     page = self.page = Page(
@@ -84,8 +92,13 @@ class PageHost:
       num_envs=num_envs,
       title=self.title,
       recorded=recorded,
+      warn=self._warn,
     )
     self.playback.start(page, health=self._health)
+    self._interrupts.start()
+    # A script that never calls close() gets a quiet close at exit (before
+    # viser's own stop, registered earlier: atexit runs the last first).
+    atexit.register(self.close)
     print(f"braxviewer: viewer running at {self.url}", flush=True)
     return page
 
@@ -94,6 +107,8 @@ class PageHost:
     if self._closed:
       return
     self._closed = True
+    atexit.unregister(self.close)
+    self._interrupts.stop()
     self.playback.stop()
     if self._web is not None:
       self._web.stop()
@@ -120,6 +135,28 @@ class PageHost:
   def serving(self) -> bool:
     """The server and the viewer thread run."""
     return self._web is not None and self._web.alive() and self.playback.running
+
+  def stats(self) -> dict:
+    """Counters and rates shown in the status panel (for tests, benches)."""
+    c, play, page = self.playback.player.counters, self.playback, self.page
+    return dict(
+      chunks_received=c.chunks_received,
+      frames_received=c.frames_received,
+      chunks_dropped=c.chunks_dropped,
+      frames_dropped=c.frames_dropped,
+      frames_shown=c.frames_shown,
+      chunks_skipped=c.chunks_skipped,
+      shown_per_s=play.shown.rate(),
+      latency_s=play.latency.mean(),
+      update_s=page.update_seconds.mean() if page else None,
+      clients=self.clients(),
+      triangles=page.triangles if page else 0,
+      **self._stream_stats(),
+    )
+
+  def _stream_stats(self) -> dict:
+    """What a live stream adds to :meth:`stats`."""
+    return dict(received_per_s=0.0, env_steps=0, env_steps_per_s=0.0)
 
   def clients(self) -> int:
     """Browser pages connected now."""
@@ -148,6 +185,9 @@ class PageHost:
   def _on_fail(self, reason: str, warned: bool) -> None:
     if not warned:
       self._warn("fail", f"braxviewer: {reason} The page is off.")
+
+  def _interrupted(self) -> None:
+    """Ctrl-C (from the interrupt watch's thread)."""
 
   def _fault(self, message: str) -> None:
     self._warn("socket", f"braxviewer: {message}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 import mujoco
 import numpy as np
@@ -21,12 +21,14 @@ import viser
 
 from braxviewer.timeline import ChunkSequence
 from braxviewer.web import camera
+from braxviewer.web.errors import WarnOnce
 from braxviewer.web.meters import Average
 from braxviewer.web.pacing import PlaybackState
 from braxviewer.web.panels import Panels, Status, StreamControls
 from braxviewer.web.render import SceneView, setup_lighting
 from braxviewer.web.timeline_panel import TimelineControls
 from braxviewer.web.traces import EnvTraces
+from braxviewer.web.widgets import Guard
 
 # Seconds after a page connects before its charts are sent anew (it first
 # takes in the replay of the scene; see ProgressCurves.rebuild).
@@ -44,6 +46,7 @@ class Page:
     num_envs: envs expected on display (until :meth:`build`).
     title: the panel's title.
     recorded: replay: the recording's timeline (see :class:`Panels`).
+    warn: ``warn(key, message)`` once per key (bad values from a page).
   """
 
   def __init__(
@@ -56,6 +59,7 @@ class Page:
     num_envs: int = 1,
     title: str = "braxviewer",
     recorded: Optional[ChunkSequence] = None,
+    warn: Optional[Callable[[str, str], None]] = None,
   ):
     self._server = server
     self._lock = threading.RLock()  # scene, traces, selection
@@ -69,6 +73,7 @@ class Page:
       mode=mode,
       title=title,
       recorded=recorded,
+      guard=Guard(warn or WarnOnce()),
     )
     self._view: Optional[SceneView] = None
     self._traces: Optional[EnvTraces] = None
@@ -213,7 +218,15 @@ class Page:
     self._show_display()
 
   def apply_camera(self, preset: str) -> None:
-    """Point every open page's camera: top, side, front or follow."""
+    """Point every open page's camera: top, side, front or follow.
+
+    Raises:
+      ValueError: another preset name.
+    """
+    if preset not in camera.PRESETS:
+      raise ValueError(
+        f"Unknown camera preset {preset!r}; use one of {camera.PRESETS}."
+      )
     with self._lock:
       self.set_follow(preset == "follow")
       self._aim(preset)

@@ -18,12 +18,7 @@ from braxviewer.web.camera import PRESETS
 from braxviewer.web.plots import ProgressCurves, TraceChart
 from braxviewer.web.timeline_panel import TimelineControls, TimelinePanel
 from braxviewer.web.traces import EnvTraces
-from braxviewer.web.widgets import (
-  set_attr,
-  set_content,
-  set_value,
-  when_by_user,
-)
+from braxviewer.web.widgets import Guard, set_attr, set_content, set_value
 
 MODES = ("off", "live", "sync")
 SOURCES = ("train", "eval")
@@ -109,6 +104,7 @@ class Panels:
     stream: receives mode changes (None: no trainer; replay).
     display: receives env and camera choices.
     timeline: receives the timeline controls and the source.
+    guard: checks what the page sends (bad values: ignored, one warning).
     num_envs: envs on display (env slider range).
     mode: the initially wanted streaming mode.
     title: shown in the panel title bar.
@@ -124,6 +120,7 @@ class Panels:
     stream: Optional[StreamControls],
     display: DisplayControls,
     timeline: TimelineControls,
+    guard: Guard,
     num_envs: int,
     mode: str,
     title: str = "braxviewer",
@@ -140,7 +137,13 @@ class Panels:
     live = recorded is None
     if not live:
       self.timeline = TimelinePanel(
-        gui, timeline, live=False, label="Replay", order=-1, recorded=recorded
+        gui,
+        timeline,
+        guard,
+        live=False,
+        label="Replay",
+        order=-1,
+        recorded=recorded,
       )
     tabs = gui.add_tab_group()
     with tabs.add_tab("Live", viser.Icon.PLAYER_PLAY):
@@ -159,7 +162,7 @@ class Panels:
         hint="Training unrolls or eval rollouts.",
       )
       if live:
-        self.timeline = TimelinePanel(gui, timeline, live=True)
+        self.timeline = TimelinePanel(gui, timeline, guard, live=True)
       else:
         self.mode.visible = self.status.visible = False
       self.shadows = gui.add_checkbox(
@@ -188,32 +191,41 @@ class Panels:
       self.training_folder = gui.add_folder("Progress")
     self.curves = ProgressCurves(gui, self.training_folder)
     self.trace_chart = TraceChart(gui, self.env_folder)
-    self._wire(stream, display, timeline)
+    self._wire(guard, stream, display, timeline)
 
   def _wire(
     self,
+    g: Guard,
     stream: Optional[StreamControls],
     c: DisplayControls,
     timeline: TimelineControls,
   ) -> None:
     if stream is not None:
       self.mode.on_update(
-        when_by_user(lambda: stream.set_mode(self.mode.value))
+        g.on_update("mode", lambda: stream.set_mode(self.mode.value))
       )
     self.source.on_update(
-      when_by_user(lambda: timeline.set_source(self.source.value))
+      g.on_update("source", lambda: timeline.set_source(self.source.value))
     )
-    self.env.on_update(when_by_user(lambda: c.select_env(self.env.value)))
-    self.follow.on_update(when_by_user(lambda: c.set_follow(self.follow.value)))
-    self.only.on_update(when_by_user(lambda: c.set_show_only(self.only.value)))
+    self.env.on_update(
+      g.on_update("env index", lambda: c.select_env(self.env.value))
+    )
+    self.follow.on_update(
+      g.on_update("follow", lambda: c.set_follow(self.follow.value))
+    )
+    self.only.on_update(
+      g.on_update("only selected", lambda: c.set_show_only(self.only.value))
+    )
     self.shadows.on_update(
-      when_by_user(lambda: c.set_shadows(self.shadows.value))
+      g.on_update("shadows", lambda: c.set_shadows(self.shadows.value))
     )
-    self.camera.on_click(lambda e: c.apply_camera(self.camera.value))
+    self.camera.on_click(
+      g.on_event("camera", lambda e: c.apply_camera(self.camera.value))
+    )
     nxt = self._gui.add_command("Next env", hotkey="arrowright")
     prev = self._gui.add_command("Previous env", hotkey="arrowleft")
-    nxt.on_trigger(lambda e: c.step_env(+1))
-    prev.on_trigger(lambda e: c.step_env(-1))
+    nxt.on_trigger(g.on_event("env step", lambda e: c.step_env(+1)))
+    prev.on_trigger(g.on_event("env step", lambda e: c.step_env(-1)))
 
   def set_num_envs(self, num_envs: int) -> None:
     set_attr(self.env, "max", max(num_envs - 1, 1))

@@ -13,6 +13,7 @@ No JAX.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -30,6 +31,7 @@ from braxviewer.web.page import Page
 from braxviewer.web.panels import Status
 
 _PANEL_PERIOD = 0.25  # seconds between status/plot refreshes
+MIN_SPEED, MAX_SPEED = 0.1, 4.0  # playback speed, as the page's slider
 _MAX_CONSECUTIVE_ERRORS = 20
 
 
@@ -167,8 +169,15 @@ class Playback:
     self.player.set_paused(bool(paused))
 
   def set_speed(self, speed: float) -> None:
-    """Playback speed, 1 = real time."""
-    self.player.set_speed(float(speed))
+    """Playback speed, 1 = real time, clamped to the slider's 0.1 to 4.
+
+    Raises:
+      ValueError: not a finite number.
+    """
+    speed = float(speed)
+    if not math.isfinite(speed):
+      raise ValueError(f"speed must be a finite number, got {speed}.")
+    self.player.set_speed(min(MAX_SPEED, max(MIN_SPEED, speed)))
 
   def set_loop(self, loop: bool) -> None:
     """Reviewing: start over at the timeline's end (live, otherwise the

@@ -1,63 +1,156 @@
-"""The web server: a viser server on a checked port, stopped without leaks.
+"""The web server: a viser server on a checked port, guarded, stopped without
+leaks.
 
-Owns the port policy (a clear error naming a busy port, or the next free port
-when asked), the warning for public hosts, quieting viser's own console
-output, turning socket faults from clients into one warning, and a full stop
-(server thread, worker threads, listening socket).
+Owns the port policy (a clear error naming a busy port, also when the other
+loopback family holds it, or the next free port when asked), who may use
+the page (:mod:`access`: same-origin pages on loopback, a token beyond it,
+checked on every HTTP request and websocket handshake), quieting viser's own
+console output, turning socket faults from clients into one warning, and a
+full stop (server thread, worker threads, listening socket).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http
+import inspect
 import io
 import logging
 import socket
 import sys
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Union
 import warnings
 
 import viser
+import websockets.asyncio.server as ws_server
+from websockets.datastructures import Headers
+from websockets.http11 import Response
 
+from braxviewer.web import access
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 
-_PUBLIC_HOSTS = ("0.0.0.0", "::", "")
+Token = Union[str, bool, None]  # "auto", a secret, or False/None: none
+
+
+def check_port(port: object) -> int:
+  """``port`` as a TCP port number, or a ValueError naming it."""
+  if isinstance(port, bool) or not isinstance(port, int):
+    raise ValueError(f"braxviewer: port must be an int, got {port!r}.")
+  if not 0 <= port <= 65535:
+    raise ValueError(
+      f"braxviewer: port must be in 0..65535 (0: any free port), got {port}."
+    )
+  return port
 
 
 def port_is_free(host: str, port: int) -> bool:
-  """Whether a server could listen on ``host:port`` now."""
-  family = socket.AF_INET6 if ":" in host else socket.AF_INET
-  with socket.socket(family, socket.SOCK_STREAM) as sock:
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+  """Whether a server could listen on ``host:port`` now (every address the
+  host resolves to)."""
+  for address in access.addresses_of(host):
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
-      sock.bind((host, port))
-    except OSError:
-      return False
+      sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError:  # no IPv6 on this machine: nothing can listen there
+      continue
+    with sock:
+      sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+      try:
+        sock.bind((address, port))
+      except OSError as err:
+        if family == socket.AF_INET6 and err.errno == 99:  # no ::1 here
+          continue
+        return False
   return True
+
+
+def _holders(host: str, port: int) -> List[str]:
+  """Where ``port`` is taken: on ``host``, and for a loopback host on the
+  other loopback family too (a browser may resolve localhost to either)."""
+  hosts = [host]
+  if access.is_loopback(host):
+    hosts += [h for h in ("127.0.0.1", "::1") if h not in hosts]
+  return [h for h in hosts if not port_is_free(h, port)]
 
 
 def pick_port(host: str, port: int, fallback: bool, tries: int = 100) -> int:
   """``port`` if free; else the next free port when ``fallback``, else raise."""
-  if port == 0 or port_is_free(host, port):
+  port = check_port(port)
+  if port == 0:
+    return port
+  taken = _holders(host, port)
+  if not taken:
     return port
   if not fallback:
+    where = " and ".join(f"[{h}]" if ":" in h else h for h in taken)
     raise PortInUseError(
-      f"braxviewer: port {port} on {host} is already in use (another viewer"
-      f" or server?). Pick another port, e.g. WebViewer(port={port + 1}), or"
-      " pass port_fallback=True to take the next free port."
+      f"braxviewer: port {port} is already in use on {where} (another viewer"
+      f" or server?). Pick another port, e.g. WebViewer(port={port + 1}) or"
+      f" --port {port + 1}, or pass port_fallback=True to take the next free"
+      " port."
     )
   for candidate in range(port + 1, min(port + 1 + tries, 65536)):
-    if port_is_free(host, candidate):
+    if not _holders(host, candidate):
       return candidate
   raise PortInUseError(
     f"braxviewer: ports {port}..{port + tries} on {host} are all in use."
   )
 
 
+def _guard(
+  rules: access.Access, inner: Optional[Callable[..., Any]]
+) -> Callable[..., Any]:
+  """A websockets ``process_request`` that applies ``rules`` before
+  ``inner`` (viser's file server)."""
+
+  async def process_request(connection: Any, request: Any) -> Any:
+    headers = {k.lower(): v for k, v in request.headers.raw_items()}
+    refusal = rules.check(request.path, headers)
+    if refusal is not None:
+      return Response(
+        refusal.status,
+        http.HTTPStatus(refusal.status).phrase,
+        Headers(
+          [("Content-Type", "text/plain; charset=utf-8")]
+          + list(refusal.headers)
+        ),
+        refusal.body.encode(),
+      )
+    if inner is None:
+      return None
+    answer = inner(connection, request)
+    return await answer if inspect.isawaitable(answer) else answer
+
+  return process_request
+
+
+@contextlib.contextmanager
+def _guarded_serve(rules: access.Access) -> Iterator[List[bool]]:
+  """While viser starts, its websockets server gets :func:`_guard` in front
+  of its own request handler (viser has no hook for it). Yields a list that
+  holds True once the guard was installed."""
+  installed: List[bool] = []
+  original = ws_server.serve
+
+  def serve(*args: Any, **kwargs: Any) -> Any:
+    kwargs["process_request"] = _guard(rules, kwargs.get("process_request"))
+    installed.append(True)
+    return original(*args, **kwargs)
+
+  ws_server.serve = serve
+  try:
+    yield installed
+  finally:
+    ws_server.serve = original
+
+
 class _SocketFaultFilter(logging.Filter):
-  """Turns websockets' tracebacks for a broken client into one warning."""
+  """Turns the tracebacks of a client's bad input into one warning: a
+  broken connection (websockets' log), or a message viser failed to apply
+  (a value of the wrong type: asyncio's "Task exception was never
+  retrieved")."""
 
   def __init__(self, report: Callable[[str], None]):
     super().__init__()
@@ -65,6 +158,16 @@ class _SocketFaultFilter(logging.Filter):
 
   def filter(self, record: logging.LogRecord) -> bool:
     message = record.getMessage()
+    if message.startswith("Task exception was never retrieved") and (
+      "_handle_incoming_message" in message
+    ):
+      err = record.exc_info[1] if record.exc_info else None
+      self._report(
+        "a page sent a value the viewer cannot use"
+        f" ({type(err).__name__ if err else 'unknown error'}: {err}); it was"
+        " ignored, the viewer and training go on."
+      )
+      return False
     if message in ("connection handler failed", "opening handshake failed"):
       err = record.exc_info[1] if record.exc_info else None
       self._report(
@@ -87,13 +190,21 @@ class WebServer:
   """A running viser server.
 
   Args:
-    host: interface to listen on; ``"0.0.0.0"`` serves the network (with a
-      warning: the page has no authentication).
+    host: interface to listen on. Loopback (the default, ``"127.0.0.1"``)
+      serves this machine only; anything else serves the network, where
+      the page needs a token.
     port: TCP port; 0 lets the OS pick one.
     port_fallback: take the next free port when ``port`` is busy, instead of
       raising :class:`PortInUseError`.
     label: title of the page's control panel.
     on_fault: called with a message when a client breaks its connection.
+    token: ``"auto"``: a random token when serving beyond loopback, none on
+      loopback; a string: that token, always; False or None: no token, also
+      beyond loopback (with a warning).
+
+  Raises:
+    ValueError: a port outside 0..65535, or a host that does not resolve.
+    PortInUseError: the port is taken and no fallback was allowed.
   """
 
   def __init__(
@@ -103,35 +214,48 @@ class WebServer:
     port_fallback: bool = False,
     label: Optional[str] = None,
     on_fault: Optional[Callable[[str], None]] = None,
+    token: Token = "auto",
   ):
-    if host in _PUBLIC_HOSTS:
+    check_port(port)
+    loopback = access.is_loopback(host)
+    if token == "auto":
+      secret = None if loopback else access.new_token()
+    elif isinstance(token, str) and token:
+      secret = token
+    elif token in (None, False):
+      secret = None
+    else:
+      raise ValueError(
+        f"braxviewer: token must be 'auto', a non-empty string, False or"
+        f" None, got {token!r}."
+      )
+    if not loopback and secret is None:
       warnings.warn(
-        f"braxviewer: serving on {host or 'all interfaces'}: anyone who can"
-        " reach this machine can open the page and switch the streaming"
-        " mode; there is no authentication. Prefer host='127.0.0.1' with an"
-        " SSH tunnel (see docs/web.md).",
+        f"braxviewer: serving on {host or 'all interfaces'} without a token:"
+        " anyone who can reach this machine can open the page, watch and"
+        " switch the streaming mode. Prefer the default token, or"
+        " host='127.0.0.1' with an SSH tunnel (see docs/web.md).",
         ViewerWarning,
         stacklevel=3,
       )
+    self.rules = access.Access(token=secret, loopback=loopback)
     chosen = pick_port(host, port, port_fallback)
     self.host = host
     self._fault_filter = _SocketFaultFilter(on_fault or (lambda msg: None))
-    self._ws_logger = logging.getLogger("websockets.server")
-    self._ws_logger.addFilter(self._fault_filter)
+    self._loggers = [
+      logging.getLogger(n) for n in ("websockets.server", "asyncio")
+    ]
+    for logger in self._loggers:
+      logger.addFilter(self._fault_filter)
     try:
-      with _quiet_stdout():
+      with _quiet_stdout(), _guarded_serve(self.rules) as guarded:
         self.server = viser.ViserServer(
           host=host, port=chosen, label=label, verbose=False
         )
     except BaseException:
-      self._ws_logger.removeFilter(self._fault_filter)
+      for logger in self._loggers:
+        logger.removeFilter(self._fault_filter)
       raise
-    self.port = int(self.server.get_port())
-    if chosen and self.port != chosen:
-      self.stop()
-      raise PortInUseError(
-        f"braxviewer: port {chosen} on {host} was taken while starting."
-      )
     ws = self.server._websock_server
     self._thread = ws._server_thread
     self._loop = ws._background_event_loop
@@ -139,6 +263,18 @@ class WebServer:
     self.death: Optional[str] = None  # why the server thread died, if it did
     self._previous_hook = threading.excepthook
     threading.excepthook = self._excepthook
+    self.port = int(self.server.get_port())
+    if not guarded:  # never serve the page unguarded
+      self.stop()
+      raise RuntimeError(
+        "braxviewer: could not install the page's access check in this viser"
+        f" version ({viser.__version__}); braxviewer is tested with 1.1.1."
+      )
+    if chosen and self.port != chosen:
+      self.stop()
+      raise PortInUseError(
+        f"braxviewer: port {chosen} on {host} was taken while starting."
+      )
     if port and self.port != port:
       print(
         f"braxviewer: port {port} is in use; using {self.port} instead.",
@@ -147,10 +283,14 @@ class WebServer:
 
   @property
   def url(self) -> str:
-    shown = "localhost" if self.host in _PUBLIC_HOSTS else self.host
+    """The page's address (with its token, when it needs one)."""
+    shown = self.host
+    if access.is_unspecified(shown):  # every interface: this machine's name
+      shown = socket.gethostname()
     if ":" in shown:
       shown = f"[{shown}]"
-    return f"http://{shown}:{self.port}"
+    token = f"/?token={self.rules.token}" if self.rules.token else ""
+    return f"http://{shown}:{self.port}{token}"
 
   def _excepthook(self, args) -> None:
     """The server thread's own death is reported by the viewer, once;
@@ -215,6 +355,7 @@ class WebServer:
       worker.join(max(0.0, deadline - time.monotonic()))
     if thread is not None and not thread.is_alive():
       self._reap_dead_loop()
-    self._ws_logger.removeFilter(self._fault_filter)
+    for logger in self._loggers:
+      logger.removeFilter(self._fault_filter)
     if threading.excepthook == self._excepthook:
       threading.excepthook = self._previous_hook

@@ -15,12 +15,7 @@ import viser
 
 from braxviewer.timeline import ChunkSequence
 from braxviewer.web.pacing import PlaybackState
-from braxviewer.web.widgets import (
-  set_attr,
-  set_content,
-  set_value,
-  when_by_user,
-)
+from braxviewer.web.widgets import Guard, set_attr, set_content, set_value
 
 
 class TimelineControls(Protocol):
@@ -95,6 +90,7 @@ class TimelinePanel:
   Args:
     gui: the viser GUI API.
     controls: receives user actions.
+    guard: checks what the page sends (see :class:`~widgets.Guard`).
     live: a trainer feed exists (adds the *Live* button).
     label: the folder's label.
     order: the folder's place among its siblings.
@@ -106,6 +102,7 @@ class TimelinePanel:
     self,
     gui: viser.GuiApi,
     controls: TimelineControls,
+    guard: Guard,
     live: bool,
     label: str = "Timeline",
     order: Optional[float] = None,
@@ -170,22 +167,37 @@ class TimelinePanel:
         "Repeat chunk", False, hint="Play the current chunk again."
       )
       self.goto = gui.add_number("Go to env step", 0, min=0, step=1)
-    self.timeline.on_update(when_by_user(lambda: c.jump(self.timeline.value)))
-    self.prev.on_click(lambda e: c.step_chunk(-1))
-    self.next.on_click(lambda e: c.step_chunk(+1))
+    g = self._guard = guard
+    self.timeline.on_update(
+      g.on_update("timeline position", lambda: c.jump(self.timeline.value))
+    )
+    self.prev.on_click(g.on_event("chunk step", lambda e: c.step_chunk(-1)))
+    self.next.on_click(g.on_event("chunk step", lambda e: c.step_chunk(+1)))
     if self.to_live is not None:
-      self.to_live.on_click(lambda e: c.go_live())
-    self.play.on_update(when_by_user(lambda: c.set_paused(not self.play.value)))
-    self.speed.on_update(when_by_user(lambda: c.set_speed(self.speed.value)))
-    self.loop.on_update(when_by_user(lambda: c.set_loop(self.loop.value)))
-    self.repeat.on_update(when_by_user(lambda: c.set_repeat(self.repeat.value)))
-    self.goto.on_update(when_by_user(lambda: c.jump_to_steps(self.goto.value)))
+      self.to_live.on_click(g.on_event("live", lambda e: c.go_live()))
+    self.play.on_update(
+      g.on_update("play", lambda: c.set_paused(not self.play.value))
+    )
+    self.speed.on_update(
+      g.on_update("speed", lambda: c.set_speed(self.speed.value))
+    )
+    self.loop.on_update(
+      g.on_update("loop", lambda: c.set_loop(self.loop.value))
+    )
+    self.repeat.on_update(
+      g.on_update("repeat", lambda: c.set_repeat(self.repeat.value))
+    )
+    self.goto.on_update(
+      g.on_update("env step", lambda: c.jump_to_steps(self.goto.value))
+    )
     up = gui.add_command("Next chunk", hotkey="arrowup")
     down = gui.add_command("Previous chunk", hotkey="arrowdown")
     space = gui.add_command("Play / pause", hotkey="space")
-    up.on_trigger(lambda e: c.step_chunk(+1))
-    down.on_trigger(lambda e: c.step_chunk(-1))
-    space.on_trigger(lambda e: c.set_paused(self.play.value))
+    up.on_trigger(g.on_event("chunk step", lambda e: c.step_chunk(+1)))
+    down.on_trigger(g.on_event("chunk step", lambda e: c.step_chunk(-1)))
+    space.on_trigger(
+      g.on_event("play", lambda e: c.set_paused(self.play.value))
+    )
 
   def add_export_button(self, on_click: Callable[[Any], None]) -> None:
     """An *Export MP4* button in this folder; ``on_click(client)`` with the
@@ -196,7 +208,9 @@ class TimelinePanel:
         icon=viser.Icon.MOVIE,
         hint="Selected env, current chunk, follow camera.",
       )
-    self.export.on_click(lambda e: on_click(e.client))
+    self.export.on_click(
+      self._guard.on_event("export", lambda e: on_click(e.client))
+    )
 
   def show(self, state: PlaybackState, note: str = "") -> None:
     """Bring the widgets in line with the player (server side)."""

@@ -26,6 +26,7 @@ from braxviewer.web.host import PageHost
 from braxviewer.web.pacing import Player
 from braxviewer.web.panels import Status
 from braxviewer.web.playback import Poser
+from braxviewer.web.server import Token
 
 _BUILD_WAIT_S = 10.0  # init() waits this long for the page to show a model
 
@@ -48,6 +49,10 @@ class WebViewerBase(PageHost):
     title: the page's panel title.
     record_dir: also record what this viewer receives to this directory
       (see :meth:`record`); replay it with ``python -m braxviewer replay``.
+    token: who may open the page. ``"auto"`` (default): anyone on this
+      machine when serving on loopback; beyond it, only who has the random
+      token printed with the URL. A string sets the token; False serves the
+      network without one (with a warning).
 
   The page's controls are Python's too: :attr:`page` (env selection,
   follow, camera) and :attr:`playback` (timeline, pause, speed, source).
@@ -66,6 +71,7 @@ class WebViewerBase(PageHost):
     history: int = 64,
     title: str = "braxviewer",
     record_dir: Optional[str] = None,
+    token: Token = "auto",
   ):
     self.num_envs = check_num_envs(num_envs)
     if (
@@ -83,6 +89,7 @@ class WebViewerBase(PageHost):
       port_fallback=port_fallback,
       title=title,
       player=Player(history=int(history)),
+      token=token,
     )
     self.grid_dims = (
       None if grid_dims is None else tuple(int(d) for d in grid_dims)
@@ -101,6 +108,8 @@ class WebViewerBase(PageHost):
       ready=self._ready,
       on_start=self._stream_started,
       on_progress=self._progress,
+      pages=self.clients,
+      on_orphaned=self._orphaned,
     )
     self._stream = FanOut(self._feed, lead=self._feed)
     if record_dir is not None:
@@ -198,25 +207,12 @@ class WebViewerBase(PageHost):
     """Why the viewer turned itself off, or None."""
     return self._failed
 
-  def stats(self) -> dict:
-    """Counters and rates shown in the status panel (for tests, benches)."""
-    c, feed, play = self.playback.player.counters, self._feed, self.playback
-    page = self.page
+  def _stream_stats(self) -> dict:
+    feed = self._feed
     return dict(
-      chunks_received=c.chunks_received,
-      frames_received=c.frames_received,
-      chunks_dropped=c.chunks_dropped,
-      frames_dropped=c.frames_dropped,
-      frames_shown=c.frames_shown,
-      chunks_skipped=c.chunks_skipped,
       received_per_s=feed.received.rate(),
-      shown_per_s=play.shown.rate(),
-      latency_s=play.latency.mean(),
       env_steps=feed.env_steps,
       env_steps_per_s=feed.step_rate.rate(),
-      update_s=page.update_seconds.mean() if page else None,
-      clients=self.clients(),
-      triangles=page.triangles if page else 0,
     )
 
   # -- wiring --------------------------------------------------------------------
@@ -270,6 +266,19 @@ class WebViewerBase(PageHost):
       note = "Training finished."
     mode = feed.trainer_mode.value if feed.trainer_mode else None
     return Status.of(self.stats(), mode, feed.wanted.value, player.source, note)
+
+  def _interrupted(self) -> None:
+    self._feed.interrupt()
+
+  def _orphaned(self) -> None:
+    if self.page is not None:
+      self.page.show_mode("live")
+    self._warn(
+      "orphaned",
+      "braxviewer: sync was held (paused or reviewing) by a page that is no"
+      " longer open; streaming falls back to live so training goes on."
+      " Switch to sync in the page again to pace training.",
+    )
 
   def _on_fail(self, reason: str, warned: bool) -> None:
     if self._failed:

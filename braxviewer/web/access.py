@@ -1,0 +1,186 @@
+"""Who may use the page: same-origin pages on this machine, or holders of a
+secret token when the page is served beyond it.
+
+The websocket drives training (mode, pause, sync), so it is guarded:
+
+* Served on loopback (the default): a request must name a loopback host
+  (``Host: 127.0.0.1:P``, ``localhost:P`` or ``[::1]:P``, any port, so SSH
+  tunnels work; another name is a DNS-rebinding attempt) and a websocket's
+  ``Origin`` must be that same host: a page from any other origin, even
+  another port of this machine, cannot open it. Clients that send no Origin
+  (local programs, not browsers) pass.
+* Served beyond loopback: every request needs the token, in the URL
+  (``/?token=...``, as printed; the page is then redirected to ``/`` with the
+  token in a cookie, so it does not stay in the address bar) or in that
+  cookie; a websocket's Origin must still match its Host.
+
+Whether a host is loopback is decided on the addresses it resolves to, not
+on its spelling (``"0"``, ``"0.0.0.00"`` and a routable name are the
+network). Pure Python: no viser, no JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import http.cookies
+import ipaddress
+import secrets
+import socket
+from typing import Dict, Mapping, Optional, Tuple
+import urllib.parse
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def addresses_of(host: str) -> Tuple[str, ...]:
+  """The IP addresses ``host`` resolves to (``""``: every interface)."""
+  if host == "":
+    return ("0.0.0.0", "::")
+  try:
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+  except (socket.gaierror, UnicodeError) as err:
+    raise ValueError(
+      f"braxviewer: cannot serve on host {host!r}: it does not resolve to an"
+      f" address ({err}). Use '127.0.0.1' (this machine only) or '0.0.0.0'"
+      " (every interface)."
+    ) from None
+  return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def is_loopback(host: str) -> bool:
+  """Whether serving on ``host`` reaches this machine only."""
+  for address in addresses_of(host):
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if not ip.is_loopback:
+      return False
+  return True
+
+
+def is_unspecified(host: str) -> bool:
+  """Whether ``host`` means every interface (``0.0.0.0``, ``::``, ``"0"``)."""
+  return any(
+    ipaddress.ip_address(a.split("%")[0]).is_unspecified
+    for a in addresses_of(host)
+  )
+
+
+def new_token() -> str:
+  return secrets.token_urlsafe(24)
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+  """An HTTP answer instead of the page or the websocket."""
+
+  status: int
+  body: str
+  headers: Tuple[Tuple[str, str], ...] = ()
+
+
+def _host_name(host_header: str) -> str:
+  """``"[::1]:8000"`` -> ``"::1"``, ``"localhost:8000"`` -> ``"localhost"``."""
+  host = host_header.strip().lower()
+  if host.startswith("["):
+    return host[1:].partition("]")[0]
+  return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+@dataclasses.dataclass(frozen=True)
+class Access:
+  """The rules for one server.
+
+  Args:
+    token: the secret every request must carry (None: no token).
+    loopback: the server listens on loopback addresses only.
+  """
+
+  token: Optional[str]
+  loopback: bool
+
+  @property
+  def cookie(self) -> str:
+    """The token's cookie: named after the token, so two viewers on one
+    machine (cookies ignore ports) do not overwrite each other's."""
+    digest = hashlib.sha256((self.token or "").encode()).hexdigest()[:10]
+    return f"braxviewer-{digest}"
+
+  def _has_token(self, query: Mapping[str, list], headers: Mapping[str, str]):
+    if self.token is None:
+      return True
+    given = (query.get("token") or [""])[0]
+    if not given:
+      jar = http.cookies.SimpleCookie()
+      try:
+        jar.load(headers.get("cookie", ""))
+      except http.cookies.CookieError:
+        return False
+      morsel = jar.get(self.cookie)
+      given = morsel.value if morsel is not None else ""
+    return bool(given) and hmac.compare_digest(given, self.token)
+
+  def check(self, path: str, headers: Mapping[str, str]) -> Optional[Refusal]:
+    """None to let a request through, else how to answer it.
+
+    Args:
+      path: the request's path and query (``/?token=...``).
+      headers: its headers, names in lower case.
+    """
+    host = headers.get("host", "")
+    websocket = headers.get("upgrade", "").lower() == "websocket"
+    if self.loopback and _host_name(host) not in LOOPBACK_NAMES:
+      return Refusal(
+        403,
+        "braxviewer: this page is served to this machine"
+        " only; open it as http://127.0.0.1 or http://localhost.",
+      )
+    parsed = urllib.parse.urlsplit(path)
+    query = urllib.parse.parse_qs(parsed.query)
+    if not self._has_token(query, headers):
+      return Refusal(
+        403,
+        "braxviewer: this page needs its token; open the"
+        " URL the training script printed (it ends in"
+        " ?token=...).",
+      )
+    if websocket:
+      origin = headers.get("origin")
+      if origin is not None and not _same_origin(origin, host):
+        return Refusal(
+          403,
+          "braxviewer: only the viewer's own page may"
+          f" connect (Origin {origin!r} is another site).",
+        )
+      return None
+    if self.token is not None and "token" in query:  # keep it out of the URL
+      rest = urllib.parse.urlencode(
+        {k: v for k, v in query.items() if k != "token"}, doseq=True
+      )
+      cookie = http.cookies.SimpleCookie()
+      cookie[self.cookie] = self.token
+      cookie[self.cookie]["path"] = "/"
+      cookie[self.cookie]["httponly"] = True
+      cookie[self.cookie]["samesite"] = "Strict"
+      return Refusal(
+        302,
+        "",
+        (
+          ("Location", (parsed.path or "/") + (f"?{rest}" if rest else "")),
+          ("Set-Cookie", cookie[self.cookie].OutputString()),
+        ),
+      )
+    return None
+
+
+def _same_origin(origin: str, host: str) -> bool:
+  parsed = urllib.parse.urlsplit(origin)
+  return (
+    parsed.scheme in ("http", "https")
+    and bool(host)
+    and parsed.netloc.lower() == host.strip().lower()
+  )
+
+
+def lower_headers(headers: Mapping[str, str]) -> Dict[str, str]:
+  return {k.lower(): v for k, v in headers.items()}

@@ -1,0 +1,222 @@
+"""The viewer never hangs a training run and lets no stranger drive it: a
+held sync whose page went away falls back to live, Ctrl-C reaches a script
+waiting in sync, a page from another origin cannot open the socket, and a
+script that never closes its viewer exits quietly."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+
+import msgspec
+import mujoco
+import viser
+from websockets.sync.client import connect
+
+from braxviewer import WebViewerBatched
+from braxviewer.protocol import Mode
+from braxviewer.synthetic import PUCK_XML, SyntheticStream
+from braxviewer.web.errors import ViewerWarning
+
+MODEL = mujoco.MjModel.from_xml_string(PUCK_XML)
+
+
+def row(page, label: str):
+  return page.locator("label", has_text=label).first.locator("xpath=../../..")
+
+
+def test_a_sync_held_by_a_page_that_closed_falls_back_to_live(
+  chromium, open_page, wait_until
+):
+  viewer = WebViewerBatched(num_envs=2, port=0, mode="sync").run()
+  viewer.init(MODEL)
+  stream = SyntheticStream(
+    viewer, MODEL, num_envs=2, chunk_length=10, chunks_per_s=None
+  ).start()
+  context = chromium.new_context(viewport={"width": 1200, "height": 760})
+  page = context.new_page()
+  try:
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      open_page(page, viewer.url)
+      assert wait_until(lambda: stream.chunks_sent > 3, timeout=30)
+      page.get_by_role("tab", name="Live").click()
+      row(page, "Play").get_by_role("checkbox").click()  # pause: sync waits
+      assert wait_until(lambda: viewer.playback.player.paused, timeout=10)
+      time.sleep(1.0)
+      held = stream.chunks_sent
+      time.sleep(1.5)
+      assert stream.chunks_sent <= held + 1  # the trainer waits, as asked
+      context.close()  # the page goes away, still paused
+      assert wait_until(lambda: stream.chunks_sent > held + 5, timeout=30)
+      assert viewer.mode == Mode.LIVE
+    ours = [str(w.message) for w in caught if w.category is ViewerWarning]
+    assert len(ours) == 1 and "falls back to live" in ours[0]
+  finally:
+    stream.stop()
+    viewer.close()
+  assert stream.error is None
+
+
+class _ForeignSite(http.server.BaseHTTPRequestHandler):
+  """A page from another local origin that tries to open the viewer's
+  socket and writes what happened into its title."""
+
+  target = ""
+
+  def do_GET(self):  # noqa: N802 (http.server's name)
+    body = textwrap.dedent(f"""
+      <html><head><title>start</title></head><body><script>
+      const ws = new WebSocket("{self.target}", ["viser-v{viser.__version__}"]);
+      ws.onopen = () => {{ document.title = "opened"; }};
+      ws.onerror = () => {{ document.title = "refused"; }};
+      </script></body></html>""").encode()
+    self.send_response(200)
+    self.send_header("Content-Type", "text/html")
+    self.send_header("Content-Length", str(len(body)))
+    self.end_headers()
+    self.wfile.write(body)
+
+  def log_message(self, *args):
+    pass
+
+
+def test_a_page_from_another_origin_cannot_open_the_viewers_socket(
+  page, wait_until
+):
+  with WebViewerBatched(num_envs=2, port=0) as viewer:
+    viewer.init(MODEL)
+    _ForeignSite.target = f"ws://127.0.0.1:{viewer.port}"
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForeignSite)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+      page.goto(f"http://127.0.0.1:{site.server_address[1]}/")
+      assert wait_until(lambda: page.title() != "start", timeout=15)
+      assert page.title() == "refused"
+      assert viewer.clients() == 0 and viewer.mode == Mode.LIVE
+      # the same page served by the viewer itself connects (control)
+      page.goto(viewer.url)
+      assert wait_until(lambda: viewer.clients() == 1, timeout=30)
+    finally:
+      site.shutdown()
+
+
+_SCRIPT = """
+import sys, time
+import jax, numpy as np
+from braxviewer import WebViewerBatched
+from braxviewer.frames import FrameChunk
+from braxviewer.protocol import StreamInfo
+from braxviewer.synthetic import PUCK_XML
+
+viewer = WebViewerBatched(num_envs=1, port=0, mode="sync")
+viewer.run()
+viewer.init(PUCK_XML)
+viewer.on_stream_start(StreamInfo(
+    num_envs=1, num_train_envs=1, envs_per_device=1, kind="qpos", nq=8,
+    num_links=None, dt=0.01, chunk_length=5, reward_terms=()))
+viewer.playback.set_paused(True)  # held: the page's chunk never shows
+
+def send(x):
+  z = np.zeros((5, 1))
+  viewer.on_chunk(FrameChunk(seq=0, source="train", env_steps=0, dt=0.01,
+      reward=z, done=z, truncation=z, metrics={}, wall_time=time.time(),
+      qpos=np.zeros((5, 1, 8))))
+
+def body(x):
+  # enough work that XLA runs it on its own threads, as a training step:
+  # the callback then waits there, the main thread waits for the result
+  y = jax.lax.fori_loop(0, 200, lambda i, a: jax.numpy.tanh(a @ a), x)
+  jax.debug.callback(send, y[0, 0])
+  return y
+
+step = jax.pmap(body, axis_name="i")
+
+print("PORT", viewer.port, flush=True)
+sys.stdin.readline()  # the test's page is connected
+print("WAITING", flush=True)
+np.asarray(step(np.full((1, 256, 256), 0.01, np.float32)))  # waits
+print("NOT REACHED", flush=True)
+"""
+
+
+def test_ctrl_c_stops_a_script_whose_training_waits_in_sync(tmp_path):
+  script = tmp_path / "waits.py"
+  script.write_text(_SCRIPT)
+  proc = subprocess.Popen(
+    [sys.executable, str(script)],
+    stdin=subprocess.PIPE,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    # a suite started in the background inherits SIGINT ignored
+    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+  )
+  try:
+    line = proc.stdout.readline()
+    while not line.startswith("PORT"):  # after the viewer's URL line
+      assert line, proc.stderr.read()
+      line = proc.stdout.readline()
+    port = int(line.split()[1])
+    camera = {  # a page stays open: no fallback to live, only Ctrl-C ends it
+      "type": "ViewerCameraMessage",
+      "wxyz": [1.0, 0.0, 0.0, 0.0],
+      "position": [0.0, -3.0, 2.0],
+      "fov": 1.3,
+      "image_height": 700,
+      "image_width": 1200,
+      "near": 0.01,
+      "far": 100.0,
+      "look_at": [0.0, 0.0, 0.0],
+      "up_direction": [0.0, 0.0, 1.0],
+    }
+    with connect(
+      f"ws://127.0.0.1:{port}",
+      open_timeout=30,
+      subprotocols=[f"viser-v{viser.__version__}"],
+    ) as ws:
+      ws.send(msgspec.msgpack.encode(camera))
+      proc.stdin.write("go\n")
+      proc.stdin.flush()
+      assert proc.stdout.readline().strip() == "WAITING"
+      time.sleep(3.0)  # in the device call, waiting for the page
+      assert proc.poll() is None
+      proc.send_signal(signal.SIGINT)
+      out, err = proc.communicate(timeout=60)  # hangs for good if broken
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert "NOT REACHED" not in out
+  assert "KeyboardInterrupt" in err and proc.returncode != 0
+
+
+def test_a_script_that_never_closes_its_viewer_exits_quietly(tmp_path):
+  for ending in ("", "raise RuntimeError('the user script failed')"):
+    script = tmp_path / "leaves.py"
+    script.write_text(
+      textwrap.dedent(f"""
+      from braxviewer import WebViewerBatched
+      from braxviewer.synthetic import PUCK_XML
+      viewer = WebViewerBatched(num_envs=2, port=0)
+      viewer.run()
+      viewer.init(PUCK_XML)
+      {ending}
+      """)
+    )
+    result = subprocess.run(
+      [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert "Warning" not in result.stderr, result.stderr
+    assert "stopped unexpectedly" not in result.stderr
+    if ending:
+      assert "the user script failed" in result.stderr
+    else:
+      assert result.returncode == 0, result.stderr

@@ -44,6 +44,7 @@ class EpochCalls:
     bar: the progress bar to move.
     call_seconds: how long a call should last with a viewer (None:
       :data:`CALL_SECONDS`).
+    phase: told ``"training"`` once the first call (which compiles) is back.
   """
 
   def __init__(
@@ -53,7 +54,10 @@ class EpochCalls:
     env_steps_per_step: int,
     bar: ProgressBar,
     call_seconds: Optional[float] = None,
+    phase: Callable[[str], None] = lambda name: None,
   ):
+    self._phase = phase
+    self._compiled = False
     self._stream = stream
     self._steps_per_epoch = int(steps_per_epoch)
     self._env_steps_per_step = int(env_steps_per_step)
@@ -92,6 +96,9 @@ class EpochCalls:
           first_env_steps + env_steps,
           {TRAINING_SPS: env_steps / max(t_done - t_epoch, 1e-6)},
         )
+      if not self._compiled:
+        self._compiled = True
+        self._phase("training")
       self._bar.update(first_env_steps + collected * self._env_steps_per_step)
       last_done = t_done
 

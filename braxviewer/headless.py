@@ -34,6 +34,7 @@ class HeadlessViewer:
     self.chunks: Deque[FrameChunk] = collections.deque(maxlen=max_chunks)
     self.progress: List[Tuple[int, dict]] = []
     self.trainer_modes: List[Mode] = []
+    self.phases: List[str] = []  # compiling, training, evaluating, done
     self.stream_info: Optional[StreamInfo] = None
     self.ended = False
 
@@ -59,6 +60,10 @@ class HeadlessViewer:
   def on_progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
     with self._lock:
       self.progress.append((int(env_steps), dict(metrics)))
+
+  def on_phase(self, phase: str) -> None:
+    with self._lock:
+      self.phases.append(phase)
 
   def on_trainer_mode(self, mode: Mode) -> None:
     with self._lock:

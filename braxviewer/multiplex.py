@@ -151,6 +151,13 @@ class FanOut:
   def on_trainer_mode(self, mode: Mode) -> None:
     self._each("on_trainer_mode", mode)
 
+  def on_phase(self, phase: str) -> None:
+    """The run's phase, to every viewer that has ``on_phase``."""
+    for i, v in enumerate(list(self.viewers)):
+      fn = getattr(v, "on_phase", None)
+      if callable(fn):
+        self._call(i, "on_phase", fn, phase)
+
   def on_stream_end(self) -> None:
     self._info = None
     self._each("on_stream_end")

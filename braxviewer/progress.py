@@ -95,13 +95,7 @@ class ProgressBar:
       return
     if not self._timing:  # the first call (and its compile) is over
       self._timing = True
-      progress.reset(
-        task,
-        total=self.total,
-        completed=self.done,
-        description="training",
-        rate="",
-      )
+      progress.reset(task, total=self.total, completed=self.done, rate="")
       return
     progress.update(task, completed=self.done)
     speed = progress.tasks[0].speed

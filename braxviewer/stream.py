@@ -107,6 +107,13 @@ class Streamer:
     """The runtime flag array for the tap: 0 off, 1 live, 2 sync."""
     return np.int32(self.mode().flag)
 
+  def phase(self, name: str) -> None:
+    """What the run does now (``compiling``, ``training``, ``evaluating``,
+    ``done``), for viewers that show it (an optional ``on_phase``)."""
+    on_phase = getattr(self._viewer, "on_phase", None)
+    if callable(on_phase):
+      self._call("on_phase", on_phase, name)
+
   def progress(self, env_steps: int, metrics: Mapping[str, Any]) -> None:
     clean = {}
     for k, v in metrics.items():
@@ -202,6 +209,9 @@ class NoStream:
 
   def flag(self) -> np.int32:
     return np.int32(0)
+
+  def phase(self, name: str) -> None:
+    del name
 
   def progress(self, env_steps: int, metrics: Mapping[str, Any]) -> None:
     del env_steps, metrics

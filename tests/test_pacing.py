@@ -151,3 +151,20 @@ def test_review_loops_and_repeats_and_switches_source_by_env_steps(
   p.jump(2)
   assert [s for s, f in _played(p, clock, ticks=100) if f == 0] == []
   assert p.tick() is None and not p.following  # replay never follows
+
+
+def test_live_after_a_review_plays_the_newest_chunk_also_once_training_ended(
+  make_chunk, clock
+):
+  p = Player(clock=clock)
+  for i in range(5):
+    p.offer(make_chunk(t=3, seq=i), sync=False)
+  _played(p, clock, ticks=50)  # the newest played; no more will come
+  p.jump(1)
+  p.set_paused(True)  # reviewing chunk 1, paused, as a page would leave it
+  assert p.held and _played(p, clock, ticks=20) == []
+  p.go_live()  # the page's Live button
+  assert not p.held
+  seen = _played(p, clock, ticks=50)
+  assert seen[:3] == [(4, 0), (4, 1), (4, 2)]  # the newest chunk, again
+  assert p.cursor == 4 and p.following

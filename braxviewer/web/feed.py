@@ -16,12 +16,13 @@ pause, a review) while no page is open to release it: after
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from braxviewer.frames import FrameChunk
 from braxviewer.protocol import Mode, StreamInfo
 from braxviewer.web.meters import RateMeter
 from braxviewer.web.pacing import Player
+from braxviewer.web.panels import Status
 
 
 class LiveFeed:
@@ -65,6 +66,8 @@ class LiveFeed:
     self.wanted = mode  # what the page (or Python) asks for
     self.trainer_mode: Optional[Mode] = None  # what the trainer runs in
     self.ended = False
+    self.phase: Optional[str] = None  # compiling, training, evaluating, done
+    self.phase_since = 0.0
     self.env_steps = 0  # the newest training env steps seen
     self.received = RateMeter()  # frames received per second
     self.step_rate = RateMeter(window=20.0)  # training env steps per second
@@ -89,10 +92,6 @@ class LiveFeed:
     self.interrupted = True
     self._player.release_all()
 
-  def _held(self) -> bool:
-    """The playback does not move on by itself (paused or reviewing)."""
-    return self._player.paused or not self._player.following
-
   def on_stream_start(self, info: StreamInfo) -> None:
     self.ended = False
     self.interrupted = False
@@ -114,7 +113,7 @@ class LiveFeed:
     while not ticket.wait(0.05):
       if self.wanted != Mode.SYNC or self.interrupted or not self._ready():
         return
-      if not (self._held() and self._pages() == 0):
+      if not (self._player.held and self._pages() == 0):
         alone_since = None
       elif alone_since is None:
         alone_since = time.monotonic()
@@ -130,6 +129,43 @@ class LiveFeed:
 
   def on_trainer_mode(self, mode: Mode) -> None:
     self.trainer_mode = Mode.parse(mode)
+
+  def on_phase(self, phase: str) -> None:
+    self.phase, self.phase_since = str(phase), time.monotonic()
+
+  def stats(self) -> Dict[str, float]:
+    """What the feed adds to the viewer's counters."""
+    return dict(
+      received_per_s=self.received.rate(),
+      env_steps=self.env_steps,
+      env_steps_per_s=self.step_rate.rate(),
+    )
+
+  def status(
+    self, stats: Mapping[str, Any], player: Player, has_model: bool
+  ) -> Status:
+    """The status block's contents."""
+    note = "Paused." if player.paused else ""
+    if self.phase == "compiling":
+      note = "XLA compiles the training program; the envs move once it runs."
+    if not has_model:
+      note = "Call viewer.init(env) to draw envs."
+    if self.ended:
+      note = "Training finished."
+    return Status.of(
+      stats,
+      self.trainer_mode.value if self.trainer_mode else None,
+      self.wanted.value,
+      player.source,
+      note,
+      self.phase_text(),
+    )
+
+  def phase_text(self) -> str:
+    """``"compiling, 42 s"``, ``"training"``, ... (``""``: not told)."""
+    if self.phase == "compiling":
+      return f"compiling, {time.monotonic() - self.phase_since:.0f} s"
+    return self.phase or ""
 
   def on_stream_end(self) -> None:
     self.ended = True

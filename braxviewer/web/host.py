@@ -94,7 +94,7 @@ class PageHost:
       recorded=recorded,
       warn=self._warn,
     )
-    self.playback.start(page, health=self._health)
+    self.playback.start(page, health=self._health, pages=self.clients)
     self._interrupts.start()
     # A script that never calls close() gets a quiet close at exit (before
     # viser's own stop, registered earlier: atexit runs the last first).

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import numbers
 import threading
 import time
 from typing import Any, Callable, Deque, Optional, Tuple
@@ -122,6 +123,15 @@ class Player:
     max_hold: float = 4.0,
     clock: Callable[[], float] = time.monotonic,
   ):
+    if (
+      isinstance(history, bool)
+      or not isinstance(history, numbers.Integral)
+      or history < 1
+    ):
+      raise ValueError(
+        f"history must be a positive int (chunks kept per source), got"
+        f" {history!r}."
+      )
     self._clock = clock
     self.max_hold = float(max_hold)
     self._lock = threading.Lock()
@@ -432,7 +442,9 @@ class Player:
       return self.last_frame
 
   def go_live(self) -> None:
-    """Follow the trainer's feed again (and resume playback)."""
+    """Follow the trainer's feed again (and resume playback): the newest
+    chunk plays next, also when training has ended and no new chunk will
+    come (the screen then holds its last frame, as between chunks)."""
     with self._lock:
       if not self.live:
         return
@@ -440,4 +452,13 @@ class Player:
       self._resume_at = None
       if self._current is not None and not self._current.from_feed:
         self._finished = True  # the next tick takes the newest chunk
+        timeline = self._store.chunks(self._source)
+        if self._pending is None and not self._queue and len(timeline):
+          self._pending = Entry(timeline[-1], position=timeline.end - 1)
       self._set_paused(False)
+
+  @property
+  def held(self) -> bool:
+    """Playback waits on someone: paused, or reviewing while a trainer
+    feeds it."""
+    return self.paused or (self.live and not self.following)

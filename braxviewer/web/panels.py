@@ -55,6 +55,7 @@ class Status:
   latency_ms: Optional[float] = None
   source: str = "train"
   note: str = ""
+  phase: str = ""  # e.g. "compiling, 42 s", "training", "done"
 
   @classmethod
   def of(
@@ -64,6 +65,7 @@ class Status:
     wanted_mode: str,
     source: str,
     note: str = "",
+    phase: str = "",
   ) -> "Status":
     """The status of a viewer's :meth:`stats` and modes."""
     latency = stats["latency_s"]
@@ -78,12 +80,16 @@ class Status:
       latency_ms=None if latency is None else 1e3 * latency,
       source=source,
       note=note,
+      phase=phase,
     )
 
   def markdown(self) -> str:
     latency = "–" if self.latency_ms is None else f"{self.latency_ms:,.0f} ms"
+    trainer = f"**Trainer runs:** `{self.trainer_mode}`"
+    if self.phase:
+      trainer = f"**Trainer:** {self.phase} · streams `{self.trainer_mode}`"
     lines = [
-      f"**Trainer runs:** `{self.trainer_mode}`",
+      trainer,
       f"**Env steps:** {self.env_steps:,} &nbsp; **/s:** "
       f"{self.env_steps_per_s:,.0f}",
       f"**Frames/s:** received {self.received_per_s:,.0f} · shown "

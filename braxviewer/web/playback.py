@@ -31,6 +31,9 @@ from braxviewer.web.page import Page
 from braxviewer.web.panels import Status
 
 _PANEL_PERIOD = 0.25  # seconds between status/plot refreshes
+# A pause or a review belongs to the pages: with none open this long, the
+# playback follows training again (sync falls back to live sooner: feed.py).
+_HOLD_WITHOUT_PAGE_S = 10.0
 MIN_SPEED, MAX_SPEED = 0.1, 4.0  # playback speed, as the page's slider
 _MAX_CONSECUTIVE_ERRORS = 20
 
@@ -79,17 +82,24 @@ class Playback:
     self._sim_t = 0.0
     self._thread: Optional[threading.Thread] = None
     self._stop = threading.Event()
+    self._pages: Callable[[], int] = lambda: 1
+    self._alone_since: Optional[float] = None
     self.shown = RateMeter()  # frames drawn per second
     self.latency = Average()  # seconds from the device to the page
 
   # -- lifecycle -----------------------------------------------------------------
 
   def start(
-    self, page: Page, health: Callable[[], Optional[str]] = lambda: None
+    self,
+    page: Page,
+    health: Callable[[], Optional[str]] = lambda: None,
+    pages: Callable[[], int] = lambda: 1,
   ) -> None:
     """Play on ``page`` in a background thread; ``health()`` returns why
-    the page is gone (e.g. the server died), or None while it serves."""
+    the page is gone (e.g. the server died), or None while it serves;
+    ``pages()`` counts the browser pages open."""
     self._page = page
+    self._pages = pages
     self._thread = threading.Thread(
       target=self._loop, args=(health,), name="braxviewer-web", daemon=True
     )
@@ -238,6 +248,16 @@ class Playback:
       {k: np.asarray(v[index]) for k, v in chunk.metrics.items()},
     )
 
+  def _release_orphaned_hold(self, now: float) -> None:
+    player = self.player
+    if not (player.live and player.held) or self._pages() > 0:
+      self._alone_since = None
+    elif self._alone_since is None:
+      self._alone_since = now
+    elif now - self._alone_since > _HOLD_WITHOUT_PAGE_S:
+      self._alone_since = None
+      player.go_live()  # the pages that paused or reviewed are gone
+
   def _refresh(self) -> None:
     if self._page is not None:
       self._page.refresh(self._status(), self.player.state(), self._note())
@@ -260,6 +280,7 @@ class Playback:
         now = time.monotonic()
         if now - last_refresh >= _PANEL_PERIOD:
           last_refresh = now
+          self._release_orphaned_hold(now)
           self._refresh()
       except Exception as err:  # never let the page take training down
         errors += 1

@@ -74,21 +74,12 @@ class WebViewerBase(PageHost):
     token: Token = "auto",
   ):
     self.num_envs = check_num_envs(num_envs)
-    if (
-      isinstance(history, bool)
-      or not isinstance(history, (int, np.integer))
-      or history < 1
-    ):
-      raise ValueError(
-        f"history must be a positive int (chunks kept per"
-        f" source), got {history!r}."
-      )
     super().__init__(
       host,
       port,
       port_fallback=port_fallback,
       title=title,
-      player=Player(history=int(history)),
+      player=Player(history=history),
       token=token,
     )
     self.grid_dims = (
@@ -192,6 +183,9 @@ class WebViewerBase(PageHost):
   def on_stream_end(self) -> None:
     self._stream.on_stream_end()
 
+  def on_phase(self, phase: str) -> None:
+    self._stream.on_phase(phase)
+
   # -- the stream's controls -----------------------------------------------------
 
   def set_mode(self, mode: "Mode | str") -> None:
@@ -208,12 +202,7 @@ class WebViewerBase(PageHost):
     return self._failed
 
   def _stream_stats(self) -> dict:
-    feed = self._feed
-    return dict(
-      received_per_s=feed.received.rate(),
-      env_steps=feed.env_steps,
-      env_steps_per_s=feed.step_rate.rate(),
-    )
+    return self._feed.stats()
 
   # -- wiring --------------------------------------------------------------------
 
@@ -258,14 +247,9 @@ class WebViewerBase(PageHost):
       self.page.add_progress(env_steps, metrics)
 
   def _status(self) -> Status:
-    feed, player = self._feed, self.playback.player
-    note = "Paused." if player.paused else ""
-    if self._model is None:
-      note = "Call viewer.init(env) to draw envs."
-    if feed.ended:
-      note = "Training finished."
-    mode = feed.trainer_mode.value if feed.trainer_mode else None
-    return Status.of(self.stats(), mode, feed.wanted.value, player.source, note)
+    return self._feed.status(
+      self.stats(), self.playback.player, has_model=self._model is not None
+    )
 
   def _interrupted(self) -> None:
     self._feed.interrupt()

@@ -754,14 +754,25 @@ def train(
     * env_step_per_training_step
   )
   bar = ProgressBar(total_steps, enabled=progress_bar)
+
+  def phase(name: str) -> None:
+    """What the run does now, on the terminal and in the viewer."""
+    bar.phase(name)
+    stream.phase(name)
+
   epochs = EpochCalls(
-    stream, num_training_steps_per_epoch, env_step_per_training_step, bar
+    stream,
+    num_training_steps_per_epoch,
+    env_step_per_training_step,
+    bar,
+    phase=phase,
   )
   training_walltime = 0.0
   current_step = 0
   metrics: Metrics = {}
   training_metrics: Metrics = {}
   stream.start()
+  phase("compiling")  # until the first training call returns
 
   def run_epoch(training_state, env_state, key):
     """One epoch (as one or more device calls, see EpochCalls)."""
@@ -794,11 +805,9 @@ def train(
 
   try:
     if process_id == 0 and num_evals > 1 and run_evals:
-      bar.phase("evaluating")
-      metrics = evaluator.run_evaluation(
+      metrics = evaluator.run_evaluation(  # compiles the eval program too
         current_params(), training_metrics={}, flag=stream.flag()
       )
-      bar.phase("compiling")
       logging.info(metrics)
       report(0, metrics)
 
@@ -834,13 +843,14 @@ def train(
         metrics = training_metrics
         if run_evals:
           stream.eval_env_steps = current_step
-          bar.phase("evaluating")
+          phase("evaluating")
           metrics = evaluator.run_evaluation(
             params, training_metrics, flag=stream.flag()
           )
-          bar.phase("training")
+          phase("training")
         logging.info(metrics)
         report(current_step, metrics)
+    phase("done")
   finally:
     bar.close()
     stream.end()

@@ -100,16 +100,10 @@ class WebViewerBatched(WebViewerBase):
   def _model_to_draw(self, model: mujoco.MjModel) -> mujoco.MjModel:
     single, copies = tiled.untile(model)
     if copies > 1:
+      # The original usage: the single env it was made from, on our grid
+      # (the same picture, with env selection and follow). Quietly.
       if self.num_envs is None:
         self.num_envs = copies
-      self._warn(
-        "tiled",
-        f"braxviewer: viewer.init() got a model of {copies} envs made by"
-        " concatenate_envs_xml. braxviewer lays out the grid itself now, so"
-        " it draws the single-env XML given to concatenate_envs_xml,"
-        f" {self.num_envs} env(s) on the grid. Passing the single-env"
-        " env to viewer.init() does the same without this warning.",
-      )
       return single
     prefixed = tiled.prefixed_copies(model)
     if prefixed > 1:

@@ -25,6 +25,8 @@ from typing import (
   Tuple,
 )
 
+from braxviewer.quiet import CollapseRepeats
+
 MODES = ("off", "live", "sync")
 # Seconds to wait after Ctrl-C for training to return before exiting anyway
 # (a device call or an XLA compile cannot be interrupted from Python).
@@ -81,6 +83,11 @@ def demo_parser(
   )
   p.add_argument(
     "--no-progress", action="store_true", help="no terminal progress bar"
+  )
+  p.add_argument(
+    "--verbose",
+    action="store_true",
+    help="show every line libraries print (repeats are collapsed otherwise)",
   )
   p.add_argument(
     "--keep-open",
@@ -241,10 +248,15 @@ class TrainingSession:
 
 
 @contextlib.contextmanager
-def training_session(viewer: Any) -> Iterator[TrainingSession]:
+def training_session(
+  viewer: Any, verbose: bool = True
+) -> Iterator[TrainingSession]:
   """Context for a demo's training: clean exit on Ctrl-C and on errors that
-  users can act on (a busy port), the viewer closed in every case."""
+  users can act on (a busy port), the viewer closed in every case. Unless
+  ``verbose``, library lines that repeat every step are collapsed (see
+  :mod:`braxviewer.quiet`)."""
   session = TrainingSession(viewer)
+  quiet = None if verbose else CollapseRepeats()
   in_main = threading.current_thread() is threading.main_thread()
   # In the main thread: (read end, wakeup end, watcher, previous wakeup fd).
   watch: Optional[
@@ -263,6 +275,8 @@ def training_session(viewer: Any) -> Iterator[TrainingSession]:
     watcher.start()
     watch = (read, wakeup, watcher, previous_fd)
   try:
+    if quiet is not None:
+      quiet.__enter__()
     yield session
   except KeyboardInterrupt:
     session.exit_code = 130
@@ -276,6 +290,8 @@ def training_session(viewer: Any) -> Iterator[TrainingSession]:
     session._done.set()
     with contextlib.suppress(Exception):
       viewer.close()
+    if quiet is not None:
+      quiet.__exit__(None, None, None)
     if watch is not None:
       read, wakeup, watcher, previous_fd = watch
       signal.set_wakeup_fd(previous_fd)

@@ -66,7 +66,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   viewer = WebViewerBatched(
     num_envs=args.view_envs, host=args.host, port=args.port, mode=args.mode
   )
-  with cli.training_session(viewer) as session:
+  with cli.training_session(viewer, verbose=args.verbose) as session:
     viewer.run()
     viewer.init(env)
     session.train(

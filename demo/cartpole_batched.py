@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     port=args.port,
     mode=args.mode,
   )
-  with cli.training_session(viewer) as session:
+  with cli.training_session(viewer, verbose=args.verbose) as session:
     viewer.run()
     viewer.init(env)
     session.train(

@@ -8,6 +8,7 @@ through Playground's own brax wrapper, exactly as in Playground's notebooks.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from mujoco_playground import registry, wrapper
@@ -37,12 +38,17 @@ def main(argv=None) -> int:
 
   args = cli.parse_demo_args(parser, argv, prepare=check_env)
 
+  if not args.verbose:  # Warp's notes on CUDA and its kernel cache
+    with contextlib.suppress(ImportError):
+      import warp
+
+      warp.config.quiet = True
   env = registry.load(args.env)
   env_cfg = registry.get_default_config(args.env)
   viewer = WebViewerBatched(
     num_envs=args.view_envs, host=args.host, port=args.port, mode=args.mode
   )
-  with cli.training_session(viewer) as session:
+  with cli.training_session(viewer, verbose=args.verbose) as session:
     viewer.run()
     viewer.init(env)
     session.train(

@@ -265,3 +265,67 @@ def test_keep_open_serves_after_training_until_ctrl_c():
       proc.kill()
   assert proc.returncode == 130, rest
   assert "Traceback" not in rest and "stopping training" not in rest
+
+
+# The original project's batched cartpole demo, as its README shows it (only
+# its public calls): its own import path, the grid's concatenated XML for
+# viewer.init, training on the single env, serving until Ctrl-C, stop().
+ORIGINAL_DEMO = """
+import functools, sys, time
+sys.path.insert(0, "demo")  # the user's own CartPole class
+from cartpole import CARTPOLE_XML as xml_model, CartPole
+from braxviewer.WebViewerBatched import WebViewerBatched
+from braxviewer.brax.brax.training.agents.ppo import train as ppo
+
+num_parallel_envs = 8
+grid_dims = (4, 2, 1)
+env_offset = (4.0, 4.0, 2.0)
+viewer = WebViewerBatched(grid_dims=grid_dims, env_offset=env_offset, port=0)
+viewer.run()
+concatenated_xml = WebViewerBatched.concatenate_envs_xml(
+    xml_string=xml_model, num_envs=num_parallel_envs, grid_dims=grid_dims,
+    env_offset=env_offset)
+env_for_visualization_init = CartPole(xml_model=concatenated_xml)
+viewer.init(env_for_visualization_init)
+env_for_training = CartPole(xml_model=xml_model)
+train_fn = functools.partial(
+    ppo.train, num_timesteps=2000, num_evals=2, episode_length=20,
+    num_envs=num_parallel_envs, batch_size=8, num_minibatches=4,
+    unroll_length=5, num_updates_per_batch=2, num_eval_envs=8,
+    viewer=viewer)
+make_inference_fn, params, _ = train_fn(environment=env_for_training)
+print("TRAINED", viewer.stats()["chunks_received"], flush=True)
+try:
+  while True:
+    time.sleep(1)
+except KeyboardInterrupt:
+  viewer.stop()
+print("STOPPED", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_the_original_projects_batched_demo_runs_unchanged_and_stops_on_ctrl_c():
+  proc = subprocess.Popen(
+    [sys.executable, "-c", ORIGINAL_DEMO],
+    cwd=ROOT,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    preexec_fn=_ctrl_c_enabled,
+  )
+  try:
+    lines = []
+    while not any(line.startswith("TRAINED") for line in lines):
+      line = proc.stdout.readline()
+      assert line, proc.stderr.read()[-3000:]
+      lines.append(line)
+    assert int(lines[-1].split()[1]) > 0  # chunks reached the page
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 0 and "STOPPED" in out, err[-3000:]
+  assert "Traceback" not in err
+  assert "braxviewer:" not in err  # no warning, no "stopped unexpectedly"

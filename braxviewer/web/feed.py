@@ -7,10 +7,10 @@ touches a widget. No JAX.
 
 In sync mode it waits until the chunk was shown, but never for good: the
 wait ends when the mode leaves sync, when the viewer can no longer show
-anything, on Ctrl-C (:meth:`interrupt`), and when the playback is held (a
-pause, a review) while no page is open to release it: after
-``orphan_s`` seconds with no page, sync falls back to live
-(``on_orphaned``) and training goes on.
+anything, on Ctrl-C (:meth:`interrupt`), and when no page is open: sync
+paces training for someone watching (and a pause or a review belongs to
+the page that made it), so after ``orphan_s`` seconds with no page, sync
+falls back to live (``on_orphaned``) and training goes on.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class LiveFeed:
     on_progress: called with each progress report (the curves).
     pages: how many browser pages are open now.
     on_orphaned: called (once per occurrence) when sync fell back to live
-      because the playback was held with no page open.
+      because no page was open.
     orphan_s: how long a held sync waits with no page (a reload takes a
       second or two).
   """
@@ -113,7 +113,7 @@ class LiveFeed:
     while not ticket.wait(0.05):
       if self.wanted != Mode.SYNC or self.interrupted or not self._ready():
         return
-      if not (self._player.held and self._pages() == 0):
+      if self._pages() > 0:
         alone_since = None
       elif alone_since is None:
         alone_since = time.monotonic()

@@ -259,9 +259,9 @@ class WebViewerBase(PageHost):
       self.page.show_mode("live")
     self._warn(
       "orphaned",
-      "braxviewer: sync was held (paused or reviewing) by a page that is no"
-      " longer open; streaming falls back to live so training goes on."
-      " Switch to sync in the page again to pace training.",
+      "braxviewer: sync needs an open page (it paces training for someone"
+      " watching); no page was open for 5 s, so streaming falls back to live"
+      " and training goes on. Switch to sync in the page again.",
     )
 
   def _on_fail(self, reason: str, warned: bool) -> None:

@@ -208,22 +208,30 @@ class Panels:
   ) -> None:
     if stream is not None:
       self.mode.on_update(
-        g.on_update("mode", lambda: stream.set_mode(self.mode.value))
+        g.on_update("mode", lambda: stream.set_mode(self.mode.value), self.mode)
       )
     self.source.on_update(
-      g.on_update("source", lambda: timeline.set_source(self.source.value))
+      g.on_update(
+        "source", lambda: timeline.set_source(self.source.value), self.source
+      )
     )
     self.env.on_update(
-      g.on_update("env index", lambda: c.select_env(self.env.value))
+      g.on_update("env index", lambda: c.select_env(self.env.value), self.env)
     )
     self.follow.on_update(
-      g.on_update("follow", lambda: c.set_follow(self.follow.value))
+      g.on_update(
+        "follow", lambda: c.set_follow(self.follow.value), self.follow
+      )
     )
     self.only.on_update(
-      g.on_update("only selected", lambda: c.set_show_only(self.only.value))
+      g.on_update(
+        "only selected", lambda: c.set_show_only(self.only.value), self.only
+      )
     )
     self.shadows.on_update(
-      g.on_update("shadows", lambda: c.set_shadows(self.shadows.value))
+      g.on_update(
+        "shadows", lambda: c.set_shadows(self.shadows.value), self.shadows
+      )
     )
     self.camera.on_click(
       g.on_event("camera", lambda e: c.apply_camera(self.camera.value))

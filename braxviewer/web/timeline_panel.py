@@ -169,26 +169,32 @@ class TimelinePanel:
       self.goto = gui.add_number("Go to env step", 0, min=0, step=1)
     g = self._guard = guard
     self.timeline.on_update(
-      g.on_update("timeline position", lambda: c.jump(self.timeline.value))
+      g.on_update(
+        "timeline position", lambda: c.jump(self.timeline.value), self.timeline
+      )
     )
     self.prev.on_click(g.on_event("chunk step", lambda e: c.step_chunk(-1)))
     self.next.on_click(g.on_event("chunk step", lambda e: c.step_chunk(+1)))
     if self.to_live is not None:
       self.to_live.on_click(g.on_event("live", lambda e: c.go_live()))
     self.play.on_update(
-      g.on_update("play", lambda: c.set_paused(not self.play.value))
+      g.on_update("play", lambda: c.set_paused(not self.play.value), self.play)
     )
     self.speed.on_update(
-      g.on_update("speed", lambda: c.set_speed(self.speed.value))
+      g.on_update("speed", lambda: c.set_speed(self.speed.value), self.speed)
     )
     self.loop.on_update(
-      g.on_update("loop", lambda: c.set_loop(self.loop.value))
+      g.on_update("loop", lambda: c.set_loop(self.loop.value), self.loop)
     )
     self.repeat.on_update(
-      g.on_update("repeat", lambda: c.set_repeat(self.repeat.value))
+      g.on_update(
+        "repeat", lambda: c.set_repeat(self.repeat.value), self.repeat
+      )
     )
     self.goto.on_update(
-      g.on_update("env step", lambda: c.jump_to_steps(self.goto.value))
+      g.on_update(
+        "env step", lambda: c.jump_to_steps(self.goto.value), self.goto
+      )
     )
     up = gui.add_command("Next chunk", hotkey="arrowup")
     down = gui.add_command("Previous chunk", hotkey="arrowdown")

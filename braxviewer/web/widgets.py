@@ -3,7 +3,9 @@ nothing when nothing changed (every assignment is a message to each page)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import math
+import numbers
+from typing import Any, Callable, Dict
 
 
 def by_user(event: Any) -> bool:
@@ -23,6 +25,7 @@ class Guard:
 
   def __init__(self, warn: Callable[[str, str], None]):
     self._warn = warn
+    self._last_good: Dict[int, Any] = {}
 
   def _run(self, name: str, action: Callable[[], object]) -> None:
     try:
@@ -35,14 +38,37 @@ class Guard:
       )
 
   def on_update(
-    self, name: str, action: Callable[[], object]
+    self, name: str, action: Callable[[], object], widget: Any = None
   ) -> Callable[[Any], None]:
     """An ``on_update`` callback: ``action()`` for changes made in a
-    browser only (see :func:`by_user`)."""
+    browser only (see :func:`by_user`). With ``widget``, a value outside
+    what the widget allows (a number off its range or not finite, an option
+    it does not have) is put back to the last good one at once: viser keeps
+    a widget's value for every page that connects later, and one it cannot
+    send (an int beyond 64 bits) would break them all."""
+    if widget is not None:
+      self._last_good[id(widget)] = widget.value
 
     def callback(event: Any) -> None:
-      if by_user(event):
-        self._run(name, action)
+      if not by_user(event):
+        return
+      if widget is not None:
+        value = widget.value
+        fixed = _within(widget, value)
+        if fixed is not value:
+          widget.value = (
+            self._last_good[id(widget)] if fixed is None else (fixed)
+          )
+          self._warn(
+            f"control-{name}",
+            f"braxviewer: the page sent a {name} the viewer cannot use"
+            f" ({value!r:.40}); it was "
+            + ("ignored." if fixed is None else f"clamped to {fixed!r}."),
+          )
+          if fixed is None:
+            return
+        self._last_good[id(widget)] = widget.value
+      self._run(name, action)
 
     return callback
 
@@ -55,6 +81,28 @@ class Guard:
       self._run(name, lambda: action(event))
 
     return callback
+
+
+def _within(widget: Any, value: Any) -> Any:
+  """``value`` itself when ``widget`` could hold it; clamped into the
+  widget's range when it is a number beyond it; None when unusable (not
+  finite, beyond 2**53, an option the widget does not have)."""
+  options = getattr(widget, "options", None)
+  if options is not None:
+    return value if value in tuple(options) else None
+  if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    return value  # checkboxes, text: the action checks them
+  if not math.isfinite(float(value)):
+    return None
+  low, high = getattr(widget, "min", None), getattr(widget, "max", None)
+  bound = (
+    low
+    if low is not None and value < low
+    else (high if high is not None and value > high else None)
+  )
+  if bound is not None:
+    value = int(bound) if isinstance(value, numbers.Integral) else float(bound)
+  return value if abs(float(value)) <= 2.0**53 else None
 
 
 def set_value(widget: Any, value: Any) -> None:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import Optional, Sequence
+
+from braxviewer import cli
 
 COMMANDS = {
   "train": "train a brax env with PPO and watch it live (the main demo)",
@@ -26,7 +29,7 @@ def _view(argv: Sequence[str]) -> int:
     prog="braxviewer view",
     description="Serve a static page with N copies of an MJCF model on the"
     " training grid, to check the model and the layout before training.",
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    formatter_class=cli.HelpFormatter,
   )
   p.add_argument("model", help="path of an MJCF (.xml) file")
   p.add_argument("--num-envs", type=int, default=16, help="copies to show")
@@ -60,7 +63,6 @@ def _view(argv: Sequence[str]) -> int:
 
   import mujoco
 
-  from braxviewer import cli
   from braxviewer.WebViewerBatched import WebViewerBatched
 
   try:
@@ -80,14 +82,14 @@ def _view(argv: Sequence[str]) -> int:
     with cli.training_session(viewer) as session:
       viewer.run()
       viewer.init(model)
+      if viewer.page is not None:
+        viewer.page.hide_trainer_controls()
       print(
         f"braxviewer: showing {args.num_envs} copies of {args.model};"
         " Ctrl-C to quit.",
         flush=True,
       )
       if args.exit_after is not None:
-        import time
-
         time.sleep(args.exit_after)
       else:
         session.keep_open()

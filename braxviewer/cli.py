@@ -33,6 +33,24 @@ MODES = ("off", "live", "sync")
 INTERRUPT_GRACE_S = 3.0
 
 
+class HelpFormatter(argparse.HelpFormatter):
+  """``--help`` with each flag's default, where it has one worth saying
+  (not None, not a switch's False) and its text does not say it already."""
+
+  def _get_help_string(self, action: argparse.Action) -> str:
+    text = action.help or ""
+    default = action.default
+    if (
+      "default" in text
+      or default is None
+      or default is False
+      or default is argparse.SUPPRESS
+      or action.option_strings == []
+    ):
+      return text
+    return text + " (default: %(default)s)"
+
+
 class UsageError(Exception):
   """Bad command-line input; printed as one line, exit code 2."""
 
@@ -44,11 +62,12 @@ def demo_parser(
   view_envs: int,
   timesteps: int,
   port: int = 8000,
+  timesteps_help: str = "env steps to train for",
 ) -> argparse.ArgumentParser:
   """The flags every demo takes, with that demo's defaults."""
   p = argparse.ArgumentParser(
     description=(doc or "").strip().splitlines()[0] if doc else None,
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    formatter_class=HelpFormatter,
   )
   p.add_argument(
     "--num-envs", type=int, default=num_envs, help="parallel training envs"
@@ -60,12 +79,12 @@ def demo_parser(
     help="training envs shown in the page (the first N)",
   )
   p.add_argument(
-    "--timesteps", type=int, default=timesteps, help="env steps to train for"
+    "--timesteps", type=int, default=timesteps, help=timesteps_help
   )
   p.add_argument(
     "--host",
     default="127.0.0.1",
-    help="interface to serve the page on (0.0.0.0: network)",
+    help="interface to serve the page on (0.0.0.0: the network, with a token)",
   )
   p.add_argument("--port", type=int, default=port, help="port of the page")
   p.add_argument(
@@ -79,7 +98,7 @@ def demo_parser(
     "--evals",
     type=int,
     default=None,
-    help="number of evals (points on the reward curve)",
+    help="number of evals (points on the reward curve; default: 10)",
   )
   p.add_argument(
     "--no-progress", action="store_true", help="no terminal progress bar"

@@ -21,6 +21,7 @@ from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from braxviewer import cli
 from braxviewer.record import format as fmt
 from braxviewer.record.offscreen import (
   PRESETS,
@@ -306,7 +307,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   p = argparse.ArgumentParser(
     prog="braxviewer export",
     description="Render a recording to MP4 (one env, or the grid of all).",
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    formatter_class=cli.HelpFormatter,
   )
   p.add_argument("recording", help="recording directory (record_dir=)")
   p.add_argument(
@@ -325,15 +326,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     metavar="A:B",
     help="training env-step range of the chunks to export",
   )
-  p.add_argument("--source", choices=("train", "eval"), default="train")
+  p.add_argument(
+    "--source",
+    choices=("train", "eval"),
+    default="train",
+    help="training unrolls or eval rollouts",
+  )
   p.add_argument(
     "--camera",
     choices=tuple(PRESETS),
     default=None,
     help="follow (one env) or overview (grid) by default",
   )
-  p.add_argument("--width", type=int, default=640)
-  p.add_argument("--height", type=int, default=480)
+  p.add_argument("--width", type=int, default=640, help="video width")
+  p.add_argument("--height", type=int, default=480, help="video height")
   p.add_argument(
     "--speed", type=float, default=1.0, help="playback speed, 1 = real time"
   )

@@ -173,7 +173,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prog="braxviewer replay",
     description="Serve a recording in the viewer's page: timeline over"
     " training, play/pause, speed, loop, envs, reward plots, MP4 export.",
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    formatter_class=cli.HelpFormatter,
   )
   p.add_argument("recording", help="recording directory (record_dir=)")
   p.add_argument("--host", default="127.0.0.1")

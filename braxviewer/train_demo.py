@@ -32,7 +32,14 @@ GENERIC = dict(episode_length=1000, timesteps=2_000_000)
 
 
 def parser():
-  p = cli.demo_parser(__doc__, num_envs=128, view_envs=16, timesteps=0)
+  p = cli.demo_parser(
+    __doc__,
+    num_envs=128,
+    view_envs=16,
+    timesteps=0,
+    timesteps_help="env steps to train for (default: enough to learn the env"
+    " in minutes on a CPU, e.g. 400,000 for inverted_pendulum)",
+  )
   p.add_argument(
     "--env",
     default="inverted_pendulum",

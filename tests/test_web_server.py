@@ -257,3 +257,29 @@ def test_bad_control_values_from_a_page_are_ignored_with_one_warning_each(
   viewer.on_chunk(make_chunk(t=3, n=1))  # sync still shows and returns
   assert viewer.stats()["frames_shown"] >= ticket_shown + 3
   viewer.close()
+
+
+def test_a_pause_ends_with_the_page_that_made_it_while_others_watch(
+  wait_until,
+):
+  viewer = WebViewer(port=0, mode="sync").run()
+  viewer.init(PUCK_XML)
+  try:
+    with raw_page(viewer) as watcher:
+      with raw_page(viewer) as pauser:
+        assert wait_until(lambda: viewer.clients() == 2, timeout=10)
+        pauser.set(viewer.page.panels.timeline.play, False)
+        assert wait_until(lambda: viewer.playback.player.paused, timeout=10)
+      # the page that paused is gone; the one that stays did not pause
+      assert wait_until(lambda: not viewer.playback.player.paused, timeout=10)
+      assert viewer.clients() == 1 and viewer.mode == Mode.SYNC
+      play = viewer.page.panels.timeline.play
+      assert wait_until(lambda: play.value, timeout=10)  # the page shows it
+      watcher.set(play, False)  # its own pause
+      assert wait_until(lambda: viewer.playback.player.paused, timeout=10)
+    viewer.playback.set_paused(False)
+    viewer.playback.set_paused(True)  # from Python: no page owns it
+    time.sleep(0.5)
+    assert viewer.playback.player.paused
+  finally:
+    viewer.close()

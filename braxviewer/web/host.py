@@ -93,6 +93,7 @@ class PageHost:
       title=self.title,
       recorded=recorded,
       warn=self._warn,
+      on_page_gone=self.playback.page_gone,
     )
     self.playback.start(page, health=self._health, pages=self.clients)
     self._interrupts.start()

@@ -47,6 +47,7 @@ class Page:
     title: the panel's title.
     recorded: replay: the recording's timeline (see :class:`Panels`).
     warn: ``warn(key, message)`` once per key (bad values from a page).
+    on_page_gone: called with a page's client id when it disconnects.
   """
 
   def __init__(
@@ -60,8 +61,10 @@ class Page:
     title: str = "braxviewer",
     recorded: Optional[ChunkSequence] = None,
     warn: Optional[Callable[[str, str], None]] = None,
+    on_page_gone: Callable[[int], None] = lambda client_id: None,
   ):
     self._server = server
+    self._guard = Guard(warn or WarnOnce())
     self._lock = threading.RLock()  # scene, traces, selection
     setup_lighting(server)
     self.panels = Panels(
@@ -73,7 +76,7 @@ class Page:
       mode=mode,
       title=title,
       recorded=recorded,
-      guard=Guard(warn or WarnOnce()),
+      guard=self._guard,
     )
     self._view: Optional[SceneView] = None
     self._traces: Optional[EnvTraces] = None
@@ -85,6 +88,11 @@ class Page:
     self._charts_due = 0.0
     self.update_seconds = Average()  # server-side cost of one drawn frame
     server.on_client_connect(self._on_client)
+    server.on_client_disconnect(lambda client: on_page_gone(client.client_id))
+
+  def acting_page(self) -> Optional[int]:
+    """The page whose control runs now in this thread (None: Python)."""
+    return self._guard.client()
 
   # -- the drawn envs ----------------------------------------------------------
 
@@ -236,6 +244,10 @@ class Page:
   def show_mode(self, mode: str) -> None:
     """The streaming mode widget (a change made from Python)."""
     self.panels.show_mode(mode)
+
+  def hide_trainer_controls(self) -> None:
+    """For a page no trainer feeds (``python -m braxviewer view``)."""
+    self.panels.hide_trainer_controls()
 
   def add_progress(self, env_steps: int, metrics: Mapping[str, Any]) -> None:
     """A progress report for the training curves (thread-safe, cheap)."""

@@ -193,7 +193,8 @@ class Panels:
       self.camera = gui.add_button_group("Camera", PRESETS)
       self.env_info = gui.add_markdown("")
       self.env_folder = gui.add_folder("Reward terms")
-    with tabs.add_tab("Training", viser.Icon.CHART_LINE):
+    self._training_tab = tabs.add_tab("Training", viser.Icon.CHART_LINE)
+    with self._training_tab:
       self.training_folder = gui.add_folder("Progress")
     self.curves = ProgressCurves(gui, self.training_folder)
     self.trace_chart = TraceChart(gui, self.env_folder)
@@ -261,6 +262,14 @@ class Panels:
     set_value(self.follow, follow)
     set_value(self.only, only)
     set_value(self.shadows, shadows)
+
+  def hide_trainer_controls(self) -> None:
+    """A page with no trainer (a model check): no streaming mode, status,
+    timeline or training curves to show."""
+    self.mode.visible = self.status.visible = self.source.visible = False
+    self.timeline.folder.visible = False
+    if not self._training_tab.removed:
+      self._training_tab.remove()
 
   def rebuild_charts(self) -> None:
     """Charts are re-sent whole to a page that connected late."""

@@ -84,6 +84,7 @@ class Playback:
     self._stop = threading.Event()
     self._pages: Callable[[], int] = lambda: 1
     self._alone_since: Optional[float] = None
+    self._holder: Optional[int] = None  # the page that paused or reviewed
     self.shown = RateMeter()  # frames drawn per second
     self.latency = Average()  # seconds from the device to the page
 
@@ -176,7 +177,20 @@ class Playback:
     self.player.go_live()
 
   def set_paused(self, paused: bool) -> None:
+    if paused:
+      self._held_by_acting_page()
     self.player.set_paused(bool(paused))
+
+  def page_gone(self, client_id: int) -> None:
+    """A page closed: a pause or a review it made ends with it (training
+    must not wait on a page that is gone)."""
+    if self._holder is not None and self._holder == client_id:
+      self._holder = None
+      self.player.go_live()
+
+  def _held_by_acting_page(self) -> None:
+    page = self._page
+    self._holder = page.acting_page() if page is not None else None
 
   def set_speed(self, speed: float) -> None:
     """Playback speed, 1 = real time, clamped to the slider's 0.1 to 4.
@@ -205,6 +219,7 @@ class Playback:
   # -- the loop ------------------------------------------------------------------
 
   def _jump_to(self, position: int) -> None:
+    self._held_by_acting_page()  # a review, from a page or Python
     try:
       frame = self.player.jump(position, self._prepare)
     except ValueError as err:  # an unreadable chunk of a recording

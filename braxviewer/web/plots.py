@@ -7,7 +7,7 @@ the page only when its data changed, at most a few times a second.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import viser
@@ -103,7 +103,7 @@ class ProgressCurves:
     self._latest: Dict[str, float] = {}
     self._dirty: set = set()
     self._stale = False
-    self._charts: Dict[str, Tuple[Tuple[str, ...], viser.GuiUplotHandle]] = {}
+    self._charts: Dict[str, Tuple[Any, viser.GuiUplotHandle]] = {}
     with container:
       self._hint = gui.add_markdown("_No training progress yet._")
 
@@ -170,25 +170,50 @@ class ProgressCurves:
     for title, (steps, values) in snap.items():
       if len(steps) < 1:
         continue
-      labels = tuple(values)
-      data = (steps,) + tuple(values[k] for k in labels)
+      metrics = tuple(values)
+      # Short tick labels (uPlot cuts long ones, and packs them together):
+      # env steps in thousands or millions, large values likewise.
+      x_div, x_unit = _unit(float(np.max(np.abs(steps))))
+      y_div, y_unit = _unit(
+        max(
+          float(np.nanmax(np.abs(v))) if len(v) else 0.0
+          for v in values.values()
+        )
+      )
+      names = tuple(
+        n + (f" ({y_unit})" if y_unit else "") for n in _short_names(metrics)
+      )
+      key = (metrics, x_unit, y_unit)
+      data = (steps / x_div,) + tuple(values[k] / y_div for k in metrics)
       chart = self._charts.get(title)
-      if chart is not None and (chart[0] != labels or stale):
+      if chart is not None and (chart[0] != key or stale):
         chart[1].remove()
         chart = None
       if chart is None:
         with self._container:
           handle = self._gui.add_uplot(
             data,
-            _series(_short_names(labels), "env steps"),
+            _series(names, "env steps" + (f" ({x_unit})" if x_unit else "")),
             title=title,
             aspect=2.0,
             scales={"x": uplot.Scale(time=False)},
+            axes=(uplot.Axis(space=70), uplot.Axis(size=56)),
             cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
           )
-        self._charts[title] = (labels, handle)
+        self._charts[title] = (key, handle)
       else:
         chart[1].data = data
+
+
+def _unit(largest: float) -> Tuple[float, str]:
+  """``(divisor, suffix)`` that keeps numbers up to ``largest`` short."""
+  if not np.isfinite(largest):
+    return 1.0, ""
+  if largest >= 1e6:
+    return 1e6, "M"
+  if largest >= 1e4:
+    return 1e3, "k"
+  return 1.0, ""
 
 
 def _short_names(names: Sequence[str]) -> list:

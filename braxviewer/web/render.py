@@ -120,6 +120,8 @@ class SceneView:
       self._label = server.scene.add_label(
         f"{self.root}/selected_label", "env 0", anchor="bottom-center"
       )
+      # one env: nothing to tell apart, no marker over its head
+      self._marker.visible = self._label.visible = self.num_envs > 1
       sphere = trimesh.creation.icosphere(
         subdivisions=1, radius=0.08 * self.extent
       )
@@ -262,8 +264,12 @@ class SceneView:
       if now - self._marker_at >= _MARKER_PERIOD:
         self._marker_at = now
         self._place_selected()
-      if done is not None:
-        self._mark_done(np.asarray(done, dtype=bool))
+      if done is not None or resized:  # resized: others' dots go too
+        self._mark_done(
+          np.zeros(self.num_envs, bool)
+          if done is None
+          else np.asarray(done, dtype=bool)
+        )
     self._server.flush()
 
   def _choose_levels(

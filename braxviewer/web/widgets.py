@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Dict
+import threading
+from typing import Any, Callable, Dict, Optional
 
 
 def by_user(event: Any) -> bool:
@@ -26,8 +27,17 @@ class Guard:
   def __init__(self, warn: Callable[[str, str], None]):
     self._warn = warn
     self._last_good: Dict[int, Any] = {}
+    self._acting = threading.local()
 
-  def _run(self, name: str, action: Callable[[], object]) -> None:
+  def client(self) -> Optional[int]:
+    """The page whose action runs now in this thread (None: Python)."""
+    return getattr(self._acting, "client", None)
+
+  def _run(
+    self, name: str, action: Callable[[], object], event: Any = None
+  ) -> None:
+    client = getattr(event, "client", None)
+    self._acting.client = getattr(client, "client_id", None)
     try:
       action()
     except (ValueError, TypeError, OverflowError) as err:
@@ -36,6 +46,8 @@ class Guard:
         f"braxviewer: the page sent a {name} the viewer cannot use"
         f" ({' '.join(str(err).split())}); it was ignored.",
       )
+    finally:
+      self._acting.client = None
 
   def on_update(
     self, name: str, action: Callable[[], object], widget: Any = None
@@ -68,7 +80,7 @@ class Guard:
           if fixed is None:
             return
         self._last_good[id(widget)] = widget.value
-      self._run(name, action)
+      self._run(name, action, event)
 
     return callback
 
@@ -78,7 +90,7 @@ class Guard:
     """An ``on_click`` / ``on_trigger`` callback: ``action(event)``."""
 
     def callback(event: Any) -> None:
-      self._run(name, lambda: action(event))
+      self._run(name, lambda: action(event), event)
 
     return callback
 

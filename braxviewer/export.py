@@ -22,6 +22,7 @@ from typing import Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from braxviewer import cli
+from braxviewer.grid import model_extent
 from braxviewer.record import format as fmt
 from braxviewer.record.offscreen import (
   PRESETS,
@@ -31,6 +32,7 @@ from braxviewer.record.offscreen import (
   look,
 )
 from braxviewer.record.reader import Recording
+from braxviewer.scene import BatchedScene
 
 MAX_FPS = 60.0
 StepRange = Tuple[Optional[int], Optional[int]]
@@ -215,8 +217,6 @@ def _export(
   speed: float,
   on_frame,
 ) -> ExportResult:
-  from braxviewer.scene import BatchedScene
-
   configure_gl()
   chunks = rec.chunks(source)
   model = rec.model()
@@ -230,15 +230,21 @@ def _export(
   fps = rate / stride
   total = sum(int(math.ceil(int(chunks.num_steps[i]) / stride)) for i in picked)
   azimuth, elevation = PRESETS[camera]
-  extent = float(model.stat.extent)
-  center = np.asarray(model.stat.center, float)
+  # Frame what is drawn, floors left out (stat.extent counts a big floor).
+  box = model_extent(model)
+  if box is None:
+    center = np.asarray(model.stat.center, float)
+    radius = float(model.stat.extent)
+  else:
+    center, radius = box.mean(0), float(np.linalg.norm(box[1] - box[0]) / 2)
   if grid:
-    spread = np.ptp(scene.offsets, axis=0).max() / 2 if num_envs > 1 else 0
-    target = scene.offsets.mean(0) + center
-    distance = frame_distance(extent + spread)
+    roots = scene.offsets + center
+    target = (roots.min(0) + roots.max(0)) / 2
+    spread = float(np.linalg.norm(roots.max(0) - roots.min(0)) / 2)
+    distance = frame_distance(radius + spread)
   else:
     target = center.copy()
-    distance = frame_distance(extent) * 0.8
+    distance = frame_distance(radius)
   out_dir = os.path.dirname(os.path.abspath(out)) or "."
   os.makedirs(out_dir, exist_ok=True)
   fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=out_dir)

@@ -68,6 +68,8 @@ def test_cli_exports_one_env_over_a_step_range(recording, tmp_path):
   assert first.std() > 10 and 40 < first.mean() < 250  # floor, sky, puck
   red = (first[..., 0] > 150) & (first[..., 1] < 90) & (first[..., 2] < 90)
   assert red.sum() > 50  # the followed env's red puck is in view
+  corners = first[[0, 0, -1, -1], [0, -1, 0, -1]]
+  assert corners.min() > 180  # a light background, not MuJoCo's black
 
 
 def test_grid_export_shows_every_env_and_moves(recording, tmp_path):
@@ -88,6 +90,9 @@ def test_grid_export_shows_every_env_and_moves(recording, tmp_path):
   labels, count = ndimage.label(ndimage.binary_closing(colour, iterations=2))
   areas = ndimage.sum(colour, labels, range(1, count + 1))
   assert sum(a > 50 for a in areas) == 4  # four envs seen from the top
+  ys, xs = np.nonzero(colour)  # framed: centred, and not small in a corner
+  assert abs(xs.mean() - 160) < 40 and abs(ys.mean() - 120) < 40
+  assert np.ptp(xs) > 0.4 * 320 or np.ptp(ys) > 0.4 * 240
 
 
 def test_speed_keeps_at_most_60_frames_per_second(recording, tmp_path):

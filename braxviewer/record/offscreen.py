@@ -98,6 +98,9 @@ class GridRenderer:
       ) from None
     self._data = mujoco.MjData(model)
     self._option = mujoco.MjvOption()
+    light = model.vis.headlight  # brighter than MuJoCo's dim default
+    light.ambient[:] = np.maximum(light.ambient, 0.35)
+    light.diffuse[:] = np.maximum(light.diffuse, 0.65)
     self._option.flags[mujoco.mjtVisFlag.mjVIS_TENDON] = 0
     self._pert = mujoco.MjvPerturb()
     self._geom_rot = _quat_to_mat(model.geom_quat)
@@ -199,7 +202,41 @@ class GridRenderer:
         finally:
           m.geom_rgba[planes] = rgba
           m.geom_matid[planes] = matid
+    self._add_backdrop(scene)
     return renderer.render()
+
+  def _add_backdrop(self, scene) -> None:
+    """A light, evenly lit wall behind everything the camera sees: MuJoCo
+    clears to black where a model has no skybox (a dark video)."""
+    mj = self._mj
+    if scene.ngeom >= scene.maxgeom:
+      return
+    cam = self.camera
+    az, el = math.radians(cam.azimuth), math.radians(cam.elevation)
+    forward = np.array(
+      [math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)]
+    )
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= max(float(np.linalg.norm(right)), 1e-9)
+    up = np.cross(right, forward)
+    depth = 3.0 * float(cam.distance)  # behind the scene, seen from the camera
+    half = 4.0 * depth * math.tan(math.radians(self.model.vis.global_.fovy))
+    geom = scene.geoms[scene.ngeom]
+    mj.mjv_initGeom(
+      geom,
+      mj.mjtGeom.mjGEOM_BOX,
+      np.array([half, half, 1e-3 * depth]),
+      np.asarray(cam.lookat) + forward * (depth - float(cam.distance)),
+      np.stack([right, up, -forward], axis=1).ravel(),
+      np.asarray(BACKDROP_RGBA, np.float32) * [0.46, 0.46, 0.46, 1.0],
+    )
+    # lit by the headlight straight on, plus this glow: about the colour
+    geom.emission = 1.0
+    scene.ngeom += 1
+
+
+# The page's background, near enough (viser's default light theme).
+BACKDROP_RGBA = (0.93, 0.94, 0.96, 1.0)
 
 
 def look(

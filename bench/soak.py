@@ -228,26 +228,36 @@ class Attacks:
       time.sleep(0.5)
     self.done.wait(5.0)
 
+  def _send(self, ws, handle, value) -> None:
+    ws.send(
+      msgspec.msgpack.encode(
+        {
+          "type": "GuiUpdateMessage",
+          "uuid": handle._impl.uuid,
+          "updates": {"value": value},
+        }
+      )
+    )
+
   def held_sync(self) -> None:
+    """A page switches to sync, pauses (training waits), and goes away; a
+    few seconds later a page switches back to live. Its pause must end
+    with it (other pages may be watching): the training never waits on a
+    page that is gone."""
     panels = self.viewer.page.panels
     with self._page() as ws:
       time.sleep(0.3)
-      for handle, value in (
-        (panels.mode, "sync"),
-        (panels.timeline.play, False),
-      ):
-        ws.send(
-          msgspec.msgpack.encode(
-            {
-              "type": "GuiUpdateMessage",
-              "uuid": handle._impl.uuid,
-              "updates": {"value": value},
-            }
-          )
-        )
+      self._send(ws, panels.mode, "sync")
+      self._send(ws, panels.timeline.play, False)
       time.sleep(1.0)  # then the page goes away, sync still paused
     self.counts["held syncs abandoned"] += 1
-    self.done.wait(20.0)
+    if self.done.wait(3.0):
+      return
+    with self._page() as ws:
+      time.sleep(0.3)
+      self._send(ws, panels.mode, "live")
+      time.sleep(0.5)
+    self.done.wait(15.0)
 
   def traversal(self) -> None:
     for path in ("/../../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd"):

@@ -9,18 +9,22 @@ assert the page needed no network.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
 import shutil
 import time
-from typing import Callable, List
+from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlparse
 import warnings
 
+import msgspec
 import mujoco
 import numpy as np
 import pytest
+import viser
+from websockets.sync.client import connect
 
 from braxviewer.frames import FrameChunk
 from braxviewer.record import Recorder, RecorderStats
@@ -177,6 +181,85 @@ def recorded_run(tmp_path_factory) -> RecordedRun:
     recorder.stats,
     [str(w.message) for w in caught if "braxviewer" in str(w.message)],
   )
+
+
+# -- pages without a browser ----------------------------------------------------------
+
+
+class RawPage:
+  """A websocket client speaking viser's protocol, as a page would."""
+
+  def __init__(self, ws):
+    self._ws = ws
+
+  def receive_all(self, quiet_s: float = 1.0) -> int:
+    """Read until nothing came for ``quiet_s``; returns the messages read
+    (a closed connection raises)."""
+    count = 0
+    while True:
+      try:
+        self._ws.recv(timeout=quiet_s if count else 10.0)
+      except TimeoutError:
+        return count
+      count += 1
+
+  def set(self, handle, value) -> None:
+    self._ws.send(
+      msgspec.msgpack.encode(
+        {
+          "type": "GuiUpdateMessage",
+          "uuid": handle._impl.uuid,
+          "updates": {"value": value},
+        }
+      )
+    )
+    time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _raw_page(
+  viewer,
+  origin: Optional[str] = "self",
+  fov: float = 1.3,
+  width: int = 1200,
+  headers: Optional[Dict[str, str]] = None,
+):
+  """Connect like the page does; its first camera message makes viser
+  count it as a page."""
+  url = f"ws://127.0.0.1:{viewer.port}"
+  kwargs = {"additional_headers": headers or {}}
+  if origin is not None:
+    kwargs["origin"] = (
+      f"http://127.0.0.1:{viewer.port}" if (origin == "self") else origin
+    )
+  with connect(
+    url, subprotocols=[f"viser-v{viser.__version__}"], open_timeout=10, **kwargs
+  ) as ws:
+    ws.send(
+      msgspec.msgpack.encode(
+        {
+          "type": "ViewerCameraMessage",
+          "wxyz": [1.0, 0.0, 0.0, 0.0],
+          "position": [0.0, -3.0, 2.0],
+          "fov": fov,
+          "image_height": 700,
+          "image_width": width,
+          "near": 0.01,
+          "far": 100.0,
+          "look_at": [0.0, 0.0, 0.0],
+          "up_direction": [0.0, 0.0, 1.0],
+        }
+      )
+    )
+    yield RawPage(ws)
+
+
+@pytest.fixture(scope="session")
+def raw_page() -> Callable[..., Any]:
+  """``with raw_page(viewer, origin="self", fov=1.3, width=1200,
+  headers=None) as page``: a websocket client that connects as the page
+  does (``page.set(widget, value)``, ``page.receive_all()``)."""
+  return _raw_page
 
 
 # -- the browser -------------------------------------------------------------------

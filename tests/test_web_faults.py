@@ -129,15 +129,16 @@ def test_garbage_on_the_websocket(run, wait_until):
   assert len(messages) == 1 and "could not read" in messages[0]
 
 
-def test_viewer_failing_to_draw(run, monkeypatch, wait_until):
+def test_viewer_failing_to_draw(run, monkeypatch, wait_until, raw_page):
   start, caught = run
   viewer, stream = start(mode="sync")
 
   def broken(self, chunk):
     raise ValueError("bad frame")
 
-  monkeypatch.setattr(BatchedScene, "poses", broken)
-  assert wait_until(lambda: viewer.failed is not None, timeout=15)
-  assert viewer.mode == Mode.OFF
+  with raw_page(viewer):  # a page is open: chunks are posed to be drawn
+    monkeypatch.setattr(BatchedScene, "poses", broken)
+    assert wait_until(lambda: viewer.failed is not None, timeout=15)
+    assert viewer.mode == Mode.OFF
   messages = viewer_warnings(caught)
   assert len(messages) == 1 and "bad frame" in messages[0]

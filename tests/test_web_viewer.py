@@ -13,6 +13,7 @@ import pytest
 from braxviewer import WebViewer, WebViewerBatched
 from braxviewer.frames import fit_envs
 from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
+from braxviewer.scene import BatchedScene
 from braxviewer.synthetic import PUCK_XML
 from braxviewer.web.errors import ViewerWarning
 
@@ -125,16 +126,18 @@ def test_chunks_of_another_env_count_fit_the_scene(running_viewer, make_chunk):
 
 
 def test_timeline_scrubs_back_during_training_and_goes_live(
-  running_viewer, make_chunk
+  running_viewer, make_chunk, raw_page, wait_until
 ):
   v = running_viewer
   v.playback.set_source("train")
-  for i in range(3):
-    v.on_chunk(make_chunk(t=5, dt=0.01, seq=100 + i, steps=1000 * i))
-    time.sleep(0.15)
+  with raw_page(v):  # a page watches: frames are drawn
+    assert wait_until(lambda: v.clients() == 1, timeout=10)
+    for i in range(3):
+      v.on_chunk(make_chunk(t=5, dt=0.01, seq=100 + i, steps=1000 * i))
+      time.sleep(0.15)
+    drawn = v.stats()["update_s"]
   kept = v.playback.timeline
   assert [c.seq for c in kept][-3:] == [100, 101, 102]
-  drawn = v.stats()["update_s"]
   v.playback.set_paused(True)
   v.playback.jump(-3)
   assert v.playback.reviewing and v.playback.player.cursor == kept.end - 3
@@ -153,3 +156,24 @@ def test_timeline_scrubs_back_during_training_and_goes_live(
   assert v.page.selected_env == 1 and v.failed is None and drawn > 0
   with pytest.raises(ValueError, match="history"):
     WebViewerBatched(history=0)
+
+
+def test_with_no_page_open_nothing_is_posed_or_sent_but_the_timeline_goes_on(
+  running_viewer, make_chunk, raw_page, wait_until, monkeypatch
+):
+  v = running_viewer
+  posed = []
+  poses = BatchedScene.poses
+  monkeypatch.setattr(
+    BatchedScene, "poses", lambda self, c: posed.append(c) or poses(self, c)
+  )
+  for i in range(3):
+    v.on_chunk(make_chunk(t=5, dt=0.01, seq=i, steps=100 * i))
+    time.sleep(0.1)
+  assert wait_until(lambda: v.stats()["frames_shown"] >= 10)
+  assert posed == [] and v.stats()["update_s"] is None  # no page: no work
+  assert len(v.playback.timeline) == 3
+  v.playback.set_paused(True)
+  with raw_page(v):  # a page opens on a paused player: it gets the frame
+    assert wait_until(lambda: v.stats()["update_s"] is not None, timeout=10)
+    assert len(posed) == 1

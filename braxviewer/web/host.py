@@ -94,6 +94,7 @@ class PageHost:
       recorded=recorded,
       warn=self._warn,
       on_page_gone=self.playback.page_gone,
+      on_page_open=self.playback.page_opened,
     )
     self.playback.start(page, health=self._health, pages=self.clients)
     self._interrupts.start()

@@ -48,6 +48,7 @@ class Page:
     recorded: replay: the recording's timeline (see :class:`Panels`).
     warn: ``warn(key, message)`` once per key (bad values from a page).
     on_page_gone: called with a page's client id when it disconnects.
+    on_page_open: called when a page connects (or reloads).
   """
 
   def __init__(
@@ -62,7 +63,9 @@ class Page:
     recorded: Optional[ChunkSequence] = None,
     warn: Optional[Callable[[str, str], None]] = None,
     on_page_gone: Callable[[int], None] = lambda client_id: None,
+    on_page_open: Callable[[], None] = lambda: None,
   ):
+    self._on_page_open = on_page_open
     self._server = server
     self._guard = Guard(warn or WarnOnce())
     self._lock = threading.RLock()  # scene, traces, selection
@@ -282,6 +285,7 @@ class Page:
   def _on_client(self, client: Any) -> None:
     del client
     self._charts_due = time.monotonic() + _CHART_REBUILD_DELAY
+    self._on_page_open()
 
   def _show_display(self) -> None:
     self.panels.show_display(

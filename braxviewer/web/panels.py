@@ -209,38 +209,40 @@ class Panels:
   ) -> None:
     if stream is not None:
       self.mode.on_update(
-        g.on_update("mode", lambda: stream.set_mode(self.mode.value), self.mode)
+        g.on_update(
+          "Streaming", lambda: stream.set_mode(self.mode.value), self.mode
+        )
       )
     self.source.on_update(
       g.on_update(
-        "source", lambda: timeline.set_source(self.source.value), self.source
+        "Source", lambda: timeline.set_source(self.source.value), self.source
       )
     )
     self.env.on_update(
-      g.on_update("env index", lambda: c.select_env(self.env.value), self.env)
+      g.on_update("Env", lambda: c.select_env(self.env.value), self.env)
     )
     self.follow.on_update(
       g.on_update(
-        "follow", lambda: c.set_follow(self.follow.value), self.follow
+        "Follow", lambda: c.set_follow(self.follow.value), self.follow
       )
     )
     self.only.on_update(
       g.on_update(
-        "only selected", lambda: c.set_show_only(self.only.value), self.only
+        "Only selected", lambda: c.set_show_only(self.only.value), self.only
       )
     )
     self.shadows.on_update(
       g.on_update(
-        "shadows", lambda: c.set_shadows(self.shadows.value), self.shadows
+        "Shadows", lambda: c.set_shadows(self.shadows.value), self.shadows
       )
     )
     self.camera.on_click(
-      g.on_event("camera", lambda e: c.apply_camera(self.camera.value))
+      g.on_event("Camera", lambda e: c.apply_camera(self.camera.value))
     )
     nxt = self._gui.add_command("Next env", hotkey="arrowright")
     prev = self._gui.add_command("Previous env", hotkey="arrowleft")
-    nxt.on_trigger(g.on_event("env step", lambda e: c.step_env(+1)))
-    prev.on_trigger(g.on_event("env step", lambda e: c.step_env(-1)))
+    nxt.on_trigger(g.on_event("Next env", lambda e: c.step_env(+1)))
+    prev.on_trigger(g.on_event("Previous env", lambda e: c.step_env(-1)))
 
   def set_num_envs(self, num_envs: int) -> None:
     set_attr(self.env, "max", max(num_envs - 1, 1))

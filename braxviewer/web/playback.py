@@ -229,7 +229,14 @@ class Playback:
       self._draw(*frame)
 
   def _prepare(self, entry: Entry) -> None:
-    """Body poses of a chunk about to play."""
+    """A chunk is about to play: its place in sim time, and its body poses
+    when a page is open to see them (with none, nothing is posed or sent:
+    the timeline and the counts go on)."""
+    entry.t0 = self._sim_t + entry.dt
+    if self._pages() > 0:
+      self._pose(entry)
+
+  def _pose(self, entry: Entry) -> None:
     with self._lock:
       poser = self._poser
     if poser is None:
@@ -238,9 +245,24 @@ class Playback:
     if poser.num_envs > 1 and chunk.num_envs != poser.num_envs:
       chunk = entry.chunk = fit_envs(chunk, poser.num_envs)  # e.g. eval
     entry.payload = poser.poses(chunk)
-    entry.t0 = self._sim_t + entry.dt
 
-  def _draw(self, entry: Entry, index: int) -> None:
+  def page_opened(self) -> None:
+    """A page opened: show it the frame on screen (posed now if no page
+    was open when its chunk started, e.g. while paused)."""
+
+    def show_last() -> None:
+      last = self.player.last_frame
+      if last is not None:
+        entry, index = last
+        if entry.payload is None:
+          self._pose(entry)
+        self._draw(entry, index, count=False)
+
+    self.call_soon(show_last)
+
+  def _draw(self, entry: Entry, index: int, count: bool = True) -> None:
+    if entry.payload is None and self._pages() > 0:
+      self._pose(entry)  # a page opened while this chunk played
     poses, page = entry.payload, self._page
     if poses is None or page is None:
       return
@@ -252,6 +274,8 @@ class Playback:
       np.asarray(poses.valid[index]),
       done,
     )
+    if not count:
+      return
     self.shown.add()
     if index == 0 and entry.from_feed:
       self.latency.add(time.time() - chunk.wall_time)

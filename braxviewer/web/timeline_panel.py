@@ -170,39 +170,45 @@ class TimelinePanel:
     g = self._guard = guard
     self.timeline.on_update(
       g.on_update(
-        "timeline position", lambda: c.jump(self.timeline.value), self.timeline
+        "Timeline", lambda: c.jump(self.timeline.value), self.timeline
       )
     )
-    self.prev.on_click(g.on_event("chunk step", lambda e: c.step_chunk(-1)))
-    self.next.on_click(g.on_event("chunk step", lambda e: c.step_chunk(+1)))
+    self.prev.on_click(
+      g.on_event("Previous/Next chunk", lambda e: c.step_chunk(-1))
+    )
+    self.next.on_click(
+      g.on_event("Previous/Next chunk", lambda e: c.step_chunk(+1))
+    )
     if self.to_live is not None:
-      self.to_live.on_click(g.on_event("live", lambda e: c.go_live()))
+      self.to_live.on_click(g.on_event("Live", lambda e: c.go_live()))
     self.play.on_update(
-      g.on_update("play", lambda: c.set_paused(not self.play.value), self.play)
+      g.on_update("Play", lambda: c.set_paused(not self.play.value), self.play)
     )
     self.speed.on_update(
-      g.on_update("speed", lambda: c.set_speed(self.speed.value), self.speed)
+      g.on_update("Speed", lambda: c.set_speed(self.speed.value), self.speed)
     )
     self.loop.on_update(
-      g.on_update("loop", lambda: c.set_loop(self.loop.value), self.loop)
+      g.on_update("Loop", lambda: c.set_loop(self.loop.value), self.loop)
     )
     self.repeat.on_update(
       g.on_update(
-        "repeat", lambda: c.set_repeat(self.repeat.value), self.repeat
+        "Repeat chunk", lambda: c.set_repeat(self.repeat.value), self.repeat
       )
     )
     self.goto.on_update(
       g.on_update(
-        "env step", lambda: c.jump_to_steps(self.goto.value), self.goto
+        "Go to env step", lambda: c.jump_to_steps(self.goto.value), self.goto
       )
     )
     up = gui.add_command("Next chunk", hotkey="arrowup")
     down = gui.add_command("Previous chunk", hotkey="arrowdown")
     space = gui.add_command("Play / pause", hotkey="space")
-    up.on_trigger(g.on_event("chunk step", lambda e: c.step_chunk(+1)))
-    down.on_trigger(g.on_event("chunk step", lambda e: c.step_chunk(-1)))
+    up.on_trigger(g.on_event("Previous/Next chunk", lambda e: c.step_chunk(+1)))
+    down.on_trigger(
+      g.on_event("Previous/Next chunk", lambda e: c.step_chunk(-1))
+    )
     space.on_trigger(
-      g.on_event("play", lambda e: c.set_paused(self.play.value))
+      g.on_event("Play", lambda e: c.set_paused(self.play.value))
     )
 
   def add_export_button(self, on_click: Callable[[Any], None]) -> None:
@@ -215,7 +221,7 @@ class TimelinePanel:
         hint="Selected env, current chunk, follow camera.",
       )
     self.export.on_click(
-      self._guard.on_event("export", lambda e: on_click(e.client))
+      self._guard.on_event("Export MP4", lambda e: on_click(e.client))
     )
 
   def show(self, state: PlaybackState, note: str = "") -> None:

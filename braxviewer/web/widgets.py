@@ -43,7 +43,7 @@ class Guard:
     except (ValueError, TypeError, OverflowError) as err:
       self._warn(
         f"control-{name}",
-        f"braxviewer: the page sent a {name} the viewer cannot use"
+        f"braxviewer: the page sent a value for {name!r} the viewer cannot use"
         f" ({' '.join(str(err).split())}); it was ignored.",
       )
     finally:
@@ -73,7 +73,7 @@ class Guard:
           )
           self._warn(
             f"control-{name}",
-            f"braxviewer: the page sent a {name} the viewer cannot use"
+            f"braxviewer: the page sent a value for {name!r} the viewer cannot use"
             f" ({value!r:.40}); it was "
             + ("ignored." if fixed is None else f"clamped to {fixed!r}."),
           )

@@ -32,7 +32,7 @@ def row(page, label: str):
   return page.locator("label", has_text=label).first.locator("xpath=../../..")
 
 
-def test_a_sync_held_by_a_page_that_closed_falls_back_to_live(
+def test_a_sync_paused_by_a_page_that_closed_goes_on_then_falls_back_to_live(
   chromium, open_page, wait_until
 ):
   viewer = WebViewerBatched(num_envs=2, port=0, mode="sync").run()
@@ -55,8 +55,10 @@ def test_a_sync_held_by_a_page_that_closed_falls_back_to_live(
       time.sleep(1.5)
       assert stream.chunks_sent <= held + 1  # the trainer waits, as asked
       context.close()  # the page goes away, still paused
+      # its pause ends with it; with no page at all, sync falls back to live
+      assert wait_until(lambda: not viewer.playback.player.paused, timeout=10)
+      assert wait_until(lambda: viewer.mode == Mode.LIVE, timeout=30)
       assert wait_until(lambda: stream.chunks_sent > held + 5, timeout=30)
-      assert viewer.mode == Mode.LIVE
     ours = [str(w.message) for w in caught if w.category is ViewerWarning]
     assert len(ours) == 1 and "falls back to live" in ours[0]
   finally:

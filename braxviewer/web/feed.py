@@ -60,6 +60,7 @@ class LiveFeed:
     self._on_orphaned = on_orphaned
     self._orphan_s = float(orphan_s)
     self.interrupted = False  # Ctrl-C: no sync waits until the stream ends
+    self._alone_since: Optional[float] = None  # sync with no page since
     self._ready = ready
     self._on_start = on_start
     self._on_progress = on_progress
@@ -106,22 +107,32 @@ class LiveFeed:
     if chunk.source == "train":
       self._saw_steps(chunk.env_steps)
     sync = self.wanted == Mode.SYNC and not self.interrupted
+    if not sync:
+      self._alone_since = None  # counts only while sync waits
     ticket = self._player.offer(chunk, sync=sync)
     if ticket is None:
       return
-    alone_since: Optional[float] = None
     while not ticket.wait(0.05):
       if self.wanted != Mode.SYNC or self.interrupted or not self._ready():
         return
-      if self._pages() > 0:
-        alone_since = None
-      elif alone_since is None:
-        alone_since = time.monotonic()
-      elif time.monotonic() - alone_since > self._orphan_s:
-        self.wanted = Mode.LIVE
-        self._player.release_all()
-        self._on_orphaned()
+      if self._orphaned():
         return
+
+  def _orphaned(self) -> bool:
+    """Sync with no page open for ``orphan_s`` (counted across chunks):
+    fall back to live. True when it did."""
+    now = time.monotonic()
+    if self._pages() > 0:
+      self._alone_since = None
+    elif self._alone_since is None:
+      self._alone_since = now
+    elif now - self._alone_since > self._orphan_s:
+      self._alone_since = None
+      self.wanted = Mode.LIVE
+      self._player.release_all()
+      self._on_orphaned()
+      return True
+    return False
 
   def on_progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
     self._saw_steps(int(env_steps))

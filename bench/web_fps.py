@@ -49,6 +49,30 @@ RAF = """(seconds) => new Promise(done => {
   }
   requestAnimationFrame(tick);
 })"""
+# Counts the animation frames in which WebGL drew something: viser renders
+# on demand (after an update or a camera move), so animation frames alone
+# say how free the page's main thread is, not how often it draws.
+COUNT_DRAWS = """
+(() => {
+  window.__drawn = false; window.__rendered = 0;
+  for (const proto of [WebGL2RenderingContext.prototype,
+                       WebGLRenderingContext.prototype]) {
+    for (const name of ["drawArrays", "drawElements",
+                        "drawArraysInstanced", "drawElementsInstanced"]) {
+      const f = proto[name];
+      if (!f) continue;
+      proto[name] = function (...a) { window.__drawn = true;
+                                      return f.apply(this, a); };
+    }
+  }
+  const tick = () => {
+    if (window.__drawn) { window.__rendered += 1; window.__drawn = false; }
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})();
+"""
+RENDERED = "() => window.__rendered"
 RENDERER = """() => {
   const gl = document.createElement('canvas').getContext('webgl2');
   const ext = gl && gl.getExtension('WEBGL_debug_renderer_info');
@@ -74,10 +98,13 @@ def measure(
   fps: float,
   width: int,
   height: int,
+  paced: bool = True,
 ) -> dict:
   viewer = WebViewerBatched(num_envs=num_envs, port=0)
   viewer.run()
   viewer.init(model)
+  if not paced:  # as before pacing: every frame due is sent
+    viewer.playback._max_fps = lambda: None
   stream = SyntheticStream(
     viewer,
     model,
@@ -89,6 +116,7 @@ def measure(
   viewer.playback.set_speed((1.0 / fps) / stream.dt)
   stream.start()
   page = browser.new_page(viewport={"width": width, "height": height})
+  page.add_init_script(COUNT_DRAWS)
   messages = []
   page.on(
     "websocket",
@@ -96,6 +124,16 @@ def measure(
       "framereceived", lambda payload: messages.append(time.monotonic())
     ),
   )
+
+  def rendered_per_s(action=None) -> float:
+    n0, t0 = page.evaluate(RENDERED), time.monotonic()
+    while time.monotonic() - t0 < seconds:
+      if action is not None:
+        action()
+      else:
+        time.sleep(0.2)
+    return (page.evaluate(RENDERED) - n0) / (time.monotonic() - t0)
+
   try:
     page.goto(viewer.url)
     page.wait_for_selector("canvas", timeout=60000)
@@ -107,12 +145,31 @@ def measure(
     elapsed = time.monotonic() - t0
     stats = viewer.stats()
     received = (len(messages) - n0) / elapsed
+    drawing = rendered_per_s()
     viewer.playback.set_paused(True)  # the same page with nothing arriving
     time.sleep(1.0)
     idle = page.evaluate(RAF, min(seconds, 5.0))
+    # what the page can draw: nothing arrives, the camera turns all along
+    x, y = width // 3, height // 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    turn = {"dx": 4}
+
+    def orbit() -> None:
+      nonlocal x
+      x += turn["dx"]
+      if not width // 6 < x < width // 2:
+        turn["dx"] = -turn["dx"]
+      page.mouse.move(x, y)
+
+    capacity = rendered_per_s(orbit)
+    page.mouse.up()
     viewer.playback.set_paused(False)
     return dict(
+      paced="yes" if paced else "no",
       envs=num_envs,
+      drawn_per_s=drawing,
+      capacity=capacity,
       raf_fps=raf,
       idle_fps=idle,
       updates_per_s=received,
@@ -139,6 +196,12 @@ def main() -> None:
     default=60.0,
     help="frames per second the viewer tries to push",
   )
+  p.add_argument(
+    "--pacing",
+    choices=("on", "off", "both"),
+    default="both",
+    help="send only as many frames as the page draws (both: side by side)",
+  )
   p.add_argument("--width", type=int, default=1280)
   p.add_argument("--height", type=int, default=800)
   p.add_argument("--chromium", default="/usr/bin/chromium")
@@ -161,24 +224,37 @@ def main() -> None:
     browser = pw.chromium.launch(
       executable_path=args.chromium, args=CHROMIUM_ARGS + args.chromium_arg
     )
+    modes = {"on": [True], "off": [False], "both": [False, True]}
     for n in args.envs:
-      rows.append(
-        measure(
-          browser, model, n, args.seconds, args.fps, args.width, args.height
+      for paced in modes[args.pacing]:
+        rows.append(
+          measure(
+            browser,
+            model,
+            n,
+            args.seconds,
+            args.fps,
+            args.width,
+            args.height,
+            paced,
+          )
         )
-      )
     browser.close()
   print(f"WebGL renderer: {rows[0]['renderer']}")
   print(
-    "| ants | page frames/s, static | page frames/s (rAF), streaming"
+    "| paced | ants | page draws/s, streaming | page draws/s, camera turning,"
+    " nothing arriving (capacity) | streaming / capacity"
+    " | animation frames/s, static | animation frames/s, streaming"
     " | updates received/s | new frames shown/s"
     " | frames pushed/s (server) | server ms/frame (pose+send)"
     " | kinematics ms/frame | triangles drawn |"
   )
-  print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+  print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
   for r in rows:
     print(
-      f"| {r['envs']} | {r['idle_fps']:.1f} | {r['raf_fps']:.1f} |"
+      f"| {r['paced']} | {r['envs']} | {r['drawn_per_s']:.1f} |"
+      f" {r['capacity']:.1f} | {r['drawn_per_s'] / max(r['capacity'], 1e-9):.2f}"
+      f" | {r['idle_fps']:.1f} | {r['raf_fps']:.1f} |"
       f" {r['updates_per_s']:.1f} |"
       f" {r['new_frames_per_s']:.1f} | {r['pushed_per_s']:.1f} |"
       f" {r['update_ms']:.2f} | {r['kinematics_ms']:.2f} |"

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from braxviewer.timeline import ChunkSequence
 from braxviewer.web.errors import WarnOnce
+from braxviewer.web.frame_rates import PageRates
 from braxviewer.web.interrupts import InterruptWatch
 from braxviewer.web.pacing import Player
 from braxviewer.web.page import Page
@@ -50,12 +51,14 @@ class PageHost:
     self.port_fallback = bool(port_fallback)
     self.title = title
     self._warn = WarnOnce()
+    self.rates = PageRates()  # how fast the open pages draw
     self.playback = Playback(
       player,
       status=self._status,
       on_fail=self._on_fail,
       note=self._note,
       warn=self._warn,
+      max_fps=self.rates.fastest,
     )
     self.page: Optional[Page] = None
     self._web: Optional[WebServer] = None
@@ -82,6 +85,7 @@ class PageHost:
       label=self.title,
       on_fault=self._fault,
       token=self.token,
+      on_frames=self.rates.report,
     )
     self.port = web.port
     page = self.page = Page(

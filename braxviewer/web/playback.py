@@ -59,6 +59,8 @@ class Playback:
       whether a warning said so already.
     note: extra text for the timeline's status line.
     warn: the viewer's once-per-kind warnings.
+    max_fps: frames per second the fastest open page draws (None: not
+      known); frames due faster than that are not sent, only the newest.
   """
 
   def __init__(
@@ -69,8 +71,11 @@ class Playback:
     on_fail: Callable[[str, bool], None],
     note: Callable[[], str] = lambda: "",
     warn: Optional[WarnOnce] = None,
+    max_fps: Callable[[], Optional[float]] = lambda: None,
   ):
     self.player = player
+    self._max_fps = max_fps
+    self._drawn_at = 0.0
     self._status = status
     self._on_fail = on_fail
     self._note = note
@@ -86,6 +91,7 @@ class Playback:
     self._alone_since: Optional[float] = None
     self._holder: Optional[int] = None  # the page that paused or reviewed
     self.shown = RateMeter()  # frames drawn per second
+    self.skipped = 0  # frames not sent: the pages draw slower
     self.latency = Average()  # seconds from the device to the page
 
   # -- lifecycle -----------------------------------------------------------------
@@ -261,6 +267,8 @@ class Playback:
     self.call_soon(show_last)
 
   def _draw(self, entry: Entry, index: int, count: bool = True) -> None:
+    if count and self._too_soon(entry, index):
+      return
     if entry.payload is None and self._pages() > 0:
       self._pose(entry)  # a page opened while this chunk played
     poses, page = entry.payload, self._page
@@ -286,6 +294,18 @@ class Playback:
       done > 0,
       {k: np.asarray(v[index]) for k, v in chunk.metrics.items()},
     )
+
+  def _too_soon(self, entry: Entry, index: int) -> bool:
+    """Whether to leave this frame out: the pages draw slower than frames
+    come (the last frame of a chunk is always sent)."""
+    fps = self._max_fps()
+    now = time.monotonic()
+    last = index == entry.chunk.num_steps - 1
+    if fps and not last and now - self._drawn_at < 0.8 / fps:
+      self.skipped += 1
+      return True
+    self._drawn_at = now
+    return False
 
   def _release_orphaned_hold(self, now: float) -> None:
     player = self.player

@@ -22,14 +22,16 @@ import sys
 import threading
 import time
 from typing import Any, Callable, Iterator, List, Optional, Union
+import urllib.parse
 import warnings
 
 import viser
+from viser._messages import RunJavascriptMessage
 import websockets.asyncio.server as ws_server
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from braxviewer.web import access
+from braxviewer.web import access, frame_rates
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 
 Token = Union[str, bool, None]  # "auto", a secret, or False/None: none
@@ -100,14 +102,23 @@ def pick_port(host: str, port: int, fallback: bool, tries: int = 100) -> int:
 
 
 def _guard(
-  rules: access.Access, inner: Optional[Callable[..., Any]]
+  rules: access.Access,
+  inner: Optional[Callable[..., Any]],
+  on_frames: Optional[Callable[[str, int], None]] = None,
 ) -> Callable[..., Any]:
   """A websockets ``process_request`` that applies ``rules`` before
-  ``inner`` (viser's file server)."""
+  ``inner`` (viser's file server), and takes the pages' frame reports
+  (:mod:`frame_rates`)."""
 
   async def process_request(connection: Any, request: Any) -> Any:
     headers = {k.lower(): v for k, v in request.headers.raw_items()}
     refusal = rules.check(request.path, headers)
+    if refusal is None and request.path.startswith(frame_rates.FRAMES_PATH):
+      query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
+      page, count = query.get("page", [""])[0], query.get("n", [""])[0]
+      if on_frames is not None and page and count.isdigit():
+        on_frames(page[:32], int(count))
+      return Response(204, "No Content", Headers(), b"")
     if refusal is not None:
       return Response(
         refusal.status,
@@ -127,7 +138,9 @@ def _guard(
 
 
 @contextlib.contextmanager
-def _guarded_serve(rules: access.Access) -> Iterator[List[bool]]:
+def _guarded_serve(
+  rules: access.Access, on_frames: Optional[Callable[[str, int], None]]
+) -> Iterator[List[bool]]:
   """While viser starts, its websockets server gets :func:`_guard` in front
   of its own request handler (viser has no hook for it). Yields a list that
   holds True once the guard was installed."""
@@ -135,7 +148,9 @@ def _guarded_serve(rules: access.Access) -> Iterator[List[bool]]:
   original = ws_server.serve
 
   def serve(*args: Any, **kwargs: Any) -> Any:
-    kwargs["process_request"] = _guard(rules, kwargs.get("process_request"))
+    kwargs["process_request"] = _guard(
+      rules, kwargs.get("process_request"), on_frames
+    )
     installed.append(True)
     return original(*args, **kwargs)
 
@@ -201,6 +216,8 @@ class WebServer:
     token: ``"auto"``: a random token when serving beyond loopback, none on
       loopback; a string: that token, always; False or None: no token, also
       beyond loopback (with a warning).
+    on_frames: ``on_frames(page, frames)`` for each page's frame count
+      (see :mod:`frame_rates`; None: the pages are not asked).
 
   Raises:
     ValueError: a port outside 0..65535, or a host that does not resolve.
@@ -215,6 +232,7 @@ class WebServer:
     label: Optional[str] = None,
     on_fault: Optional[Callable[[str], None]] = None,
     token: Token = "auto",
+    on_frames: Optional[Callable[[str, int], None]] = None,
   ):
     check_port(port)
     loopback = access.is_loopback(host)
@@ -248,7 +266,7 @@ class WebServer:
     for logger in self._loggers:
       logger.addFilter(self._fault_filter)
     try:
-      with _quiet_stdout(), _guarded_serve(self.rules) as guarded:
+      with _quiet_stdout(), _guarded_serve(self.rules, on_frames) as guarded:
         self.server = viser.ViserServer(
           host=host, port=chosen, label=label, verbose=False
         )
@@ -275,6 +293,8 @@ class WebServer:
       raise PortInUseError(
         f"braxviewer: port {chosen} on {host} was taken while starting."
       )
+    if on_frames is not None:  # every page (also later ones) reports
+      ws.queue_message(RunJavascriptMessage(source=frame_rates.SCRIPT))
     if port and self.port != port:
       print(
         f"braxviewer: port {port} is in use; using {self.port} instead.",

@@ -197,13 +197,7 @@ class TrainingSession:
     self._trained = threading.Event()  # training over (the page may stay up)
 
   def train(self, train_fn: Callable[..., Any], **kwargs: Any):
-    """``train_fn(**kwargs, viewer=viewer)``, reporting the eval reward,
-    with JAX's persistent compilation cache on (a re-run starts in
-    seconds; see :mod:`braxviewer.compile_cache`)."""
-    # Imported here: this module also serves replay and view, without JAX.
-    from braxviewer import compile_cache
-
-    compile_cache.enable()
+    """``train_fn(**kwargs, viewer=viewer)``, reporting the eval reward."""
     user_progress = kwargs.pop("progress_fn", None)
 
     def progress(step: int, metrics: dict) -> None:

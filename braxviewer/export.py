@@ -33,6 +33,7 @@ from braxviewer.record.offscreen import (
 )
 from braxviewer.record.reader import Recording
 from braxviewer.scene import BatchedScene
+from braxviewer.timeline import ChunkSequence
 
 MAX_FPS = 60.0
 StepRange = Tuple[Optional[int], Optional[int]]
@@ -186,43 +187,47 @@ def export_video(
   rec = Recording(recording) if own else recording
   try:
     picked = select_chunks(rec, source, steps, None if grid else env)
-    return _export(
-      rec,
+    return render_clip(
+      rec.chunks(source),
+      rec.model(),
       picked,
       os.fspath(out),
-      env,
-      grid,
-      source,
-      camera,
-      width,
-      height,
-      speed,
-      on_frame,
+      env=env,
+      grid=grid,
+      camera=camera,
+      width=width,
+      height=height,
+      speed=speed,
+      on_frame=on_frame,
+      dt=float(rec.stream_info.dt) if rec.stream_info else 0.0,
     )
   finally:
     if own:
       rec.close()
 
 
-def _export(
-  rec: Recording,
+def render_clip(
+  chunks: ChunkSequence,
+  model,
   picked: np.ndarray,
   out: str,
-  env: int,
-  grid: bool,
-  source: str,
-  camera: str,
-  width: int,
-  height: int,
-  speed: float,
-  on_frame,
+  *,
+  env: int = 0,
+  grid: bool = False,
+  camera: str = "follow",
+  width: int = 640,
+  height: int = 480,
+  speed: float = 1.0,
+  on_frame: Optional[Callable[[int, int], None]] = None,
+  dt: float = 0.0,
 ) -> ExportResult:
+  """Render chunks ``picked`` (indices) of any timeline (a recording's, or
+  the live page's) of ``model`` to an MP4 at ``out``; see
+  :func:`export_video` for the rest. ``dt``: seconds per frame when the
+  chunks do not say."""
   configure_gl()
-  chunks = rec.chunks(source)
-  model = rec.model()
   num_envs = int(chunks.num_envs[picked].min())
   scene = BatchedScene(model, num_envs)
-  dt = float(rec.stream_info.dt) if rec.stream_info else 0.0
   first = chunks[int(picked[0])]
   dt = float(first.dt) if first.dt > 0 else (dt or 1 / 30)
   rate = speed / dt

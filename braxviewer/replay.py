@@ -16,13 +16,10 @@ repeat), in a "Replay" folder, plus MP4 export of what is on screen. No JAX.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import tempfile
-import threading
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from braxviewer import cli
 from braxviewer.export import export_video
@@ -103,7 +100,6 @@ class ReplayViewer(PageHost):
       token=token,
     )
     self.playback.set_speed(speed)
-    self._exporting = False
 
   def run(self) -> "ReplayViewer":
     """Serve the page and start playing."""
@@ -116,52 +112,38 @@ class ReplayViewer(PageHost):
     self._show_envs(BatchedScene(self._model, self.num_envs))
     for steps, metrics in self.recording.progress():
       page.add_progress(steps, metrics)
-    page.add_export_button(self._export_clicked)
+    page.add_export_button(
+      self._export_clicked,
+      "Export MP4",
+      "Selected env, current chunk, follow camera.",
+    )
     player.ready = True
     return self
-
-  def _note(self) -> str:
-    return " · _exporting…_" if self._exporting else ""
 
   # -- export ----------------------------------------------------------------
 
   def _export_clicked(self, client: Any) -> None:
     """The page's *Export MP4*: the selected env, the chunk on screen."""
-    if self._exporting or client is None or self.page is None:
+    if self.page is None:
       return
-    self._exporting = True
     cursor = max(self.playback.player.cursor, 0)  # replay: position == index
-    threading.Thread(
-      target=self._export,
-      args=(client, cursor, self.page.selected_env),
-      name="braxviewer-export",
-      daemon=True,
-    ).start()
+    env = self.page.selected_env
+    steps = int(self.playback.timeline.env_steps[cursor])
+    source = self.playback.player.source
+    path = self.recording.path
 
-  def _export(self, client: Any, cursor: int, env: int) -> None:
-    chunks = self.playback.timeline
-    steps = int(chunks.env_steps[cursor])
-    try:
-      with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, f"env{env}_step{steps}.mp4")
-        # a fresh reader: the export thread must not share memory maps
-        export_video(
-          self.recording.path,
-          out,
-          env=env,
-          steps=(steps, steps),
-          source=self.playback.player.source,
-        )
-        with open(out, "rb") as f:
-          data = f.read()
-      client.send_file_download(os.path.basename(out), data)
-    except Exception as err:  # report it in the page that asked
-      with contextlib.suppress(Exception):
-        client.add_notification(
-          "Export failed", " ".join(str(err).split()), color="red"
-        )
-    finally:
-      self._exporting = False
+    def render(out: str, on_frame: Callable[[int, int], None]) -> None:
+      # a fresh reader: the export thread must not share memory maps
+      export_video(
+        path,
+        out,
+        env=env,
+        steps=(steps, steps),
+        source=source,
+        on_frame=on_frame,
+      )
+
+    self._send_video(client, f"env{env}_step{steps}.mp4", render)
 
 
 # -- command line ----------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 from brax import envs
 
-from braxviewer import cli
+from braxviewer import cli, compile_cache
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.WebViewerBatched import WebViewerBatched
 
@@ -68,6 +68,7 @@ def _prepare(args) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = cli.parse_demo_args(parser(), argv, prepare=_prepare)
+  compile_cache.enable()  # a second run starts training in seconds
 
   env = envs.get_environment(args.env, backend=args.backend)
   viewer = WebViewerBatched(

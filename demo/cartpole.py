@@ -16,7 +16,7 @@ from brax.io import mjcf
 import jax
 import jax.numpy as jnp
 
-from braxviewer import cli
+from braxviewer import cli, compile_cache
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.WebViewer import WebViewer
 
@@ -109,6 +109,7 @@ def main(argv=None) -> int:
     __doc__, num_envs=128, view_envs=1, timesteps=300_000
   )
   args = cli.parse_demo_args(parser, argv, prepare=_one_view_env)
+  compile_cache.enable()  # a second run starts training in seconds
 
   env = CartPole()
   viewer = WebViewer(host=args.host, port=args.port, mode=args.mode)

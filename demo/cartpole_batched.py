@@ -15,7 +15,7 @@ import sys
 from cartpole import CARTPOLE_XML, CartPole
 import mujoco
 
-from braxviewer import cli
+from braxviewer import cli, compile_cache
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.WebViewerBatched import WebViewerBatched
 
@@ -25,6 +25,7 @@ def main(argv=None) -> int:
     __doc__, num_envs=128, view_envs=8, timesteps=300_000
   )
   args = cli.parse_demo_args(parser, argv)
+  compile_cache.enable()  # a second run starts training in seconds
 
   columns = math.ceil(math.sqrt(args.view_envs))
   grid_dims = (columns, math.ceil(args.view_envs / columns), 1)

@@ -13,7 +13,7 @@ import sys
 
 from mujoco_playground import registry, wrapper
 
-from braxviewer import cli
+from braxviewer import cli, compile_cache
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.WebViewerBatched import WebViewerBatched
 
@@ -37,6 +37,7 @@ def main(argv=None) -> int:
       )
 
   args = cli.parse_demo_args(parser, argv, prepare=check_env)
+  compile_cache.enable()  # a second run starts training in seconds
 
   if not args.verbose:  # Warp's notes on CUDA and its kernel cache
     with contextlib.suppress(ImportError):

@@ -177,3 +177,37 @@ def test_with_no_page_open_nothing_is_posed_or_sent_but_the_timeline_goes_on(
   with raw_page(v):  # a page opens on a paused player: it gets the frame
     assert wait_until(lambda: v.stats()["update_s"] is not None, timeout=10)
     assert len(posed) == 1
+
+
+class _FakeClient:
+  """What a page's button click hands the viewer: downloads, notes."""
+
+  def __init__(self):
+    self.files, self.notes = [], []
+
+  def send_file_download(self, name, data, **kwargs):
+    self.files.append((name, data))
+
+  def add_notification(self, *args, **kwargs):
+    self.notes.append(args)
+
+
+def test_save_clip_sends_the_timeline_as_mp4_of_the_followed_env_or_grid(
+  running_viewer, make_chunk, wait_until
+):
+  v = running_viewer
+  client = _FakeClient()
+  v._save_clip(client)  # the button's handler: nothing received yet
+  assert client.notes and not client.files
+  for i in range(3):
+    v.on_chunk(make_chunk(t=4, dt=0.05, seq=i, steps=100 * (i + 1)))
+  v.page.set_follow(True)
+  v.page.select_env(1)
+  v._save_clip(client)
+  assert wait_until(lambda: client.files, timeout=120)
+  ((name, data),) = client.files
+  assert name == "env1_steps100-300.mp4" and data[4:8] == b"ftyp"
+  v.page.set_follow(False)
+  v._save_clip(client)
+  assert wait_until(lambda: len(client.files) == 2, timeout=120)
+  assert client.files[1][0].startswith("grid_")

@@ -9,8 +9,15 @@ and stopped together, and the envs drawn from a pose engine. No JAX.
 from __future__ import annotations
 
 import atexit
-from typing import Any, Optional
+import contextlib
+import os
+import tempfile
+import threading
+from typing import Any, Callable, Optional
 
+import numpy as np
+
+from braxviewer.export import render_clip
 from braxviewer.timeline import ChunkSequence
 from braxviewer.web.errors import WarnOnce
 from braxviewer.web.frame_rates import PageRates
@@ -64,6 +71,7 @@ class PageHost:
     self._web: Optional[WebServer] = None
     self._closed = False
     self._interrupts = InterruptWatch(self._interrupted)
+    self._clip_progress: Optional[float] = None  # a video being made
 
   # -- lifecycle -----------------------------------------------------------------
 
@@ -186,7 +194,75 @@ class PageHost:
     return Status()
 
   def _note(self) -> str:
-    return ""
+    progress = self._clip_progress
+    return "" if progress is None else f" · _making a video… {progress:.0%}_"
+
+  def _save_clip(self, client: Any) -> None:
+    """The live page's *Save clip*: an MP4 of what the timeline holds, the
+    followed env with the follow camera, else every env on the grid."""
+    model, page = self._video_model(), self.page
+    timeline = self.playback.timeline  # a snapshot: training goes on
+    if model is None or page is None or not len(timeline):
+      if client is not None:
+        client.add_notification("No video", "Nothing received yet.")
+      return
+    env, grid = page.selected_env, not page.following
+    steps = timeline.env_steps
+    name = ("grid" if grid else f"env{env}") + (
+      f"_steps{int(steps.min())}-{int(steps.max())}.mp4"
+    )
+
+    def render(out: str, on_frame: Callable[[int, int], None]) -> None:
+      render_clip(
+        timeline,
+        model,
+        np.arange(len(timeline)),
+        out,
+        env=env,
+        grid=grid,
+        camera="overview" if grid else "follow",
+        on_frame=on_frame,
+      )
+
+    self._send_video(client, name, render)
+
+  def _video_model(self) -> Any:
+    """The MjModel videos draw (None: none yet)."""
+    return None
+
+  def _send_video(
+    self,
+    client: Any,
+    name: str,
+    render: Callable[[str, Callable[[int, int], None]], object],
+  ) -> None:
+    """Render a video in a helper thread (``render(path, on_frame)``) and
+    hand it to ``client``'s browser as a download; the timeline's status
+    line shows the progress, a failure shows in that page."""
+    if client is None or self._clip_progress is not None:
+      return  # one at a time
+    self._clip_progress = 0.0
+
+    def progress(done: int, total: int) -> None:
+      self._clip_progress = done / max(total, 1)
+
+    def work() -> None:
+      try:
+        with tempfile.TemporaryDirectory() as tmp:
+          path = os.path.join(tmp, name)
+          render(path, progress)
+          with open(path, "rb") as f:
+            data = f.read()
+        client.send_file_download(name, data)
+      except Exception as err:  # report it in the page that asked
+        with contextlib.suppress(Exception):
+          client.add_notification(
+            "No video", " ".join(str(err).split()), color="red"
+          )
+      finally:
+        self._clip_progress = None
+
+    threading.Thread(target=work, name="braxviewer-video", daemon=True).start()
 
   def _on_fail(self, reason: str, warned: bool) -> None:
     if not warned:

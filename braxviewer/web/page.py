@@ -276,9 +276,11 @@ class Page:
     self.panels.curves.refresh()
     self.panels.timeline.show(playback, note=note)
 
-  def add_export_button(self, on_click) -> None:
-    """An *Export MP4* button in the timeline folder; ``on_click(client)``."""
-    self.panels.timeline.add_export_button(on_click)
+  def add_export_button(
+    self, on_click: Callable[[Any], None], label: str, hint: str
+  ) -> None:
+    """A video button in the timeline folder; ``on_click(client)``."""
+    self.panels.timeline.add_export_button(on_click, label, hint)
 
   # -- internals -----------------------------------------------------------------
 

@@ -211,17 +211,17 @@ class TimelinePanel:
       g.on_event("Play", lambda e: c.set_paused(self.play.value))
     )
 
-  def add_export_button(self, on_click: Callable[[Any], None]) -> None:
-    """An *Export MP4* button in this folder; ``on_click(client)`` with the
-    page that clicked it."""
+  def add_export_button(
+    self, on_click: Callable[[Any], None], label: str, hint: str
+  ) -> None:
+    """A video button in this folder; ``on_click(client)`` with the page
+    that clicked it."""
     with self.folder:
       self.export = self._gui.add_button(
-        "Export MP4",
-        icon=viser.Icon.MOVIE,
-        hint="Selected env, current chunk, follow camera.",
+        label, icon=viser.Icon.MOVIE, hint=hint
       )
     self.export.on_click(
-      self._guard.on_event("Export MP4", lambda e: on_click(e.client))
+      self._guard.on_event(label, lambda e: on_click(e.client))
     )
 
   def show(self, state: PlaybackState, note: str = "") -> None:

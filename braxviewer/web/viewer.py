@@ -111,8 +111,13 @@ class WebViewerBase(PageHost):
   def run(self) -> "WebViewerBase":
     """Start the web server in the background and print the page's URL."""
     if self.page is None:
-      self._serve(
+      page = self._serve(
         stream=self, mode=self._feed.wanted.value, num_envs=self._envs_guess()
+      )
+      page.add_export_button(
+        self._save_clip,
+        "Save clip",
+        "An MP4 of the timeline: the followed env, else the grid.",
       )
       if self._model is not None:
         self._show(self._envs_guess())
@@ -200,6 +205,9 @@ class WebViewerBase(PageHost):
   def failed(self) -> Optional[str]:
     """Why the viewer turned itself off, or None."""
     return self._failed
+
+  def _video_model(self) -> Optional[mujoco.MjModel]:
+    return self._model
 
   def _stream_stats(self) -> dict:
     return self._feed.stats()

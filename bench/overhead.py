@@ -37,7 +37,7 @@ from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import train as upstream
 import jax
 
-from braxviewer import HeadlessViewer
+from braxviewer import HeadlessViewer, WebViewerBatched
 from braxviewer.brax.training.agents.ppo import train as ours
 
 _COMPILE_EVENTS = (
@@ -65,18 +65,30 @@ class _CompileClock:
     self.backend_compiles = 0
 
 
-class _CyclingViewer(HeadlessViewer):
-  """Runs each epoch after the warm-up in the next mode of ``cycle``."""
+def _cycling(viewer, cycle):
+  """``viewer`` runs each epoch after the warm-up in the next mode of
+  ``cycle`` (``viewer.next_epoch(i)``; the modes run: ``epoch_modes``)."""
+  viewer.epoch_modes = []
 
-  def __init__(self, num_envs, cycle):
-    super().__init__(num_envs, mode=cycle[0], max_chunks=8)
-    self.cycle = list(cycle)
-    self.epoch_modes = []
+  def next_epoch(index):
+    mode = cycle[index % len(cycle)]
+    viewer.set_mode(mode)
+    viewer.epoch_modes.append(mode)
 
-  def next_epoch(self, index):
-    mode = self.cycle[index % len(self.cycle)]
-    self.set_mode(mode)
-    self.epoch_modes.append(mode)
+  viewer.next_epoch = next_epoch
+  return viewer
+
+
+def _viewer(kind: str, env, num_envs: int, cycle):
+  if kind == "headless":
+    return _cycling(
+      HeadlessViewer(num_envs, mode=cycle[0], max_chunks=8), cycle
+    )
+  # the web viewer with no page open: what live costs with nobody watching
+  viewer = WebViewerBatched(num_envs=num_envs, port=0, mode=cycle[0])
+  viewer.run()
+  viewer.init(env)
+  return _cycling(viewer, cycle)
 
 
 def main() -> None:
@@ -97,6 +109,13 @@ def main() -> None:
     "--modes",
     default="off,live,sync",
     help="viewer modes cycled epoch by epoch in one run",
+  )
+  p.add_argument(
+    "--viewer",
+    choices=("headless", "web"),
+    default="headless",
+    help="headless: what the trainer pays; web: WebViewerBatched with no"
+    " page open (use --modes off,live: sync needs a page)",
   )
   p.add_argument("--json", help="also write the results here")
   args = p.parse_args()
@@ -145,6 +164,8 @@ def main() -> None:
     clock.reset()
     kw = {} if viewer is None else {"viewer": viewer}
     train_fn(environment=env, seed=seed, progress_fn=progress, **cfg, **kw)
+    if hasattr(viewer, "close"):
+      viewer.close()
     steady = sps[2:]  # epochs 1-2 hold the compiles (upstream: two)
     # CPU seconds per million env steps of epochs 3, 4, ... (+ their evals).
     cpu_steady = [
@@ -178,7 +199,7 @@ def main() -> None:
     lambda r: run("upstream", upstream.train, r),
     lambda r: run("none", ours.train, r),
     lambda r: run(
-      "viewer", ours.train, r, _CyclingViewer(args.view_envs, modes)
+      "viewer", ours.train, r, _viewer(args.viewer, env, args.view_envs, modes)
     ),
   ]
   for r in range(args.rounds):

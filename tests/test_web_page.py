@@ -294,3 +294,40 @@ def test_two_tabs_and_reload_reconnect(
   choose_mode(page, "off")  # the reloaded page still drives the trainer
   assert wait_until(lambda: viewer.mode == Mode.OFF, timeout=5)
   assert page.blocked == []
+
+
+def test_live_after_a_review_plays_again_once_training_has_ended(
+  page, open_page, scene_pixels, wait_until
+):
+  viewer = WebViewerBatched(
+    num_envs=N, grid_dims=(4, 2, 1), env_offset=(1.3, 1.3, 1.0), port=0
+  ).run()
+  model = mujoco.MjModel.from_xml_string(PUCK_XML)
+  viewer.init(model)
+  stream = SyntheticStream(
+    viewer, model, chunk_length=10, frame_skip=5, chunks_per_s=10.0
+  ).start()
+  try:
+    assert wait_until(lambda: len(viewer.playback.timeline) >= 12, timeout=60)
+    stream.stop()  # training is over: no new chunk will come
+    open_page(page, viewer.url)  # a page opened after the end
+    click_tab(page, "Live")
+    box = row(page, "Timeline").get_by_role("textbox")
+    box.fill("2")
+    box.press("Enter")
+    assert wait_until(lambda: viewer.playback.reviewing, timeout=10)
+    row(page, "Play").get_by_role("checkbox").click()  # paused on chunk 2
+    assert wait_until(lambda: viewer.playback.player.paused, timeout=10)
+    assert wait_until(lambda: still(scene_pixels, page), timeout=10)
+    reviewed = scene_pixels(page)
+    page.get_by_role("button", name="Live", exact=True).click()
+    newest = viewer.playback.timeline.end - 1
+    assert wait_until(lambda: viewer.playback.player.cursor == newest, 10)
+    assert not viewer.playback.reviewing and not viewer.playback.player.paused
+    assert wait_until(
+      lambda: np.abs(scene_pixels(page).astype(int) - reviewed).max() > 40,
+      timeout=10,
+    )  # the newest chunk is on screen, not the reviewed one
+  finally:
+    stream.stop()
+    viewer.close()

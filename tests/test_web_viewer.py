@@ -211,3 +211,20 @@ def test_save_clip_sends_the_timeline_as_mp4_of_the_followed_env_or_grid(
   v._save_clip(client)
   assert wait_until(lambda: len(client.files) == 2, timeout=120)
   assert client.files[1][0].startswith("grid_")
+
+
+def test_a_still_scene_gets_finer_when_a_page_looks_closer(
+  raw_page, wait_until
+):
+  viewer = WebViewerBatched(num_envs=4, port=0, mode="off").run()
+  viewer.init(PUCK_XML)  # nothing streams: a model check (the view page)
+  try:
+    view = viewer.page.view
+    assert view is not None and view.detail_levels("capsule") is not None
+    assert view.detail_levels("capsule").max() == 0  # no page: coarse
+    with raw_page(viewer):  # a page whose camera is close to the envs
+      assert wait_until(
+        lambda: view.detail_levels("capsule").max() > 0, timeout=10
+      )
+  finally:
+    viewer.close()

@@ -90,6 +90,7 @@ class Page:
     self._shadows = False
     self._charts_due = 0.0
     self.update_seconds = Average()  # server-side cost of one drawn frame
+    self._shown_at = 0.0  # perf_counter of the last frame shown
     server.on_client_connect(self._on_client)
     server.on_client_disconnect(lambda client: on_page_gone(client.client_id))
 
@@ -169,6 +170,7 @@ class Page:
         xpos = np.where(valid[:, None, None], xpos, last[0])
         xquat = np.where(valid[:, None, None], xquat, last[1])
       self._last_pose = (xpos, xquat)
+      self._shown_at = started
       view.show(xpos, xquat, done=np.asarray(done) > 0)
       if self._follow:
         self._center_selected()
@@ -269,6 +271,13 @@ class Page:
           self._traces.dirty = True
     self.panels.show_status(status)
     with self._lock:
+      view = self._view
+      if (
+        view is not None
+        and time.perf_counter() - self._shown_at > 0.3  # nothing playing
+        and view.detail_stale()
+      ):
+        self._redraw()  # a still scene, a camera that moved: finer or coarser
       traces = self._traces
       if traces is not None and traces.dirty:
         traces.dirty = False

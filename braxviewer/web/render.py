@@ -11,7 +11,7 @@ instance is drawn as coarsely as its size on the open pages allows (see
 from __future__ import annotations
 
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import mujoco
 import numpy as np
@@ -56,6 +56,14 @@ def body_extent(model: mujoco.MjModel, data: mujoco.MjData) -> float:
   center = (pos.max(axis=0) + pos.min(axis=0)) / 2
   reach = np.linalg.norm(pos - center, axis=1) + model.geom_rbound[geoms]
   return float(np.clip(reach.max(), 0.05, 50.0))
+
+
+def _signature(views) -> Tuple:
+  """The cameras' positions (to a centimetre), fields of view and heights."""
+  return tuple(
+    (tuple(np.round(v.position, 2)), round(v.fov, 3), v.height_px)
+    for v in views
+  )
 
 
 def _tracked_body(model: mujoco.MjModel) -> int:
@@ -106,6 +114,7 @@ class SceneView:
     self._handles: List[List] = []
     self._levels: List[Optional[np.ndarray]] = [None] * len(self._parts.shapes)
     self._detail_at = -np.inf
+    self._views_seen: Tuple = ()
     with server.atomic():
       self._floor = self._add_floor(data)
       for shape in self._parts.shapes:
@@ -252,6 +261,7 @@ class SceneView:
     if resized or now - self._detail_at >= _DETAIL_PERIOD:
       self._detail_at = now
       views = detail.views_of(self._server.get_clients().values())
+      self._views_seen = _signature(views)
     with self._server.atomic():
       if self._floor is not None:
         self._floor.cover(self.roots[sel])
@@ -351,6 +361,12 @@ class SceneView:
         counts = np.bincount(levels, minlength=len(meshes))
         total += sum(int(n) * m.triangles for n, m in zip(counts, meshes))
     return total
+
+  def detail_stale(self) -> bool:
+    """Whether the pages' cameras moved (or pages came or went) since the
+    levels of detail were chosen: a still scene needs a redraw then."""
+    views = detail.views_of(self._server.get_clients().values())
+    return _signature(views) != self._views_seen
 
   def detail_levels(self, kind: str) -> Optional[np.ndarray]:
     """The level of detail (0: coarsest) of each drawn instance of the

@@ -68,7 +68,7 @@ def _prepare(args) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = cli.parse_demo_args(parser(), argv, prepare=_prepare)
-  compile_cache.enable()  # a second run starts training in seconds
+  compile_cache.enable()  # on a GPU, a second run skips compiling
 
   env = envs.get_environment(args.env, backend=args.backend)
   viewer = WebViewerBatched(

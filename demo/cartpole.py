@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     __doc__, num_envs=128, view_envs=1, timesteps=300_000
   )
   args = cli.parse_demo_args(parser, argv, prepare=_one_view_env)
-  compile_cache.enable()  # a second run starts training in seconds
+  compile_cache.enable()  # on a GPU, a second run skips compiling
 
   env = CartPole()
   viewer = WebViewer(host=args.host, port=args.port, mode=args.mode)

@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     __doc__, num_envs=128, view_envs=8, timesteps=300_000
   )
   args = cli.parse_demo_args(parser, argv)
-  compile_cache.enable()  # a second run starts training in seconds
+  compile_cache.enable()  # on a GPU, a second run skips compiling
 
   columns = math.ceil(math.sqrt(args.view_envs))
   grid_dims = (columns, math.ceil(args.view_envs / columns), 1)

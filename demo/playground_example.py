@@ -37,7 +37,7 @@ def main(argv=None) -> int:
       )
 
   args = cli.parse_demo_args(parser, argv, prepare=check_env)
-  compile_cache.enable()  # a second run starts training in seconds
+  compile_cache.enable()  # on a GPU, a second run skips compiling
 
   if not args.verbose:  # Warp's notes on CUDA and its kernel cache
     with contextlib.suppress(ImportError):

@@ -79,7 +79,7 @@ def _trained_and_streamed(proc) -> None:
 )
 def test_each_demo_trains_streams_and_exits_cleanly(script, extra):
   _trained_and_streamed(_run([script, *TINY_FLAGS, *extra]))
-  # what it compiled is kept: a second run starts in seconds
+  # the cache directory asked for (BRAXVIEWER_COMPILE_CACHE) is used
   assert len(os.listdir(CACHE)) > 0
 
 

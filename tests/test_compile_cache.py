@@ -1,0 +1,71 @@
+"""The compile cache: on where it pays (GPU/TPU) or where asked, never
+silently elsewhere."""
+
+from __future__ import annotations
+
+import jax
+import pytest
+
+from braxviewer import compile_cache
+
+SETTINGS = (
+  "jax_compilation_cache_dir",
+  "jax_persistent_cache_min_compile_time_secs",
+  "jax_persistent_cache_min_entry_size_bytes",
+)
+
+
+@pytest.fixture
+def jax_settings():
+  """Put JAX's cache settings back after the test (they are global)."""
+  before = {name: getattr(jax.config, name) for name in SETTINGS}
+  yield
+  for name, value in before.items():
+    jax.config.update(name, value)
+
+
+def test_on_a_cpu_the_cache_stays_off_unless_asked(monkeypatch, jax_settings):
+  assert jax.default_backend() == "cpu"
+  monkeypatch.delenv(compile_cache.ENV_VAR, raising=False)
+  before = jax.config.jax_compilation_cache_dir
+  assert compile_cache.enable() is None
+  assert jax.config.jax_compilation_cache_dir == before
+
+
+def test_a_directory_in_the_environment_turns_it_on_there(
+  monkeypatch, tmp_path, jax_settings
+):
+  where = str(tmp_path / "cache")
+  monkeypatch.setenv(compile_cache.ENV_VAR, where)
+  assert compile_cache.enable() == where
+  assert jax.config.jax_compilation_cache_dir == where
+  assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
+
+
+def test_on_cpu_true_uses_the_default_directory(
+  monkeypatch, tmp_path, jax_settings
+):
+  monkeypatch.delenv(compile_cache.ENV_VAR, raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+  expected = str(tmp_path / "braxviewer" / "jax")
+  assert compile_cache.enable(on_cpu=True) == expected
+  assert jax.config.jax_compilation_cache_dir == expected
+
+
+@pytest.mark.parametrize("word", ["0", "off", "no"])
+def test_zero_turns_it_off_even_when_asked(monkeypatch, word, jax_settings):
+  monkeypatch.setenv(compile_cache.ENV_VAR, word)
+  before = jax.config.jax_compilation_cache_dir
+  assert compile_cache.enable(on_cpu=True) is None
+  assert jax.config.jax_compilation_cache_dir == before
+
+
+def test_a_directory_that_cannot_be_made_leaves_it_off(
+  monkeypatch, tmp_path, jax_settings
+):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a directory")
+  monkeypatch.setenv(compile_cache.ENV_VAR, str(blocker / "cache"))
+  before = jax.config.jax_compilation_cache_dir
+  assert compile_cache.enable() is None
+  assert jax.config.jax_compilation_cache_dir == before

@@ -1,15 +1,15 @@
 """JAX's persistent compilation cache for the demos and the command line.
 
-The demos and ``python -m braxviewer`` call :func:`enable`: where JAX runs
-on a GPU or TPU, XLA's compile is most of a run's start, and a second run of
-the same program loads it from ``~/.cache/braxviewer/jax`` (or
-``$XDG_CACHE_HOME/braxviewer/jax``). On a CPU it stays off unless asked for:
-there tracing is most of the start (a second run was 10-14% quicker, 34 -> 31
-s for inverted_pendulum, 71 -> 61 s for ant, docs/benchmarks.md) and
-jaxlib's CPU loader logs a page of machine-feature errors at each load.
+The demos and ``python -m braxviewer`` call :func:`enable`. Where JAX runs on
+a GPU or TPU, XLA's compile is most of a run's start, and a second run of the
+same program loads it from ``~/.cache/braxviewer/jax`` (or
+``$XDG_CACHE_HOME/braxviewer/jax``). On a CPU backend it stays off: with
+jaxlib 0.9 the CPU loader rejects its own entries and logs a page of
+"machine feature ... not supported" errors at each load (jax-ml/jax#38445),
+a second run was only 10-14% quicker (docs/benchmarks.md), and one load hung
+for good in our CI (``DeserializeExecutable`` waiting forever).
 ``BRAXVIEWER_COMPILE_CACHE=0`` turns it off everywhere,
-``BRAXVIEWER_COMPILE_CACHE=/some/dir`` turns it on everywhere, there. In
-your own script:
+``BRAXVIEWER_COMPILE_CACHE=/some/dir`` moves it. In your own script:
 
     from braxviewer import compile_cache
     compile_cache.enable()          # before the first compile
@@ -32,19 +32,16 @@ def default_dir() -> str:
   return os.path.join(base, "braxviewer", "jax")
 
 
-def enable(
-  path: Optional[str] = None, *, on_cpu: bool = False
-) -> Optional[str]:
-  """Turn JAX's persistent compilation cache on; returns its directory, or
-  None where it stays off: ``BRAXVIEWER_COMPILE_CACHE=0``, a CPU backend
-  (unless ``on_cpu``, a ``path`` or ``BRAXVIEWER_COMPILE_CACHE=/some/dir``
-  asks for it), or a directory that cannot be made (the run then compiles as
-  usual)."""
+def enable(path: Optional[str] = None) -> Optional[str]:
+  """Turn JAX's persistent compilation cache on where JAX runs on a GPU or
+  TPU; returns its directory (``path``, else ``BRAXVIEWER_COMPILE_CACHE``,
+  else :func:`default_dir`), or None where it stays off: a CPU backend,
+  ``BRAXVIEWER_COMPILE_CACHE=0``, or a directory that cannot be made (the
+  run then compiles as usual)."""
   setting = os.environ.get(ENV_VAR, "").strip()
   if setting.lower() in ("0", "off", "false", "no"):
     return None
-  asked = bool(on_cpu or path or setting)
-  if not asked and jax.default_backend() == "cpu":
+  if jax.default_backend() == "cpu":
     return None
   path = path or setting or default_dir()
   try:

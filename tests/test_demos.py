@@ -32,7 +32,7 @@ def _ctrl_c_enabled() -> None:
   signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-# The demos keep JAX's compilation cache here, not in the user's ~/.cache.
+# Where the demos would keep JAX's compilation cache (not the user's ~/.cache).
 CACHE = tempfile.mkdtemp(prefix="bv-jax-cache-")
 ENV = {**os.environ, "BRAXVIEWER_COMPILE_CACHE": CACHE}
 
@@ -79,8 +79,11 @@ def _trained_and_streamed(proc) -> None:
 )
 def test_each_demo_trains_streams_and_exits_cleanly(script, extra):
   _trained_and_streamed(_run([script, *TINY_FLAGS, *extra]))
-  # the cache directory asked for (BRAXVIEWER_COMPILE_CACHE) is used
-  assert len(os.listdir(CACHE)) > 0
+  # the compile cache: kept on a GPU; on a CPU off (jaxlib's CPU loader
+  # once hung loading it)
+  import jax
+
+  assert bool(os.listdir(CACHE)) == (jax.default_backend() != "cpu")
 
 
 def test_cli_help_lists_the_commands():

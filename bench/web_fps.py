@@ -27,19 +27,10 @@ import mujoco
 import numpy as np
 from playwright.sync_api import sync_playwright
 
-from braxviewer import WebViewerBatched
+from braxviewer import WebViewerBatched, chromium
 from braxviewer.scene import BatchedScene
 from braxviewer.synthetic import SyntheticStream
 
-CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-]
 RAF = """(seconds) => new Promise(done => {
   let frames = 0; const t0 = performance.now();
   function tick() {
@@ -204,7 +195,7 @@ def main() -> None:
   )
   p.add_argument("--width", type=int, default=1280)
   p.add_argument("--height", type=int, default=800)
-  p.add_argument("--chromium", default="/usr/bin/chromium")
+  p.add_argument("--chromium", default=chromium.executable())
   p.add_argument(
     "--chromium-arg",
     action="append",
@@ -221,9 +212,7 @@ def main() -> None:
   )
   rows = []
   with sync_playwright() as pw:
-    browser = pw.chromium.launch(
-      executable_path=args.chromium, args=CHROMIUM_ARGS + args.chromium_arg
-    )
+    browser = chromium.launch(pw, args.chromium, args.chromium_arg)
     modes = {"on": [True], "off": [False], "both": [False, True]}
     for n in args.envs:
       for paced in modes[args.pacing]:

@@ -25,18 +25,8 @@ import mujoco
 import numpy as np
 from playwright.sync_api import sync_playwright
 
-from braxviewer import WebViewerBatched
+from braxviewer import WebViewerBatched, chromium
 from braxviewer.synthetic import SyntheticStream
-
-CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-]
 
 
 def rss_mb() -> float:
@@ -67,7 +57,7 @@ def main() -> None:
   p.add_argument("--minutes", type=float, default=10.0)
   p.add_argument("--every", type=float, default=20.0, help="seconds")
   p.add_argument("--warmup", type=float, default=60.0, help="seconds")
-  p.add_argument("--chromium", default="/usr/bin/chromium")
+  p.add_argument("--chromium", default=chromium.executable())
   args = p.parse_args()
 
   xml = os.path.join(os.path.dirname(brax.__file__), "envs/assets/ant.xml")
@@ -90,9 +80,7 @@ def main() -> None:
   )
   samples = []  # (t, rss MB, heap MB, frames shown, chunks)
   with sync_playwright() as pw:
-    browser = pw.chromium.launch(
-      executable_path=args.chromium, args=CHROMIUM_ARGS
-    )
+    browser = chromium.launch(pw, args.chromium)
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable")

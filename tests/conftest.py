@@ -1,8 +1,8 @@
 """Shared fixtures: waiting, synthetic chunks and clocks, recordings, and
-headless Chromium for the page tests.
+scripts run as a user runs them, and headless Chromium for the page tests.
 
 Debian's Chromium is used as installed (never ``playwright install``); page
-tests are skipped where it or Playwright is missing. Every page blocks
+tests fail, naming the fix, where it or Playwright is missing. Every page blocks
 requests to anything but the local machine and records them, so a test can
 assert the page needed no network.
 """
@@ -12,10 +12,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import os
-import shutil
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import (
+  Any,
+  Callable,
+  Dict,
+  Iterator,
+  List,
+  Mapping,
+  Optional,
+  Sequence,
+)
 from urllib.parse import urlparse
 import warnings
 
@@ -26,22 +38,143 @@ import pytest
 import viser
 from websockets.sync.client import connect
 
+from braxviewer import chromium as chromium_launch
 from braxviewer.frames import FrameChunk
 from braxviewer.record import Recorder, RecorderStats
 from braxviewer.synthetic import PUCK_XML, SyntheticStream
 
-CHROMIUM = os.environ.get("BRAXVIEWER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-]
 VIEWPORT = {"width": 1200, "height": 760}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+# -- scripts run as a user runs them -------------------------------------------
+
+
+def _ctrl_c_enabled() -> None:
+  """In the child: Ctrl-C as in a terminal, even when the test run was
+  started in the background (where SIGINT is inherited as ignored)."""
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Child:
+  """A Python process started as a user starts one (Ctrl-C works), its
+  output read in the background. Every wait is bounded: a child that hangs
+  fails its test with what it printed; it never hangs the suite."""
+
+  def __init__(
+    self,
+    args: Sequence[str],
+    *,
+    cwd: Optional[str] = None,
+    env: Optional[Mapping[str, str]] = None,
+    stdin: bool = False,
+    merge_stderr: bool = False,
+  ):
+    self.proc = subprocess.Popen(
+      [sys.executable, *args],
+      cwd=cwd,
+      env=None if env is None else dict(env),
+      stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+      text=True,
+      preexec_fn=_ctrl_c_enabled,
+    )
+    self._out: List[str] = []
+    self._err: List[str] = []
+    self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
+    self._readers = [self._reader(self.proc.stdout, self._out, self._lines)]
+    if not merge_stderr:
+      self._readers.append(self._reader(self.proc.stderr, self._err, None))
+
+  @staticmethod
+  def _reader(pipe, lines: List[str], queue_: Optional[queue.Queue]):
+    def read():
+      for line in pipe:
+        lines.append(line)
+        if queue_ is not None:
+          queue_.put(line)
+      if queue_ is not None:
+        queue_.put(None)  # end of output
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+  @property
+  def stdout(self) -> str:
+    return "".join(self._out)
+
+  @property
+  def stderr(self) -> str:
+    return "".join(self._err)
+
+  def _tails(self) -> str:
+    return f"stdout:\n{self.stdout[-2000:]}\nstderr:\n{self.stderr[-3000:]}"
+
+  def wait_for(self, text: str, timeout: float = 300.0) -> str:
+    """The next stdout line holding ``text`` (earlier lines are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+      left = deadline - time.monotonic()
+      try:
+        line = self._lines.get(timeout=max(left, 0.0))
+      except queue.Empty:
+        self.kill()
+        pytest.fail(
+          f"no line with {text!r} within {timeout:.0f} s\n" + self._tails()
+        )
+      if line is None:
+        self.finish(timeout=30)
+        pytest.fail(
+          f"the process ended without printing {text!r}\n" + self._tails()
+        )
+      if text in line:
+        return line
+
+  def send(self, line: str) -> None:
+    assert self.proc.stdin is not None
+    self.proc.stdin.write(line + "\n")
+    self.proc.stdin.flush()
+
+  def running(self) -> bool:
+    return self.proc.poll() is None
+
+  def interrupt(self) -> None:
+    """Ctrl-C."""
+    self.proc.send_signal(signal.SIGINT)
+
+  def finish(self, timeout: float = 60.0) -> int:
+    """Wait for the process to end; its exit status."""
+    try:
+      self.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      self.kill()
+      pytest.fail(f"still running after {timeout:.0f} s\n" + self._tails())
+    for reader in self._readers:
+      reader.join(timeout=10)
+    return self.proc.returncode
+
+  def kill(self) -> None:
+    if self.proc.poll() is None:
+      self.proc.kill()
+      self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., Child]]:
+  """``spawn(args, cwd=, env=, stdin=False, merge_stderr=False)``: a
+  :class:`Child`; any still running at the end of the test is killed."""
+  children: List[Child] = []
+
+  def start(args: Sequence[str], **kw: Any) -> Child:
+    child = Child(args, **kw)
+    children.append(child)
+    return child
+
+  yield start
+  for child in children:
+    child.kill()
 
 
 # -- waiting and synthetic data ------------------------------------------------
@@ -268,14 +401,14 @@ def raw_page() -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def chromium():
   """One headless Chromium for the session."""
-  try:
-    from playwright.sync_api import sync_playwright
-  except ImportError:
-    pytest.skip("playwright is not installed")
-  if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+  # The page's tests fail (not skip) without a browser: CI must run them.
+  why = chromium_launch.missing(chromium_launch.executable())
+  if why:
+    pytest.fail(f"cannot open the page in Chromium: {why}")
+  from playwright.sync_api import sync_playwright
+
   with sync_playwright() as pw:
-    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    browser = chromium_launch.launch(pw)
     yield browser
     browser.close()
 

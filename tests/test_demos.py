@@ -3,7 +3,6 @@
 import os
 import pathlib
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -24,12 +23,6 @@ TINY_FLAGS = [
   "0",
   "--no-progress",
 ]
-
-
-def _ctrl_c_enabled() -> None:
-  """In the child: Ctrl-C as in a terminal, even when this test run was
-  started in the background (where SIGINT is inherited as ignored)."""
-  signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # Where the demos would keep JAX's compilation cache (not the user's ~/.cache).
@@ -184,34 +177,21 @@ def test_view_serves_a_model_grid(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_training_and_server_within_seconds():
-  proc = subprocess.Popen(
-    [
-      sys.executable,
-      "demo/cartpole.py",
-      *TINY_FLAGS,
-      "--timesteps",
-      "10000000",
-    ],
+def test_ctrl_c_stops_training_and_server_within_seconds(spawn):
+  child = spawn(
+    ["demo/cartpole.py", *TINY_FLAGS, "--timesteps", "10000000"],
     cwd=ROOT,
     env=ENV,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-    preexec_fn=_ctrl_c_enabled,
   )
-  try:
-    line = proc.stdout.readline()  # the URL is printed first
-    assert "viewer running at" in line
-    time.sleep(2.0)  # now compiling or training
-    t0 = time.time()
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    stopped_in = time.time() - t0
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-  assert proc.returncode == 130, err
+  line = child.wait_for("viewer running at")
+  assert child.stdout.startswith(line)  # the URL is printed first
+  time.sleep(2.0)  # now compiling or training
+  t0 = time.time()
+  child.interrupt()
+  code = child.finish(timeout=60)
+  stopped_in = time.time() - t0
+  err = child.stderr
+  assert code == 130, err
   assert "interrupted" in err and "stopped." in err
   assert "Traceback" not in err
   # Generous bound: INTERRUPT_GRACE_S plus process teardown on a loaded box.
@@ -244,11 +224,10 @@ def test_training_session_joins_its_watchdog_and_frees_the_result():
 
 
 @pytest.mark.slow
-def test_keep_open_serves_after_training_until_ctrl_c():
+def test_keep_open_serves_after_training_until_ctrl_c(spawn):
   """`make demo` keeps the page up after training; Ctrl-C quits quietly."""
-  proc = subprocess.Popen(
+  child = spawn(
     [
-      sys.executable,
       "demo/training_example.py",
       *TINY_FLAGS,
       "--env",
@@ -259,26 +238,17 @@ def test_keep_open_serves_after_training_until_ctrl_c():
     ],
     cwd=ROOT,
     env=ENV,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.STDOUT,
-    text=True,
-    preexec_fn=_ctrl_c_enabled,
+    merge_stderr=True,
   )
-  try:
-    seen = []
-    for line in proc.stdout:
-      seen.append(line)
-      if "stays up" in line:
-        break
-    assert "training done" in "".join(seen), "".join(seen)
-    time.sleep(1.0)
-    assert proc.poll() is None  # still serving
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-  assert proc.returncode == 130, rest
+  child.wait_for("stays up")
+  assert "training done" in child.stdout, child.stdout
+  time.sleep(1.0)
+  assert child.running()  # still serving
+  shown = len(child.stdout)
+  child.interrupt()
+  code = child.finish(timeout=60)
+  rest = child.stdout[shown:]
+  assert code == 130, rest
   assert "Traceback" not in rest and "stopping training" not in rest
 
 
@@ -320,28 +290,15 @@ print("STOPPED", flush=True)
 
 
 @pytest.mark.slow
-def test_the_original_projects_batched_demo_runs_unchanged_and_stops_on_ctrl_c():
-  proc = subprocess.Popen(
-    [sys.executable, "-c", ORIGINAL_DEMO],
-    cwd=ROOT,
-    env=ENV,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-    preexec_fn=_ctrl_c_enabled,
-  )
-  try:
-    lines = []
-    while not any(line.startswith("TRAINED") for line in lines):
-      line = proc.stdout.readline()
-      assert line, proc.stderr.read()[-3000:]
-      lines.append(line)
-    assert int(lines[-1].split()[1]) > 0  # chunks reached the page
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-  assert proc.returncode == 0 and "STOPPED" in out, err[-3000:]
+def test_the_original_projects_batched_demo_runs_unchanged_and_stops_on_ctrl_c(
+  spawn,
+):
+  child = spawn(["-c", ORIGINAL_DEMO], cwd=ROOT, env=ENV)
+  line = child.wait_for("TRAINED")
+  assert int(line.split()[1]) > 0  # chunks reached the page
+  child.interrupt()
+  code = child.finish(timeout=60)
+  err = child.stderr
+  assert code == 0 and "STOPPED" in child.stdout, err[-3000:]
   assert "Traceback" not in err
   assert "braxviewer:" not in err  # no warning, no "stopped unexpectedly"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -149,55 +148,39 @@ print("NOT REACHED", flush=True)
 """
 
 
-def test_ctrl_c_stops_a_script_whose_training_waits_in_sync(tmp_path):
+def test_ctrl_c_stops_a_script_whose_training_waits_in_sync(tmp_path, spawn):
   script = tmp_path / "waits.py"
   script.write_text(_SCRIPT)
-  proc = subprocess.Popen(
-    [sys.executable, str(script)],
-    stdin=subprocess.PIPE,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-    env={**os.environ, "JAX_PLATFORMS": "cpu"},
-    # a suite started in the background inherits SIGINT ignored
-    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+  child = spawn(
+    [str(script)], stdin=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}
   )
-  try:
-    line = proc.stdout.readline()
-    while not line.startswith("PORT"):  # after the viewer's URL line
-      assert line, proc.stderr.read()
-      line = proc.stdout.readline()
-    port = int(line.split()[1])
-    camera = {  # a page stays open: no fallback to live, only Ctrl-C ends it
-      "type": "ViewerCameraMessage",
-      "wxyz": [1.0, 0.0, 0.0, 0.0],
-      "position": [0.0, -3.0, 2.0],
-      "fov": 1.3,
-      "image_height": 700,
-      "image_width": 1200,
-      "near": 0.01,
-      "far": 100.0,
-      "look_at": [0.0, 0.0, 0.0],
-      "up_direction": [0.0, 0.0, 1.0],
-    }
-    with connect(
-      f"ws://127.0.0.1:{port}",
-      open_timeout=30,
-      subprotocols=[f"viser-v{viser.__version__}"],
-    ) as ws:
-      ws.send(msgspec.msgpack.encode(camera))
-      proc.stdin.write("go\n")
-      proc.stdin.flush()
-      assert proc.stdout.readline().strip() == "WAITING"
-      time.sleep(3.0)  # in the device call, waiting for the page
-      assert proc.poll() is None
-      proc.send_signal(signal.SIGINT)
-      out, err = proc.communicate(timeout=60)  # hangs for good if broken
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-  assert "NOT REACHED" not in out
-  assert "KeyboardInterrupt" in err and proc.returncode != 0
+  port = int(child.wait_for("PORT").split()[1])  # after the viewer's URL
+  camera = {  # a page stays open: no fallback to live, only Ctrl-C ends it
+    "type": "ViewerCameraMessage",
+    "wxyz": [1.0, 0.0, 0.0, 0.0],
+    "position": [0.0, -3.0, 2.0],
+    "fov": 1.3,
+    "image_height": 700,
+    "image_width": 1200,
+    "near": 0.01,
+    "far": 100.0,
+    "look_at": [0.0, 0.0, 0.0],
+    "up_direction": [0.0, 0.0, 1.0],
+  }
+  with connect(
+    f"ws://127.0.0.1:{port}",
+    open_timeout=30,
+    subprotocols=[f"viser-v{viser.__version__}"],
+  ) as ws:
+    ws.send(msgspec.msgpack.encode(camera))
+    child.send("go")
+    child.wait_for("WAITING", timeout=60)
+    time.sleep(3.0)  # in the device call, waiting for the page
+    assert child.running()
+    child.interrupt()
+    code = child.finish(timeout=60)  # hangs for good if broken
+  assert "NOT REACHED" not in child.stdout
+  assert "KeyboardInterrupt" in child.stderr and code != 0
 
 
 def test_a_script_that_never_closes_its_viewer_exits_quietly(tmp_path):

@@ -18,15 +18,7 @@ import threading
 import time
 from typing import List, Optional
 
-CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-]
+from braxviewer import chromium
 
 
 class _Enough(Exception):
@@ -52,7 +44,7 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
   )
   p.add_argument("--out", default="docs/img")
   p.add_argument("--prefix", default="web")
-  p.add_argument("--chromium", default="/usr/bin/chromium")
+  p.add_argument("--chromium", default=chromium.executable())
   p.add_argument("--width", type=int, default=1400)
   p.add_argument("--height", type=int, default=860)
   return p.parse_args(argv)
@@ -146,9 +138,7 @@ def take(args: argparse.Namespace) -> List[str]:
   paths = []
   try:
     with sync_playwright() as pw:
-      browser = pw.chromium.launch(
-        executable_path=args.chromium, args=CHROMIUM_ARGS
-      )
+      browser = chromium.launch(pw, args.chromium)
       page = browser.new_page(
         viewport={"width": args.width, "height": args.height}
       )

@@ -12,12 +12,11 @@ import sys
 import textwrap
 import threading
 import time
+import types
 import warnings
 
-import msgspec
 import mujoco
 import viser
-from websockets.sync.client import connect
 
 from braxviewer import WebViewerBatched
 from braxviewer.protocol import Mode
@@ -148,31 +147,17 @@ print("NOT REACHED", flush=True)
 """
 
 
-def test_ctrl_c_stops_a_script_whose_training_waits_in_sync(tmp_path, spawn):
+def test_ctrl_c_stops_a_script_whose_training_waits_in_sync(
+  tmp_path, spawn, raw_page
+):
   script = tmp_path / "waits.py"
   script.write_text(_SCRIPT)
   child = spawn(
     [str(script)], stdin=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}
   )
   port = int(child.wait_for("PORT").split()[1])  # after the viewer's URL
-  camera = {  # a page stays open: no fallback to live, only Ctrl-C ends it
-    "type": "ViewerCameraMessage",
-    "wxyz": [1.0, 0.0, 0.0, 0.0],
-    "position": [0.0, -3.0, 2.0],
-    "fov": 1.3,
-    "image_height": 700,
-    "image_width": 1200,
-    "near": 0.01,
-    "far": 100.0,
-    "look_at": [0.0, 0.0, 0.0],
-    "up_direction": [0.0, 0.0, 1.0],
-  }
-  with connect(
-    f"ws://127.0.0.1:{port}",
-    open_timeout=30,
-    subprotocols=[f"viser-v{viser.__version__}"],
-  ) as ws:
-    ws.send(msgspec.msgpack.encode(camera))
+  # a page stays open: no fallback to live, only Ctrl-C ends it
+  with raw_page(types.SimpleNamespace(port=port)):
     child.send("go")
     child.wait_for("WAITING", timeout=60)
     time.sleep(3.0)  # in the device call, waiting for the page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Optional
 
 from braxviewer.protocol import Mode
 from braxviewer.web.server import Token
@@ -29,6 +29,12 @@ class WebViewer(WebViewerBase):
       ``python -m braxviewer replay DIR``, export with ``... export DIR``).
     token: who may open the page: ``"auto"`` needs the printed token only
       when serving beyond loopback (see ``WebViewerBase``).
+    layout: ``"auto"``, ``"grid"`` or ``"overlay"``: with one env, only
+      whether a terrain is drawn as the shared world (see
+      ``WebViewerBatched``).
+    info_keys: the ``state.info`` entries to stream (e.g. ``("command",)``);
+      None lets the trainer choose (numeric per-env entries, at most 16
+      numbers per env, ``command`` first); ``()`` streams none.
   """
 
   def __init__(
@@ -42,6 +48,8 @@ class WebViewer(WebViewerBase):
     title: str = "braxviewer",
     record_dir: Optional[str] = None,
     token: Token = "auto",
+    layout: str = "auto",
+    info_keys: Optional[Iterable[str]] = None,
   ):
     super().__init__(
       host,
@@ -53,4 +61,6 @@ class WebViewer(WebViewerBase):
       title=title,
       record_dir=record_dir,
       token=token,
+      layout=layout,
+      info_keys=info_keys,
     )

@@ -3,7 +3,7 @@ original API, with its tiled models)."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import mujoco
 import numpy as np
@@ -36,6 +36,13 @@ class WebViewerBatched(WebViewerBase):
       ``python -m braxviewer replay DIR``, export with ``... export DIR``).
     token: who may open the page: ``"auto"`` needs the printed token only
       when serving beyond loopback (see ``WebViewerBase``).
+    layout: ``"auto"`` (default): envs overlaid on one world for a mobile
+      robot on terrain (a heightfield, stairs: the world drawn once, every
+      env where it is), else a grid; ``"grid"`` or ``"overlay"`` to choose.
+      ``viewer.layout`` says which is drawn.
+    info_keys: the ``state.info`` entries to stream (e.g. ``("command",)``);
+      None lets the trainer choose (numeric per-env entries, at most 16
+      numbers per env, ``command`` first); ``()`` streams none.
 
   A model that already holds several envs (made by
   :meth:`concatenate_envs_xml`, the original usage) is recognised: one made
@@ -57,6 +64,8 @@ class WebViewerBatched(WebViewerBase):
     title: str = "braxviewer",
     record_dir: Optional[str] = None,
     token: Token = "auto",
+    layout: str = "auto",
+    info_keys: Optional[Iterable[str]] = None,
   ):
     if num_envs is None and grid_dims is not None:
       num_envs = int(np.prod(grid_dims))
@@ -73,6 +82,8 @@ class WebViewerBatched(WebViewerBase):
       title=title,
       record_dir=record_dir,
       token=token,
+      layout=layout,
+      info_keys=info_keys,
     )
 
   @staticmethod

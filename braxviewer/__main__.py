@@ -2,6 +2,7 @@
 
 braxviewer train --env hopper --view-envs 16   # the main demo
 braxviewer view robot.xml --num-envs 16        # check a model and grid
+braxviewer view ReacherEasy                    # a MuJoCo Playground env
 braxviewer replay runs/my_run                  # replay a recording
 braxviewer export runs/my_run --env 3 -o clip.mp4
 """
@@ -9,16 +10,16 @@ braxviewer export runs/my_run --env 3 -o clip.mp4
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import Optional, Sequence
 
 from braxviewer import cli
+from braxviewer.layout import LAYOUTS
 
 COMMANDS = {
   "train": "train a brax env with PPO and watch it live (the main demo)",
-  "view": "show N copies of an MJCF model on the grid, to check it",
+  "view": "show N copies of a model (MJCF, Playground or brax env) on the grid",
   "replay": "replay a recording (record_dir=) in the viewer's page",
   "export": "render a recording to MP4 (one env, or --grid)",
 }
@@ -27,11 +28,22 @@ COMMANDS = {
 def _view(argv: Sequence[str]) -> int:
   p = argparse.ArgumentParser(
     prog="braxviewer view",
-    description="Serve a static page with N copies of an MJCF model on the"
-    " training grid, to check the model and the layout before training.",
+    description="Serve a static page with N copies of a model on the"
+    " training grid, to check the model and the layout before training:"
+    " an MJCF file, a MuJoCo Playground env (e.g. ReacherEasy) or a brax"
+    " env (e.g. ant), drawn as the env compiles it.",
     formatter_class=cli.HelpFormatter,
   )
-  p.add_argument("model", help="path of an MJCF (.xml) file")
+  p.add_argument(
+    "model",
+    help="an MJCF (.xml) file, or the name of a MuJoCo Playground or brax env",
+  )
+  p.add_argument(
+    "--assets",
+    metavar="DIR",
+    default=None,
+    help="directory of the meshes and textures the MJCF refers to",
+  )
   p.add_argument("--num-envs", type=int, default=16, help="copies to show")
   p.add_argument(
     "--grid",
@@ -47,6 +59,13 @@ def _view(argv: Sequence[str]) -> int:
     metavar=("DX", "DY", "DZ"),
     help="distance between copies (default: from the model)",
   )
+  p.add_argument(
+    "--layout",
+    choices=LAYOUTS,
+    default="auto",
+    help="grid: each copy in a cell; overlay: all copies on one shared"
+    " world (terrain); auto: overlay for mobile robots on terrain",
+  )
   p.add_argument("--host", default="127.0.0.1")
   p.add_argument("--port", type=int, default=8000)
   p.add_argument(
@@ -58,18 +77,23 @@ def _view(argv: Sequence[str]) -> int:
       2,
       f"{p.prog}: error: --num-envs must be at least 1, got {args.num_envs}.\n",
     )
-  if not os.path.isfile(args.model):
-    p.exit(2, f"{p.prog}: error: no such MJCF file: {args.model}\n")
+  from braxviewer import view_source
 
-  import mujoco
+  try:
+    if view_source.looks_like_file(args.model):
+      model, what = view_source.load_file(args.model, args.assets), ""
+    else:
+      if args.assets:
+        raise view_source.ViewError(
+          "--assets is for an MJCF file; an env brings its own assets."
+        )
+      model, what = view_source.load_env(args.model)
+      what = f" ({what})"
+  except view_source.ViewError as err:
+    p.exit(2, f"{p.prog}: error: {err}\n")
 
   from braxviewer.WebViewerBatched import WebViewerBatched
 
-  try:
-    model = mujoco.MjModel.from_xml_path(args.model)
-  except ValueError as err:
-    message = " ".join(str(err).split())
-    p.exit(2, f"{p.prog}: error: MuJoCo cannot load {args.model}: {message}\n")
   try:
     viewer = WebViewerBatched(
       num_envs=args.num_envs,
@@ -78,6 +102,7 @@ def _view(argv: Sequence[str]) -> int:
       host=args.host,
       port=args.port,
       mode="off",
+      layout=args.layout,
     )
     with cli.training_session(viewer) as session:
       viewer.run()
@@ -85,7 +110,7 @@ def _view(argv: Sequence[str]) -> int:
       if viewer.page is not None:
         viewer.page.hide_trainer_controls()
       print(
-        f"braxviewer: showing {args.num_envs} copies of {args.model};"
+        f"braxviewer: showing {args.num_envs} copies of {args.model}{what};"
         " Ctrl-C to quit.",
         flush=True,
       )

@@ -25,6 +25,7 @@ from typing import (
   Tuple,
 )
 
+from braxviewer.layout import LAYOUTS
 from braxviewer.quiet import CollapseRepeats
 
 MODES = ("off", "live", "sync")
@@ -92,6 +93,13 @@ def demo_parser(
     choices=MODES,
     default="live",
     help="streaming mode at start (switchable in the page)",
+  )
+  p.add_argument(
+    "--layout",
+    choices=LAYOUTS,
+    default="auto",
+    help="grid: each env in a cell; overlay: all envs on one shared world"
+    " (terrain); auto: overlay for mobile robots on terrain",
   )
   p.add_argument("--seed", type=int, default=0, help="random seed")
   p.add_argument(

@@ -9,7 +9,7 @@ donated eval state it feeds back differs in weak types from the first one).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional, cast
+from typing import Any, Callable, Optional, Sequence, cast
 
 from brax import envs
 from brax.training import types
@@ -31,6 +31,8 @@ class Evaluator:
     key: PRNG key.
     num_view_envs: eval envs to stream (0: no tap compiled in).
     sink: host function receiving eval chunks (with ``num_view_envs``).
+    info_keys: the ``state.info`` entries streamed in training; eval chunks
+      carry those the eval env has.
   """
 
   def __init__(
@@ -43,6 +45,7 @@ class Evaluator:
     key: types.PRNGKey,
     num_view_envs: int = 0,
     sink: Optional[tap.HostSink] = None,
+    info_keys: Sequence[str] = (),
   ):
     self._key = key
     self._eval_walltime = 0.0
@@ -61,6 +64,8 @@ class Evaluator:
         unroll_length=episode_length // action_repeat,
         num_view_envs=view,
         kind=kind,
+        info_keys=tuple(info_keys),
+        strict_info=False,
       )
       if view:  # so there is a sink, and frames of the view envs
         assert sink is not None and frames is not None

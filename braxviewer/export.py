@@ -5,7 +5,9 @@ all N envs, rendered offscreen with MuJoCo and encoded with PyAV (H.264).
     python -m braxviewer export runs/my_run --grid -o grid.mp4
 
 Every frame of the chosen chunks is drawn (at most 60 per video second:
-higher rates keep every k-th frame). No JAX.
+higher rates keep every k-th frame), from the recorded compiled model (the
+MJB): from ``qpos`` (and mocap poses) by MuJoCo's kinematics, so sites,
+tendons and mocap bodies show where the env had them. No JAX.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from braxviewer import cli
-from braxviewer.grid import model_extent
+from braxviewer.grid import has_terrain, model_extent, robot_extent
 from braxviewer.record import format as fmt
 from braxviewer.record.offscreen import (
   PRESETS,
@@ -235,8 +237,9 @@ def render_clip(
   fps = rate / stride
   total = sum(int(math.ceil(int(chunks.num_steps[i]) / stride)) for i in picked)
   azimuth, elevation = PRESETS[camera]
-  # Frame what is drawn, floors left out (stat.extent counts a big floor).
-  box = model_extent(model)
+  # Frame what is drawn, floors left out (stat.extent counts a big floor);
+  # on terrain the robot, not the world it roams.
+  box = robot_extent(model) if has_terrain(model) else model_extent(model)
   if box is None:
     center = np.asarray(model.stat.center, float)
     radius = float(model.stat.extent)
@@ -244,6 +247,13 @@ def render_clip(
     center, radius = box.mean(0), float(np.linalg.norm(box[1] - box[0]) / 2)
   if grid:
     roots = scene.offsets + center
+    if scene.layout == "overlay" and model.nbody > 1:  # where they really are
+      roots = scene.poses(first).xpos[0, :, 1]
+      roots = (
+        roots[np.isfinite(roots).all(-1)]
+        if np.isfinite(roots).any()
+        else center[None]
+      )
     target = (roots.min(0) + roots.max(0)) / 2
     spread = float(np.linalg.norm(roots.max(0) - roots.min(0)) / 2)
     distance = frame_distance(radius + spread)
@@ -279,7 +289,13 @@ def render_clip(
               look(renderer.camera, smooth, distance, azimuth, elevation)
             else:
               look(renderer.camera, target, distance, azimuth, elevation)
-            image = renderer.render(xpos, xquat)
+            if grid:
+              envs, offsets = slice(0, num_envs), scene.offsets
+            else:
+              envs, offsets = slice(env, env + 1), np.zeros((1, 3))
+            image = _render_frame(
+              renderer, chunk, t, envs, offsets, xpos, xquat
+            )
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             for packet in stream.encode(frame):
               container.mux(packet)
@@ -307,6 +323,32 @@ def render_clip(
     height,
     len(picked),
     (int(steps_sel.min()), int(steps_sel.max())),
+  )
+
+
+def _render_frame(
+  renderer: GridRenderer,
+  chunk,
+  t: int,
+  envs: slice,
+  offsets: np.ndarray,
+  xpos: np.ndarray,
+  xquat: np.ndarray,
+) -> np.ndarray:
+  """Frame ``t`` of ``envs``: from qpos (and mocap poses) where the chunk
+  has them, else from the body poses ``xpos, xquat``."""
+  if chunk.qpos is None:
+    return renderer.render(xpos, xquat)
+
+  def part(name: str) -> Optional[np.ndarray]:
+    value = getattr(chunk, name, None)
+    return None if value is None else np.asarray(value)[t, envs]
+
+  return renderer.render_qpos(
+    np.asarray(chunk.qpos)[t, envs],
+    offsets,
+    part("mocap_pos"),
+    part("mocap_quat"),
   )
 
 

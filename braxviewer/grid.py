@@ -4,7 +4,14 @@ Env ``i`` sits in column ``i % nx``, row ``(i // nx) % ny`` and layer
 ``i // (nx * ny)``; its offset is ``(col * dx, row * dy, layer * dz)``, so env 0
 stays at the origin, where the single model was authored. When no spacing is
 given it is derived from the model's size at ``qpos0`` (see
-:func:`default_env_offset`). numpy + mujoco only.
+:func:`default_env_offset`).
+
+What counts as the env's size: geoms on bodies welded to the world (terrain,
+walls, an arena) are the *static world*; the others are the *robot*. A
+mobile robot (a free root) on a static world much larger than itself
+(:func:`has_terrain`: a heightfield, stairs, a big box) roams that world, so
+its cells are sized to the robot alone; a fixed-base env keeps its arena in
+its cell. numpy + mujoco only.
 """
 
 from __future__ import annotations
@@ -19,7 +26,12 @@ import numpy as np
 GridDims = Tuple[int, int, int]
 
 _PLANE = int(mujoco.mjtGeom.mjGEOM_PLANE)
+_HFIELD = int(mujoco.mjtGeom.mjGEOM_HFIELD)
 _SLIDE = int(mujoco.mjtJoint.mjJNT_SLIDE)
+_FREE = int(mujoco.mjtJoint.mjJNT_FREE)
+# A static world this many times the robot's size is terrain it roams, not
+# an arena that belongs in its cell.
+TERRAIN_RATIO = 4.0
 # Free space around each env, as a fraction of its largest horizontal size.
 _MARGIN = 0.25
 # Smallest cell edge (m): keeps tiny or geometry-free models apart.
@@ -180,6 +192,56 @@ def model_extent(model: mujoco.MjModel) -> Optional[np.ndarray]:
   return np.stack([boxes[:, 0].min(0), boxes[:, 1].max(0)])
 
 
+def static_geoms(model: mujoco.MjModel) -> np.ndarray:
+  """``(ngeom,)`` True for geoms on bodies welded to the world (they never
+  move: floors, terrain, walls, an arena); the rest are the robot's."""
+  return np.asarray(model.body_weldid[model.geom_bodyid] == 0)
+
+
+def _box(model: mujoco.MjModel, geoms: np.ndarray) -> Optional[np.ndarray]:
+  """``(2, 3)`` box around ``geoms`` (a mask) at ``qpos0``, floors left out;
+  None when there are none."""
+  data = mujoco.MjData(model)
+  mujoco.mj_kinematics(model, data)
+  ids = [int(g) for g in np.flatnonzero(geoms) if not is_floor(model, int(g))]
+  boxes = geom_boxes(model, data, ids)
+  if len(boxes) == 0:
+    return None
+  return np.stack([boxes[:, 0].min(0), boxes[:, 1].max(0)])
+
+
+def robot_extent(model: mujoco.MjModel) -> Optional[np.ndarray]:
+  """``(2, 3)`` box around the robot's geoms (bodies not welded to the
+  world) at ``qpos0``; None when nothing moves."""
+  return _box(model, ~static_geoms(model))
+
+
+def is_mobile(model: mujoco.MjModel) -> bool:
+  """Whether a root body (child of the world) has a free joint: a mobile
+  base (quadrupeds, humanoids, a free object), which roams its world."""
+  roots = model.body_parentid[model.jnt_bodyid] == 0
+  return bool(np.any(roots & (model.jnt_type == _FREE)))
+
+
+def has_terrain(model: mujoco.MjModel) -> bool:
+  """Whether a mobile robot (:func:`is_mobile`) roams a static world: a
+  heightfield, or static geoms (floors left out) spanning over
+  :data:`TERRAIN_RATIO` times the robot's largest size horizontally.
+
+  Such a world is not part of the env's grid cell: every env is simulated
+  on the same world, and the world is drawn once."""
+  if not is_mobile(model):
+    return False
+  static = static_geoms(model)
+  if np.any(static & (model.geom_type == _HFIELD)):
+    return True
+  world, robot = _box(model, static), robot_extent(model)
+  if world is None or robot is None:
+    return False
+  world_size = float((world[1] - world[0])[:2].max())
+  return world_size > TERRAIN_RATIO * float((robot[1] - robot[0]).max())
+
+
 def can_tip_over(model: mujoco.MjModel) -> bool:
   """Whether a root body (child of the world) can rotate: free, ball or
   hinge joint on it (humanoids, walkers, cheetahs, pendulums)."""
@@ -191,12 +253,13 @@ def default_env_offset(model: mujoco.MjModel) -> np.ndarray:
   """Spacing ``(dx, dy, dz)`` that keeps copies of ``model`` apart.
 
   Each axis gets the model's size at ``qpos0`` (floors left out) plus a
-  margin of a quarter of its largest horizontal size. A model whose root can
-  rotate (:func:`can_tip_over`) gets square cells as wide as its largest size
-  on any axis, so a fallen humanoid or walker still fits its cell. Values are
-  rounded up to whole centimetres.
+  margin of a quarter of its largest horizontal size; a mobile robot on
+  terrain (:func:`has_terrain`) counts its own size only, the terrain is
+  shared. A model whose root can rotate (:func:`can_tip_over`) gets square
+  cells as wide as its largest size on any axis, so a fallen humanoid or
+  walker still fits its cell. Values are rounded up to whole centimetres.
   """
-  extent = model_extent(model)
+  extent = robot_extent(model) if has_terrain(model) else model_extent(model)
   if extent is None:
     size = np.full(3, float(max(model.stat.extent, _MIN_CELL)))
   else:

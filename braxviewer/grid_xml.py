@@ -8,7 +8,8 @@ MuJoCo itself, not by string surgery. What belongs to the world once stays
 once:
 
 * world lights (moved to the grid centre) and the skybox; lights on bodies
-  are kept in env 0 only, so N envs do not add N light sources;
+  and lights aimed at a body (``mode="targetbody"``, aimed at env 0's) are
+  kept in env 0 only, so N envs do not add N light sources;
 * ground planes (z-up planes on the world body) become one floor under the
   whole grid, enlarged to cover it (per-env floors when the grid has several
   layers);
@@ -19,8 +20,14 @@ once:
 * keyframes: one set, each with N times the ``qpos`` (free-joint positions
   moved to their env's offset, since MuJoCo ignores the frame for them).
 
-Identical meshes and textures are merged (``MjSpec.dedup_assets``). numpy +
-mujoco only.
+Identical meshes and textures are merged (``MjSpec.dedup_assets``).
+
+Given an env or an ``MjModel`` (:func:`source_from_any`), the copies are of
+the compiled model the env simulates, not of an XML file: an XML of the same
+structure (the env's ``xml_path`` with its in-memory ``model_assets``, or
+the XML MuJoCo loaded last) takes the compiled values
+(:mod:`braxviewer.model_match`), so models built in code (``MjSpec``) or
+edited after compiling come out as the env has them. numpy + mujoco only.
 """
 
 from __future__ import annotations
@@ -28,12 +35,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from typing import Any, Mapping, Optional, Sequence, Union
+import tempfile
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
+import warnings
 
 import mujoco
 import numpy as np
 
-from braxviewer import grid
+from braxviewer import grid, model_match
+from braxviewer.model_lookup import find_mj_model
 
 XmlSource = Union[str, os.PathLike]
 Assets = Mapping[str, Union[bytes, str]]
@@ -53,12 +63,23 @@ class SourceModel:
     origin: where it came from, for messages.
     file_dir: directory that relative asset files resolve against, when the
       model came from a file or ``model_dir`` (None for a bare XML string).
+    compiled: the model an env simulates, when the source was an env or an
+      ``MjModel``: the copies get its values (None: ``model`` is the truth).
+    note: what of ``compiled`` the spec could not take (the N-env model
+      still gets it), for messages.
   """
 
   spec: mujoco.MjSpec
   model: mujoco.MjModel
   origin: str
   file_dir: Optional[str] = None
+  compiled: Optional[mujoco.MjModel] = None
+  note: str = ""
+
+  @property
+  def truth(self) -> mujoco.MjModel:
+    """The single-env model the copies must match."""
+    return self.model if self.compiled is None else self.compiled
 
 
 @dataclasses.dataclass
@@ -171,8 +192,17 @@ def load_source(
 # -- what stays once --------------------------------------------------------
 
 
+_AIMED = (
+  mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODY,
+  mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODYCOM,
+)
+
+
 def _is_world_light(light) -> bool:
-  return light.parent.name == "world"
+  """A light the grid shares: on the world body and aimed at no body (a
+  spotlight on a robot follows one env's robot: env 0's)."""
+  aimed = light.mode in _AIMED and bool(light.targetbody)
+  return light.parent.name == "world" and not aimed
 
 
 def _shared_planes(source: SourceModel, grid_dims) -> dict:
@@ -410,10 +440,11 @@ def build_batched(
     else grid.check_env_offset(env_offset)
   )
   offsets = grid.grid_offsets(num_envs, dims, spacing)
-  single = source.model
+  single = source.truth
 
   planes = _shared_planes(source, dims)
   plane_names = [source.spec.worldbody.geoms[i].name for i in planes]
+  plane_ids = [source.spec.worldbody.geoms[i].id for i in planes]
   spec, plane_geoms = _parent_spec(source, planes)
   first = _child_spec(source, planes, keep_body_lights=True)
   rest = _child_spec(source, planes, keep_body_lights=False)
@@ -441,7 +472,10 @@ def build_batched(
       f"The grid of {num_envs} copies of the model from {source.origin} does"
       f" not compile: {err}"
     ) from None
-  if not grid.is_env_major(single, model, num_envs):
+  if not grid.is_env_major(single, model, num_envs) or (
+    source.compiled is not None
+    and not model_match.copy_compiled(single, model, offsets, plane_ids)
+  ):
     raise RuntimeError(
       "braxviewer: the batched model's bodies/joints are not laid out env by"
       f" env ({model.nbody} bodies, nq {model.nq} for {num_envs} envs of"
@@ -451,7 +485,7 @@ def build_batched(
 
 
 def concatenate_envs_xml(
-  xml_string: XmlSource,
+  xml_string: Any,
   num_envs: int,
   grid_dims: Optional[Sequence[int]] = None,
   env_offset=None,
@@ -462,7 +496,10 @@ def concatenate_envs_xml(
   """One MJCF holding ``num_envs`` copies of a model on a grid.
 
   Args:
-    xml_string: the single-env MJCF text, or the path of an MJCF file.
+    xml_string: the single-env MJCF text, the path of an MJCF file, an
+      ``MjSpec``, or the env itself (a MuJoCo Playground or brax env, or its
+      ``MjModel``): then the copies are of the compiled model it simulates,
+      its in-memory ``model_assets`` included (see :func:`source_from_any`).
     num_envs: number of copies, >= 1. Env ``i``'s names get the prefix
       ``e{i}/``; its bodies and qpos are the i-th contiguous block.
     grid_dims: ``(nx, ny[, nz])`` whose product covers ``num_envs``; None: a
@@ -475,7 +512,7 @@ def concatenate_envs_xml(
   Returns:
     MJCF text. When the model came from a file or ``model_dir`` it refers to
     mesh/texture files by absolute directory and loads anywhere; otherwise
-    load it with the same ``assets``.
+    load it with the same ``assets`` (an env's: ``env.model_assets``).
 
   Raises:
     ValueError: for bad arguments or a model MuJoCo cannot load.
@@ -484,10 +521,111 @@ def concatenate_envs_xml(
   grid.resolve_grid_dims(num_envs, grid_dims)  # fail before parsing
   if env_offset is not None:
     grid.check_env_offset(env_offset)
-  source = load_source(xml_string, assets, model_dir)
+  source = source_from_any(xml_string, assets, model_dir)
   build = build_batched(source, num_envs, grid_dims, env_offset)
   _absolute_asset_dirs(build.spec, source.file_dir)
+  if source.note:
+    warnings.warn(
+      "braxviewer: the XML of the N copies lacks some values of the compiled"
+      f" model ({source.note}); BatchedScene(env, N).batched_model has"
+      " them.",
+      stacklevel=2,
+    )
   return build.spec.to_xml()
+
+
+def env_assets(env: Any) -> Dict[str, bytes]:
+  """An env's in-memory files (MuJoCo Playground: ``env.model_assets``)."""
+  for owner in (env, getattr(env, "unwrapped", None)):
+    for name in ("model_assets", "_model_assets"):
+      try:
+        value = getattr(owner, name, None)
+      except Exception:  # Playground raises where an env has none
+        value = None
+      if isinstance(value, Mapping):
+        return {
+          str(k): v.encode() if isinstance(v, str) else bytes(v)
+          for k, v in value.items()
+        }
+  return {}
+
+
+def _env_xml_path(env: Any) -> Optional[str]:
+  for owner in (env, getattr(env, "unwrapped", None)):
+    try:
+      path = getattr(owner, "xml_path", None)
+    except Exception:
+      path = None
+    if isinstance(path, (str, os.PathLike)) and os.path.isfile(path):
+      return os.fspath(path)
+  return None
+
+
+def _last_xml(compiled: mujoco.MjModel, files: Assets) -> SourceModel:
+  """The XML MuJoCo loaded last, if it is ``compiled``'s (brax and most
+  Playground envs load their XML last)."""
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "model.xml")
+    try:
+      mujoco.mj_saveLastXML(path, compiled)
+    except Exception as err:
+      raise ValueError(" ".join(str(err).split())) from None
+    with warnings.catch_warnings():  # MuJoCo writes what it deprecates
+      warnings.filterwarnings("ignore", message=".*meaninertia")
+      source = load_source(path, files)
+  source.spec.stat.meaninertia = float("nan")  # computed, not given
+  source.file_dir = None
+  source.origin = "the XML MuJoCo loaded last"
+  return source
+
+
+def source_from_compiled(
+  compiled: mujoco.MjModel,
+  env: Any = None,
+  assets: Optional[Assets] = None,
+  model_dir: Optional[XmlSource] = None,
+) -> SourceModel:
+  """:class:`SourceModel` whose copies are ``compiled`` (what an env
+  simulates): the first XML of the same structure takes its values.
+
+  Tried in order: ``env.xml_path`` (with ``env.model_assets`` and
+  ``assets``), then the XML MuJoCo loaded last.
+
+  Raises:
+    ValueError: when no XML of that structure is at hand, with why each
+      candidate was not.
+  """
+  files: Dict[str, Union[bytes, str]] = dict(env_assets(env))
+  files.update(assets or {})
+  path = _env_xml_path(env) if env is not None else None
+  tried = []
+  candidates = []
+  if path is not None:
+    candidates.append(
+      (f"env.xml_path {path}", lambda: load_source(path, files, model_dir))
+    )
+  candidates.append(
+    ("the XML MuJoCo loaded last", lambda: _last_xml(compiled, files))
+  )
+  for label, load in candidates:
+    try:
+      source = load()
+    except ValueError as err:
+      tried.append(f"{label}: {' '.join(str(err).split())[:200]}")
+      continue
+    mismatch = model_match.structure_mismatch(source.model, compiled)
+    if mismatch is not None:
+      tried.append(f"{label}: another model ({mismatch})")
+      continue
+    source.model, source.note = model_match.adopt_compiled(
+      source.spec, source.model, compiled
+    )
+    source.compiled = compiled
+    return source
+  raise ValueError(
+    "The N-env model needs an XML of the model's structure, and none"
+    " matches (" + "; ".join(tried) + ")."
+  )
 
 
 def source_from_any(
@@ -495,7 +633,25 @@ def source_from_any(
   assets: Optional[Assets] = None,
   model_dir: Optional[XmlSource] = None,
 ) -> SourceModel:
-  """:class:`SourceModel` from XML text, a path or an ``MjSpec``."""
+  """:class:`SourceModel` from XML text, a path, an ``MjSpec``, an
+  ``MjModel`` or an env (brax: ``env.sys.mj_model``; MuJoCo Playground:
+  ``env.mj_model``, ``env.xml_path``, ``env.model_assets``). For the last
+  two the copies are of the compiled model (:func:`source_from_compiled`).
+
+  Raises:
+    ValueError: a model MuJoCo cannot load, an env without a model, or a
+      compiled model no XML at hand has the structure of.
+  """
+  if isinstance(model, mujoco.MjModel):
+    return source_from_compiled(model, None, assets, model_dir)
+  if not isinstance(model, (mujoco.MjSpec, str, os.PathLike)):
+    compiled = find_mj_model(model)
+    if compiled is None:
+      raise ValueError(
+        f"Expected MJCF XML text, a file path, an MjSpec, an MjModel or an"
+        f" env holding a MuJoCo model, got {type(model).__name__}."
+      )
+    return source_from_compiled(compiled, model, assets, model_dir)
   if isinstance(model, mujoco.MjSpec):
     spec = model.copy()
     try:

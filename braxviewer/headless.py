@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Deque, List, Mapping, Optional, Tuple
+from typing import Deque, Iterable, List, Mapping, Optional, Tuple
 
 from braxviewer.frames import FrameChunk
-from braxviewer.protocol import Mode, StreamInfo, check_num_envs
+from braxviewer.protocol import (
+  Mode,
+  StreamInfo,
+  check_info_keys,
+  check_num_envs,
+)
 
 
 class HeadlessViewer:
@@ -20,6 +25,9 @@ class HeadlessViewer:
     num_envs: envs to stream (None: the trainer picks min(16, per device)).
     mode: initial mode, ``"off"``, ``"live"`` or ``"sync"``.
     max_chunks: keep at most this many chunks (oldest dropped); None keeps all.
+    info_keys: the ``state.info`` entries to stream (``FrameChunk.info``);
+      None lets the trainer choose (numeric per-env entries, at most 16
+      numbers per env, ``command`` first); ``()`` streams none.
   """
 
   def __init__(
@@ -27,8 +35,10 @@ class HeadlessViewer:
     num_envs: Optional[int] = None,
     mode: "Mode | str" = Mode.LIVE,
     max_chunks: Optional[int] = None,
+    info_keys: Optional[Iterable[str]] = None,
   ):
     self._num_envs = check_num_envs(num_envs)
+    self.info_keys: Optional[Tuple[str, ...]] = check_info_keys(info_keys)
     self._mode = Mode.parse(mode)
     self._lock = threading.Lock()
     self.chunks: Deque[FrameChunk] = collections.deque(maxlen=max_chunks)

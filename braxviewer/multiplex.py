@@ -12,11 +12,16 @@ on. No JAX.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 import warnings
 
 from braxviewer.frames import FrameChunk
 from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
+
+
+def _info_keys(viewer: Any) -> Optional[Tuple[str, ...]]:
+  keys = getattr(viewer, "info_keys", None)  # optional: not in the protocol
+  return None if keys is None else tuple(keys)
 
 
 class FanOutWarning(RuntimeWarning):
@@ -28,13 +33,15 @@ class FanOut:
 
   Args:
     *viewers: the viewers; the first one that asks for a number of envs
-      sets it (they all receive the same chunks).
+      sets it (they all receive the same chunks), and likewise for the
+      ``state.info`` entries (``info_keys``).
     lead: the viewer whose mode is the stream's mode (None: the most
       demanding of all). The others receive what it lets through.
 
   Raises:
     ValueError: with no viewer, when viewers ask for different numbers of
-      envs, or when ``lead`` is not one of ``viewers``.
+      envs or different ``info_keys``, or when ``lead`` is not one of
+      ``viewers``.
   """
 
   def __init__(
@@ -59,7 +66,8 @@ class FanOut:
     (``init``) and the stream's info when those were given already.
 
     Raises:
-      ValueError: ``viewer`` asks for another number of envs.
+      ValueError: ``viewer`` asks for another number of envs, or other
+        ``state.info`` entries.
     """
     asked = (v.requested_envs() for v in self.viewers + [viewer])
     wanted = {n for n in asked if n is not None}
@@ -67,6 +75,14 @@ class FanOut:
       raise ValueError(
         f"The viewers ask for different numbers of envs ({sorted(wanted)});"
         " give them the same num_envs."
+      )
+    keys = {
+      k for k in map(_info_keys, self.viewers + [viewer]) if k is not None
+    }
+    if len(keys) > 1:
+      raise ValueError(
+        f"The viewers ask for different state.info entries"
+        f" ({sorted(keys)}); give them the same info_keys."
       )
     self.viewers.append(viewer)
     self._failed.append(False)
@@ -123,6 +139,15 @@ class FanOut:
       n = v.requested_envs()
       if n is not None:
         return n
+    return None
+
+  @property
+  def info_keys(self) -> Optional[Tuple[str, ...]]:
+    """The ``state.info`` entries a viewer asks for (None: any)."""
+    for v in self.viewers:
+      keys = _info_keys(v)
+      if keys is not None:
+        return keys
     return None
 
   @property

@@ -3,7 +3,9 @@
 The trainer knows viewers only through :class:`TrainingViewer`: how many envs
 to stream, which mode is wanted now, and three sinks (stream start, chunks,
 progress). The web viewer, the recorder and :class:`HeadlessViewer` implement
-it. No JAX here.
+it. Two members are optional (read with ``getattr``): ``on_phase(name)`` and
+``info_keys``, the ``state.info`` entries to stream (None or absent: the
+trainer's automatic choice; see :func:`check_info_keys`). No JAX here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 import numbers
-from typing import Mapping, Optional, Protocol, Tuple, runtime_checkable
+from typing import (
+  Iterable,
+  Mapping,
+  Optional,
+  Protocol,
+  Tuple,
+  Union,
+  runtime_checkable,
+)
 
 from braxviewer.frames import FrameChunk, PoseKind
 
@@ -67,6 +77,34 @@ def check_num_envs(value: object, name: str = "num_envs") -> Optional[int]:
   return int(value)
 
 
+def check_info_keys(
+  value: Union[None, str, Iterable[str]], name: str = "info_keys"
+) -> Optional[Tuple[str, ...]]:
+  """``value`` as the ``state.info`` entries to stream: None (the trainer
+  chooses: numeric per-env entries within a small budget, ``command``
+  first), or names (``a/b`` for nested dicts; one string is one name;
+  ``()`` streams none). Whether the env has them is checked by the trainer.
+
+  Raises:
+    ValueError: for anything else, naming it.
+  """
+  if value is None:
+    return None
+  if isinstance(value, str):
+    value = (value,)
+  try:
+    keys = tuple(value)
+  except TypeError:
+    raise ValueError(
+      f"{name} must be None or a sequence of names, got {value!r}."
+    ) from None
+  if not all(isinstance(k, str) and k for k in keys):
+    raise ValueError(
+      f"{name} must be None or a sequence of non-empty names, got {value!r}."
+    )
+  return tuple(dict.fromkeys(keys))  # in order, once each
+
+
 @dataclasses.dataclass(frozen=True)
 class StreamInfo:
   """What the trainer tells a viewer before the first chunk.
@@ -83,6 +121,10 @@ class StreamInfo:
       the unrolls per training step, which continue each other.
     reward_terms: names of the streamed ``state.metrics`` entries.
     backend: the brax backend name, when known.
+    nmocap: mocap bodies streamed per env (``FrameChunk.mocap_pos``).
+    info_keys: the streamed ``state.info`` entries (``FrameChunk.info``),
+      in order.
+    info_shapes: each one's shape per env: ``()`` or ``(k,)``.
   """
 
   num_envs: int
@@ -95,11 +137,19 @@ class StreamInfo:
   chunk_length: int
   reward_terms: Tuple[str, ...]
   backend: Optional[str] = None
+  nmocap: int = 0
+  info_keys: Tuple[str, ...] = ()
+  info_shapes: Tuple[Tuple[int, ...], ...] = ()
 
 
 @runtime_checkable
 class TrainingViewer(Protocol):
-  """What braxviewer's ``ppo.train(viewer=...)`` accepts."""
+  """What braxviewer's ``ppo.train(viewer=...)`` accepts.
+
+  Optional, read with ``getattr``: ``on_phase(name)`` (what the run does
+  now) and ``info_keys`` (the ``state.info`` entries to stream; None: the
+  automatic choice).
+  """
 
   def requested_envs(self) -> Optional[int]:
     """Envs to stream; None lets the trainer choose (min(16, per device))."""

@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from braxviewer import cli
 from braxviewer.export import export_video
+from braxviewer.layout import LAYOUTS, check_layout
 from braxviewer.model_lookup import resolve_model
 from braxviewer.record import format as fmt
 from braxviewer.record.offscreen import configure_gl
@@ -45,6 +46,7 @@ class ReplayViewer(PageHost):
     loop: start over at the end.
     token: who may open the page (as the live viewer's).
     title: the page's panel title (default: the recording's name).
+    layout: ``"grid"``, ``"overlay"`` or ``"auto"`` (as the live viewer's).
 
   Its controls are the live viewer's: :attr:`page` (envs, camera) and
   :attr:`playback` (timeline, pause, speed, source).
@@ -66,7 +68,9 @@ class ReplayViewer(PageHost):
     loop: bool = True,
     title: Optional[str] = None,
     token: Token = "auto",
+    layout: str = "auto",
   ):
+    check_layout(layout)
     rec = (
       recording if isinstance(recording, Recording) else Recording(recording)
     )
@@ -100,6 +104,7 @@ class ReplayViewer(PageHost):
       token=token,
     )
     self.playback.set_speed(speed)
+    self._layout = layout
 
   def run(self) -> "ReplayViewer":
     """Serve the page and start playing."""
@@ -109,7 +114,9 @@ class ReplayViewer(PageHost):
     page = self._serve(
       stream=None, mode="off", num_envs=self.num_envs, recorded=player.timeline
     )
-    self._show_envs(BatchedScene(self._model, self.num_envs))
+    self._show_envs(
+      BatchedScene(self._model, self.num_envs, layout=self._layout)
+    )
     for steps, metrics in self.recording.progress():
       page.add_progress(steps, metrics)
     page.add_export_button(
@@ -170,6 +177,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     help="MJCF file to draw instead of the recorded model",
   )
   p.add_argument(
+    "--layout",
+    choices=LAYOUTS,
+    default="auto",
+    help="envs on a grid, overlaid on one world, or auto (overlay on terrain)",
+  )
+  p.add_argument(
     "--exit-after", type=float, default=None, help=argparse.SUPPRESS
   )  # for tests: serve this long, exit
   args = p.parse_args(argv)
@@ -194,6 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       model=args.model,
       source=args.source,
       speed=args.speed,
+      layout=args.layout,
     )
   except (fmt.RecordingError, ValueError, TypeError) as err:
     print(f"{p.prog}: error: {' '.join(str(err).split())}", file=sys.stderr)

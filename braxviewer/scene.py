@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import threading
 from typing import Optional, Sequence, Tuple, Union
 
@@ -31,6 +30,8 @@ from braxviewer.frames import FrameChunk
 from braxviewer.grid import default_env_offset, grid_offsets
 from braxviewer.grid_xml import concatenate_envs_xml
 from braxviewer.kinematics import BatchKinematics
+from braxviewer.layout import choose_layout
+from braxviewer.model_lookup import find_mj_model
 
 __all__ = [
   "BatchedScene",
@@ -64,23 +65,18 @@ class Poses:
     return SO3(np.asarray(self.xquat, np.float64)).as_matrix()
 
 
-def _model_from_last_xml(model: mujoco.MjModel) -> grid_xml.SourceModel:
-  """MuJoCo keeps the XML of the last model it loaded; use it when it is
-  this model's (brax and Playground load their env's XML last)."""
-  with tempfile.TemporaryDirectory() as tmp:
-    path = os.path.join(tmp, "model.xml")
-    try:
-      mujoco.mj_saveLastXML(path, model)
-      source = grid_xml.load_source(path)
-    except (ValueError, mujoco.FatalError) as err:
-      raise ValueError(
-        "batched_model needs the model's XML, and MuJoCo no longer holds it"
-        f" for this MjModel ({str(err).strip()}). Build BatchedScene from"
-        " the XML text or file path (with assets=/model_dir= for meshes)"
-        " instead of an MjModel."
-      ) from None
-  source.file_dir = None
-  return source
+def _source_of_compiled(origin, assets, model_dir) -> grid_xml.SourceModel:
+  """The N-env model's source for an env or an ``MjModel``: an XML of its
+  structure that takes the compiled values (what the env simulates)."""
+  try:
+    return grid_xml.source_from_any(origin, assets, model_dir)
+  except ValueError as err:
+    raise ValueError(
+      f"batched_model needs the model's XML: {err} Build BatchedScene from"
+      " the env itself (a MuJoCo Playground env brings its xml_path and"
+      " model_assets), or from the XML text or file path (with"
+      " assets=/model_dir= for meshes) instead of an MjModel."
+    ) from None
 
 
 class BatchedScene:
@@ -88,16 +84,22 @@ class BatchedScene:
 
   Args:
     model: the single-env model: an ``MjModel`` (e.g. ``env.sys.mj_model``),
-      an ``MjSpec``, MJCF text or an MJCF file path.
+      the env itself (brax or MuJoCo Playground: its compiled model is
+      drawn, its XML and in-memory assets build :attr:`batched_model`), an
+      ``MjSpec``, MJCF text or an MJCF file path.
     num_envs: number of envs drawn, >= 1.
     grid_dims: ``(nx, ny[, nz])`` covering ``num_envs``; None: near-square.
     env_offset: spacing ``(dx, dy, dz)`` (m); None: from the model's size.
     assets: file name -> contents for includes, meshes and textures (XML).
     model_dir: directory holding the files the XML refers to.
+    layout: ``"grid"`` (a cell per env), ``"overlay"`` (every env where it
+      is: offsets 0, for envs sharing one world) or ``"auto"`` (overlay for
+      a mobile robot on terrain, else grid; see :mod:`braxviewer.layout`).
+      :attr:`layout` holds the choice.
 
   Raises:
-    ValueError: bad ``num_envs``, ``grid_dims``, ``env_offset``, or a model
-      MuJoCo cannot load (with MuJoCo's message).
+    ValueError: bad ``num_envs``, ``grid_dims``, ``env_offset``, ``layout``,
+      or a model MuJoCo cannot load (with MuJoCo's message).
   """
 
   def __init__(
@@ -109,6 +111,7 @@ class BatchedScene:
     assets: Optional[grid_xml.Assets] = None,
     *,
     model_dir=None,
+    layout: str = "auto",
   ):
     self.num_envs: int = grid.check_num_envs(num_envs)
     self.grid_dims: grid.GridDims = grid.resolve_grid_dims(
@@ -117,17 +120,26 @@ class BatchedScene:
     if env_offset is not None:
       grid.check_env_offset(env_offset)
     self._source: Optional[grid_xml.SourceModel] = None
+    self._origin = (model, assets, model_dir)  # builds batched_model
     if isinstance(model, mujoco.MjModel):
-      self.single_model: mujoco.MjModel = model
+      compiled = model
+    elif isinstance(model, (mujoco.MjSpec, str, os.PathLike)):
+      compiled = None
+    else:  # an env
+      compiled = find_mj_model(model)
+    if compiled is not None:
+      self.single_model: mujoco.MjModel = compiled
     else:
       self._source = grid_xml.source_from_any(model, assets, model_dir)
       self.single_model = self._source.model
     single = self.single_model
-    self.env_offset: np.ndarray = (
-      default_env_offset(single)
-      if env_offset is None
-      else grid.check_env_offset(env_offset)
-    )
+    self.layout: str = choose_layout(single, layout, env_offset)
+    if self.layout == "overlay":
+      self.env_offset: np.ndarray = np.zeros(3)
+    elif env_offset is None:
+      self.env_offset = default_env_offset(single)
+    else:
+      self.env_offset = grid.check_env_offset(env_offset)
     self.offsets: np.ndarray = grid_offsets(
       self.num_envs, self.grid_dims, self.env_offset
     )
@@ -141,6 +153,7 @@ class BatchedScene:
     self._mocap_bodies = np.argsort(np.where(mocap >= 0, mocap, np.inf))[
       : single.nmocap
     ]
+    self._mocap0 = (rest.mocap_pos.copy(), rest.mocap_quat.copy())
     self._batched: Optional[mujoco.MjModel] = None
     self._batched_lock = threading.Lock()
 
@@ -152,11 +165,18 @@ class BatchedScene:
   @property
   def batched_model(self) -> mujoco.MjModel:
     """The N-env model (:func:`concatenate_envs_xml` layout), built on first
-    use. Feed it :meth:`batched_qpos` to show streamed frames."""
+    use: every copy is :attr:`single_model` as compiled (sizes, colours,
+    materials an env set in code included). Feed it :meth:`batched_qpos` to
+    show streamed frames.
+
+    Raises:
+      ValueError: for an ``MjModel`` given alone whose XML MuJoCo no longer
+        holds (pass the env, or the XML).
+    """
     with self._batched_lock:
       if self._batched is None:
         if self._source is None:
-          self._source = _model_from_last_xml(self.single_model)
+          self._source = _source_of_compiled(*self._origin)
         build = grid_xml.build_batched(
           self._source, self.num_envs, self.grid_dims, self.env_offset
         )
@@ -203,19 +223,63 @@ class BatchedScene:
       valid.reshape(tuple(lead) + (self.num_envs,)),
     )
 
-  def poses_from_qpos(self, qpos: np.ndarray) -> Poses:
+  def _check_mocap(self, value, width: int, lead, name: str) -> np.ndarray:
+    """``value`` as ``(frames, N, nmocap, width)`` float64."""
+    a = np.asarray(value, dtype=np.float64)
+    nmocap = int(self.single_model.nmocap)
+    want = tuple(lead) + (self.num_envs, nmocap, width)
+    if a.shape != want:
+      raise ValueError(
+        f"{name} has shape {a.shape}; this scene needs {want}: the leading"
+        f" axes of qpos, then {self.num_envs} envs of the model's {nmocap}"
+        f" mocap bodies ({'positions' if width == 3 else 'quaternions'})."
+        " Stream the same model the scene was built from."
+      )
+    return a.reshape((-1,) + want[-3:])
+
+  def poses_from_qpos(
+    self,
+    qpos: np.ndarray,
+    mocap_pos: Optional[np.ndarray] = None,
+    mocap_quat: Optional[np.ndarray] = None,
+  ) -> Poses:
     """World poses from ``qpos (..., N, nq)`` (mjx / generalized frames).
 
+    Args:
+      qpos: ``(..., N, nq)`` generalized positions.
+      mocap_pos: ``(..., N, nmocap, 3)`` positions of the mocap bodies in
+        each env's own frame (``data.mocap_pos``, as streamed), or None:
+        the model's own mocap pose.
+      mocap_quat: ``(..., N, nmocap, 4)`` their orientations (w, x, y, z),
+        or None: the model's.
+
+    A frame with NaN or inf in any of them marks only its env invalid.
+
     Raises:
-      ValueError: when the last two axes are not ``(num_envs, nq)``.
+      ValueError: when the last two axes of ``qpos`` are not ``(num_envs,
+        nq)``, or the mocap arrays do not match it and the model.
     """
     qpos = self._check_qpos(qpos)
     lead = qpos.shape[:-2]
     flat = qpos.reshape((-1,) + qpos.shape[-2:])
     valid = np.asarray(np.isfinite(flat).all(-1))
+    mocap = [
+      None if a is None else self._check_mocap(a, width, lead, name)
+      for a, width, name in (
+        (mocap_pos, 3, "mocap_pos"),
+        (mocap_quat, 4, "mocap_quat"),
+      )
+    ]
+    for a in mocap:
+      if a is not None:
+        valid &= np.isfinite(a).all((-1, -2))
     if not valid.all():
       flat = np.where(valid[..., None], flat, self.single_model.qpos0)
-    xpos, xquat = self._kinematics(flat)
+      mocap = [
+        None if a is None else np.where(valid[..., None, None], a, a0)
+        for a, a0 in zip(mocap, self._mocap0)
+      ]
+    xpos, xquat = self._kinematics(flat, *mocap)
     return self._finish(xpos, xquat, valid, lead)
 
   def poses_from_links(
@@ -262,9 +326,11 @@ class BatchedScene:
     return self._finish(xpos, xquat, valid, lead)
 
   def poses(self, chunk: FrameChunk) -> Poses:
-    """World poses of every frame of a chunk: ``(T, N, nbody, ...)``."""
+    """World poses of every frame of a chunk: ``(T, N, nbody, ...)``, the
+    mocap bodies where the chunk's ``mocap_pos``/``mocap_quat`` put them
+    (qpos chunks; link poses hold every body already)."""
     if chunk.qpos is not None:
-      return self.poses_from_qpos(chunk.qpos)
+      return self.poses_from_qpos(chunk.qpos, chunk.mocap_pos, chunk.mocap_quat)
     # A chunk holds qpos or both link arrays (FrameChunk checks it).
     assert chunk.link_pos is not None and chunk.link_rot is not None
     return self.poses_from_links(chunk.link_pos, chunk.link_rot)
@@ -273,7 +339,9 @@ class BatchedScene:
     """Poses of the mocap bodies, ``(..., N, nmocap, 3)`` and ``(..., N,
     nmocap, 4)`` in mocap id order: what mjviser's ``update_from_arrays``
     takes as ``mocap_pos, mocap_quat`` (it draws mocap bodies from those, not
-    from ``xpos``). Streams carry no mocap state: these are the model's."""
+    from ``xpos``). World poses, grid offset included: where the streamed
+    ``mocap_pos``/``mocap_quat`` put them (each env's own goal), or the
+    model's default mocap pose for poses made without them."""
     bodies = self._mocap_bodies
     return poses.xpos[..., bodies, :], poses.xquat[..., bodies, :]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 import warnings
 
 import numpy as np
@@ -136,6 +136,18 @@ class Streamer:
     """Sink for eval rollouts, tagged with the current training step."""
     self._deliver(chunk, "eval", self.eval_env_steps)
 
+  @property
+  def info_keys(self) -> Tuple[str, ...]:
+    """The ``state.info`` entries the tap streams (chosen at the start)."""
+    return tuple(self.info.info_keys)
+
+  def _info_of(self, arrays: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+    """The info arrays in the stream's order (a pytree sorts them by name;
+    the order chosen puts ``command`` first)."""
+    order = [k for k in self.info.info_keys if k in arrays]
+    order += sorted(k for k in arrays if k not in order)
+    return {k: np.array(arrays[k]) for k in order}
+
   def _deliver(self, arrays: Mapping[str, Any], source: Source, steps: int):
     if self._failed:
       return
@@ -161,6 +173,9 @@ class Streamer:
         qpos=get("qpos"),
         link_pos=get("link_pos"),
         link_rot=get("link_rot"),
+        mocap_pos=get("mocap_pos"),
+        mocap_quat=get("mocap_quat"),
+        info=self._info_of(arrays.get("info") or {}),
       )
     except Exception as err:
       self._fail("building a frame chunk", err)
@@ -200,6 +215,7 @@ class NoStream:
   train_sink = None
   eval_sink = None
   eval_env_steps = 0
+  info_keys: Tuple[str, ...] = ()
 
   def start(self) -> None:
     pass

@@ -8,13 +8,30 @@ callback, gated by ``lax.cond`` on a runtime flag array (off
 means nothing leaves the device, and flipping the flag needs no recompile) and
 on device 0 when running under ``pmap``.
 
+Besides the pose, a frame holds the mocap bodies' state when the physics
+state has any (goals and targets an env moves: MuJoCo Playground's
+``data.mocap_pos``) and a few numeric per-env ``state.info`` entries
+(:func:`choose_info_keys`: a velocity ``command`` first, within a budget of
+:data:`INFO_BUDGET` floats per env). Reading them changes nothing the env or
+the learner computes.
+
 This module knows nothing of viewers or the web: the host side hands it a
 plain function that receives numpy arrays.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import (
+  Any,
+  Callable,
+  Dict,
+  List,
+  Mapping,
+  NamedTuple,
+  Optional,
+  Sequence,
+  Tuple,
+)
 
 from brax.training import acting
 import jax
@@ -27,6 +44,18 @@ Frame = Dict[str, Any]
 HostSink = Callable[..., None]
 
 LINK_BACKENDS = ("positional", "spring")
+
+# The automatic choice of state.info entries: each at most INFO_MAX_WIDTH
+# numbers per env, all together at most INFO_BUDGET, the command first.
+INFO_MAX_WIDTH = 4
+INFO_BUDGET = 16
+INFO_FIRST = "command"  # a velocity command (MuJoCo Playground joystick envs)
+# What the training wrappers keep in state.info for themselves (brax's
+# EpisodeWrapper, AutoResetWrapper and EvalWrapper; Playground's
+# BraxAutoResetWrapper): never chosen automatically.
+_INFO_BOOKKEEPING = ("steps", "truncation", "eval_metrics")
+_INFO_BOOKKEEPING_PREFIXES = ("first_", "episode_", "AutoResetWrapper_")
+_INFO_KEY_NAMES = ("rng", "key")  # PRNG keys, whatever their dtype
 
 
 def pose_kind(env: Any) -> PoseKind:
@@ -46,19 +75,207 @@ class FrameSpec(NamedTuple):
   nq: Optional[int]  # qpos width ("qpos" kind)
   num_links: Optional[int]  # links ("links" kind)
   reward_terms: Tuple[str, ...]  # the streamed state.metrics entries
+  nmocap: int = 0  # mocap bodies streamed per env
+  info_keys: Tuple[str, ...] = ()  # the streamed state.info entries, in order
+  info_shapes: Tuple[Tuple[int, ...], ...] = ()  # each: () or (k,) per env
 
 
-def describe(state: Any, kind: str) -> FrameSpec:
+def describe(
+  state: Any, kind: str, info_keys: Optional[Sequence[str]] = None
+) -> FrameSpec:
   """What :func:`select_frame` streams of a batched env state (an abstract
-  trace: no device work)."""
-  frame = jax.eval_shape(lambda s: select_frame(s, 1, kind), state)
+  trace: no device work).
+
+  Raises:
+    ValueError: an ``info_keys`` name the state's info does not hold (or
+      holds as something that is not a per-env number), listing those it
+      does.
+  """
+  keys = choose_info_keys(state, info_keys)
+  frame = jax.eval_shape(
+    lambda s: select_frame(s, 1, kind, info_keys=keys), state
+  )
   return FrameSpec(
     nq=int(frame["qpos"].shape[-1]) if "qpos" in frame else None,
     num_links=(
       int(frame["link_pos"].shape[-2]) if "link_pos" in frame else None
     ),
     reward_terms=tuple(frame["metrics"]),
+    nmocap=(int(frame["mocap_pos"].shape[-2]) if "mocap_pos" in frame else 0),
+    info_keys=keys,
+    info_shapes=tuple(tuple(frame["info"][k].shape[1:]) for k in keys),
   )
+
+
+# -- state.info --------------------------------------------------------------
+
+
+def _flat_info(info: Any, prefix: str = "") -> Dict[str, Any]:
+  """``state.info`` flattened: nested dicts' entries named ``a/b``."""
+  out: Dict[str, Any] = {}
+  if not isinstance(info, Mapping):
+    return out
+  for k, v in info.items():
+    name = f"{prefix}{k}"
+    if isinstance(v, Mapping):
+      out.update(_flat_info(v, name + "/"))
+    else:
+      out[name] = v
+  return out
+
+
+def _batch_size(state: Any) -> Optional[int]:
+  shape = getattr(getattr(state, "reward", None), "shape", None)
+  return int(shape[0]) if shape else None
+
+
+def _per_env_number(x: Any, batch: Optional[int]) -> bool:
+  """A numeric array with one entry per env (leading axis = the batch)."""
+  shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+  if batch is None or shape is None or dtype is None or len(shape) < 1:
+    return False
+  if shape[0] != batch:
+    return False
+  if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+    return False
+  return any(
+    jnp.issubdtype(dtype, kind)
+    for kind in (jnp.floating, jnp.integer, jnp.bool_)
+  )
+
+
+def _width(x: Any) -> int:
+  return int(np.prod(x.shape[1:], dtype=np.int64))
+
+
+def _bookkeeping(name: str) -> bool:
+  """What the training wrappers keep in info for themselves."""
+  top = name.split("/")[0]
+  return top in _INFO_BOOKKEEPING or top.startswith(_INFO_BOOKKEEPING_PREFIXES)
+
+
+def _prng_key(name: str, x: Any) -> bool:
+  """A PRNG key: by name (``rng``, ``key``, ``*_rng``) or as raw key data
+  (unsigned ints)."""
+  ends = tuple("_" + k for k in _INFO_KEY_NAMES)
+  if any(p in _INFO_KEY_NAMES or p.endswith(ends) for p in name.split("/")):
+    return True
+  return bool(jnp.issubdtype(x.dtype, jnp.unsignedinteger))
+
+
+def _auto_eligible(x: Any, name: str, batch: Optional[int]) -> bool:
+  return (
+    _per_env_number(x, batch)
+    and not _prng_key(name, x)
+    and not _bookkeeping(name)
+    and 1 <= _width(x) <= INFO_MAX_WIDTH
+  )
+
+
+def choose_info_keys(
+  state: Any, info_keys: Optional[Sequence[str]] = None, strict: bool = True
+) -> Tuple[str, ...]:
+  """The ``state.info`` entries to stream of a batched env state.
+
+  ``info_keys`` None chooses automatically: numeric entries with one value
+  per env (float, int or bool; not PRNG keys, not the training wrappers'
+  bookkeeping such as ``truncation``, ``steps``, ``first_*``,
+  ``episode_*``), at most :data:`INFO_MAX_WIDTH` numbers each and
+  :data:`INFO_BUDGET` all together; ``command`` first, then by name.
+  Otherwise the given names, in order: ``a/b`` names an entry of a nested
+  dict, a dict's name all of its per-env entries. ``()`` streams none.
+
+  Raises:
+    ValueError: with ``strict``, a name that is not a per-env numeric entry
+      (listing those there are); without, such names are left out.
+  """
+  flat = _flat_info(getattr(state, "info", None))
+  batch = _batch_size(state)
+  if info_keys is None:
+    names = sorted(flat, key=lambda k: (k != INFO_FIRST, k))
+    chosen: List[str] = []
+    used = 0
+    for name in names:
+      x = flat[name]
+      if _auto_eligible(x, name, batch) and used + _width(x) <= INFO_BUDGET:
+        chosen.append(name)
+        used += _width(x)
+    return tuple(chosen)
+  if isinstance(info_keys, str):
+    info_keys = (info_keys,)
+  available = sorted(k for k, v in flat.items() if _per_env_number(v, batch))
+  chosen = []
+  for name in info_keys:
+    name = str(name)
+    under = [
+      k
+      for k in available
+      if k.startswith(name + "/") and not _prng_key(k, flat[k])
+    ]
+    if name in flat and _per_env_number(flat[name], batch):
+      found = [name]
+    elif name not in flat and under:
+      found = under
+    elif not strict:
+      continue
+    else:
+      what = (
+        "is not a numeric array with one entry per env"
+        f" ({_describe_value(flat[name])})"
+        if name in flat
+        else "is not in the env state's info"
+      )
+      raise ValueError(
+        f"info_keys: {name!r} {what}. Entries that can be streamed: "
+        + (", ".join(available) if available else "none")
+        + "."
+      )
+    chosen.extend(k for k in found if k not in chosen)
+  return tuple(chosen)
+
+
+def _describe_value(x: Any) -> str:
+  shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+  if shape is None or dtype is None:
+    return type(x).__name__
+  return f"shape {tuple(shape)}, dtype {dtype}"
+
+
+def _info_frame(
+  state: Any, info_keys: Tuple[str, ...], sl: Callable[[Any], jax.Array]
+) -> Dict[str, jax.Array]:
+  """The chosen info entries of the first envs, float32, ``(N,)``/``(N, k)``."""
+  flat = _flat_info(getattr(state, "info", None))
+  out = {}
+  for name in info_keys:
+    x = sl(flat[name])
+    if x.ndim > 2:
+      x = jnp.reshape(x, x.shape[:1] + (-1,))
+    out[name] = _float(x)
+  return out
+
+
+def _mocap_frame(
+  physics: Any, batch: Optional[int], sl: Callable[[Any], jax.Array]
+) -> Dict[str, jax.Array]:
+  """Mocap positions and orientations of the first envs, when the physics
+  state has mocap bodies (mjx ``Data``: MuJoCo Playground, brax ``mjx``)."""
+  pos = getattr(physics, "mocap_pos", None)
+  quat = getattr(physics, "mocap_quat", None)
+  pshape = getattr(pos, "shape", None)
+  qshape = getattr(quat, "shape", None)
+  if (
+    batch is None
+    or pshape is None
+    or qshape is None
+    or len(pshape) != 3
+    or pshape[0] != batch
+    or pshape[1] < 1
+    or pshape[2] != 3
+    or tuple(qshape) != tuple(pshape[:2]) + (4,)
+  ):
+    return {}
+  return {"mocap_pos": _float(sl(pos)), "mocap_quat": _float(sl(quat))}
 
 
 def _physics_state(state: Any) -> Any:
@@ -75,11 +292,21 @@ def _physics_state(state: Any) -> Any:
   return pipeline_state
 
 
-def select_frame(state: Any, num_envs: int, kind: str) -> Frame:
+def select_frame(
+  state: Any,
+  num_envs: int,
+  kind: str,
+  info_keys: Optional[Sequence[str]] = None,
+  strict: bool = True,
+) -> Frame:
   """The streamed part of one batched env state: first ``num_envs`` envs.
 
   Works for brax ``envs.State`` (``pipeline_state``) and MuJoCo Playground
   states (``data``). Called at trace time inside the unroll's scan body.
+  Holds the pose, ``mocap_pos``/``mocap_quat`` when the physics state has
+  mocap bodies, reward, done, truncation, the reward terms, and ``info``:
+  the ``state.info`` entries of :func:`choose_info_keys` (``info_keys`` and
+  ``strict`` as there).
   """
 
   def sl(x: jax.Array) -> jax.Array:
@@ -87,6 +314,7 @@ def select_frame(state: Any, num_envs: int, kind: str) -> Frame:
 
   frame: Frame = {}
   pipeline_state = _physics_state(state)
+  batch = _batch_size(state)
   if kind == "links":
     frame["link_pos"] = _float(sl(pipeline_state.x.pos))
     frame["link_rot"] = _float(sl(pipeline_state.x.rot))
@@ -95,6 +323,7 @@ def select_frame(state: Any, num_envs: int, kind: str) -> Frame:
     if q is None:
       q = pipeline_state.qpos
     frame["qpos"] = _float(sl(q))
+  frame.update(_mocap_frame(pipeline_state, batch, sl))
   frame["reward"] = _float(sl(state.reward))
   frame["done"] = _float(sl(state.done))
   info = getattr(state, "info", {}) or {}
@@ -112,6 +341,8 @@ def select_frame(state: Any, num_envs: int, kind: str) -> Frame:
     and v.shape[:1] == state.reward.shape[:1]
     and v.ndim == 1
   }
+  keys = choose_info_keys(state, info_keys, strict=strict)
+  frame["info"] = _info_frame(state, keys, sl)
   return frame
 
 
@@ -199,13 +430,17 @@ def generate_unroll(
   extra_fields: tuple = (),
   num_view_envs: int = 0,
   kind: str = "qpos",
+  info_keys: Optional[Sequence[str]] = (),
+  strict_info: bool = True,
 ):
   """``brax.training.acting.generate_unroll`` plus the streamed frames.
 
   Same key schedule and transitions as brax's (it calls brax's public
   ``acting.actor_step``), so what is learned does not change. Returns
   ``(final_state, transitions, frames)``; ``frames`` is None when
-  ``num_view_envs`` is 0, else the stacked ``(T, N, ...)`` chunk.
+  ``num_view_envs`` is 0, else the stacked ``(T, N, ...)`` chunk, with the
+  ``state.info`` entries ``info_keys`` (see :func:`select_frame`; ``()``
+  none, None the automatic choice).
   """
 
   def step(carry, unused_t):
@@ -214,7 +449,13 @@ def generate_unroll(
     nstate, transition = acting.actor_step(
       env, state, policy, current_key, extra_fields=extra_fields
     )
-    frame = select_frame(nstate, num_view_envs, kind) if num_view_envs else None
+    frame = (
+      select_frame(
+        nstate, num_view_envs, kind, info_keys=info_keys, strict=strict_info
+      )
+      if num_view_envs
+      else None
+    )
     return (nstate, next_key), (transition, frame)
 
   (final_state, _), (data, frames) = jax.lax.scan(

@@ -4,13 +4,17 @@ usage), told apart from single-env models.
 The original API had users build an env from a concatenated XML and pass it to
 ``viewer.init``. braxviewer tiles envs itself, so such a model is mapped back:
 when it came from :meth:`WebViewerBatched.concatenate_envs_xml` in this
-process, the single-env XML given there is used; otherwise, once the trainer
-says how wide one env's qpos is, the tiled model is drawn as one scene with
-the first envs' qpos laid side by side (:class:`TiledPoses`).
+process, the single env given there is used, with the drawn values (sizes,
+colours, materials, poses) of env 0 of the compiled tiled model, so what
+the env simulates is drawn even where it was edited after compiling;
+otherwise, once the trainer says how wide one env's qpos is, the tiled model
+is drawn as one scene with the first envs' qpos laid side by side
+(:class:`TiledPoses`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import threading
@@ -19,7 +23,9 @@ from typing import Any, List, Mapping, Optional, Tuple
 import mujoco
 import numpy as np
 
+from braxviewer import grid, grid_xml, model_match
 from braxviewer.frames import FrameChunk
+from braxviewer.model_lookup import find_mj_model
 from braxviewer.scene import BatchedScene, Poses
 
 _FREE = int(mujoco.mjtJoint.mjJNT_FREE)
@@ -37,13 +43,19 @@ _known: List[_Tiling] = []
 
 
 def remember(
-  xml_string: str, num_envs: int, assets: Optional[Mapping[str, Any]] = None
+  source: Any, num_envs: int, assets: Optional[Mapping[str, Any]] = None
 ) -> None:
-  """Note that a tiled XML of ``num_envs`` copies of ``xml_string`` was made."""
-  try:
-    single = mujoco.MjModel.from_xml_string(xml_string, assets or {})
-  except Exception:
-    return
+  """Note that a tiled XML of ``num_envs`` copies of ``source`` (what
+  ``concatenate_envs_xml`` took: XML, a path, an env or its model) was
+  made."""
+  single = (
+    source if isinstance(source, mujoco.MjModel) else find_mj_model(source)
+  )
+  if single is None:
+    try:
+      single = grid_xml.load_source(source, assets).model
+    except Exception:
+      return
   with _lock:
     _known.append(_Tiling(single, int(num_envs)))
     del _known[:-8]
@@ -62,8 +74,23 @@ def untile(model: mujoco.MjModel) -> Tuple[mujoco.MjModel, int]:
       and model.nu == k * s.nu
       and (model.nbody >= k * (s.nbody - 1) + 1)
     ):
-      return s, k
+      return _as_compiled(model, s, k), k
   return model, 1
+
+
+def _as_compiled(
+  tiled: mujoco.MjModel, single: mujoco.MjModel, copies: int
+) -> mujoco.MjModel:
+  """``single`` with env 0's drawn values from the compiled ``tiled``."""
+  floors = [g for g in range(single.ngeom) if grid.is_floor(single, g)]
+  world = int(np.sum(single.geom_bodyid == 0))
+  tiled_world = int(np.sum(tiled.geom_bodyid == 0))
+  if tiled_world != len(floors) + copies * (world - len(floors)):
+    floors = []  # per-env floors (layers): nothing shared
+  out = copy.copy(single)
+  if model_match.copy_env_back(tiled, out, copies, floors):
+    return out
+  return single
 
 
 def prefixed_copies(model: mujoco.MjModel) -> int:

@@ -150,7 +150,10 @@ def chunk_nbytes(chunk: FrameChunk) -> int:
     chunk.qpos,
     chunk.link_pos,
     chunk.link_rot,
+    chunk.mocap_pos,
+    chunk.mocap_quat,
     *chunk.metrics.values(),
+    *chunk.info.values(),
   ]
   return sum(int(np.asarray(a).nbytes) for a in arrays if a is not None)
 

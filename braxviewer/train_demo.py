@@ -72,7 +72,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
   env = envs.get_environment(args.env, backend=args.backend)
   viewer = WebViewerBatched(
-    num_envs=args.view_envs, host=args.host, port=args.port, mode=args.mode
+    num_envs=args.view_envs,
+    host=args.host,
+    port=args.port,
+    mode=args.mode,
+    layout=args.layout,
   )
   with cli.training_session(viewer, verbose=args.verbose) as session:
     viewer.run()

@@ -112,7 +112,9 @@ def main(argv=None) -> int:
   compile_cache.enable()  # on a GPU, a second run skips compiling
 
   env = CartPole()
-  viewer = WebViewer(host=args.host, port=args.port, mode=args.mode)
+  viewer = WebViewer(
+    host=args.host, port=args.port, mode=args.mode, layout=args.layout
+  )
   with cli.training_session(viewer, verbose=args.verbose) as session:
     viewer.run()
     viewer.init(env)

@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     host=args.host,
     port=args.port,
     mode=args.mode,
+    layout=args.layout,
   )
   with cli.training_session(viewer, verbose=args.verbose) as session:
     viewer.run()

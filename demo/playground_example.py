@@ -47,7 +47,11 @@ def main(argv=None) -> int:
   env = registry.load(args.env)
   env_cfg = registry.get_default_config(args.env)
   viewer = WebViewerBatched(
-    num_envs=args.view_envs, host=args.host, port=args.port, mode=args.mode
+    num_envs=args.view_envs,
+    host=args.host,
+    port=args.port,
+    mode=args.mode,
+    layout=args.layout,
   )
   with cli.training_session(viewer, verbose=args.verbose) as session:
     viewer.run()

@@ -43,7 +43,11 @@ import zlib
 import numpy as np
 
 FORMAT_NAME = "braxviewer-recording"
-FORMAT_VERSION = 2  # 2: sealed index entries (readers take 1 and 2)
+# 2: sealed index entries (readers take 1 and 2). Chunks recorded since
+# carry mocap (``mocap_pos``, ``mocap_quat``) and ``info/<name>`` arrays
+# when the stream has them: new optional arrays of a chunk record, which
+# readers of every version skip or read as absent, so the version stays 2.
+FORMAT_VERSION = 2
 HEADER_FILE = "recording.json"
 MODEL_DIR = "model"
 SEGMENT_PREFIX = "seg-"
@@ -193,7 +197,7 @@ def record_size(payload_length: int) -> int:
 
 # -- what goes into a record -------------------------------------------------
 
-_POSE_FIELDS = ("qpos", "link_pos", "link_rot")
+_POSE_FIELDS = ("qpos", "link_pos", "link_rot", "mocap_pos", "mocap_quat")
 
 
 def chunk_record(chunk) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
@@ -206,6 +210,9 @@ def chunk_record(chunk) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     wall_time=float(chunk.wall_time),
     metrics=list(chunk.metrics),
   )
+  info = getattr(chunk, "info", None) or {}
+  if info:
+    meta["info"] = list(info)
   arrays = {
     "reward": chunk.reward,
     "done": chunk.done,
@@ -217,6 +224,8 @@ def chunk_record(chunk) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
       arrays[name] = value
   for name, value in chunk.metrics.items():
     arrays["metrics/" + name] = value
+  for name, value in info.items():
+    arrays["info/" + name] = value
   return meta, {k: np.asarray(v) for k, v in arrays.items()}
 
 
@@ -239,4 +248,7 @@ def chunk_from_record(
     qpos=arrays.get("qpos"),
     link_pos=arrays.get("link_pos"),
     link_rot=arrays.get("link_rot"),
+    mocap_pos=arrays.get("mocap_pos"),
+    mocap_quat=arrays.get("mocap_quat"),
+    info={k: arrays["info/" + k] for k in meta.get("info", ())},
   )

@@ -8,8 +8,17 @@ Two copies are kept, because each covers what the other cannot:
   that wrote it;
 * ``model.xml`` + ``assets/``: MJCF (MuJoCo's own serializer, includes
   merged) with the files it refers to, flattened to plain names: portable
-  across MuJoCo versions. Kept when it can be recovered and reloads to the
-  same model (same counts of bodies, joints, geoms, meshes).
+  across MuJoCo versions. It is an XML of the model's structure (the env's
+  ``xml_path`` with its in-memory ``model_assets``, or the XML MuJoCo
+  loaded last) that took the compiled model's values
+  (:func:`braxviewer.grid_xml.source_from_compiled`), so an env that edits
+  its model in code is kept as it simulates. Kept when it reloads to the
+  same model (structure, meshes and textures, drawn sizes, colours and
+  poses); otherwise only the MJB is kept and the header's ``note`` says
+  why.
+
+Replay and export draw the MJB; the XML is read only where this MuJoCo
+cannot read the MJB (another version).
 
 No JAX.
 """
@@ -19,12 +28,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-import tempfile
 from typing import Any, Dict, Mapping, Optional
 
 import mujoco
 import numpy as np
 
+from braxviewer import grid_xml, model_match
 from braxviewer.model_lookup import resolve_model
 from braxviewer.record.format import RecordingError
 
@@ -43,20 +52,34 @@ class ModelFiles:
   note: str = ""
 
 
-def _same(a: mujoco.MjModel, b: mujoco.MjModel) -> bool:
-  return all(
-    getattr(a, k) == getattr(b, k)
-    for k in (
-      "nq",
-      "nbody",
-      "njnt",
-      "ngeom",
-      "nmesh",
-      "ntex",
-      "nhfield",
-      "nsite",
-    )
-  )
+_COUNTS = ("nmesh", "ntex", "nhfield", "nmat", "nlight", "ncam")
+_VALUES = (
+  "body_pos",
+  "body_quat",
+  "geom_size",
+  "geom_rgba",
+  "geom_pos",
+  "geom_quat",
+  "site_size",
+  "site_rgba",
+  "mat_rgba",
+)
+
+
+def _difference(a: mujoco.MjModel, b: mujoco.MjModel) -> Optional[str]:
+  """None when ``a`` draws as ``b``; else the first difference found."""
+  mismatch = model_match.structure_mismatch(a, b)
+  if mismatch is not None:
+    return mismatch
+  for name in _COUNTS:
+    if getattr(a, name) != getattr(b, name):
+      return f"{name} {getattr(a, name)} != {getattr(b, name)}"
+  for name in _VALUES:
+    if not np.allclose(getattr(a, name), getattr(b, name), atol=1e-6):
+      return f"{name} differs"
+  if not np.array_equal(a.geom_matid, b.geom_matid):
+    return "geom_matid differs"
+  return None
 
 
 def _mjb(model: mujoco.MjModel) -> bytes:
@@ -142,43 +165,23 @@ def _xml_of(
   files: Dict[str, bytes] = {}
   for name, value in (assets or {}).items():
     files[name] = value.encode() if isinstance(value, str) else bytes(value)
-  env_assets = getattr(source, "model_assets", None)  # MuJoCo Playground
-  if isinstance(env_assets, Mapping):
-    for name, value in env_assets.items():
-      files.setdefault(str(name), bytes(value))
-  base_dir = None
-  spec = None
-  with tempfile.TemporaryDirectory() as tmp:
-    xml_path = getattr(source, "xml_path", None)
-    if isinstance(source, (str, os.PathLike)):
-      text = os.fspath(source)
-      if text.lstrip().startswith("<"):
-        spec = mujoco.MjSpec.from_string(
-          text, include=files or None, assets=files or None
-        )
-      else:
-        xml_path = text
-    if (
-      spec is None
-      and xml_path is not None
-      and os.path.isfile(os.fspath(xml_path))
-    ):
-      base_dir = os.path.dirname(os.path.abspath(os.fspath(xml_path)))
-      spec = mujoco.MjSpec.from_file(
-        os.fspath(xml_path), include=files or None, assets=files or None
-      )
-    if spec is None:  # MuJoCo keeps the XML it loaded last: is it this one?
-      path = os.path.join(tmp, "last.xml")
-      mujoco.mj_saveLastXML(path, model)
-      spec = mujoco.MjSpec.from_file(
-        path, include=files or None, assets=files or None
-      )
-    flat = _flatten(spec, files, base_dir)
-    spec.assets = dict(flat)  # to_xml compiles: resolve the new names
-    xml = spec.to_xml()
+  if isinstance(source, (str, os.PathLike)):
+    parsed = grid_xml.load_source(source, files)
+  else:  # an env or an MjModel: its compiled model, whatever XML it had
+    env = None if isinstance(source, mujoco.MjModel) else source
+    parsed = grid_xml.source_from_compiled(model, env, files)
+    for name, value in grid_xml.env_assets(env).items():
+      files.setdefault(name, value)
+  spec = parsed.spec
+  flat = _flatten(spec, files, parsed.file_dir)
+  spec.assets = dict(flat)  # to_xml compiles: resolve the new names
+  xml = spec.to_xml()
   check = mujoco.MjModel.from_xml_string(xml, assets=flat or None)
-  if not _same(check, model):
-    raise ValueError("the recovered XML compiles to a different model")
+  difference = _difference(check, model)
+  if difference is not None:
+    raise ValueError(
+      f"the recovered XML compiles to a different model ({difference})"
+    )
   return ModelFiles(mjb=_mjb(model), xml=xml, assets=flat)
 
 

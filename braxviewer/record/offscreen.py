@@ -3,10 +3,17 @@
 :func:`configure_gl` picks the OpenGL backend: what ``MUJOCO_GL`` says, else
 EGL where an NVIDIA GPU is present, OSMesa (software) where Debian's
 ``libosmesa6`` is installed, else EGL (Mesa). :class:`GridRenderer` draws
-body poses (:class:`braxviewer.scene.Poses`, grid offsets included) of any
-number of envs into one image: geom and site poses follow from the body
-poses, so streamed qpos and brax link poses render alike, with no physics
-call. No JAX.
+any number of envs of the single compiled model into one image, one env at
+a time into one scene:
+
+* from ``qpos`` (and the mocap bodies' poses where the env put them),
+  :meth:`GridRenderer.render_qpos` runs MuJoCo's kinematics per env, so
+  bodies, sites and tendons are drawn as MuJoCo draws them;
+* from body poses alone (:class:`braxviewer.scene.Poses`: brax link poses),
+  :meth:`GridRenderer.render` places geoms and sites from the bodies
+  (tendons are not drawn: their paths need ``qpos``).
+
+No JAX.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import ctypes.util
 import math
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 from viser.transforms import SO3
@@ -83,7 +90,7 @@ class GridRenderer:
     vis = model.vis.global_
     vis.offwidth = max(int(vis.offwidth), int(width))
     vis.offheight = max(int(vis.offheight), int(height))
-    per_env = model.ngeom + model.nsite + 8
+    per_env = model.ngeom + model.nsite + 2 * model.nwrap + 8
     try:
       self._renderer = mujoco.Renderer(
         model, int(height), int(width), max_geom=max(1000, per_env * num_envs)
@@ -97,11 +104,18 @@ class GridRenderer:
         " NVIDIA GPU use MUJOCO_GL=egl."
       ) from None
     self._data = mujoco.MjData(model)
-    self._option = mujoco.MjvOption()
+    self._qpos_option = mujoco.MjvOption()  # MuJoCo's defaults
+    self._option = mujoco.MjvOption()  # body poses only: no tendon paths
+    self._option.flags[mujoco.mjtVisFlag.mjVIS_TENDON] = 0
     light = model.vis.headlight  # brighter than MuJoCo's dim default
     light.ambient[:] = np.maximum(light.ambient, 0.35)
     light.diffuse[:] = np.maximum(light.diffuse, 0.65)
-    self._option.flags[mujoco.mjtVisFlag.mjVIS_TENDON] = 0
+    mocap = np.flatnonzero(model.body_mocapid >= 0)
+    order = model.body_mocapid[mocap]
+    self._mocap_pos0 = np.zeros((model.nmocap, 3))
+    self._mocap_quat0 = np.zeros((model.nmocap, 4))
+    self._mocap_pos0[order] = model.body_pos[mocap]
+    self._mocap_quat0[order] = model.body_quat[mocap]
     self._pert = mujoco.MjvPerturb()
     self._geom_rot = _quat_to_mat(model.geom_quat)
     self._site_rot = _quat_to_mat(model.site_quat)
@@ -111,6 +125,13 @@ class GridRenderer:
     )
     self.camera = mujoco.MjvCamera()
     self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+
+  @property
+  def scene(self):
+    """The ``mujoco.MjvScene`` of the last image (what was drawn)."""
+    if self._renderer is None:
+      raise RuntimeError("GridRenderer.scene after close().")
+    return self._renderer.scene
 
   def close(self) -> None:
     r = getattr(self, "_renderer", None)
@@ -169,19 +190,96 @@ class GridRenderer:
       floor: where the world's ground planes go, once for all envs (None:
         the first drawn env's origin).
     """
+    envs = list(range(len(xpos)) if envs is None else envs)
+    ground = xpos[envs[0], 0] if floor is None else floor
+    return self._draw(
+      (lambda e=e: self._pose_env(xpos[e], xquat[e], ground) for e in envs),
+      self._option,
+    )
+
+  def render_qpos(
+    self,
+    qpos: np.ndarray,
+    offsets: np.ndarray,
+    mocap_pos: Optional[np.ndarray] = None,
+    mocap_quat: Optional[np.ndarray] = None,
+    floor: Optional[np.ndarray] = None,
+  ) -> np.ndarray:
+    """One ``(H, W, 3) uint8`` image of envs posed from ``qpos``: bodies,
+    sites and tendons as MuJoCo draws them.
+
+    Args:
+      qpos: ``(N, nq)`` each env's ``qpos``, in its own frame (non-finite:
+        the env is drawn at ``qpos0``).
+      offsets: ``(N, 3)`` where each env is drawn (its grid cell).
+      mocap_pos, mocap_quat: ``(N, nmocap, 3)`` and ``(N, nmocap, 4)``
+        (w, x, y, z) where the env put its mocap bodies; None (or
+        non-finite): where the model puts them.
+      floor: where the world's ground planes go, once for all envs (None:
+        the first env's offset).
+    """
+    qpos = np.asarray(qpos, np.float64)
+    offsets = np.asarray(offsets, np.float64)
+    ground = offsets[0] if floor is None else np.asarray(floor, np.float64)
+
+    def pose(e: int) -> None:
+      self._pose_qpos(
+        qpos[e],
+        None if mocap_pos is None else mocap_pos[e],
+        None if mocap_quat is None else mocap_quat[e],
+        offsets[e],
+        ground,
+      )
+
+    return self._draw(
+      (lambda e=e: pose(e) for e in range(len(qpos))), self._qpos_option
+    )
+
+  def _pose_qpos(self, qpos, mocap_pos, mocap_quat, offset, ground) -> None:
+    """Fill the MjData by MuJoCo's kinematics at ``qpos``, moved to
+    ``offset``."""
+    mj, m, d = self._mj, self.model, self._data
+    d.qpos[:] = qpos if np.isfinite(qpos).all() else m.qpos0
+    if m.nmocap:
+      for value, default, out in (
+        (mocap_pos, self._mocap_pos0, d.mocap_pos),
+        (mocap_quat, self._mocap_quat0, d.mocap_quat),
+      ):
+        good = value is not None and np.isfinite(value).all()
+        out[:] = value if good else default
+    mj.mj_kinematics(m, d)
+    mj.mj_comPos(m, d)
+    mj.mj_camlight(m, d)
+    if m.ntendon:
+      mj.mj_tendon(m, d)
+    for array in (
+      d.xpos,
+      d.xipos,
+      d.geom_xpos,
+      d.site_xpos,
+      d.light_xpos,
+      d.cam_xpos,
+      d.subtree_com,
+      d.wrap_xpos.reshape(-1, 3),
+    ):
+      array += offset
+    if len(self._planes):
+      d.geom_xpos[self._planes] = ground[None] + m.geom_pos[self._planes]
+
+  def _draw(self, poses: Iterable[Callable[[], None]], option) -> np.ndarray:
+    """Pose each env in turn (each callable fills the MjData) and add its
+    geoms to one scene; render it."""
     mj = self._mj
     renderer = self._renderer
     if renderer is None:
       raise RuntimeError("GridRenderer.render() after close().")
-    envs = list(range(len(xpos)) if envs is None else envs)
-    ground = xpos[envs[0], 0] if floor is None else floor
     scene = renderer.scene
     first = True
-    for e in envs:
-      self._pose_env(xpos[e], xquat[e], ground)
+    for pose in poses:
+      pose()
       if first:
         renderer.update_scene(
-          self._data, camera=self.camera, scene_option=self._option
+          self._data, camera=self.camera, scene_option=option
         )
         first = False
       else:  # the ground is drawn once: hide it (alpha 0 is skipped)
@@ -194,7 +292,7 @@ class GridRenderer:
           mj.mjv_addGeoms(
             m,
             self._data,
-            self._option,
+            option,
             self._pert,
             mj.mjtCatBit.mjCAT_ALL.value,
             scene,

@@ -431,6 +431,10 @@ class Recording:
       return None
     fields = dict(info)
     fields["reward_terms"] = tuple(fields.get("reward_terms", ()))
+    fields["info_keys"] = tuple(fields.get("info_keys", ()))
+    fields["info_shapes"] = tuple(
+      tuple(int(n) for n in shape) for shape in fields.get("info_shapes", ())
+    )
     known = StreamInfo.__dataclass_fields__
     return StreamInfo(**{k: v for k, v in fields.items() if k in known})
 

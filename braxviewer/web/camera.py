@@ -2,7 +2,9 @@
 
 The grid presets fit every env (a sphere of the env's size around its root)
 into the part of the page the control panel leaves free, for the page's
-field of view and shape.
+field of view and shape; envs overlaid on one world are fitted where they
+are. Follow frames the followed robot alone (a sphere of the robot's size),
+a large part of the page high, whatever the world around it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ _DIRECTIONS = {  # from the envs towards the camera
   "overview": [0.6, -0.75, 0.55],
 }
 _FILL = 0.8  # of the free part of the page, each way: envs move
+_FOLLOW_FILL = 0.45  # of the page's height, the followed robot's diameter
+_FOLLOW_BACK = (-0.7, -0.7, 0.5)  # from the followed robot to the camera
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +129,18 @@ def fit(
   return centre + a * right + b * cam_up, hi
 
 
+def follow(
+  root: np.ndarray, radius: float, viewport: Viewport = Viewport()
+) -> Tuple[np.ndarray, np.ndarray]:
+  """``(position, look_at)`` of a camera on ``root`` from which a sphere of
+  ``radius`` around it is :data:`_FOLLOW_FILL` of the page's height."""
+  target = np.asarray(root, dtype=np.float64)
+  half = math.atan(_FOLLOW_FILL * math.tan(viewport.fov / 2))
+  dist = radius / math.sin(half)
+  back = np.asarray(_FOLLOW_BACK) / np.linalg.norm(_FOLLOW_BACK)
+  return target + dist * back, target
+
+
 def preset(
   name: str,
   roots: np.ndarray,
@@ -138,15 +154,12 @@ def preset(
     name: one of :data:`PRESETS`, or ``"overview"`` (the initial view).
     roots: ``(N, 3)`` positions of every env's root body, as drawn.
     selected: the selected env (``follow`` looks at it).
-    extent: radius of one env.
+    extent: radius of one env (for ``follow``: of its robot).
     viewport: the page's field of view and shape.
   """
   up = np.array([0.0, 0.0, 1.0])
   if name == "follow":
-    target = np.asarray(roots[selected], dtype=np.float64)
-    dist = 3.0 * extent
-    back = np.array([-0.7, -0.7, 0.5])
-    return target + dist * back / np.linalg.norm(back), target, up
+    return (*follow(roots[selected], extent, viewport), up)
   if name not in _DIRECTIONS:
     raise ValueError(f"Unknown camera preset {name!r}; use one of {PRESETS}.")
   back = np.asarray(_DIRECTIONS[name], dtype=np.float64)

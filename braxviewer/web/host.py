@@ -72,6 +72,7 @@ class PageHost:
     self._closed = False
     self._interrupts = InterruptWatch(self._interrupted)
     self._clip_progress: Optional[float] = None  # a video being made
+    self._layout = "auto"  # the layout option (see the viewers)
 
   # -- lifecycle -----------------------------------------------------------------
 
@@ -146,6 +147,13 @@ class PageHost:
     return None if self._web is None else self._web.url
 
   @property
+  def layout(self) -> str:
+    """How the envs are drawn: ``"grid"`` or ``"overlay"`` once a model is
+    drawn (see :mod:`braxviewer.layout`), the option given before."""
+    view = self.page.view if self.page is not None else None
+    return view.layout if view is not None else self._layout
+
+  @property
   def serving(self) -> bool:
     """The server and the viewer thread run."""
     return self._web is not None and self._web.alive() and self.playback.running
@@ -185,7 +193,10 @@ class PageHost:
     if self.page is None:
       return
     rest = poser.rest_poses()
-    self.page.build(poser.single_model, poser.offsets, rest.xpos, rest.xquat)
+    layout = getattr(poser, "layout", "grid")  # tiled models: one scene
+    self.page.build(
+      poser.single_model, poser.offsets, rest.xpos, rest.xquat, layout
+    )
     self.playback.set_poser(poser)
 
   # -- hooks ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy as np
 import viser
 
 from braxviewer.timeline import ChunkSequence
-from braxviewer.web import camera
+from braxviewer.web import camera, commands
 from braxviewer.web.errors import WarnOnce
 from braxviewer.web.meters import Average
 from braxviewer.web.pacing import PlaybackState
@@ -82,13 +82,18 @@ class Page:
       guard=self._guard,
     )
     self._view: Optional[SceneView] = None
+    self._arrows: Optional[commands.CommandArrows] = None
     self._traces: Optional[EnvTraces] = None
     self._last_pose: Optional[Tuple[np.ndarray, np.ndarray]] = None
     self._selected = 0
     self._follow = False
     self._only = False
     self._shadows = False
+    self._drawn = {"site": True, "tendon": True}  # the Sites/Tendons boxes
     self._charts_due = 0.0
+    # overlay: the rest pose does not say where the envs are; the first
+    # frame shown does (the overview is aimed again then, once)
+    self._aim_at_first_frame = False
     self.update_seconds = Average()  # server-side cost of one drawn frame
     self._shown_at = 0.0  # perf_counter of the last frame shown
     server.on_client_connect(self._on_client)
@@ -106,15 +111,22 @@ class Page:
     offsets: np.ndarray,
     xpos: np.ndarray,
     xquat: np.ndarray,
+    layout: str = "grid",
   ) -> None:
     """(Re)build the drawn envs: one copy of ``model`` per row of
-    ``offsets``, first shown at body poses ``xpos``/``xquat`` (N, nbody, .)."""
+    ``offsets``, first shown at body poses ``xpos``/``xquat`` (N, nbody, .);
+    ``layout``: ``"grid"`` or ``"overlay"`` (the static world drawn once)."""
     with self._lock:
+      if self._arrows is not None:
+        self._arrows.remove()
+        self._arrows = None
       if self._view is not None:
         self._view.remove()
       view = self._view = SceneView(
-        self._server, model, offsets, on_env_click=self.select_env
+        self._server, model, offsets, self.select_env, layout
       )
+      for category, visible in self._drawn.items():
+        view.set_visible(category, visible)
       n = view.num_envs
       self._traces = EnvTraces(n)
       self._selected = min(self._selected, n - 1)
@@ -124,8 +136,10 @@ class Page:
         view.show_only(self._selected)
       view.select(self._selected)
       self.panels.set_num_envs(n)
+      self.panels.show_layout(view.layout)
       self.panels.show_env(self._selected, self._traces)
       self._aim("overview")
+      self._aim_at_first_frame = view.layout == "overlay"
 
   @property
   def view(self) -> Optional[SceneView]:
@@ -156,9 +170,11 @@ class Page:
     xquat: np.ndarray,
     valid: np.ndarray,
     done: np.ndarray,
+    command: Optional[np.ndarray] = None,
   ) -> None:
     """Pose every env: ``xpos (N, nbody, 3)``, ``xquat (N, nbody, 4)``;
-    envs not ``valid`` keep their last pose; ``done`` flags resets."""
+    envs not ``valid`` keep their last pose; ``done`` flags resets;
+    ``command (N, 2|3)``: a velocity command per env, drawn as arrows."""
     with self._lock:
       view = self._view
       if view is None:
@@ -172,8 +188,13 @@ class Page:
       self._last_pose = (xpos, xquat)
       self._shown_at = started
       view.show(xpos, xquat, done=np.asarray(done) > 0)
+      if command is not None:
+        self._show_command(view, xquat, np.asarray(command))
       if self._follow:
         self._center_selected()
+      elif self._aim_at_first_frame:
+        self._aim("overview")
+      self._aim_at_first_frame = False
       self.update_seconds.add(time.perf_counter() - started)
 
   def trace(
@@ -182,12 +203,14 @@ class Page:
     reward: np.ndarray,
     done: np.ndarray,
     terms: Mapping[str, np.ndarray],
+    info: Optional[Mapping[str, np.ndarray]] = None,
   ) -> None:
-    """Add a frame's rewards, resets and reward terms (one per env) to the
-    envs' traces (the selected env's chart)."""
+    """Add a frame's rewards, resets, reward terms and streamed
+    ``state.info`` entries (one row per env) to the envs' traces (the
+    selected env's charts)."""
     traces = self._traces
     if traces is not None and traces.num_envs == len(reward):
-      traces.push(t, reward, done, terms)
+      traces.push(t, reward, done, terms, info)
 
   # -- display controls (the panel's, and Python's) ----------------------------
 
@@ -230,6 +253,24 @@ class Page:
     self._server.scene.configure_default_lights(True, self._shadows)
     self._show_display()
 
+  def set_drawn(self, category: str, visible: bool) -> None:
+    """Draw or hide the envs' ``"site"`` or ``"tendon"`` parts (no
+    rebuild: their meshes are hidden, and no longer posed or sent).
+
+    Raises:
+      ValueError: another category.
+    """
+    if category not in self._drawn:
+      raise ValueError(
+        f"Unknown category {category!r}; use one of {tuple(self._drawn)}."
+      )
+    with self._lock:
+      self._drawn[category] = bool(visible)
+      self.panels.show_drawn(self._drawn["site"], self._drawn["tendon"])
+      if self._view is not None:
+        self._view.set_visible(category, bool(visible))
+        self._redraw()
+
   def apply_camera(self, preset: str) -> None:
     """Point every open page's camera: top, side, front or follow.
 
@@ -241,6 +282,7 @@ class Page:
         f"Unknown camera preset {preset!r}; use one of {camera.PRESETS}."
       )
     with self._lock:
+      self._aim_at_first_frame = False
       self.set_follow(preset == "follow")
       self._aim(preset)
 
@@ -303,6 +345,31 @@ class Page:
       self._selected, self._follow, self._only, self._shadows
     )
 
+  @property
+  def command_arrows(self) -> Optional[commands.CommandArrows]:
+    """The velocity command arrows (None until a command was shown)."""
+    return self._arrows
+
+  def _show_command(
+    self, view: SceneView, xquat: np.ndarray, command: np.ndarray
+  ) -> None:
+    if command.shape[:1] != (view.num_envs,) or not (
+      commands.is_velocity_command(command)
+    ):
+      return
+    arrows = self._arrows
+    if arrows is None:
+      arrows = self._arrows = commands.CommandArrows(
+        self._server, f"{view.root}/command", view.num_envs, view.extent
+      )
+    above = view.roots + [0.0, 0.0, 0.75 * view.extent]
+    arrows.show(
+      above,
+      commands.heading(xquat[:, view.tracked_body]),
+      command,
+      only=self._selected if self._only else None,
+    )
+
   def _redraw(self) -> None:
     if self._view is not None and self._last_pose is not None:
       self._view.show(*self._last_pose)
@@ -335,7 +402,7 @@ class Page:
       preset,
       view.roots + view.offset,
       self._selected,
-      view.extent,
+      view.extent if preset == "follow" else view.cell_extent,
       self._viewport(),
     )
     cam = self._server.initial_camera

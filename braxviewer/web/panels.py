@@ -38,6 +38,7 @@ class DisplayControls(Protocol):
   def set_follow(self, follow: bool) -> None: ...
   def set_show_only(self, only: bool) -> None: ...
   def set_shadows(self, shadows: bool) -> None: ...
+  def set_drawn(self, category: str, visible: bool) -> None: ...
   def apply_camera(self, preset: str) -> None: ...
 
 
@@ -176,6 +177,12 @@ class Panels:
         False,
         hint="Nicer, but halves the frame rate of browsers without a GPU.",
       )
+      self.sites = gui.add_checkbox(
+        "Sites", True, hint="The model's visible sites (groups 0-2)."
+      )
+      self.tendons = gui.add_checkbox(
+        "Tendons", True, hint="Spatial tendons, as MuJoCo draws them."
+      )
     with tabs.add_tab("Envs", viser.Icon.GRID_DOTS):
       self.env = gui.add_slider(
         "Env",
@@ -191,13 +198,22 @@ class Panels:
       )
       self.only = gui.add_checkbox("Only selected", False)
       self.camera = gui.add_button_group("Camera", PRESETS)
+      self.layout_note = gui.add_markdown("", visible=False)
       self.env_info = gui.add_markdown("")
       self.env_folder = gui.add_folder("Reward terms")
+      # The env's streamed state.info (commands, curriculum): shown once
+      # a stream carries some.
+      self.info_folder = gui.add_folder("State info", visible=False)
+      with self.info_folder:
+        self.info_values = gui.add_markdown("")
     self._training_tab = tabs.add_tab("Training", viser.Icon.CHART_LINE)
     with self._training_tab:
       self.training_folder = gui.add_folder("Progress")
     self.curves = ProgressCurves(gui, self.training_folder)
     self.trace_chart = TraceChart(gui, self.env_folder)
+    self.info_chart = TraceChart(
+      gui, self.info_folder, title="Selected env: state.info"
+    )
     self._wire(guard, stream, display, timeline)
 
   def _wire(
@@ -239,16 +255,48 @@ class Panels:
     self.camera.on_click(
       g.on_event("Camera", lambda e: c.apply_camera(self.camera.value))
     )
+    self._wire_drawn(g, c)
     nxt = self._gui.add_command("Next env", hotkey="arrowright")
     prev = self._gui.add_command("Previous env", hotkey="arrowleft")
     nxt.on_trigger(g.on_event("Next env", lambda e: c.step_env(+1)))
     prev.on_trigger(g.on_event("Previous env", lambda e: c.step_env(-1)))
+
+  def _wire_drawn(self, g: Guard, c: DisplayControls) -> None:
+    """The Sites and Tendons checkboxes."""
+    for label, box, category in (
+      ("Sites", self.sites, "site"),
+      ("Tendons", self.tendons, "tendon"),
+    ):
+      box.on_update(
+        g.on_update(
+          label,
+          lambda box=box, category=category: c.set_drawn(category, box.value),
+          box,
+        )
+      )
+
+  def show_drawn(self, sites: bool, tendons: bool) -> None:
+    """The Sites and Tendons checkboxes as the display is now."""
+    set_value(self.sites, sites)
+    set_value(self.tendons, tendons)
 
   def set_num_envs(self, num_envs: int) -> None:
     set_attr(self.env, "max", max(num_envs - 1, 1))
     set_attr(self.env, "disabled", num_envs < 2)
     if self.env.value > num_envs - 1:
       self.env.value = 0
+
+  def show_layout(self, layout: str) -> None:
+    """Say how the envs are laid out when it is not the grid."""
+    overlay = layout == "overlay"
+    set_content(
+      self.layout_note,
+      "*Overlay: every env is drawn where it is on the one shared world"
+      ' (`layout="grid"` puts each in a cell of its own).*'
+      if overlay
+      else "",
+    )
+    set_attr(self.layout_note, "visible", overlay)
 
   def show_status(self, status: Status) -> None:
     set_content(self.status, status.markdown())
@@ -277,6 +325,7 @@ class Panels:
     """Charts are re-sent whole to a page that connected late."""
     self.curves.rebuild()
     self.trace_chart.rebuild()
+    self.info_chart.rebuild()
 
   def show_env(self, env: int, traces: Optional[EnvTraces]) -> None:
     """The selected env's readout and chart."""
@@ -294,3 +343,13 @@ class Panels:
     set_content(self.env_info, " · ".join(parts))
     labels, data = traces.series(env)
     self.trace_chart.show(labels, data)
+    labels, data = traces.info_series(env)
+    if labels:
+      if not self.info_folder.visible:
+        self.info_folder.visible = True
+      values = traces.latest_info(env)
+      set_content(
+        self.info_values,
+        " · ".join(f"{k} {v:+.3g}" for k, v in values.items()),
+      )
+      self.info_chart.show(labels, data)

@@ -24,6 +24,7 @@ import numpy as np
 
 from braxviewer.frames import FrameChunk, fit_envs
 from braxviewer.timeline import ChunkSequence
+from braxviewer.web.commands import COMMAND_KEY
 from braxviewer.web.errors import WarnOnce
 from braxviewer.web.meters import Average, RateMeter
 from braxviewer.web.pacing import Entry, Player
@@ -276,11 +277,13 @@ class Playback:
       return
     chunk = entry.chunk
     done = np.asarray(chunk.done[index])
+    info = {k: np.asarray(v[index]) for k, v in chunk.info.items()}
     page.show(
       np.asarray(poses.xpos[index]),
       np.asarray(poses.xquat[index]),
       np.asarray(poses.valid[index]),
       done,
+      command=info.get(COMMAND_KEY),
     )
     if not count:
       return
@@ -293,6 +296,7 @@ class Playback:
       np.asarray(chunk.reward[index]),
       done > 0,
       {k: np.asarray(v[index]) for k, v in chunk.metrics.items()},
+      info,
     )
 
   def _too_soon(self, entry: Entry, index: int) -> bool:

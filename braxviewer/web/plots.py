@@ -226,9 +226,14 @@ class TraceChart:
   """The chart of one env's traces in the page."""
 
   def __init__(
-    self, gui: viser.GuiApi, container, window: int = DEFAULT_WINDOW
+    self,
+    gui: viser.GuiApi,
+    container,
+    window: int = DEFAULT_WINDOW,
+    title: str = "Selected env: reward and terms",
   ):
     self._gui = gui
+    self._title = title
     self._container = container
     self._window = int(window)
     self._labels: Tuple[str, ...] = ()
@@ -265,7 +270,7 @@ class TraceChart:
       self._handle = self._gui.add_uplot(
         data,
         tuple(series),
-        title="Selected env: reward and terms",
+        title=self._title,
         aspect=1.6,
         scales={
           "x": uplot.Scale(

@@ -5,27 +5,36 @@ The model's geoms become instances of a few shared shapes (see
 envs, so a frame is a handful of messages whatever the env count. Each
 instance is drawn as coarsely as its size on the open pages allows (see
 :mod:`detail`). The ground plane becomes a grid under the envs (see
-:mod:`floor`).
+:mod:`floor`). Sites are shapes of their own and spatial tendons one
+instanced tube (posed per frame from :mod:`braxviewer.tendons`), so the
+page can hide either without a rebuild (:meth:`SceneView.set_visible`).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Set, Tuple
 
 import mujoco
 import numpy as np
 import trimesh
 import viser
 
+from braxviewer import grid
+from braxviewer.layout import choose_layout, shared_bodies
+from braxviewer.tendons import TendonPaths, z_to
 from braxviewer.web import detail
+from braxviewer.web.drawn import Item, drawn_items
 from braxviewer.web.floor import Floor
-from braxviewer.web.primitives import Parts, Shape
+from braxviewer.web.primitives import CATEGORIES, VISIBLE_GROUPS, Parts, Shape
+from braxviewer.web.world import StaticWorld, split
 
 _PLANE = int(mujoco.mjtGeom.mjGEOM_PLANE)
+_HFIELD = int(mujoco.mjtGeom.mjGEOM_HFIELD)
 _MARKER_COLOR = (230, 60, 60)
 _SELECT_COLOR = (255, 190, 0)
 _MARKER_PERIOD = 0.1  # seconds between moves of the selection marker
+_TENDON_SIDES = 6  # tendons are thin: a hexagonal tube, 12 triangles
 _DETAIL_PERIOD = 0.2  # seconds between choices of the level of detail
 
 
@@ -47,14 +56,20 @@ def setup_lighting(server: viser.ViserServer, shadows: bool = False) -> None:
   )
 
 
-def body_extent(model: mujoco.MjModel, data: mujoco.MjData) -> float:
-  """Radius of one env's geometry (planes left out; stat.extent counts them)."""
-  geoms = [g for g in range(model.ngeom) if model.geom_type[g] != _PLANE]
-  if not geoms:
+def body_extent(
+  model: mujoco.MjModel,
+  data: mujoco.MjData,
+  geoms: Optional[np.ndarray] = None,
+) -> float:
+  """Radius of one env's geometry: the ``geoms`` mask (default: all) but
+  planes (stat.extent counts them)."""
+  mask = np.ones(model.ngeom, bool) if geoms is None else np.asarray(geoms)
+  ids = [g for g in np.flatnonzero(mask) if model.geom_type[g] != _PLANE]
+  if not ids:
     return 0.5
-  pos = data.geom_xpos[geoms]
+  pos = data.geom_xpos[ids]
   center = (pos.max(axis=0) + pos.min(axis=0)) / 2
-  reach = np.linalg.norm(pos - center, axis=1) + model.geom_rbound[geoms]
+  reach = np.linalg.norm(pos - center, axis=1) + model.geom_rbound[ids]
   return float(np.clip(reach.max(), 0.05, 50.0))
 
 
@@ -81,6 +96,15 @@ class SceneView:
     model: the single-env model.
     offsets: ``(N, 3)`` grid offset of every env.
     on_env_click: called with the env index when a body is clicked.
+    layout: ``"grid"`` or ``"overlay"`` (:mod:`braxviewer.layout`): which
+      geoms are drawn once for all envs (a terrain; in overlay the whole
+      static world) rather than per env.
+
+  Attributes:
+    extent: radius of the robot (bodies not welded to the world; all geoms
+      when nothing moves): follow, marker, done dots.
+    cell_extent: radius of what is drawn per env (the robot, and a
+      fixed-base env's arena): the grid presets fit it.
   """
 
   root = "/envs"
@@ -91,6 +115,7 @@ class SceneView:
     model: mujoco.MjModel,
     offsets: np.ndarray,
     on_env_click: Optional[Callable[[int], None]] = None,
+    layout: str = "grid",
   ):
     self._server = server
     self.model = model
@@ -105,9 +130,18 @@ class SceneView:
     self._marker_at = 0.0
     data = mujoco.MjData(model)
     mujoco.mj_kinematics(model, data)
-    self.extent = body_extent(model, data)
     self.roots = self.offsets + data.xpos[self.tracked_body]
     self._parts = Parts(model)
+    # the static world shared by all envs: out of the per-env shapes
+    self.layout = choose_layout(model, layout)
+    shared = shared_bodies(model, self.layout)
+    self._parts.shapes, once = split(self._parts.shapes, shared)
+    per_env = ~shared[model.geom_bodyid]
+    moving = model.body_weldid[model.geom_bodyid] != 0
+    self.cell_extent = body_extent(model, data, per_env)
+    self.extent = (
+      body_extent(model, data, moving) if moving.any() else self.cell_extent
+    )
     self._frame = server.scene.add_frame(self.root, show_axes=False)
     # Per shape: one handle per level of detail, and the level of each
     # drawn instance (None: choose before the next frame).
@@ -115,10 +149,23 @@ class SceneView:
     self._levels: List[Optional[np.ndarray]] = [None] * len(self._parts.shapes)
     self._detail_at = -np.inf
     self._views_seen: Tuple = ()
+    self._hidden: Set[str] = set()  # categories not drawn (see set_visible)
+    self._tendons = TendonPaths(model)
+    self._tendon_count = -1  # tendon instances the handle holds
+    self._pose: Optional[Tuple[np.ndarray, np.ndarray]] = None
     with server.atomic():
+      self._world = StaticWorld(
+        server,
+        f"{self.root}/world",
+        self._parts,
+        once,
+        data.xpos + self.offsets[0],
+        data.xquat,
+      )
       self._floor = self._add_floor(data)
       for shape in self._parts.shapes:
         self._handles.append(self._add_shape(shape))
+      self._tendon_handle = self._add_tendons()
       self._marker = server.scene.add_icosphere(
         f"{self.root}/selected",
         radius=0.06 * self.extent,
@@ -151,14 +198,15 @@ class SceneView:
   # -- building ------------------------------------------------------------
 
   def _add_floor(self, data: mujoco.MjData) -> Optional[Floor]:
-    """A grid for the model's lowest ground plane (fixed to the world)."""
+    """A grid for the model's lowest ground plane (fixed to the world);
+    none over a heightfield (the ground there: a grid would z-fight it)."""
     model = self.model
-    planes = [
-      g
-      for g in range(model.ngeom)
-      if model.geom_type[g] == _PLANE
-      and model.body_weldid[model.geom_bodyid[g]] == 0
-    ]
+    hfields = (model.geom_type == _HFIELD) & np.isin(
+      model.geom_group, VISIBLE_GROUPS
+    )
+    if np.any(hfields & (model.body_weldid[model.geom_bodyid] == 0)):
+      return None
+    planes = [g for g in range(model.ngeom) if grid.is_floor(model, g)]
     if not planes:
       return None
     z = min(float(data.geom_xpos[g][2]) for g in planes)
@@ -166,7 +214,7 @@ class SceneView:
       self._server,
       f"{self.root}/floor",
       z - 1e-3,
-      margin=max(2.0 * self.extent, 1.0),
+      margin=max(2.0 * self.cell_extent, 1.0),
     )
     floor.cover(self.roots)
     return floor
@@ -190,6 +238,8 @@ class SceneView:
     )
     scale, rgb, opacity = self._instances(shape, slice(None))
     name = f"{self.root}/{shape.kind.replace(':', '_')}"
+    if shape.category != "geom":  # sites: their own meshes (hidden apart)
+      name = f"{self.root}/{shape.category}s/{shape.kind.replace(':', '_')}"
     if shape.mesh is not None:
       handles = [
         self._server.scene.add_batched_meshes_trimesh(
@@ -265,12 +315,16 @@ class SceneView:
     with self._server.atomic():
       if self._floor is not None:
         self._floor.cover(self.roots[sel])
+      self._pose = (xpos, xquat)
       for i, shape in enumerate(self._parts.shapes):
+        if shape.category in self._hidden:
+          continue
         pos, quat = self._parts.poses(shape, xpos[sel], xquat[sel])
         changed = False
         if views is not None:
           changed = self._choose_levels(i, pos, sel, resized, views)
         self._pose_levels(i, pos, quat, sel, changed)
+      self._show_tendons(xpos[sel], xquat[sel])
       if now - self._marker_at >= _MARKER_PERIOD:
         self._marker_at = now
         self._place_selected()
@@ -360,7 +414,7 @@ class SceneView:
         meshes = detail.levels(shape.kind)
         counts = np.bincount(levels, minlength=len(meshes))
         total += sum(int(n) * m.triangles for n, m in zip(counts, meshes))
-    return total
+    return total + self._world.triangles + self._tendon_triangles()
 
   def detail_stale(self) -> bool:
     """Whether the pages' cameras moved (or pages came or went) since the
@@ -407,8 +461,124 @@ class SceneView:
   def remove(self) -> None:
     """Take every handle out of the scene."""
     handles = [h for level in self._handles for h in level]
+    if self._tendon_handle is not None:
+      handles.append(self._tendon_handle)
     for handle in handles + [self._marker, self._label, self._dones]:
       handle.remove()
     if self._floor is not None:
       self._floor.remove()
+    self._world.remove()
     self._frame.remove()
+
+  # -- sites and tendons: what is drawn, shown or hidden -----------------------
+
+  def _add_tendons(self):
+    """One instanced tube for every tendon segment of every env (None
+    without visible spatial tendons); posed by :meth:`_show_tendons`."""
+    if not self._tendons:
+      return None
+    tube = _tube(_TENDON_SIDES)
+    count = self.num_envs * self._tendons.num_slots
+    handle = self._server.scene.add_batched_meshes_simple(
+      f"{self.root}/tendons",
+      np.asarray(tube.vertices, np.float32),
+      np.asarray(tube.faces, np.uint32),
+      batched_wxyzs=np.tile([1.0, 0.0, 0.0, 0.0], (count, 1)),
+      batched_positions=np.zeros((count, 3)),
+      batched_scales=np.zeros((count, 3)),
+      batched_colors=(128, 128, 128),
+      lod="off",
+    )
+    if self._on_env_click is not None:
+      handle.on_click(self._clicked)
+    return handle
+
+  def _show_tendons(self, xpos: np.ndarray, xquat: np.ndarray) -> None:
+    """Pose the tendon segments of the drawn envs (unused slots: scale 0)."""
+    handle = self._tendon_handle
+    if handle is None or "tendon" in self._hidden:
+      return
+    seg = self._tendons.segments(xpos, xquat)
+    radius = seg.radius.reshape(-1)
+    half = np.where(radius > 0, seg.half_length.reshape(-1), 0.0)
+    count = len(radius)
+    handle.batched_positions = seg.centre.reshape(-1, 3)
+    handle.batched_wxyzs = z_to((seg.end - seg.start).reshape(-1, 3))
+    handle.batched_scales = np.stack([radius, radius, half], axis=1)
+    if count != self._tendon_count:  # first frame, or other envs drawn
+      self._tendon_count = count
+      rgba = np.tile(self._tendons.rgba, (len(xpos), 1))
+      handle.batched_colors = np.round(rgba[:, :3] * 255).astype(np.uint8)
+      if np.any(rgba[:, 3] < 1):
+        handle.batched_opacities = rgba[:, 3].astype(np.float32)
+      handle.visible = True
+
+  def _tendon_triangles(self) -> int:
+    if self._tendon_handle is None or "tendon" in self._hidden:
+      return 0
+    return max(self._tendon_count, 0) * 2 * _TENDON_SIDES
+
+  def visible(self, category: str) -> bool:
+    """Whether ``"site"``, ``"tendon"`` (or ``"geom"``) parts are drawn."""
+    return category not in self._hidden
+
+  def set_visible(self, category: str, visible: bool) -> None:
+    """Draw or hide every part of a category (``"site"``, ``"tendon"``,
+    ``"geom"``), from now on; hidden parts are not posed or sent. The next
+    :meth:`show` draws shown ones again.
+
+    Raises:
+      ValueError: an unknown category.
+    """
+    if category not in CATEGORIES:
+      raise ValueError(f"Unknown category {category!r}; use {CATEGORIES}.")
+    if visible == (category not in self._hidden):
+      return
+    with self._server.atomic():
+      if visible:
+        self._hidden.discard(category)
+      else:
+        self._hidden.add(category)
+      for i, shape in enumerate(self._parts.shapes):
+        if shape.category == category:
+          self._levels[i] = None  # shown again: levels chosen anew
+          if not visible:
+            for handle in self._handles[i]:
+              handle.visible = False
+      self._world.set_visible(category, visible)
+      if category == "tendon" and self._tendon_handle is not None:
+        self._tendon_handle.visible = visible
+        self._tendon_count = -1
+    self._server.flush()
+
+  def drawn(self, env: int) -> List[Item]:
+    """What is drawn of ``env`` at its last pose (:func:`drawn_items` of
+    the per-env parts: a static world drawn once is not listed; empty
+    before the first :meth:`show`)."""
+    if self._pose is None:
+      return []
+    xpos, xquat = self._pose
+    return drawn_items(
+      self.model,
+      xpos[env],
+      xquat[env],
+      parts=self._parts,
+      tendons=self._tendons,
+      categories=[c for c in CATEGORIES if c not in self._hidden],
+    )
+
+
+def _tube(sides: int) -> trimesh.Trimesh:
+  """An open tube of radius 1 along z from -1 to 1 (a tendon segment: its
+  ends are hidden in the next segment or in the sites it joins)."""
+  angles = np.arange(sides) * (2 * np.pi / sides)
+  ring = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+  verts = np.vstack(
+    [np.c_[ring, np.full(sides, -1.0)], np.c_[ring, np.full(sides, 1.0)]]
+  )
+  j = np.arange(sides)
+  k = (j + 1) % sides
+  faces = np.vstack(
+    [np.stack([j, k, j + sides], 1), np.stack([k, k + sides, j + sides], 1)]
+  )
+  return trimesh.Trimesh(verts, faces, process=False)

@@ -10,15 +10,21 @@ or the server turns the viewer off with one warning; training goes on.
 from __future__ import annotations
 
 import threading
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
 import mujoco
 import numpy as np
 
 from braxviewer.frames import FrameChunk
+from braxviewer.layout import check_layout
 from braxviewer.model_lookup import resolve_model
 from braxviewer.multiplex import FanOut
-from braxviewer.protocol import Mode, StreamInfo, check_num_envs
+from braxviewer.protocol import (
+  Mode,
+  StreamInfo,
+  check_info_keys,
+  check_num_envs,
+)
 from braxviewer.record import Recorder
 from braxviewer.scene import BatchedScene
 from braxviewer.web.feed import LiveFeed
@@ -41,6 +47,9 @@ class WebViewerBase(PageHost):
     num_envs: envs to stream and draw (None: the trainer chooses).
     grid_dims: ``(columns, rows, layers)`` of the grid of envs.
     env_offset: spacing between envs in the grid, ``(x, y, z)`` metres.
+    layout: ``"grid"`` (a cell per env), ``"overlay"`` (every env where it
+      is, the shared world drawn once) or ``"auto"`` (overlay for a mobile
+      robot on terrain, else grid); :attr:`layout` says what is drawn.
     mode: initial streaming mode: ``"off"``, ``"live"`` or ``"sync"``.
     port_fallback: take the next free port when ``port`` is busy (otherwise
       a clear error names the busy port).
@@ -53,6 +62,9 @@ class WebViewerBase(PageHost):
       machine when serving on loopback; beyond it, only who has the random
       token printed with the URL. A string sets the token; False serves the
       network without one (with a warning).
+    info_keys: the ``state.info`` entries to stream (e.g. ``("command",)``);
+      None lets the trainer choose (numeric per-env entries, at most 16
+      numbers per env, ``command`` first); ``()`` streams none.
 
   The page's controls are Python's too: :attr:`page` (env selection,
   follow, camera) and :attr:`playback` (timeline, pause, speed, source).
@@ -72,8 +84,12 @@ class WebViewerBase(PageHost):
     title: str = "braxviewer",
     record_dir: Optional[str] = None,
     token: Token = "auto",
+    layout: str = "auto",
+    info_keys: Optional[Iterable[str]] = None,
   ):
     self.num_envs = check_num_envs(num_envs)
+    self.info_keys: Optional[Tuple[str, ...]] = check_info_keys(info_keys)
+    check_layout(layout, env_offset)
     super().__init__(
       host,
       port,
@@ -82,6 +98,7 @@ class WebViewerBase(PageHost):
       player=Player(history=history),
       token=token,
     )
+    self._layout = layout
     self.grid_dims = (
       None if grid_dims is None else tuple(int(d) for d in grid_dims)
     )
@@ -305,4 +322,10 @@ class WebViewerBase(PageHost):
 
   def _poser(self, num_envs: int) -> Poser:
     assert self._model is not None
-    return BatchedScene(self._model, num_envs, self.grid_dims, self.env_offset)
+    return BatchedScene(
+      self._model,
+      num_envs,
+      self.grid_dims,
+      self.env_offset,
+      layout=self._layout,
+    )

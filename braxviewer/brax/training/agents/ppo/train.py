@@ -41,7 +41,7 @@ from braxviewer.evaluator import Evaluator
 from braxviewer.frames import PoseKind
 from braxviewer.model_lookup import find_mj_model
 from braxviewer.progress import ProgressBar
-from braxviewer.protocol import StreamInfo, check_num_envs
+from braxviewer.protocol import StreamInfo, check_info_keys, check_num_envs
 from braxviewer.stream import NoStream, Streamer, check_viewer
 
 Metrics = types.Metrics
@@ -193,10 +193,16 @@ def _open_stream(
   chunk_length: int,
   steps_per_chunk: int,
 ) -> Union[Streamer, NoStream]:
-  """The host side of the tap; what one env streams is read off its state."""
+  """The host side of the tap; what one env streams is read off its state
+  (the ``state.info`` entries: the viewer's ``info_keys``, else chosen)."""
   if viewer is None:
     return NoStream()
-  spec = tap.describe(jax.tree.map(lambda x: x[0], env_state), kind)
+  asked = check_info_keys(
+    getattr(viewer, "info_keys", None), "viewer.info_keys"
+  )
+  spec = tap.describe(
+    jax.tree.map(lambda x: x[0], env_state), kind, info_keys=asked
+  )
   info = StreamInfo(
     num_envs=num_view_envs,
     num_train_envs=num_envs,
@@ -208,6 +214,9 @@ def _open_stream(
     chunk_length=chunk_length,
     reward_terms=spec.reward_terms,
     backend=getattr(env, "backend", None),
+    nmocap=spec.nmocap,
+    info_keys=spec.info_keys,
+    info_shapes=spec.info_shapes,
   )
   return Streamer(viewer, info, steps_per_chunk=steps_per_chunk)
 
@@ -296,7 +305,9 @@ def train(
       first N training envs of device 0 (N = ``viewer.requested_envs()``,
       default min(16, envs per device)) are streamed once per unroll while
       ``viewer.mode`` is ``live`` or ``sync``; eval rollouts too, tagged
-      ``eval``. None streams nothing and compiles no tap.
+      ``eval``. Chunks carry the mocap bodies' state and the
+      ``state.info`` entries ``viewer.info_keys`` (None: a few numeric
+      ones, ``command`` first). None streams nothing and compiles no tap.
     progress_bar: show a terminal progress bar; None shows one when stderr
       is a terminal.
 
@@ -560,6 +571,7 @@ def train(
         extra_fields=extra_fields,
         num_view_envs=num_view_envs if stream.tapped else 0,
         kind=kind,
+        info_keys=stream.info_keys,
       )
       return (next_state, next_key), (data, frames)
 
@@ -732,6 +744,7 @@ def train(
     key=eval_key,
     num_view_envs=num_view_envs,
     sink=stream.eval_sink,
+    info_keys=stream.info_keys,
   )
 
   def current_params():

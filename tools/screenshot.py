@@ -28,6 +28,18 @@ class _Enough(Exception):
 def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--env", default="ant", help="brax env name")
+  p.add_argument(
+    "--playground",
+    default=None,
+    metavar="NAME",
+    help="a MuJoCo Playground env instead (e.g. ReacherEasy)",
+  )
+  p.add_argument(
+    "--camera",
+    default=None,
+    choices=("top", "side", "front", "follow"),
+    help="camera preset for the shots",
+  )
   p.add_argument("--backend", default="generalized")
   p.add_argument("--envs", type=int, default=16, help="envs on the page")
   p.add_argument("--train-envs", type=int, default=64)
@@ -57,6 +69,11 @@ def _train(args, viewer, evals_done: threading.Event, state: dict) -> None:
 
   env = state["env"]
   evals = [0]
+  extra = {}
+  if args.playground:
+    from mujoco_playground import wrapper
+
+    extra["wrap_env_fn"] = wrapper.wrap_for_brax_training
 
   def progress(step, metrics):
     del step, metrics
@@ -86,6 +103,7 @@ def _train(args, viewer, evals_done: threading.Event, state: dict) -> None:
       reward_scaling=10,
       normalize_observations=True,
       seed=0,
+      **extra,
     )
   except _Enough:
     pass
@@ -126,9 +144,16 @@ def take(args: argparse.Namespace) -> List[str]:
     time.sleep(8.0)
     done.set()
   else:
-    from brax import envs
+    if args.playground:
+      from mujoco_playground import registry
 
-    state["env"] = envs.get_environment(args.env, backend=args.backend)
+      state["env"] = registry.load(
+        args.playground, config_overrides={"impl": "jax"}
+      )
+    else:
+      from brax import envs
+
+      state["env"] = envs.get_environment(args.env, backend=args.backend)
     viewer.init(state["env"])
     state["thread"] = threading.Thread(
       target=_train, args=(args, viewer, done, state), daemon=True
@@ -149,6 +174,9 @@ def take(args: argparse.Namespace) -> List[str]:
       if "error" in state:
         raise state["error"]
       _hide_notice(page)
+      if args.camera:
+        page.get_by_role("tab", name="Envs").click()
+        page.get_by_role("button", name=args.camera, exact=True).click()
       time.sleep(3.0)
       for tab in ("Live", "Envs", "Training"):
         page.get_by_role("tab", name=tab).click()

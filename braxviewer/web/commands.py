@@ -35,10 +35,10 @@ def heading(xquat: np.ndarray) -> np.ndarray:
 
 def arrow_mesh() -> trimesh.Trimesh:
   """A unit arrow along +x: shaft then head, from x = 0 to x = 1."""
-  shaft = trimesh.creation.cylinder(radius=0.04, height=0.75, sections=10)
-  shaft.apply_translation([0.0, 0.0, 0.375])
-  head = trimesh.creation.cone(radius=0.11, height=0.25, sections=12)
-  head.apply_translation([0.0, 0.0, 0.75])
+  shaft = trimesh.creation.cylinder(radius=0.06, height=0.7, sections=10)
+  shaft.apply_translation([0.0, 0.0, 0.35])
+  head = trimesh.creation.cone(radius=0.16, height=0.3, sections=12)
+  head.apply_translation([0.0, 0.0, 0.7])
   arrow = trimesh.Trimesh(
     vertices=np.concatenate([shaft.vertices, head.vertices]),
     faces=np.concatenate([shaft.faces, head.faces + len(shaft.vertices)]),
@@ -70,7 +70,7 @@ def arrow_poses(
     axis=1,
   )
   length = np.where(np.isfinite(speed) & (speed > _STILL), speed * size, 0.0)
-  width = np.where(length > 0, size * 0.6, 0.0)
+  width = np.where(length > 0, size * 0.8, 0.0)
   scale = np.stack([length, width, width], axis=1)
   return np.nan_to_num(wxyz), scale
 

@@ -4,6 +4,7 @@ stays once, and where things end up."""
 import os
 import pathlib
 
+from meshes import TETRA_OBJ
 import mujoco
 import numpy as np
 import pytest
@@ -81,16 +82,6 @@ KITCHEN_SINK = """
 """
 
 # A unit tetrahedron in OBJ text, for mesh tests.
-TETRA_OBJ = b"""v 0 0 0
-v 0.1 0 0
-v 0 0.1 0
-v 0 0 0.1
-f 1 3 2
-f 1 2 4
-f 1 4 3
-f 2 3 4
-"""
-
 MESH_XML = """
 <mujoco model="meshy">
   <compiler meshdir="parts" texturedir="parts"/>

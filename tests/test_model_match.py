@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+from meshes import TETRA_OBJ
 import mujoco
 import numpy as np
 import pytest
@@ -147,16 +148,6 @@ def test_a_spotlight_aimed_at_a_body_builds_and_follows_env_0():
   lamp = batched.light("e0/lamp")
   assert lamp.targetbodyid[0] == batched.body("e0/leg").id
 
-
-TETRA_OBJ = b"""v 0 0 0
-v 0.1 0 0
-v 0 0.1 0
-v 0 0 0.1
-f 1 3 2
-f 1 2 4
-f 1 4 3
-f 2 3 4
-"""
 
 MESHY = """
 <mujoco>

@@ -7,21 +7,12 @@ import pathlib
 import subprocess
 import sys
 
+from meshes import TETRA_OBJ
 import pytest
 
 from braxviewer import view_source
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-TETRA_OBJ = b"""v 0 0 0
-v 0.1 0 0
-v 0 0.1 0
-v 0 0 0.1
-f 1 3 2
-f 1 2 4
-f 1 4 3
-f 2 3 4
-"""
 
 MESHY = """
 <mujoco>

@@ -16,10 +16,12 @@ from braxviewer.protocol import (
   check_info_keys,
   check_num_envs,
 )
+from braxviewer.push import Pushing
 
 
-class HeadlessViewer:
-  """Implements :class:`braxviewer.protocol.TrainingViewer` in memory.
+class HeadlessViewer(Pushing):
+  """Implements :class:`braxviewer.protocol.TrainingViewer` in memory; a
+  Python training loop feeds it with ``push`` (see :class:`Pushing`).
 
   Args:
     num_envs: envs to stream (None: the trainer picks min(16, per device)).

@@ -25,7 +25,6 @@ from typing import (
   Any,
   Callable,
   Dict,
-  List,
   Mapping,
   NamedTuple,
   Optional,
@@ -38,24 +37,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from braxviewer import info_choice
 from braxviewer.frames import PoseKind
 
 Frame = Dict[str, Any]
 HostSink = Callable[..., None]
 
 LINK_BACKENDS = ("positional", "spring")
-
-# The automatic choice of state.info entries: each at most INFO_MAX_WIDTH
-# numbers per env, all together at most INFO_BUDGET, the command first.
-INFO_MAX_WIDTH = 4
-INFO_BUDGET = 16
-INFO_FIRST = "command"  # a velocity command (MuJoCo Playground joystick envs)
-# What the training wrappers keep in state.info for themselves (brax's
-# EpisodeWrapper, AutoResetWrapper and EvalWrapper; Playground's
-# BraxAutoResetWrapper): never chosen automatically.
-_INFO_BOOKKEEPING = ("steps", "truncation", "eval_metrics")
-_INFO_BOOKKEEPING_PREFIXES = ("first_", "episode_", "AutoResetWrapper_")
-_INFO_KEY_NAMES = ("rng", "key")  # PRNG keys, whatever their dtype
 
 
 def pose_kind(env: Any) -> PoseKind:
@@ -110,142 +98,31 @@ def describe(
 # -- state.info --------------------------------------------------------------
 
 
-def _flat_info(info: Any, prefix: str = "") -> Dict[str, Any]:
-  """``state.info`` flattened: nested dicts' entries named ``a/b``."""
-  out: Dict[str, Any] = {}
-  if not isinstance(info, Mapping):
-    return out
-  for k, v in info.items():
-    name = f"{prefix}{k}"
-    if isinstance(v, Mapping):
-      out.update(_flat_info(v, name + "/"))
-    else:
-      out[name] = v
-  return out
-
-
 def _batch_size(state: Any) -> Optional[int]:
   shape = getattr(getattr(state, "reward", None), "shape", None)
   return int(shape[0]) if shape else None
 
 
-def _per_env_number(x: Any, batch: Optional[int]) -> bool:
-  """A numeric array with one entry per env (leading axis = the batch)."""
-  shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
-  if batch is None or shape is None or dtype is None or len(shape) < 1:
-    return False
-  if shape[0] != batch:
-    return False
-  if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-    return False
-  return any(
-    jnp.issubdtype(dtype, kind)
-    for kind in (jnp.floating, jnp.integer, jnp.bool_)
-  )
-
-
-def _width(x: Any) -> int:
-  return int(np.prod(x.shape[1:], dtype=np.int64))
-
-
-def _bookkeeping(name: str) -> bool:
-  """What the training wrappers keep in info for themselves."""
-  top = name.split("/")[0]
-  return top in _INFO_BOOKKEEPING or top.startswith(_INFO_BOOKKEEPING_PREFIXES)
-
-
-def _prng_key(name: str, x: Any) -> bool:
-  """A PRNG key: by name (``rng``, ``key``, ``*_rng``) or as raw key data
-  (unsigned ints)."""
-  ends = tuple("_" + k for k in _INFO_KEY_NAMES)
-  if any(p in _INFO_KEY_NAMES or p.endswith(ends) for p in name.split("/")):
-    return True
-  return bool(jnp.issubdtype(x.dtype, jnp.unsignedinteger))
-
-
-def _auto_eligible(x: Any, name: str, batch: Optional[int]) -> bool:
-  return (
-    _per_env_number(x, batch)
-    and not _prng_key(name, x)
-    and not _bookkeeping(name)
-    and 1 <= _width(x) <= INFO_MAX_WIDTH
-  )
-
-
 def choose_info_keys(
   state: Any, info_keys: Optional[Sequence[str]] = None, strict: bool = True
 ) -> Tuple[str, ...]:
-  """The ``state.info`` entries to stream of a batched env state.
-
-  ``info_keys`` None chooses automatically: numeric entries with one value
-  per env (float, int or bool; not PRNG keys, not the training wrappers'
-  bookkeeping such as ``truncation``, ``steps``, ``first_*``,
-  ``episode_*``), at most :data:`INFO_MAX_WIDTH` numbers each and
-  :data:`INFO_BUDGET` all together; ``command`` first, then by name.
-  Otherwise the given names, in order: ``a/b`` names an entry of a nested
-  dict, a dict's name all of its per-env entries. ``()`` streams none.
+  """The ``state.info`` entries to stream of a batched env state (the rule
+  of :func:`braxviewer.info_choice.choose_info_keys`).
 
   Raises:
     ValueError: with ``strict``, a name that is not a per-env numeric entry
       (listing those there are); without, such names are left out.
   """
-  flat = _flat_info(getattr(state, "info", None))
-  batch = _batch_size(state)
-  if info_keys is None:
-    names = sorted(flat, key=lambda k: (k != INFO_FIRST, k))
-    chosen: List[str] = []
-    used = 0
-    for name in names:
-      x = flat[name]
-      if _auto_eligible(x, name, batch) and used + _width(x) <= INFO_BUDGET:
-        chosen.append(name)
-        used += _width(x)
-    return tuple(chosen)
-  if isinstance(info_keys, str):
-    info_keys = (info_keys,)
-  available = sorted(k for k, v in flat.items() if _per_env_number(v, batch))
-  chosen = []
-  for name in info_keys:
-    name = str(name)
-    under = [
-      k
-      for k in available
-      if k.startswith(name + "/") and not _prng_key(k, flat[k])
-    ]
-    if name in flat and _per_env_number(flat[name], batch):
-      found = [name]
-    elif name not in flat and under:
-      found = under
-    elif not strict:
-      continue
-    else:
-      what = (
-        "is not a numeric array with one entry per env"
-        f" ({_describe_value(flat[name])})"
-        if name in flat
-        else "is not in the env state's info"
-      )
-      raise ValueError(
-        f"info_keys: {name!r} {what}. Entries that can be streamed: "
-        + (", ".join(available) if available else "none")
-        + "."
-      )
-    chosen.extend(k for k in found if k not in chosen)
-  return tuple(chosen)
-
-
-def _describe_value(x: Any) -> str:
-  shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
-  if shape is None or dtype is None:
-    return type(x).__name__
-  return f"shape {tuple(shape)}, dtype {dtype}"
+  return info_choice.choose_info_keys(
+    getattr(state, "info", None), _batch_size(state), info_keys, strict
+  )
 
 
 def _info_frame(
   state: Any, info_keys: Tuple[str, ...], sl: Callable[[Any], jax.Array]
 ) -> Dict[str, jax.Array]:
   """The chosen info entries of the first envs, float32, ``(N,)``/``(N, k)``."""
-  flat = _flat_info(getattr(state, "info", None))
+  flat = info_choice.flat_info(getattr(state, "info", None))
   out = {}
   for name in info_keys:
     x = sl(flat[name])

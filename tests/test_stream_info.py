@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 from tiny_training import TINY, flat_params
 
-from braxviewer import HeadlessViewer, WebViewer, WebViewerBatched, tap
+from braxviewer import (
+  HeadlessViewer,
+  WebViewer,
+  WebViewerBatched,
+  info_choice,
+  tap,
+)
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.multiplex import FanOut
 from braxviewer.protocol import StreamInfo, check_info_keys
@@ -88,7 +94,7 @@ def test_automatic_choice_puts_command_first_and_keeps_the_budget():
     "last_contact",
     "nested/level",
   )
-  assert 3 + 4 + 4 + 4 + 1 == tap.INFO_BUDGET
+  assert 3 + 4 + 4 + 4 + 1 == info_choice.INFO_BUDGET
   # without the command and the gains, entries further on fit (13 numbers;
   # swing_peak's 4 more would not)
   del state.info["command"], state.info["gains"]

@@ -25,6 +25,7 @@ from braxviewer.protocol import (
   check_info_keys,
   check_num_envs,
 )
+from braxviewer.push import Pushing
 from braxviewer.record import Recorder
 from braxviewer.scene import BatchedScene
 from braxviewer.web.feed import LiveFeed
@@ -37,7 +38,7 @@ from braxviewer.web.server import Token
 _BUILD_WAIT_S = 10.0  # init() waits this long for the page to show a model
 
 
-class WebViewerBase(PageHost):
+class WebViewerBase(PageHost, Pushing):
   """Streams the first N training envs to a browser page while PPO trains.
 
   Args:
@@ -65,6 +66,9 @@ class WebViewerBase(PageHost):
     info_keys: the ``state.info`` entries to stream (e.g. ``("command",)``);
       None lets the trainer choose (numeric per-env entries, at most 16
       numbers per env, ``command`` first); ``()`` streams none.
+
+  A Python training loop streams with ``push(state)`` and ``log(...)``
+  (see :class:`~braxviewer.push.Pushing`) instead of ``ppo.train``.
 
   The page's controls are Python's too: :attr:`page` (env selection,
   follow, camera) and :attr:`playback` (timeline, pause, speed, source).
@@ -147,6 +151,7 @@ class WebViewerBase(PageHost):
     model = self._model_to_draw(resolved)
     self._model = model
     self._stream.init(env if model is resolved else model)  # the recorder
+    self.pushes.note_env(env)  # its dt for push()
     if self.page is None:
       self.run()
     else:
@@ -174,6 +179,7 @@ class WebViewerBase(PageHost):
 
   def close(self) -> None:
     """Stop the viewer thread and the server; training is not affected."""
+    self.pushes.close()  # a pushed stream's last frames, then its end
     self._stream.close()  # the recorder
     super().close()
 

@@ -465,7 +465,7 @@ class Pusher:
       for k, v in frames[0].items()
     }
     # The trainer's own delivery: seq numbers, wall time, fault isolation.
-    self._streamer._deliver(chunk, "train", self._buffered_steps)
+    self._streamer.deliver(chunk, "train", self._buffered_steps)
 
 
 def _per_env(x: Any) -> Tuple[int, ...]:

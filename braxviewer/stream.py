@@ -130,11 +130,11 @@ class Streamer:
   def train_sink(self, chunk, steps_hi, steps_lo) -> None:
     """Sink for training steps: tagged with env steps at the step's end."""
     before = _to_uint64(steps_hi, steps_lo)
-    self._deliver(chunk, "train", before + self._steps_per_chunk)
+    self.deliver(chunk, "train", before + self._steps_per_chunk)
 
   def eval_sink(self, chunk) -> None:
     """Sink for eval rollouts, tagged with the current training step."""
-    self._deliver(chunk, "eval", self.eval_env_steps)
+    self.deliver(chunk, "eval", self.eval_env_steps)
 
   @property
   def info_keys(self) -> Tuple[str, ...]:
@@ -148,7 +148,12 @@ class Streamer:
     order += sorted(k for k in arrays if k not in order)
     return {k: np.array(arrays[k]) for k in order}
 
-  def _deliver(self, arrays: Mapping[str, Any], source: Source, steps: int):
+  def deliver(
+    self, arrays: Mapping[str, Any], source: Source, steps: int
+  ) -> None:
+    """One chunk's arrays (as the tap sends them) to the viewer, with the
+    next sequence number of ``source``, tagged ``steps`` env steps; a
+    viewer fault is reported once and turns the stream off."""
     if self._failed:
       return
     wall_time = time.time()

@@ -10,6 +10,16 @@ from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
 from braxviewer.WebViewer import WebViewer
 from braxviewer.WebViewerBatched import WebViewerBatched
 
+
+def wrap(env, viewer, num_envs=None, **options):
+  """Stream the first ``num_envs`` envs of any loop that steps ``env`` (a
+  batched env): :func:`braxviewer.wrapper.wrap` (imported here on first use,
+  so ``import braxviewer`` loads no JAX)."""
+  from braxviewer.wrapper import wrap as _wrap
+
+  return _wrap(env, viewer, num_envs, **options)
+
+
 __all__ = [
   "FrameChunk",
   "HeadlessViewer",
@@ -18,5 +28,6 @@ __all__ = [
   "TrainingViewer",
   "WebViewer",
   "WebViewerBatched",
+  "wrap",
 ]
 __version__ = "0.1.0"

@@ -301,6 +301,16 @@ def training_session(
     )
     watcher.start()
     watch = (read, wakeup, watcher, previous_fd)
+  previous_hook = sys.unraisablehook
+
+  def unraisable(report: Any) -> None:
+    # A Ctrl-C that lands in a garbage-collector callback (JAX registers
+    # one) cannot be raised there; Python would print its traceback and
+    # drop it. The watchdog stops the run in any case: say nothing.
+    if not isinstance(report.exc_value, KeyboardInterrupt):
+      previous_hook(report)
+
+  sys.unraisablehook = unraisable
   try:
     if quiet is not None:
       quiet.__enter__()
@@ -314,6 +324,7 @@ def training_session(
     session.exit_code = 2
     print(str(err), file=sys.stderr, flush=True)
   finally:
+    sys.unraisablehook = previous_hook
     session._done.set()
     with contextlib.suppress(Exception):
       viewer.close()

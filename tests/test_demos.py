@@ -68,6 +68,7 @@ def _trained_and_streamed(proc) -> None:
       ["--view-envs", "4", "--env", "inverted_pendulum"],
     ),
     ("demo/playground_example.py", ["--view-envs", "4"]),
+    ("demo/custom_loop.py", ["--view-envs", "4"]),
   ],
 )
 def test_each_demo_trains_streams_and_exits_cleanly(script, extra):
@@ -279,8 +280,8 @@ train_fn = functools.partial(
     unroll_length=5, num_updates_per_batch=2, num_eval_envs=8,
     viewer=viewer)
 make_inference_fn, params, _ = train_fn(environment=env_for_training)
-print("TRAINED", viewer.stats()["chunks_received"], flush=True)
-try:
+try:  # (the line below tells the test to press Ctrl-C: inside the try)
+  print("TRAINED", viewer.stats()["chunks_received"], flush=True)
   while True:
     time.sleep(1)
 except KeyboardInterrupt:
@@ -302,3 +303,30 @@ def test_the_original_projects_batched_demo_runs_unchanged_and_stops_on_ctrl_c(
   assert code == 0 and "STOPPED" in child.stdout, err[-3000:]
   assert "Traceback" not in err
   assert "braxviewer:" not in err  # no warning, no "stopped unexpectedly"
+
+
+def test_a_ctrl_c_lost_in_a_gc_callback_prints_no_traceback():
+  """Python cannot raise a Ctrl-C that lands in a garbage-collector callback
+  (JAX has one); it reports it as 'Exception ignored'. The session's
+  watchdog stops the run anyway, so that report is left out, and only
+  that one."""
+  from types import SimpleNamespace
+
+  from braxviewer import cli
+
+  seen = []
+  previous = sys.unraisablehook
+
+  def keep(report) -> None:
+    seen.append(report)
+
+  sys.unraisablehook = keep
+  other = SimpleNamespace(exc_value=ValueError("a real problem"))
+  try:
+    with cli.training_session(SimpleNamespace(close=lambda: None)):
+      sys.unraisablehook(SimpleNamespace(exc_value=KeyboardInterrupt()))
+      sys.unraisablehook(other)
+    assert sys.unraisablehook is keep  # put back after the session
+  finally:
+    sys.unraisablehook = previous
+  assert seen == [other]

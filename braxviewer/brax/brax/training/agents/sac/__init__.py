@@ -1,0 +1,1 @@
+"""The original project's import path (``braxviewer.brax.brax.training...``)."""

@@ -1,0 +1,1 @@
+"""Mirrors brax's module path so the import swap is one prefix."""

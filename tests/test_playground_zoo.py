@@ -53,8 +53,9 @@ def test_the_viewer_starts_on_every_offline_playground_env(name):
       viewer.close()
 
 
+# FingerSpin has the target body but never moves it (spinning needs none).
 @pytest.mark.slow
-@pytest.mark.parametrize("name", WITH_GOALS)
+@pytest.mark.parametrize("name", [n for n in WITH_GOALS if n != "FingerSpin"])
 def test_goals_are_drawn_where_each_playground_env_put_them(name):
   n = 4
   env = registry.load(name, config_overrides={"impl": "jax"})
@@ -94,5 +95,4 @@ def test_goals_are_drawn_where_each_playground_env_put_them(name):
     key, sub = jax.random.split(key)
     action = jax.random.uniform(sub, (n, env.action_size), minval=-1.0)
     state = step(state, action.astype(jnp.float32))
-  if name != "FingerSpin":  # spinning needs no target
-    assert moved, f"{name} never moved its goal: the test would not see it"
+  assert moved, f"{name} never moved its goal: the test would not see it"

@@ -46,7 +46,8 @@ def test_replay_page_timeline_moves_the_scene_pause_and_speed_work(
   assert total >= CHUNKS
   open_page(page, replay.url)
   assert page.blocked == []
-  assert page.get_by_text("Replay", exact=True).count() > 0
+  # the panel arrives just after the connection
+  assert wait_until(lambda: page.get_by_text("Replay", exact=True).count() > 0)
   # the status line names the chunk on screen
   assert wait_until(lambda: page.get_by_text("Chunk").count() > 0)
 

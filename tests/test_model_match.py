@@ -31,14 +31,17 @@ def _material(model: mujoco.MjModel, ids) -> list:
 
 
 def assert_copies_match(
-  single: mujoco.MjModel, batched: mujoco.MjModel, atol: float = 0.0
+  single: mujoco.MjModel,
+  batched: mujoco.MjModel,
+  atol: float = 0.0,
+  n: int = N,
 ) -> None:
-  """Every env's geoms and sites (on bodies) are sized, coloured and
-  textured as the single model's."""
+  """Every one of the ``n`` envs' geoms and sites (on bodies) is sized,
+  coloured and textured as the single model's."""
   nb = single.nbody - 1
-  assert batched.nbody == 1 + N * nb
+  assert batched.nbody == 1 + n * nb
   for body in range(1, single.nbody):
-    for env in range(N):
+    for env in range(n):
       other = 1 + env * nb + body - 1
       for kind in ("geom", "site"):
         ours, theirs = _items(single, kind, body), _items(batched, kind, other)
@@ -59,17 +62,17 @@ def assert_copies_match(
 def assert_poses_match(scene: BatchedScene, batched: mujoco.MjModel) -> None:
   """Posing the N-env model puts every body where the single model puts it,
   plus its env's grid offset."""
-  single = scene.single_model
+  single, n = scene.single_model, scene.num_envs
   rng = np.random.default_rng(0)
-  qpos = np.tile(single.qpos0, (N, 1)) + 0.2 * rng.standard_normal(
-    (N, single.nq)
+  qpos = np.tile(single.qpos0, (n, 1)) + 0.2 * rng.standard_normal(
+    (n, single.nq)
   )
   data = mujoco.MjData(batched)
   data.qpos[:] = scene.batched_qpos(qpos)
   mujoco.mj_kinematics(batched, data)
   one = mujoco.MjData(single)
   nb = single.nbody - 1
-  for env in range(N):
+  for env in range(n):
     one.qpos[:] = qpos[env]
     mujoco.mj_kinematics(single, one)
     got = data.xpos[1 + env * nb : 1 + (env + 1) * nb]
@@ -80,11 +83,13 @@ def assert_poses_match(scene: BatchedScene, batched: mujoco.MjModel) -> None:
 @pytest.mark.parametrize("name", DMC)
 def test_every_dm_control_env_is_copied_as_it_simulates(name):
   env = registry.load(name)
+  for n in (1, 4, 16):
+    scene = BatchedScene(env, n)
+    assert scene.single_model is env.mj_model  # drawn: the compiled model
+    batched = scene.batched_model
+    assert_copies_match(env.mj_model, batched, n=n)
+    assert_poses_match(scene, batched)
   scene = BatchedScene(env, N)
-  assert scene.single_model is env.mj_model  # drawn: the compiled model
-  batched = scene.batched_model
-  assert_copies_match(env.mj_model, batched)
-  assert_poses_match(scene, batched)
   text = concatenate_envs_xml(env, N, env_offset=scene.env_offset)
   from_xml = mujoco.MjModel.from_xml_string(text, env.model_assets)
   assert_copies_match(env.mj_model, from_xml, atol=1e-6)

@@ -33,6 +33,25 @@ def find_mj_model(env: Any) -> Optional[mujoco.MjModel]:
   return None
 
 
+def physics_state(state: Any, hint: str = "") -> Any:
+  """The physics part of an env state: brax's ``pipeline_state`` or MuJoCo
+  Playground's ``data``.
+
+  Raises:
+    ValueError: a state with neither (``hint`` says what to do instead).
+  """
+  physics = getattr(state, "pipeline_state", None)
+  if physics is None:
+    physics = getattr(state, "data", None)
+  if physics is None:
+    raise ValueError(
+      f"The env state ({type(state).__name__}) has neither `pipeline_state`"
+      " (brax) nor `data` (MuJoCo Playground); braxviewer cannot find the"
+      " pose to stream." + (f" {hint}" if hint else "")
+    )
+  return physics
+
+
 def where_models_are_looked_up() -> str:
   """The attribute paths tried, for error messages."""
   return ", ".join(name for name, _ in MODEL_GETTERS)

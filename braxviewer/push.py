@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 
+from braxviewer import model_lookup
 from braxviewer.frames import PoseKind
 from braxviewer.info_choice import (
   choose_info_keys,
@@ -46,16 +47,9 @@ Arrays = Dict[str, Any]  # one push: full-batch arrays (device or numpy)
 
 def physics_state(state: Any) -> Any:
   """brax's ``pipeline_state`` or MuJoCo Playground's ``data``."""
-  physics = getattr(state, "pipeline_state", None)
-  if physics is None:
-    physics = getattr(state, "data", None)
-  if physics is None:
-    raise ValueError(
-      f"push: the state ({type(state).__name__}) has neither"
-      " `pipeline_state` (brax) nor `data` (MuJoCo Playground); pass a"
-      " batched env state, or use push_arrays(qpos=..., ...)."
-    )
-  return physics
+  return model_lookup.physics_state(
+    state, "Push a batched env state, or use push_arrays(qpos=..., ...)."
+  )
 
 
 def pose_kind(physics: Any, env: Any = None) -> PoseKind:

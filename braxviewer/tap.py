@@ -39,6 +39,7 @@ import numpy as np
 
 from braxviewer import info_choice
 from braxviewer.frames import PoseKind
+from braxviewer.model_lookup import physics_state
 
 Frame = Dict[str, Any]
 HostSink = Callable[..., None]
@@ -155,20 +156,6 @@ def _mocap_frame(
   return {"mocap_pos": _float(sl(pos)), "mocap_quat": _float(sl(quat))}
 
 
-def _physics_state(state: Any) -> Any:
-  """The physics part of an env state: brax's ``pipeline_state`` or MuJoCo
-  Playground's ``data``."""
-  pipeline_state = getattr(state, "pipeline_state", None)
-  if pipeline_state is None:
-    pipeline_state = getattr(state, "data", None)
-  if pipeline_state is None:
-    raise ValueError(
-      "The env state has neither `pipeline_state` (brax) nor `data`"
-      " (MuJoCo Playground); braxviewer cannot find the pose to stream."
-    )
-  return pipeline_state
-
-
 def select_frame(
   state: Any,
   num_envs: int,
@@ -190,7 +177,7 @@ def select_frame(
     return x[:num_envs]
 
   frame: Frame = {}
-  pipeline_state = _physics_state(state)
+  pipeline_state = physics_state(state)
   batch = _batch_size(state)
   if kind == "links":
     frame["link_pos"] = _float(sl(pipeline_state.x.pos))

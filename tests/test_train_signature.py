@@ -1,16 +1,29 @@
-"""The swapped import accepts everything upstream's ppo.train accepts."""
+"""The swapped imports accept everything upstream's ppo.train and
+sac.train accept."""
 
 import inspect
 
-from brax.training.agents.ppo import train as upstream
+from brax.training.agents.ppo import train as upstream_ppo
+from brax.training.agents.sac import train as upstream_sac
+import pytest
 
-from braxviewer.brax.training.agents.ppo import train as ours
+from braxviewer.brax.brax.training.agents.sac import train as sac_alias
+from braxviewer.brax.training.agents.ppo import train as ours_ppo
+from braxviewer.brax.training.agents.sac import train as ours_sac
+
+# (upstream, ours, at least this many upstream parameters)
+TRAINERS = {
+  "ppo": (upstream_ppo.train, ours_ppo.train, 50),
+  "sac": (upstream_sac.train, ours_sac.train, 25),
+}
 
 
-def test_every_upstream_parameter_is_accepted_with_the_same_default():
-  up = inspect.signature(upstream.train).parameters
-  mine = inspect.signature(ours.train).parameters
-  assert len(up) >= 50
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_every_upstream_parameter_is_accepted_with_the_same_default(trainer):
+  upstream, ours, at_least = TRAINERS[trainer]
+  up = inspect.signature(upstream).parameters
+  mine = inspect.signature(ours).parameters
+  assert len(up) >= at_least
   for name, param in up.items():
     assert name in mine, f"missing parameter {name}"
     assert mine[name].kind == param.kind, name
@@ -25,9 +38,15 @@ def test_every_upstream_parameter_is_accepted_with_the_same_default():
       assert mine[name].default == param.default, name
 
 
-def test_parameters_keep_upstream_order_and_add_viewer_last():
-  up = list(inspect.signature(upstream.train).parameters)
-  mine = list(inspect.signature(ours.train).parameters)
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_parameters_keep_upstream_order_and_add_viewer_last(trainer):
+  upstream, ours, _ = TRAINERS[trainer]
+  up = list(inspect.signature(upstream).parameters)
+  mine = list(inspect.signature(ours).parameters)
   assert mine[: len(up)] == up
   assert "viewer" in mine[len(up) :]
-  assert inspect.signature(ours.train).parameters["viewer"].default is None
+  assert inspect.signature(ours).parameters["viewer"].default is None
+
+
+def test_the_original_projects_import_path_is_the_same_sac_trainer():
+  assert sac_alias.train is ours_sac.train

@@ -2,25 +2,12 @@
 
 import pytest
 from tiny_sac import TINY_SAC, pendulum
-from tiny_training import count_compiles
+from tiny_training import ScheduledViewer, count_compiles
 
-from braxviewer import HeadlessViewer, epoch_calls
+from braxviewer import epoch_calls
 from braxviewer.brax.training.agents.sac import train as ours
 
 pytestmark = pytest.mark.slow
-
-
-class ScheduledViewer(HeadlessViewer):
-  """Live after the first epoch's eval, sync on the first chunk sent while
-  live, off on the first chunk sent while in sync."""
-
-  def on_chunk(self, chunk):
-    super().on_chunk(chunk)
-    running = self.trainer_modes[-1]
-    if chunk.source == "train" and running == self.mode == "live":
-      self.set_mode("sync")
-    elif chunk.source == "train" and running == self.mode == "sync":
-      self.set_mode("off")
 
 
 def test_sac_off_live_sync_off_switches_take_effect_without_recompiling(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from stream_check import body_position_error
 from tiny_sac import TINY_SAC, pendulum
-from tiny_training import eval_rewards, flat_params
+from tiny_training import eval_rewards, flat_params, train_and_record
 
 from braxviewer import HeadlessViewer
 from braxviewer.brax.training.agents.sac import train as ours
@@ -21,13 +21,7 @@ CHUNK = 12  # frames per chunk in the viewer run: 5 chunks in 60 steps
 
 
 def _run(train_fn, env, **kw):
-  records = []
-  _, params, _ = train_fn(
-    environment=env,
-    progress_fn=lambda s, m: records.append((s, m)),
-    **{**TINY_SAC, **kw},
-  )
-  return flat_params(params), eval_rewards(records), [s for s, _ in records]
+  return train_and_record(train_fn, env, TINY_SAC, **kw)
 
 
 @pytest.fixture(scope="module")

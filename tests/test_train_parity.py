@@ -4,7 +4,7 @@ from brax import envs
 from brax.training.agents.ppo import train as upstream
 import numpy as np
 import pytest
-from tiny_training import TINY, eval_rewards, flat_params
+from tiny_training import TINY, train_and_record
 
 from braxviewer import HeadlessViewer
 from braxviewer.brax.training.agents.ppo import train as ours
@@ -13,13 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run(train_fn, env, **kw):
-  records = []
-  _, params, _ = train_fn(
-    environment=env,
-    progress_fn=lambda s, m: records.append((s, m)),
-    **{**TINY, **kw},
-  )
-  return flat_params(params), eval_rewards(records), [s for s, _ in records]
+  return train_and_record(train_fn, env, TINY, **kw)
 
 
 def test_upstream_none_off_and_live_learn_identical_params():

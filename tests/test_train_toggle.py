@@ -2,26 +2,12 @@
 
 from brax import envs
 import pytest
-from tiny_training import TINY, count_compiles
+from tiny_training import TINY, ScheduledViewer, count_compiles
 
-from braxviewer import HeadlessViewer, epoch_calls
+from braxviewer import epoch_calls
 from braxviewer.brax.training.agents.ppo import train as ours
 
 pytestmark = pytest.mark.slow
-
-
-class ScheduledViewer(HeadlessViewer):
-  """Switches modes like a user would, mid training step: live after the
-  first eval, sync on the first chunk the trainer sent while live, off on the
-  first chunk it sent while in sync."""
-
-  def on_chunk(self, chunk):
-    super().on_chunk(chunk)
-    running = self.trainer_modes[-1]
-    if chunk.source == "train" and running == self.mode == "live":
-      self.set_mode("sync")
-    elif chunk.source == "train" and running == self.mode == "sync":
-      self.set_mode("off")
 
 
 def test_off_live_sync_off_switches_take_effect_next_training_step_without_recompiling(

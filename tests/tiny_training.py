@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Iterator, List
+from typing import Any, Callable, Iterator, List, Mapping
 
 from brax.training.agents.ppo import networks as ppo_networks
 import jax
 import numpy as np
+
+from braxviewer import HeadlessViewer
 
 SMALL_NETWORKS = functools.partial(
   ppo_networks.make_ppo_networks,
@@ -73,3 +75,31 @@ def count_compiles() -> Iterator[CompileCounter]:
 
 def eval_rewards(records: List) -> List[float]:
   return [float(m["eval/episode_reward"]) for _, m in records]
+
+
+def train_and_record(
+  train_fn: Callable[..., Any], env: Any, config: Mapping[str, Any], **kw
+):
+  """Train with ``config`` (and ``kw``): (flat params, eval rewards, the
+  env steps of each progress report)."""
+  records = []
+  _, params, _ = train_fn(
+    environment=env,
+    progress_fn=lambda s, m: records.append((s, m)),
+    **{**config, **kw},
+  )
+  return flat_params(params), eval_rewards(records), [s for s, _ in records]
+
+
+class ScheduledViewer(HeadlessViewer):
+  """Switches modes like a user would, mid training: live after the first
+  eval (set by the test), sync on the first chunk the trainer sent while
+  live, off on the first chunk it sent while in sync."""
+
+  def on_chunk(self, chunk):
+    super().on_chunk(chunk)
+    running = self.trainer_modes[-1]
+    if chunk.source == "train" and running == self.mode == "live":
+      self.set_mode("sync")
+    elif chunk.source == "train" and running == self.mode == "sync":
+      self.set_mode("off")

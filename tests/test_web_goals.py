@@ -8,6 +8,8 @@ env's goal there, not at the model's default pose.
 from __future__ import annotations
 
 import io
+from pathlib import Path
+import tempfile
 import time
 
 import mujoco
@@ -111,10 +113,16 @@ def test_each_envs_goal_is_drawn_where_the_env_moved_it(
     )
   )
   open_page(page, viewer.url)
-  # straight down on the 2 x 2 grid, from high enough to see every cell
-  for client in viewer.page._server.get_clients().values():
-    client.camera.position = (0.5, 0.2, 4.0)
-    client.camera.look_at = (0.5, 0.5, 0.0)
+
+  def aim() -> None:
+    """Straight down on the 2 x 2 grid, from high enough to see every cell
+    (again at each look: the page's own camera preset may land after it on
+    a loaded machine)."""
+    for client in viewer.page._server.get_clients().values():
+      client.camera.position = (0.5, 0.2, 4.0)
+      client.camera.look_at = (0.5, 0.5, 0.0)
+
+  aim()
   time.sleep(1.0)
   seq = 0
 
@@ -142,7 +150,14 @@ def test_each_envs_goal_is_drawn_where_the_env_moved_it(
     time.sleep(0.5)
     return goals()
 
-  assert wait_until(lambda: len(goals()) == N, timeout=30)
+  def all_goals_seen() -> bool:
+    aim()
+    return len(goals()) == N
+
+  if not wait_until(all_goals_seen, timeout=60):
+    shot = Path(tempfile.gettempdir()) / "braxviewer_goals_failure.png"
+    page.screenshot(path=str(shot))
+    pytest.fail(f"{len(goals())} of {N} goals seen on the page; see {shot}")
   default = goals()  # the model's own goal pose (0, -0.3): before any chunk
   right = feed_until_moved(default, 0.35)
   left = feed_until_moved(right, -0.35)

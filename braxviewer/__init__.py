@@ -20,7 +20,16 @@ def wrap(env, viewer, num_envs=None, **options):
   return _wrap(env, viewer, num_envs, **options)
 
 
+def connect(address="127.0.0.1:8000", **options):
+  """A viewer on a viewer server (``python -m braxviewer serve``):
+  :func:`braxviewer.remote.client.connect` (imported on first use)."""
+  from braxviewer.remote.client import connect as _connect
+
+  return _connect(address, **options)
+
+
 __all__ = [
+  "connect",
   "FrameChunk",
   "HeadlessViewer",
   "Mode",

@@ -5,6 +5,8 @@ braxviewer view robot.xml --num-envs 16        # check a model and grid
 braxviewer view ReacherEasy                    # a MuJoCo Playground env
 braxviewer replay runs/my_run                  # replay a recording
 braxviewer export runs/my_run --env 3 -o clip.mp4
+braxviewer serve --record-dir runs             # a page that training runs
+                                               # connect to (braxviewer.connect)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ COMMANDS = {
   "view": "show N copies of a model (MJCF, Playground or brax env) on the grid",
   "replay": "replay a recording (record_dir=) in the viewer's page",
   "export": "render a recording to MP4 (one env, or --grid)",
+  "serve": "a viewer server that training runs connect to (several runs)",
 }
 
 
@@ -123,6 +126,63 @@ def _view(argv: Sequence[str]) -> int:
   return session.exit_code
 
 
+def _serve(argv: Sequence[str]) -> int:
+  p = argparse.ArgumentParser(
+    prog="braxviewer serve",
+    description="Serve the viewer page apart from training. Training runs"
+    " connect to it with viewer = braxviewer.connect('HOST:PORT') (the"
+    " address printed below) and pass the viewer to ppo.train, sac.train,"
+    " braxviewer.wrap or push to it. Several runs at once: the page shows"
+    " one run's envs at a time and overlays every run's curves. The server"
+    " outlives the runs; runs outlive the server (they reconnect).",
+    formatter_class=cli.HelpFormatter,
+  )
+  p.add_argument("--host", default="127.0.0.1", help="interface to serve on")
+  p.add_argument("--port", type=int, default=8000, help="TCP port")
+  p.add_argument(
+    "--record-dir",
+    metavar="DIR",
+    default=None,
+    help="record every run to DIR/<run name> (replay with braxviewer replay)",
+  )
+  p.add_argument(
+    "--history",
+    type=int,
+    default=64,
+    help="chunks kept per run for its timeline",
+  )
+  p.add_argument(
+    "--layout",
+    choices=LAYOUTS,
+    default="auto",
+    help="grid, overlay or auto (as for train)",
+  )
+  p.add_argument(
+    "--exit-after", type=float, default=None, help=argparse.SUPPRESS
+  )  # for tests: serve this long, exit
+  args = p.parse_args(argv)
+  from braxviewer.remote.server import ViewerServer
+
+  try:
+    server = ViewerServer(
+      args.host,
+      args.port,
+      record_dir=args.record_dir,
+      history=args.history,
+      layout=args.layout,
+    )
+    with cli.training_session(server) as session:
+      server.run()
+      print("braxviewer: serving; Ctrl-C to quit.", flush=True)
+      if args.exit_after is not None:
+        time.sleep(args.exit_after)
+      else:
+        session.keep_open()
+  except (ValueError, OSError) as err:
+    p.exit(2, f"{p.prog}: error: {' '.join(str(err).split())}\n")
+  return session.exit_code
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help"):
@@ -140,6 +200,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return train_demo.main(rest)
   if command == "view":
     return _view(rest)
+  if command == "serve":
+    return _serve(rest)
   if command in ("replay", "export"):
     from braxviewer.record.offscreen import configure_gl
 

@@ -146,8 +146,12 @@ def test_no_import_loop_between_folders():
   assert _cycles(folders) == []
 
 
+# The web side and the viewer server/client: no JAX, no trainer.
+NO_JAX = ("braxviewer.web", "braxviewer.remote")
+
+
 def test_no_web_module_reaches_jax_or_the_trainer_in_its_source():
-  web = [m for m in MODULES if m.startswith("braxviewer.web")]
+  web = [m for m in MODULES if m.startswith(NO_JAX)]
   for name in web:
     reached = _reach(name)
     assert not reached & set(JAX_SIDE), (name, reached & set(JAX_SIDE))
@@ -158,7 +162,7 @@ def test_no_web_module_reaches_jax_or_the_trainer_in_its_source():
 def test_importing_each_web_module_loads_no_jax_and_no_trainer():
   """The same at run time (third-party packages included), one module at a
   time: the first that loads JAX or the trainer is named."""
-  web = sorted(m for m in MODULES if m.startswith("braxviewer.web"))
+  web = sorted(m for m in MODULES if m.startswith(NO_JAX))
   code = (
     "import importlib, json, sys\n"
     f"bad = {list(JAX_SIDE + TRAINER_SIDE)!r}\n"

@@ -189,11 +189,14 @@ def capture(
   source: Any, assets: Optional[Mapping[str, Any]] = None
 ) -> ModelFiles:
   """The files to keep for ``source``: a brax env, a MuJoCo Playground env,
-  an ``MjModel``, MJCF text or an MJCF file path.
+  an ``MjModel``, MJCF text or an MJCF file path (or files captured
+  before, e.g. sent by a training run to a viewer server).
 
   Raises:
     TypeError: when ``source`` holds no MuJoCo model.
   """
+  if isinstance(source, ModelFiles):
+    return source
   model = resolve_model(source)
   try:
     return _xml_of(model, source, assets)
@@ -206,6 +209,20 @@ def capture(
         f" MuJoCo {mujoco.__version__}"
       ),
     )
+
+
+def model_of(files: ModelFiles) -> mujoco.MjModel:
+  """The compiled model in ``files`` (its MJB bytes).
+
+  Raises:
+    ValueError: the bytes are no model this MuJoCo reads.
+  """
+  try:
+    return mujoco.MjModel.from_binary_path(MJB_FILE, {MJB_FILE: files.mjb})
+  except Exception as err:
+    raise ValueError(
+      f"not a MuJoCo {mujoco.__version__} model ({' '.join(str(err).split())})"
+    ) from None
 
 
 def write(directory: str, files: ModelFiles) -> Dict[str, Any]:

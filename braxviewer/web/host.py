@@ -13,7 +13,7 @@ import contextlib
 import os
 import tempfile
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from braxviewer.web.pacing import Player
 from braxviewer.web.page import Page
 from braxviewer.web.panels import Status, StreamControls
 from braxviewer.web.playback import Playback, Poser
-from braxviewer.web.server import Token, WebServer, check_port
+from braxviewer.web.server import Route, Token, WebServer, check_port
 
 
 class PageHost:
@@ -83,8 +83,10 @@ class PageHost:
     mode: str,
     num_envs: int,
     recorded: Optional[ChunkSequence] = None,
+    routes: Optional[Mapping[str, Route]] = None,
   ) -> Page:
-    """Start the server, the page and the viewer thread; print the URL."""
+    """Start the server, the page and the viewer thread; print the URL.
+    ``routes``: websocket paths of our own on the page's port."""
     if self._closed:
       raise RuntimeError("This viewer was closed; make a new one.")
     web = self._web = WebServer(
@@ -95,6 +97,7 @@ class PageHost:
       on_fault=self._fault,
       token=self.token,
       on_frames=self.rates.report,
+      routes=routes,
     )
     self.port = web.port
     page = self.page = Page(

@@ -457,6 +457,30 @@ class Player:
           self._pending = Entry(timeline[-1], position=timeline.end - 1)
       self._set_paused(False)
 
+  def use_store(self, store: RecentChunks) -> None:
+    """Play another stream from now on (a viewer server showing another
+    run): its kept chunks are the timeline, its newest chunk plays next,
+    and what waited on the old one is released."""
+    with self._lock:
+      for entry in list(self._queue) + [self._current, self._pending]:
+        if entry is not None and entry.ticket is not None:
+          entry.ticket.release()
+      self._queue.clear()
+      self._store = store
+      self._recent = self.live
+      self._current = None
+      self._finished = True
+      self._resume_at = None
+      self.cursor = -1
+      self.last_frame = None
+      self.following = self.live
+      timeline = store.chunks(self._source)
+      self._pending = (
+        Entry(timeline[-1], position=timeline.end - 1)
+        if len(timeline)
+        else None
+      )
+
   @property
   def held(self) -> bool:
     """Playback waits on someone: paused, or reviewing while a trainer

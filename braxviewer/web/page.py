@@ -26,6 +26,7 @@ from braxviewer.web.meters import Average
 from braxviewer.web.pacing import PlaybackState
 from braxviewer.web.panels import Panels, Status, StreamControls
 from braxviewer.web.render import SceneView, setup_lighting
+from braxviewer.web.runs_panel import RunsPanel
 from braxviewer.web.timeline_panel import TimelineControls
 from braxviewer.web.traces import EnvTraces
 from braxviewer.web.widgets import Guard
@@ -296,9 +297,35 @@ class Page:
     """For a page no trainer feeds (``python -m braxviewer view``)."""
     self.panels.hide_trainer_controls()
 
-  def add_progress(self, env_steps: int, metrics: Mapping[str, Any]) -> None:
-    """A progress report for the training curves (thread-safe, cheap)."""
-    self.panels.curves.add(int(env_steps), metrics)
+  def add_progress(
+    self,
+    env_steps: int,
+    metrics: Mapping[str, Any],
+    run: Optional[str] = None,
+  ) -> None:
+    """A progress report for the training curves (thread-safe, cheap);
+    ``run``: whose, when several runs share the charts."""
+    self.panels.curves.add(int(env_steps), metrics, run)
+
+  def forget_progress(self, run: str) -> None:
+    """Take ``run``'s curves off the charts."""
+    self.panels.curves.forget(run)
+
+  def add_runs_panel(
+    self,
+    on_show: Callable[[str], None],
+    on_source: Callable[[int, int], None],
+    on_forget: Callable[[str], None],
+  ) -> RunsPanel:
+    """The viewer server's run controls, at the top of the Live tab."""
+    with self.panels.live_tab:
+      return RunsPanel(
+        self._server.gui,
+        self._guard,
+        on_show=on_show,
+        on_source=on_source,
+        on_forget=on_forget,
+      )
 
   def refresh(
     self, status: Status, playback: PlaybackState, note: str = ""

@@ -153,7 +153,8 @@ class Panels:
         recorded=recorded,
       )
     tabs = gui.add_tab_group()
-    with tabs.add_tab("Live", viser.Icon.PLAYER_PLAY):
+    self.live_tab = tabs.add_tab("Live", viser.Icon.PLAYER_PLAY)
+    with self.live_tab:
       self.mode = gui.add_dropdown(
         "Streaming",
         MODES,

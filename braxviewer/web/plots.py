@@ -99,7 +99,8 @@ class ProgressCurves:
     self._container = container
     self._max = max_points
     self._lock = threading.Lock()
-    self._curves: Dict[str, _Curve] = {}
+    # per chart, per run (None: the one run of an in-process viewer)
+    self._curves: Dict[str, Dict[Optional[str], _Curve]] = {}
     self._latest: Dict[str, float] = {}
     self._dirty: set = set()
     self._stale = False
@@ -107,8 +108,15 @@ class ProgressCurves:
     with container:
       self._hint = gui.add_markdown("_No training progress yet._")
 
-  def add(self, env_steps: int, metrics: Mapping[str, float]) -> None:
-    """Record one progress report (thread-safe, cheap)."""
+  def add(
+    self,
+    env_steps: int,
+    metrics: Mapping[str, float],
+    run: Optional[str] = None,
+  ) -> None:
+    """Record one progress report (thread-safe, cheap); ``run`` names the
+    run it belongs to when several share the charts (a viewer server):
+    each chart then overlays every run's curves."""
     groups: Dict[str, Dict[str, float]] = {}
     for key, value in metrics.items():
       title = group_of(key)
@@ -127,7 +135,7 @@ class ProgressCurves:
         }
       )
       for title, values in groups.items():
-        curve = self._curves.setdefault(title, _Curve())
+        curve = self._curves.setdefault(title, {}).setdefault(run, _Curve())
         curve.add(int(env_steps), values)
         curve.thin(self._max)
         self._dirty.add(title)
@@ -148,22 +156,29 @@ class ProgressCurves:
       self._stale = True
 
   def num_points(self, title: str) -> int:
+    """Points of chart ``title`` (all runs together)."""
     with self._lock:
-      curve = self._curves.get(title)
-      return 0 if curve is None else len(curve.steps)
+      runs = self._curves.get(title, {})
+      return sum(len(curve.steps) for curve in runs.values())
+
+  def runs(self, title: str) -> Tuple[Optional[str], ...]:
+    """The runs chart ``title`` overlays, in order of arrival."""
+    with self._lock:
+      return tuple(self._curves.get(title, {}))
+
+  def forget(self, run: str) -> None:
+    """Take ``run``'s curves off every chart."""
+    with self._lock:
+      for title, runs in self._curves.items():
+        if runs.pop(run, None) is not None:
+          self._dirty.add(title)
 
   def refresh(self) -> None:
     """Push changed curves to the page (viewer thread)."""
     with self._lock:
       dirty, self._dirty = self._dirty, set()
       stale, self._stale = self._stale, False
-      snap = {
-        t: (
-          np.asarray(self._curves[t].steps),
-          {k: np.asarray(v) for k, v in self._curves[t].values.items()},
-        )
-        for t in dirty
-      }
+      snap = {t: _overlay(self._curves.get(t, {})) for t in dirty}
     if snap and self._hint is not None:
       self._hint.remove()
       self._hint = None
@@ -205,6 +220,34 @@ class ProgressCurves:
         chart[1].data = data
 
 
+def _overlay(
+  runs: Mapping[Optional[str], _Curve],
+) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+  """One chart's data: env steps and a column per metric (per run and
+  metric, ``"run · metric"``, when several runs share it: on the union of
+  their steps, each run's line as drawn alone, NaN outside its range)."""
+  if len(runs) == 1:
+    (curve,) = runs.values()
+    return np.asarray(curve.steps), {
+      k: np.asarray(v) for k, v in curve.values.items()
+    }
+  live = {r: c for r, c in runs.items() if c.steps}
+  if not live:
+    return np.zeros(0), {}
+  steps = np.unique(
+    np.concatenate([np.asarray(c.steps) for c in live.values()])
+  )
+  columns: Dict[str, np.ndarray] = {}
+  for run, curve in live.items():
+    x = np.asarray(curve.steps)
+    inside = (steps >= x[0]) & (steps <= x[-1])
+    for key, values in curve.values.items():
+      column = np.full(len(steps), np.nan)
+      column[inside] = np.interp(steps[inside], x, np.asarray(values))
+      columns[f"{run} · {key}"] = column
+  return steps, columns
+
+
 def _unit(largest: float) -> Tuple[float, str]:
   """``(divisor, suffix)`` that keeps numbers up to ``largest`` short."""
   if not np.isfinite(largest):
@@ -218,7 +261,12 @@ def _unit(largest: float) -> Tuple[float, str]:
 
 def _short_names(names: Sequence[str]) -> list:
   """``eval/episode_reward`` -> ``episode_reward`` where that stays unique."""
-  short = [n.split("/", 1)[-1] for n in names]
+
+  def short_one(name: str) -> str:
+    run, dot, metric = name.rpartition(" · ")  # a run's curve: keep its run
+    return run + dot + metric.split("/", 1)[-1]
+
+  short = [short_one(n) for n in names]
   return [s if short.count(s) == 1 else n for s, n in zip(short, names)]
 
 

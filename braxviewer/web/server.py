@@ -21,7 +21,16 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional, Union
+from typing import (
+  Any,
+  Awaitable,
+  Callable,
+  Iterator,
+  List,
+  Mapping,
+  Optional,
+  Union,
+)
 import urllib.parse
 import warnings
 
@@ -35,6 +44,8 @@ from braxviewer.web import access, frame_rates
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 
 Token = Union[str, bool, None]  # "auto", a secret, or False/None: none
+# A websocket path of our own on the page's port: handler(connection).
+Route = Callable[[Any], Awaitable[None]]
 
 
 def check_port(port: object) -> int:
@@ -137,13 +148,31 @@ def _guard(
   return process_request
 
 
+def _routed(
+  handler: Callable[[Any], Awaitable[None]], routes: Mapping[str, Route]
+) -> Callable[[Any], Awaitable[None]]:
+  """viser's websocket handler, with ``routes`` (path -> handler) taking
+  the websockets opened on their paths (after the access check)."""
+
+  async def route(connection: Any) -> None:
+    request = getattr(connection, "request", None)
+    path = urllib.parse.urlsplit(getattr(request, "path", "") or "").path
+    own = routes.get(path)
+    await (own(connection) if own is not None else handler(connection))
+
+  return route
+
+
 @contextlib.contextmanager
 def _guarded_serve(
-  rules: access.Access, on_frames: Optional[Callable[[str, int], None]]
+  rules: access.Access,
+  on_frames: Optional[Callable[[str, int], None]],
+  routes: Optional[Mapping[str, Route]] = None,
 ) -> Iterator[List[bool]]:
   """While viser starts, its websockets server gets :func:`_guard` in front
-  of its own request handler (viser has no hook for it). Yields a list that
-  holds True once the guard was installed."""
+  of its own request handler (viser has no hook for it), and ``routes``
+  their websocket paths. Yields a list that holds True once the guard was
+  installed."""
   installed: List[bool] = []
   original = ws_server.serve
 
@@ -151,6 +180,8 @@ def _guarded_serve(
     kwargs["process_request"] = _guard(
       rules, kwargs.get("process_request"), on_frames
     )
+    if routes and args:
+      args = (_routed(args[0], routes),) + tuple(args[1:])
     installed.append(True)
     return original(*args, **kwargs)
 
@@ -218,6 +249,9 @@ class WebServer:
       beyond loopback (with a warning).
     on_frames: ``on_frames(page, frames)`` for each page's frame count
       (see :mod:`frame_rates`; None: the pages are not asked).
+    routes: websocket paths served by handlers of ours (``async
+      handler(connection)``, e.g. training runs connecting to a viewer
+      server), behind the same access check as the page.
 
   Raises:
     ValueError: a port outside 0..65535, or a host that does not resolve.
@@ -233,6 +267,7 @@ class WebServer:
     on_fault: Optional[Callable[[str], None]] = None,
     token: Token = "auto",
     on_frames: Optional[Callable[[str, int], None]] = None,
+    routes: Optional[Mapping[str, Route]] = None,
   ):
     check_port(port)
     loopback = access.is_loopback(host)
@@ -266,7 +301,10 @@ class WebServer:
     for logger in self._loggers:
       logger.addFilter(self._fault_filter)
     try:
-      with _quiet_stdout(), _guarded_serve(self.rules, on_frames) as guarded:
+      with (
+        _quiet_stdout(),
+        _guarded_serve(self.rules, on_frames, routes) as guarded,
+      ):
         self.server = viser.ViserServer(
           host=host, port=chosen, label=label, verbose=False
         )

@@ -33,7 +33,7 @@ from braxviewer.web.host import PageHost
 from braxviewer.web.pacing import Player
 from braxviewer.web.panels import Status
 from braxviewer.web.playback import Poser
-from braxviewer.web.server import Token
+from braxviewer.web.server import Route, Token
 
 _BUILD_WAIT_S = 10.0  # init() waits this long for the page to show a model
 
@@ -133,7 +133,10 @@ class WebViewerBase(PageHost, Pushing):
     """Start the web server in the background and print the page's URL."""
     if self.page is None:
       page = self._serve(
-        stream=self, mode=self._feed.wanted.value, num_envs=self._envs_guess()
+        stream=self,
+        mode=self._feed.wanted.value,
+        num_envs=self._envs_guess(),
+        routes=self._routes(),
       )
       page.add_export_button(
         self._save_clip,
@@ -306,6 +309,11 @@ class WebViewerBase(PageHost, Pushing):
         f"braxviewer: {reason} The viewer is off for the"
         " rest of this run; training goes on.",
       )
+
+  def _routes(self) -> Optional[Mapping[str, Route]]:
+    """Websocket paths of our own on the page's port (the viewer server's
+    training socket); None here."""
+    return None
 
   # -- what to draw (WebViewerBatched adds the original API's tiled models) ------
 

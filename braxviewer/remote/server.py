@@ -1,0 +1,405 @@
+"""``python -m braxviewer serve``: a viewer server that outlives training runs.
+
+:class:`ViewerServer` is the web viewer (the same page, on the same port)
+plus a websocket path (:data:`braxviewer.remote.wire.PATH`) that training
+runs connect to with ``braxviewer.connect``. Each connection speaks for one
+process of one :class:`~braxviewer.remote.runs.Run`; its messages are
+applied in a thread of its own (a sync wait never holds the socket loop or
+another run). The page shows one run's envs at a time (the Run dropdown)
+and overlays every run's training curves; the runs not shown keep
+streaming live into their own timelines while a page is open (or the
+server records), so switching shows their recent chunks at once. A run that
+ended stays until forgotten. With ``record_dir`` every run is recorded
+there, one recording per run. The server tells each run, several times a
+second if it changes, the mode and the process/device to stream from
+(:class:`~braxviewer.remote.wire.Control`). No JAX.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import re
+import threading
+from typing import Any, Dict, Mapping, Optional
+
+from braxviewer.protocol import Mode
+from braxviewer.record import Recorder
+from braxviewer.record.model_store import ModelFiles, model_of
+from braxviewer.remote import wire
+from braxviewer.remote.runs import Link, Run, RunBook
+from braxviewer.web.runs_panel import RunRow, RunsPanel
+from braxviewer.web.server import Route, Token
+from braxviewer.web.viewer import WebViewerBase
+
+_TICK_S = 0.2  # how often runs are told what to stream, the panel refreshed
+_HELLO_TIMEOUT_S = 10.0
+
+
+def _dir_name(name: str) -> str:
+  return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "run"
+
+
+class ViewerServer(WebViewerBase):
+  """The page, serving any number of training runs that connect to it.
+
+  Args:
+    host: interface to serve on (the page and the training socket).
+    port: TCP port (0: any free port).
+    record_dir: record every run to ``record_dir/<run name>`` (None: no
+      recording).
+    history: chunks per source kept for each run's timeline.
+    token: who may open the page and connect a run (see
+      :class:`~braxviewer.web.server.WebServer`): ``"auto"`` needs one only
+      beyond loopback; runs pass it to ``connect`` (or the printed URL).
+    port_fallback: take the next free port when ``port`` is busy.
+    mode: the streaming mode the page starts in for the run shown.
+    layout: ``"grid"``, ``"overlay"`` or ``"auto"`` (see ``WebViewerBase``).
+    title: the page's panel title.
+  """
+
+  def __init__(
+    self,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    record_dir: Optional[str] = None,
+    history: int = 64,
+    token: Token = "auto",
+    port_fallback: bool = False,
+    mode: "Mode | str" = Mode.LIVE,
+    layout: str = "auto",
+    title: str = "braxviewer server",
+  ):
+    super().__init__(
+      host,
+      port,
+      mode=mode,
+      port_fallback=port_fallback,
+      history=history,
+      title=title,
+      token=token,
+      layout=layout,
+    )
+    self.record_dir = None if record_dir is None else os.fspath(record_dir)
+    if self.record_dir is not None:
+      os.makedirs(self.record_dir, exist_ok=True)
+    self.runs = RunBook(history=history)
+    self._shown: Optional[Run] = None
+    self._show_lock = threading.RLock()
+    self._panel: Optional[RunsPanel] = None
+    self._panel_lock = threading.Lock()
+    self._ticker: Optional[threading.Thread] = None
+    self._stop = threading.Event()
+
+  # -- lifecycle -------------------------------------------------------------------
+
+  def run(self) -> "ViewerServer":
+    """Serve the page and the training socket; print the address."""
+    if self.page is None:
+      super().run()
+      assert self.page is not None
+      self._panel = self.page.add_runs_panel(
+        self.show_run, self.set_stream_source, self.forget_run
+      )
+      self._ticker = threading.Thread(
+        target=self._tick, name="braxviewer-runs", daemon=True
+      )
+      self._ticker.start()
+      print(
+        f"braxviewer: training runs connect with braxviewer.connect("
+        f"{self._connect_address()!r})",
+        flush=True,
+      )
+    return self
+
+  def close(self) -> None:
+    """Stop serving; every run's recording is closed (training runs keep
+    going and reconnect when a server is back)."""
+    self._stop.set()
+    if self._ticker is not None:
+      self._ticker.join(2.0)
+    for run in self.runs.all():
+      if run.recorder is not None:
+        run.recorder.close()
+    super().close()
+
+  def _connect_address(self) -> str:
+    url = self.url or ""
+    return url.split("://", 1)[-1].rstrip("/") if "token=" not in url else url
+
+  def _routes(self) -> Optional[Mapping[str, Route]]:
+    return {wire.PATH: self._ingest}
+
+  # -- what the page shows ---------------------------------------------------------
+
+  @property
+  def shown_run(self) -> Optional[str]:
+    """The name of the run the page shows (None: none yet)."""
+    run = self._shown
+    return None if run is None else run.name
+
+  def show_run(self, name: str) -> None:
+    """Show run ``name``'s envs and timeline (its model, its stream)."""
+    with self._show_lock:
+      run = self.runs.get(name)
+      if run is None:
+        raise ValueError(f"braxviewer: no run named {name!r} on this server.")
+      if run is self._shown:
+        return
+      self._shown = run
+      self.playback.player.use_store(run.store)
+      if run.model is not None:
+        self.init(run.model)
+      if run.info is not None:
+        self.on_stream_start(run.info)
+      if run.phase is not None:
+        self.on_phase(run.phase)
+      if run.trainer_mode is not None:
+        self.on_trainer_mode(Mode.parse(run.trainer_mode))
+      if run.ended:
+        self.on_stream_end()
+    self._send_controls()
+    self._refresh_panel()
+
+  def set_stream_source(self, process: int, device: int = 0) -> None:
+    """Stream the shown run from ``process`` (multi-host) and its local
+    ``device``; the trainer switches without recompiling."""
+    run = self._shown
+    if run is None:
+      return
+    process, device = int(process), int(device)
+    if not 0 <= process < max(run.processes, 1) or not 0 <= device < 64:
+      raise ValueError(
+        f"braxviewer: run {run.name!r} has processes 0..{run.processes - 1}"
+        f" and devices 0..63; got process {process}, device {device}."
+      )
+    run.source = (process, device)
+    self._send_controls()
+
+  def forget_run(self, name: str) -> None:
+    """Take an ended (or disconnected) run off the page."""
+    run = self.runs.forget(name)
+    if run is None:
+      return
+    if self.page is not None:
+      self.page.forget_progress(name)
+    if run.recorder is not None:
+      run.recorder.close()
+    if run is self._shown:
+      self._shown = None
+      rest = self.runs.all()
+      if rest:
+        self.show_run(rest[-1].name)
+    self._refresh_panel()
+
+  # -- the training socket (on the server's event loop) ----------------------------
+
+  async def _ingest(self, connection: Any) -> None:
+    try:
+      hello = wire.decode(
+        await asyncio.wait_for(connection.recv(), _HELLO_TIMEOUT_S)
+      )
+      if not isinstance(hello, wire.Hello):
+        raise wire.WireError("the first message must be a hello.")
+    except Exception as err:
+      self._warn_wire(err)
+      await connection.close(1008, str(err)[:120])
+      return
+    link = Link(connection, asyncio.get_running_loop(), hello.host)
+    link.where = f"{hello.host}, pid {hello.pid}"
+    run = self.runs.join(hello, link)
+    if run.recorder is None and self.record_dir is not None:
+      run.recorder = self._recorder_for(run.name)
+    await connection.send(wire.encode(wire.Welcome(run.name)))
+    inbox: "queue.Queue[Optional[wire.Message]]" = queue.Queue(maxsize=64)
+    worker = threading.Thread(
+      target=self._work,
+      args=(run, link, inbox),
+      name=f"braxviewer-run-{run.name}",
+      daemon=True,
+    )
+    worker.start()
+    if self._shown is None:
+      threading.Thread(
+        target=self.show_run, args=(run.name,), daemon=True
+      ).start()
+    try:
+      async for data in connection:
+        message = wire.decode(data)
+        await asyncio.to_thread(inbox.put, message)
+    except Exception as err:
+      if isinstance(err, wire.WireError):
+        self._warn_wire(err)
+    finally:
+      link.closed = True
+      await asyncio.to_thread(inbox.put, None)
+
+  def _warn_wire(self, err: BaseException) -> None:
+    self._warn(
+      "wire",
+      "braxviewer: a connection to the training socket sent something"
+      f" else than a braxviewer run ({' '.join(str(err).split())});"
+      " it was closed.",
+    )
+
+  def _recorder_for(self, name: str) -> Optional[Recorder]:
+    assert self.record_dir is not None
+    base = os.path.join(self.record_dir, _dir_name(name))
+    path, k = base, 2
+    while os.path.exists(path):
+      path, k = f"{base}-{k}", k + 1
+    try:
+      return Recorder(path, mode=Mode.LIVE)
+    except Exception as err:
+      self._warn(
+        "record",
+        f"braxviewer: cannot record run {name!r} to {path} ({err}).",
+      )
+      return None
+
+  # -- applying a run's messages (a thread per connection) -------------------------
+
+  def _work(
+    self,
+    run: Run,
+    link: Link,
+    inbox: "queue.Queue[Optional[wire.Message]]",
+  ) -> None:
+    while True:
+      message = inbox.get()
+      if message is None:
+        break
+      try:
+        self._apply(run, link, message)
+      except Exception as err:  # one bad message never stops the server
+        self._warn(
+          "apply",
+          f"braxviewer: run {run.name!r} sent a message the server could"
+          f" not apply ({type(err).__name__}: {err}); it was skipped.",
+        )
+    self.runs.leave(run, link)
+    if run is self._shown and not run.links:
+      self.playback.player.release_all()
+    self._refresh_panel()
+
+  def _apply(self, run: Run, link: Link, message: wire.Message) -> None:
+    shown = run is self._shown
+    if isinstance(message, wire.Chunk):
+      chunk = run.number(message.chunk)
+      if chunk.source == "train":
+        run.env_steps = max(run.env_steps, int(chunk.env_steps))
+      if run.recorder is not None:
+        run.recorder.on_chunk(chunk)
+      if shown and self._ready():
+        self.on_chunk(chunk)  # the player keeps it in run.store
+      else:
+        run.store.append(chunk)
+      if message.ack:
+        link.send(wire.Shown(message.chunk.source, int(message.chunk.seq)))
+    elif isinstance(message, wire.Progress):
+      if link.process != min(run.connected(), default=link.process):
+        return  # one process's report is the run's
+      run.env_steps = max(run.env_steps, int(message.env_steps))
+      if self.page is not None:
+        self.page.add_progress(message.env_steps, message.metrics, run.name)
+      if run.recorder is not None:
+        run.recorder.on_progress(message.env_steps, message.metrics)
+      if shown:
+        self.on_progress(message.env_steps, message.metrics)
+    elif isinstance(message, wire.Model):
+      files = ModelFiles(
+        message.mjb, message.xml, dict(message.assets), message.note
+      )
+      run.files, run.model = files, model_of(files)
+      if run.recorder is not None:
+        run.recorder.init(files)
+      if shown:
+        self.init(run.model)
+    elif isinstance(message, wire.Start):
+      link.process = int(message.process)
+      run.processes = max(run.processes, int(message.processes))
+      if message.again and run.info is not None:
+        return  # a reconnect: the same stream goes on
+      if run.info is not None and link.process != run.source[0]:
+        return  # another process of the job: one stream per run
+      run.info, run.ended = message.info, False
+      if run.recorder is not None:
+        run.recorder.on_stream_start(message.info)
+      if shown:
+        self.on_stream_start(message.info)
+    elif isinstance(message, wire.Phase):
+      run.phase = message.name
+      if shown:
+        self.on_phase(message.name)
+    elif isinstance(message, wire.TrainerMode):
+      run.trainer_mode = Mode.parse(message.mode).value
+      if shown:
+        self.on_trainer_mode(Mode.parse(message.mode))
+    elif isinstance(message, wire.End):
+      if link.process != run.source[0]:
+        return
+      run.ended = True
+      if run.recorder is not None:
+        run.recorder.on_stream_end()
+      if shown:
+        self.on_stream_end()
+
+  def _progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
+    """Curves are added per run (in :meth:`_apply`), not by the feed."""
+
+  # -- telling runs what to stream --------------------------------------------------
+
+  def _control_for(self, run: Run) -> wire.Control:
+    if run is self._shown:
+      mode = self.mode
+    else:  # kept live for its timeline while someone may switch to it
+      watched = self.clients() > 0 or run.recorder is not None
+      mode = Mode.LIVE if watched and not run.ended else Mode.OFF
+    return wire.Control(mode.value, run.source[0], run.source[1])
+
+  def _send_controls(self) -> None:
+    for run in self.runs.all():
+      control = self._control_for(run)
+      if control != run.sent:
+        run.sent = control
+        for link in list(run.links):
+          link.send(control)
+
+  def _tick(self) -> None:
+    while not self._stop.wait(_TICK_S):
+      try:
+        self._send_controls()
+        self._refresh_panel()
+      except Exception as err:  # never let the ticker die silently
+        self._warn("tick", f"braxviewer: the run ticker failed ({err}).")
+
+  def _refresh_panel(self) -> None:
+    with self._panel_lock:
+      self._refresh_panel_now()
+
+  def _refresh_panel_now(self) -> None:
+    panel = self._panel
+    if panel is None:
+      return
+    rows = [
+      RunRow(
+        name=run.name,
+        state=run.state,
+        processes=run.processes,
+        connected=run.connected(),
+        source=run.source,
+        where=run.where(),
+        env_steps=run.env_steps,
+      )
+      for run in self.runs.all()
+    ]
+    shown = self._shown
+    panel.show(rows, shown.name if shown is not None else "")
+
+  def stats(self) -> Dict[str, Any]:
+    """The viewer's counters, plus the runs (name -> state)."""
+    out = super().stats()
+    out["runs"] = {run.name: run.state for run in self.runs.all()}
+    return out

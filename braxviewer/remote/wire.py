@@ -1,0 +1,317 @@
+"""The messages between a training run and a viewer server: one typed source
+of truth, and their encoding (msgpack, arrays as raw little-endian bytes).
+
+A run (``braxviewer.connect``) opens one websocket to the server's
+:data:`PATH` on the page's port and sends :class:`Hello`, then what the
+trainer tells any viewer (:class:`Model`, :class:`Start`, :class:`Chunk`,
+:class:`Progress`, :class:`Phase`, :class:`TrainerMode`, :class:`End`). The
+server answers :class:`Welcome` (the run's name on the page), then
+:class:`Control` whenever what the run should stream changes, and
+:class:`Shown` for a sync chunk once it was on screen. Anything that does not
+decode raises :class:`WireError` (the receiver drops that connection). No
+JAX, no web.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
+
+import msgpack
+import numpy as np
+
+from braxviewer.frames import FrameChunk
+from braxviewer.protocol import StreamInfo
+from braxviewer.record.format import chunk_from_record, chunk_record
+
+VERSION = 1  # bumped when a message changes shape
+PATH = "/braxviewer/train"  # the training socket's path on the page's port
+MAX_MESSAGE_BYTES = 64 << 20  # one message at most (a chunk, a model)
+
+
+class WireError(ValueError):
+  """A message that is not one of ours (or of another version)."""
+
+
+# -- run -> server -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Hello:
+  """First message of a connection. ``named``: the user chose ``run`` (runs
+  of one name join: processes of a multi-host job, a restarted script);
+  otherwise a taken name gets a suffix."""
+
+  run: str
+  named: bool
+  host: str
+  pid: int
+  version: int = VERSION
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """The env's compiled model (MJB bytes) and, when it has one, a portable
+  XML with its assets (for a recording on the server)."""
+
+  mjb: bytes
+  xml: Optional[str] = None
+  assets: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+  note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+  """The stream's info, and which process of how many sends it. ``again``:
+  re-sent after a reconnect (the same stream goes on)."""
+
+  info: StreamInfo
+  process: int = 0
+  processes: int = 1
+  again: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+  """A chunk; ``ack``: the run waits for :class:`Shown` (sync)."""
+
+  chunk: FrameChunk
+  ack: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+  env_steps: int
+  metrics: Mapping[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerMode:
+  mode: str
+
+
+@dataclasses.dataclass(frozen=True)
+class End:
+  """The training run ended (its stream; the connection may stay)."""
+
+
+# -- server -> run -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Welcome:
+  """The run's name on the server (the asked one, or with a suffix)."""
+
+  run: str
+  version: int = VERSION
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+  """What the run should stream now: the mode, from which process and which
+  of its local devices."""
+
+  mode: str
+  process: int = 0
+  device: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Shown:
+  """A sync chunk was shown (or will not be): the run goes on."""
+
+  source: str
+  seq: int
+
+
+Message = Union[
+  Hello,
+  Model,
+  Start,
+  Chunk,
+  Progress,
+  Phase,
+  TrainerMode,
+  End,
+  Welcome,
+  Control,
+  Shown,
+]
+_TYPES: Dict[str, Type[Any]] = {
+  cls.__name__.lower(): cls
+  for cls in (
+    Hello,
+    Model,
+    Start,
+    Chunk,
+    Progress,
+    Phase,
+    TrainerMode,
+    End,
+    Welcome,
+    Control,
+    Shown,
+  )
+}
+
+
+# -- encoding ------------------------------------------------------------------
+
+
+def _arrays(arrays: Mapping[str, np.ndarray]) -> list:
+  out = []
+  for name, array in arrays.items():
+    a = np.ascontiguousarray(array)
+    if a.dtype.byteorder == ">":
+      a = a.astype(a.dtype.newbyteorder("<"))
+    out.append([name, a.dtype.str, list(a.shape), a.tobytes()])
+  return out
+
+
+def _from_arrays(items: Any) -> Dict[str, np.ndarray]:
+  out = {}
+  for name, dtype, shape, raw in items:
+    dt = np.dtype(dtype)
+    if dt.hasobject:
+      raise WireError(f"array {name!r} has dtype {dtype!r}: not a number.")
+    count = int(np.prod(shape, dtype=np.int64))
+    if count * dt.itemsize != len(raw):
+      raise WireError(f"array {name!r}: {len(raw)} bytes for shape {shape}.")
+    out[str(name)] = np.frombuffer(raw, dt, count).reshape(shape).copy()
+  return out
+
+
+def _info_fields(info: StreamInfo) -> Dict[str, Any]:
+  fields = dataclasses.asdict(info)
+  fields["info_shapes"] = [list(s) for s in info.info_shapes]
+  return fields
+
+
+def _info(fields: Mapping[str, Any]) -> StreamInfo:
+  known = {f.name for f in dataclasses.fields(StreamInfo)}
+  kw = {k: v for k, v in fields.items() if k in known}
+  kw["reward_terms"] = tuple(kw.get("reward_terms", ()))
+  kw["info_keys"] = tuple(kw.get("info_keys", ()))
+  kw["info_shapes"] = tuple(tuple(s) for s in kw.get("info_shapes", ()))
+  return StreamInfo(**kw)
+
+
+def encode(message: Message) -> bytes:
+  """One message as bytes."""
+  kind = type(message).__name__.lower()
+  if kind not in _TYPES:
+    raise TypeError(f"not a wire message: {message!r}")
+  if isinstance(message, Chunk):
+    meta, arrays = chunk_record(message.chunk)
+    body: Dict[str, Any] = {
+      "meta": meta,
+      "arrays": _arrays(arrays),
+      "ack": bool(message.ack),
+    }
+  elif isinstance(message, Start):
+    body = {
+      "info": _info_fields(message.info),
+      "process": int(message.process),
+      "processes": int(message.processes),
+      "again": bool(message.again),
+    }
+  elif isinstance(message, Model):
+    body = {
+      "mjb": bytes(message.mjb),
+      "xml": message.xml,
+      "assets": {str(k): bytes(v) for k, v in message.assets.items()},
+      "note": message.note,
+    }
+  elif isinstance(message, Progress):
+    body = {
+      "env_steps": int(message.env_steps),
+      "metrics": {str(k): float(v) for k, v in message.metrics.items()},
+    }
+  else:
+    body = dataclasses.asdict(message)
+  body["t"] = kind
+  return bytes(msgpack.packb(body, use_bin_type=True) or b"")
+
+
+def decode(data: Union[bytes, bytearray, memoryview, str]) -> Message:
+  """The message in ``data``.
+
+  Raises:
+    WireError: ``data`` is not a message of this version.
+  """
+  if isinstance(data, str):
+    raise WireError("a text frame: braxviewer sends binary messages.")
+  try:
+    body = msgpack.unpackb(bytes(data), raw=False, strict_map_key=False)
+  except Exception as err:
+    raise WireError(f"not msgpack ({type(err).__name__}).") from None
+  if not isinstance(body, dict) or body.get("t") not in _TYPES:
+    raise WireError("not a braxviewer message.")
+  kind = body.pop("t")
+  try:
+    if kind == "chunk":
+      arrays = _from_arrays(body["arrays"])
+      return Chunk(chunk_from_record(body["meta"], arrays), bool(body["ack"]))
+    if kind == "start":
+      return Start(
+        _info(body["info"]),
+        int(body["process"]),
+        int(body["processes"]),
+        bool(body["again"]),
+      )
+    if kind == "progress":
+      metrics = {str(k): float(v) for k, v in body["metrics"].items()}
+      return Progress(int(body["env_steps"]), metrics)
+    message = _TYPES[kind](**body)
+  except WireError:
+    raise
+  except Exception as err:
+    raise WireError(
+      f"a bad {kind} message ({type(err).__name__}: {err})."
+    ) from None
+  version = getattr(message, "version", VERSION)
+  if version != VERSION:
+    raise WireError(
+      f"wire version {version}, this braxviewer speaks {VERSION}: use the"
+      " same braxviewer version for the server and the training."
+    )
+  return message
+
+
+def address_of(address: str) -> Tuple[str, Optional[str]]:
+  """``"host:port"``, ``"http://host:port/?token=..."`` (the URL a server
+  prints) or ``"ws://..."`` -> the websocket URI of the training socket and
+  the token (None: none given).
+
+  Raises:
+    ValueError: an address that names no host and port.
+  """
+  import urllib.parse
+
+  text = str(address).strip()
+  if "://" not in text:
+    text = "http://" + text
+  parts = urllib.parse.urlsplit(text)
+  try:
+    port = parts.port
+  except ValueError:
+    port = None
+  if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+    port = None
+  if port is None:
+    raise ValueError(
+      f"braxviewer.connect: cannot read a server address from {address!r};"
+      " give 'host:port' (e.g. '127.0.0.1:8000') or the URL the server"
+      " printed."
+    )
+  token = urllib.parse.parse_qs(parts.query).get("token", [None])[0]
+  scheme = "wss" if parts.scheme in ("https", "wss") else "ws"
+  host = str(parts.hostname)
+  if ":" in host:
+    host = f"[{host}]"
+  return f"{scheme}://{host}:{port}{PATH}", token

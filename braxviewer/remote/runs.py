@@ -145,11 +145,11 @@ class RunBook:
         run.links.remove(link)
 
   def forget(self, name: str) -> Optional[Run]:
-    """Drop a run that is not connected; returns it (None: no such run,
-    or it is still connected)."""
+    """Drop a run that ended or lost its connection; returns it (None: no
+    such run, or it still trains)."""
     with self.lock:
       run = self._runs.get(name)
-      if run is None or run.links:
+      if run is None or (run.links and not run.ended):
         return None
       return self._runs.pop(name)
 

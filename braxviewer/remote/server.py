@@ -7,8 +7,8 @@ process of one :class:`~braxviewer.remote.runs.Run`; its messages are
 applied in a thread of its own (a sync wait never holds the socket loop or
 another run). The page shows one run's envs at a time (the Run dropdown)
 and overlays every run's training curves; the runs not shown keep
-streaming live into their own timelines while a page is open (or the
-server records), so switching shows their recent chunks at once. A run that
+streaming live (never sync) into their own timelines, so switching shows
+their recent chunks at once. A run that
 ended stays until forgotten. With ``record_dir`` every run is recorded
 there, one recording per run. The server tells each run, several times a
 second if it changes, the mode and the process/device to stream from
@@ -87,6 +87,7 @@ class ViewerServer(WebViewerBase):
       os.makedirs(self.record_dir, exist_ok=True)
     self.runs = RunBook(history=history)
     self._shown: Optional[Run] = None
+    self._auto: Optional[str] = None  # the run shown for being first
     self._show_lock = threading.RLock()
     self._panel: Optional[RunsPanel] = None
     self._panel_lock = threading.Lock()
@@ -192,6 +193,8 @@ class ViewerServer(WebViewerBase):
       rest = self.runs.all()
       if rest:
         self.show_run(rest[-1].name)
+      else:
+        self._auto = None  # the next run to connect is shown
     self._refresh_panel()
 
   # -- the training socket (on the server's event loop) ----------------------------
@@ -221,7 +224,11 @@ class ViewerServer(WebViewerBase):
       daemon=True,
     )
     worker.start()
-    if self._shown is None:
+    with self.runs.lock:  # the first run to connect is shown
+      first = self._shown is None and self._auto is None
+      if first:
+        self._auto = run.name
+    if first:
       threading.Thread(
         target=self.show_run, args=(run.name,), daemon=True
       ).start()
@@ -354,9 +361,8 @@ class ViewerServer(WebViewerBase):
   def _control_for(self, run: Run) -> wire.Control:
     if run is self._shown:
       mode = self.mode
-    else:  # kept live for its timeline while someone may switch to it
-      watched = self.clients() > 0 or run.recorder is not None
-      mode = Mode.LIVE if watched and not run.ended else Mode.OFF
+    else:  # live for its timeline (and recording): never waits on a page
+      mode = Mode.OFF if run.ended else Mode.LIVE
     return wire.Control(mode.value, run.source[0], run.source[1])
 
   def _send_controls(self) -> None:
@@ -381,7 +387,7 @@ class ViewerServer(WebViewerBase):
 
   def _refresh_panel_now(self) -> None:
     panel = self._panel
-    if panel is None:
+    if panel is None or self._closed:
       return
     rows = [
       RunRow(

@@ -150,11 +150,15 @@ class ViewerServer(WebViewerBase):
       if run is self._shown:
         return
       self._shown = run
-      self.playback.player.use_store(run.store)
+      player = self.playback.player
+      player.ready = False  # hold playback until the envs are rebuilt
+      player.use_store(run.store)
       if run.model is not None:
         self.init(run.model)
       if run.info is not None:
         self.on_stream_start(run.info)
+      # after the rebuild the two calls above queued on the viewer thread
+      self.playback.call_soon(lambda: setattr(player, "ready", True))
       if run.phase is not None:
         self.on_phase(run.phase)
       if run.trainer_mode is not None:
@@ -299,10 +303,14 @@ class ViewerServer(WebViewerBase):
         run.env_steps = max(run.env_steps, int(chunk.env_steps))
       if run.recorder is not None:
         run.recorder.on_chunk(chunk)
-      if shown and self._ready():
-        self.on_chunk(chunk)  # the player keeps it in run.store
+      if shown and self._ready() and self._feed.wanted == Mode.SYNC:
+        self.on_chunk(chunk)  # waits until shown; the player keeps it
       else:
-        run.store.append(chunk)
+        with self._show_lock:  # not while the page switches runs
+          if run is self._shown and self._ready():
+            self.on_chunk(chunk)  # the player keeps it in run.store
+          else:
+            run.store.append(chunk)
       if message.ack:
         link.send(wire.Shown(message.chunk.source, int(message.chunk.seq)))
     elif isinstance(message, wire.Progress):

@@ -198,7 +198,11 @@ class ProgressCurves:
       names = tuple(
         n + (f" ({y_unit})" if y_unit else "") for n in _short_names(metrics)
       )
-      key = (metrics, x_unit, y_unit)
+      # Overlaid runs leave NaN outside each run's steps; uPlot's automatic
+      # range does not skip NaN, so such a chart gets its y range from here
+      # (a rounded one: the chart is made anew only when the data leaves it).
+      y_range = _y_range(values, y_div)
+      key = (metrics, x_unit, y_unit, y_range)
       data = (steps / x_div,) + tuple(values[k] / y_div for k in metrics)
       chart = self._charts.get(title)
       if chart is not None and (chart[0] != key or stale):
@@ -211,7 +215,14 @@ class ProgressCurves:
             _series(names, "env steps" + (f" ({x_unit})" if x_unit else "")),
             title=title,
             aspect=2.0,
-            scales={"x": uplot.Scale(time=False)},
+            scales={
+              "x": uplot.Scale(time=False),
+              **(
+                {}
+                if y_range is None
+                else {"y": uplot.Scale(auto=False, range=y_range)}
+              ),
+            },
             axes=(uplot.Axis(space=70), uplot.Axis(size=56)),
             cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
           )
@@ -246,6 +257,23 @@ def _overlay(
       column[inside] = np.interp(steps[inside], x, np.asarray(values))
       columns[f"{run} · {key}"] = column
   return steps, columns
+
+
+def _y_range(
+  values: Mapping[str, np.ndarray], divisor: float
+) -> Optional[Tuple[float, float]]:
+  """A fixed y range for a chart whose columns hold NaN (None: none do):
+  the data's range widened to whole steps of a round size, with room."""
+  if not any(np.isnan(v).any() for v in values.values()):
+    return None
+  finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
+  if not len(finite):
+    return (0.0, 1.0)
+  lo, hi = float(finite.min()) / divisor, float(finite.max()) / divisor
+  span = max(hi - lo, abs(hi) * 0.1, 1e-9)
+  step = 10.0 ** np.floor(np.log10(span))
+  step *= 5 if span / step > 5 else (2 if span / step > 2 else 1)
+  return (float(np.floor(lo / step) * step), float(np.ceil(hi / step) * step))
 
 
 def _unit(largest: float) -> Tuple[float, str]:

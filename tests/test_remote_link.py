@@ -370,3 +370,30 @@ def test_a_stranger_on_the_training_socket_is_closed_and_the_server_goes_on(
   _stream(viewer, make_chunk, 2)
   server.show_run("fine")
   assert wait_until(lambda: len(server.playback.timeline) == 2)
+
+
+def test_a_python_loop_pushes_to_the_server_like_to_a_page(
+  server, runs, puck_model, wait_until
+):
+  viewer = runs(_address(server), run="loop", num_envs=3)
+  viewer.init(puck_model)
+  assert wait_until(lambda: viewer.mode == Mode.LIVE)  # pushes need a page
+  batch = 8
+  for step in range(20):
+    qpos = np.full((batch, NQ), step, np.float32)
+    viewer.push_arrays(
+      qpos=qpos,
+      reward=np.ones(batch),
+      done=np.zeros(batch),
+      chunk_length=5,
+      dt=0.05,
+    )
+    viewer.log((step + 1) * batch, {"eval/episode_reward": float(step)})
+  viewer.flush()
+  assert wait_until(lambda: len(server.playback.timeline) == 4)
+  chunks = list(server.playback.timeline)
+  assert [c.num_envs for c in chunks] == [3] * 4
+  assert np.array_equal(chunks[-1].qpos[:, 0, 0], [15, 16, 17, 18, 19])
+  assert wait_until(
+    lambda: server.page.panels.curves.num_points("Eval reward") == 20
+  )

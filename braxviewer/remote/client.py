@@ -40,6 +40,7 @@ from braxviewer.protocol import (
 )
 from braxviewer.push import Pushing
 from braxviewer.remote import wire
+from braxviewer.web.interrupts import InterruptWatch
 
 _SYNC_POLL_S = 0.05
 _CLOSE_FLUSH_S = 3.0  # close() waits this long for queued messages to leave
@@ -191,6 +192,9 @@ class RemoteViewer(Pushing):
       target=self._run_loop, name="braxviewer-connect", daemon=True
     )
     self._thread.start()
+    # Ctrl-C ends a sync wait at once (the trainer's thread is in a callback)
+    self._interrupts = InterruptWatch(self.interrupt)
+    self._interrupts.start()
     atexit.register(self.close)
 
   # -- TrainingViewer ------------------------------------------------------------
@@ -244,6 +248,7 @@ class RemoteViewer(Pushing):
     process, processes = _process()
     self._start = wire.Start(info, process, processes)
     self._phase = None
+    self._interrupted = False
     self._send(wire.encode(self._start))
 
   def on_chunk(self, chunk: FrameChunk) -> None:
@@ -291,6 +296,7 @@ class RemoteViewer(Pushing):
       time.sleep(0.02)
     self._closed = True
     atexit.unregister(self.close)
+    self._interrupts.stop()
     with self._lock:
       self._lock.notify_all()
     self._wakeup()

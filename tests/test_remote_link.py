@@ -397,3 +397,10 @@ def test_a_python_loop_pushes_to_the_server_like_to_a_page(
   assert wait_until(
     lambda: server.page.panels.curves.num_points("Eval reward") == 20
   )
+
+
+def test_serve_refuses_a_bad_port_with_one_line(spawn):
+  child = spawn(["-m", "braxviewer", "serve", "--port", "70000"])
+  assert child.finish(timeout=60) == 2
+  assert "port must be in 0..65535" in child.stderr
+  assert "Traceback" not in child.stderr

@@ -107,7 +107,7 @@ class RunBook:
     max_bytes: bound on the bytes kept per run.
   """
 
-  def __init__(self, history: int = 64, max_bytes: int = 256 << 20):
+  def __init__(self, history: int = 64, max_bytes: int = 64 << 20):
     self.history = int(history)
     self.max_bytes = int(max_bytes)
     self.lock = threading.RLock()

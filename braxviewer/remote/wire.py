@@ -15,6 +15,7 @@ JAX, no web.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
 
 import msgpack
@@ -143,20 +144,7 @@ Message = Union[
   Shown,
 ]
 _TYPES: Dict[str, Type[Any]] = {
-  cls.__name__.lower(): cls
-  for cls in (
-    Hello,
-    Model,
-    Start,
-    Chunk,
-    Progress,
-    Phase,
-    TrainerMode,
-    End,
-    Welcome,
-    Control,
-    Shown,
-  )
+  cls.__name__.lower(): cls for cls in typing.get_args(Message)
 }
 
 

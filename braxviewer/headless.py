@@ -30,6 +30,8 @@ class HeadlessViewer(Pushing):
     info_keys: the ``state.info`` entries to stream (``FrameChunk.info``);
       None lets the trainer choose (numeric per-env entries, at most 16
       numbers per env, ``command`` first); ``()`` streams none.
+    stream_source: ``(process_index, local_device_index)`` to stream from
+      (None: ``(0, 0)``); a plain attribute, settable while training runs.
   """
 
   def __init__(
@@ -38,6 +40,7 @@ class HeadlessViewer(Pushing):
     mode: "Mode | str" = Mode.LIVE,
     max_chunks: Optional[int] = None,
     info_keys: Optional[Iterable[str]] = None,
+    stream_source: Optional[Tuple[int, int]] = None,
   ):
     self._num_envs = check_num_envs(num_envs)
     self.info_keys: Optional[Tuple[str, ...]] = check_info_keys(info_keys)
@@ -47,6 +50,9 @@ class HeadlessViewer(Pushing):
     self.progress: List[Tuple[int, dict]] = []
     self.trainer_modes: List[Mode] = []
     self.phases: List[str] = []  # compiling, training, evaluating, done
+    self.stream_source: Optional[Tuple[int, int]] = stream_source
+    # the (process, device) the trainer streamed from, once per change
+    self.stream_sources: List[Tuple[int, int]] = []
     self.stream_info: Optional[StreamInfo] = None
     self.ended = False
 
@@ -81,6 +87,10 @@ class HeadlessViewer(Pushing):
     with self._lock:
       if not self.trainer_modes or self.trainer_modes[-1] != mode:
         self.trainer_modes.append(mode)
+
+  def on_stream_source(self, process: int, device: int) -> None:
+    with self._lock:
+      self.stream_sources.append((int(process), int(device)))
 
   def on_stream_end(self) -> None:
     self.ended = True

@@ -3,9 +3,12 @@
 The trainer knows viewers only through :class:`TrainingViewer`: how many envs
 to stream, which mode is wanted now, and three sinks (stream start, chunks,
 progress). The web viewer, the recorder and :class:`HeadlessViewer` implement
-it. Two members are optional (read with ``getattr``): ``on_phase(name)`` and
+it. Some members are optional (read with ``getattr``): ``on_phase(name)``,
 ``info_keys``, the ``state.info`` entries to stream (None or absent: the
-trainer's automatic choice; see :func:`check_info_keys`). No JAX here.
+trainer's automatic choice; see :func:`check_info_keys`), ``stream_source``,
+the ``(process, local device)`` to stream from under multi-host or
+multi-device training (see :func:`encode_flag`), and
+``on_stream_source(process, device)``, the source actually used. No JAX here.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ class Mode(str, enum.Enum):
 
   @property
   def flag(self) -> int:
-    """0 off, 1 live, 2 sync: the tap's runtime flag, also the order of
-    demand (a stream serving several viewers runs in the highest)."""
+    """0 off, 1 live, 2 sync: the low bits of the tap's runtime flag (see
+    :func:`encode_flag`), also the order of demand (a stream serving
+    several viewers runs in the highest)."""
     return _FLAGS[self]
 
   @classmethod
@@ -52,6 +56,58 @@ class Mode(str, enum.Enum):
 
 
 _FLAGS = {Mode.OFF: 0, Mode.LIVE: 1, Mode.SYNC: 2}
+
+# The tap's runtime flag, one int32: the mode in the low MODE_BITS bits, the
+# pmap axis index of the device that streams above them.
+MODE_BITS = 2
+MODE_MASK = (1 << MODE_BITS) - 1
+
+
+def encode_flag(mode: Mode, device: int = 0) -> int:
+  """The tap's runtime flag: ``mode.flag | device << MODE_BITS``, where
+  ``device`` is the streaming device's pmap axis index (brax's layout:
+  ``process_index * local_devices + local_device``). Off is 0 whatever the
+  device, so a flag of 0 always means that nothing is sent."""
+  if mode.flag == 0:
+    return 0
+  if device < 0:
+    raise ValueError(f"device must be >= 0, got {device}.")
+  return mode.flag | (int(device) << MODE_BITS)
+
+
+def decode_flag(flag: int) -> Tuple[int, int]:
+  """``(mode flag, device axis index)`` of a flag from :func:`encode_flag`."""
+  flag = int(flag)
+  return flag & MODE_MASK, flag >> MODE_BITS
+
+
+def check_stream_source(
+  value: object, name: str = "stream_source"
+) -> Tuple[int, int]:
+  """``value`` as ``(process_index, local_device_index)``; None is
+  ``(0, 0)``. Whether that process and device exist is checked by the
+  trainer (which knows its layout).
+
+  Raises:
+    ValueError: anything but None or a pair of non-negative ints.
+  """
+  if value is None:
+    return (0, 0)
+  pair = (
+    tuple(value)
+    if isinstance(value, Iterable) and not isinstance(value, str)
+    else ()
+  )
+  if len(pair) != 2 or not all(
+    isinstance(x, numbers.Integral) and not isinstance(x, bool) and int(x) >= 0
+    for x in pair
+  ):
+    raise ValueError(
+      f"{name} must be None or (process_index, local_device_index), two"
+      f" non-negative ints, got {value!r}."
+    )
+  return (int(pair[0]), int(pair[1]))
+
 
 # The progress key of training speed: brax reports it after every epoch, and
 # braxviewer's trainer also after every device call (a heartbeat that keeps a
@@ -110,7 +166,8 @@ class StreamInfo:
   """What the trainer tells a viewer before the first chunk.
 
   Attributes:
-    num_envs: envs streamed per chunk (the first N of device 0).
+    num_envs: envs streamed per chunk (the first N of the streaming
+      device; see ``TrainingViewer``'s ``stream_source``).
     num_train_envs: all parallel training envs, over all devices.
     envs_per_device: training envs on one device.
     kind: ``"qpos"`` or ``"links"`` (brax positional/spring backends).
@@ -125,6 +182,9 @@ class StreamInfo:
     info_keys: the streamed ``state.info`` entries (``FrameChunk.info``),
       in order.
     info_shapes: each one's shape per env: ``()`` or ``(k,)``.
+    process_count: processes of the training (``jax.process_count()``).
+    local_devices: devices each process trains on; with
+      ``process_count``, the ``stream_source`` choices there are.
   """
 
   num_envs: int
@@ -140,6 +200,8 @@ class StreamInfo:
   nmocap: int = 0
   info_keys: Tuple[str, ...] = ()
   info_shapes: Tuple[Tuple[int, ...], ...] = ()
+  process_count: int = 1
+  local_devices: int = 1
 
 
 @runtime_checkable
@@ -147,8 +209,19 @@ class TrainingViewer(Protocol):
   """What braxviewer's ``ppo.train(viewer=...)`` accepts.
 
   Optional, read with ``getattr``: ``on_phase(name)`` (what the run does
-  now) and ``info_keys`` (the ``state.info`` entries to stream; None: the
-  automatic choice).
+  now), ``info_keys`` (the ``state.info`` entries to stream; None: the
+  automatic choice), ``stream_source`` and ``on_stream_source``:
+
+  - ``stream_source -> Optional[Tuple[int, int]]``: the ``(process_index,
+    local_device_index)`` to stream from now; None or absent: ``(0, 0)``.
+    Read between device calls like ``mode`` (no recompile when it
+    changes). Only the chosen process sends (every other one runs with
+    the tap off: no callback, no wait, even in sync), and within it only
+    the chosen device. Under ``jax.distributed`` every process reads its
+    own viewer's value: give them all the same one. A choice outside the
+    run's layout is ignored (the last valid one stays) with one warning.
+  - ``on_stream_source(process, device)``: the source the trainer uses,
+    told once at the start and on each change.
   """
 
   def requested_envs(self) -> Optional[int]:

@@ -2,7 +2,9 @@
 
 :class:`Streamer` owns everything the trainer does with a viewer: it turns the
 arrays a tap callback receives into :class:`FrameChunk` objects, numbers them,
-reads the wanted mode between device calls, and forwards progress. Any error
+reads the wanted mode and stream source between device calls (as one runtime
+flag: :func:`braxviewer.protocol.encode_flag`), and forwards progress. Any
+error
 raised by the viewer is caught, reported once, and streaming is switched off:
 the viewer never takes a training run down. No JAX here.
 """
@@ -18,11 +20,21 @@ import warnings
 import numpy as np
 
 from braxviewer.frames import FrameChunk, Source
-from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
+from braxviewer.protocol import (
+  Mode,
+  StreamInfo,
+  TrainingViewer,
+  check_stream_source,
+  encode_flag,
+)
 
 
 class ViewerFailure(RuntimeWarning):
   """Emitted once when a viewer raised and streaming was switched off."""
+
+
+class StreamSourceWarning(UserWarning):
+  """Emitted once per bad ``viewer.stream_source`` value (it is ignored)."""
 
 
 def _to_uint64(hi: Any, lo: Any) -> int:
@@ -37,15 +49,25 @@ class Streamer:
     info: what is streamed; sent to the viewer by :meth:`start`.
     steps_per_chunk: env steps (all envs, action repeat included) that the
       training step streamed as one chunk advances the run by.
+    process_index: the process this runs in (``jax.process_index()``); the
+      layout of the run (processes, devices per process) is ``info``'s.
   """
 
   tapped = True  # the trainer compiles the tap in
 
   def __init__(
-    self, viewer: TrainingViewer, info: StreamInfo, steps_per_chunk: int
+    self,
+    viewer: TrainingViewer,
+    info: StreamInfo,
+    steps_per_chunk: int,
+    process_index: int = 0,
   ):
     self._viewer = viewer
     self.info = info
+    self.process_index = int(process_index)
+    self._source = (0, 0)  # the last valid stream_source
+    self._told_source: Optional[Tuple[int, int]] = None
+    self._bad_sources: set = set()  # reprs of values already warned about
     self._steps_per_chunk = int(steps_per_chunk)
     self._seq = {"train": 0, "eval": 0}
     self._lock = threading.Lock()
@@ -103,9 +125,69 @@ class Streamer:
       self._call("on_trainer_mode", self._viewer.on_trainer_mode, mode)
     return mode
 
+  def _bad_source(self, value: Any) -> Optional[str]:
+    """Why ``value`` is not a stream source of this run (None: it is)."""
+    try:
+      process, device = check_stream_source(value, "viewer.stream_source")
+    except ValueError as err:
+      return str(err)
+    info = self.info
+    if process >= info.process_count:
+      return (
+        f"viewer.stream_source asks for process {process}, but the run has"
+        f" {info.process_count} (0 to {info.process_count - 1})."
+      )
+    if device >= info.local_devices:
+      return (
+        f"viewer.stream_source asks for local device {device}, but each"
+        f" process trains on {info.local_devices} (0 to"
+        f" {info.local_devices - 1})."
+      )
+    return None
+
+  def source(self) -> Tuple[int, int]:
+    """The ``(process, local device)`` to stream from in the next device
+    call: the viewer's ``stream_source`` (absent or None: ``(0, 0)``). A
+    value outside the run's layout is ignored (the last valid one stays),
+    with one :class:`StreamSourceWarning` per value; the viewer's optional
+    ``on_stream_source`` is told the source used when it changes."""
+    if self._failed:
+      return self._source
+    try:
+      asked = getattr(self._viewer, "stream_source", None)
+    except Exception as err:
+      self._fail("stream_source", err)
+      return self._source
+    problem = self._bad_source(asked)
+    if problem is None:
+      self._source = check_stream_source(asked)
+    elif repr(asked) not in self._bad_sources:
+      self._bad_sources.add(repr(asked))
+      process, device = self._source
+      warnings.warn(
+        f"braxviewer: {problem} Ignored: streaming stays on process"
+        f" {process}, device {device}.",
+        StreamSourceWarning,
+        stacklevel=2,
+      )
+    if self._source != self._told_source:
+      self._told_source = self._source
+      hook = getattr(self._viewer, "on_stream_source", None)
+      if callable(hook):
+        self._call("on_stream_source", hook, *self._source)
+    return self._source
+
   def flag(self) -> np.int32:
-    """The runtime flag array for the tap: 0 off, 1 live, 2 sync."""
-    return np.int32(self.mode().flag)
+    """The runtime flag array for the tap (:func:`encode_flag`): the mode
+    and the chosen device's pmap axis index in the chosen process, 0 in
+    every other process (which then never calls back, even in sync)."""
+    mode = self.mode()
+    process, device = self.source()
+    if process != self.process_index or self._failed:
+      return np.int32(0)
+    return np.int32(
+      encode_flag(mode, process * self.info.local_devices + device)
+    )
 
   def phase(self, name: str) -> None:
     """What the run does now (``compiling``, ``training``, ``evaluating``,

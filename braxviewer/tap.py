@@ -5,8 +5,10 @@ batched state, outside vmap) :func:`select_frame` slices the first N envs of
 each step. After the unrolls of a training step (or an eval rollout),
 :func:`emit` sends the stacked ``(T, N, ...)`` chunk to the host in ONE
 callback, gated by ``lax.cond`` on a runtime flag array (off
-means nothing leaves the device, and flipping the flag needs no recompile) and
-on device 0 when running under ``pmap``.
+means nothing leaves the device, and changing the flag needs no recompile):
+its low bits are the mode, the rest the pmap axis index of the one device
+that sends when running under ``pmap``
+(:func:`braxviewer.protocol.encode_flag`).
 
 Besides the pose, a frame holds the mocap bodies' state when the physics
 state has any (goals and targets an env moves: MuJoCo Playground's
@@ -40,6 +42,7 @@ import numpy as np
 from braxviewer import info_choice
 from braxviewer.frames import PoseKind
 from braxviewer.model_lookup import physics_state
+from braxviewer.protocol import MODE_BITS, MODE_MASK
 
 Frame = Dict[str, Any]
 HostSink = Callable[..., None]
@@ -248,24 +251,37 @@ def _unpacker(leaves, treedef, packed_mask):
   return unpack
 
 
+def flag_mode(flag: Any) -> jax.Array:
+  """The mode of a runtime flag (0 off, 1 live, 2 sync), traceable."""
+  return jnp.bitwise_and(jnp.asarray(flag, jnp.int32), MODE_MASK)
+
+
+def flag_device(flag: Any) -> jax.Array:
+  """The pmap axis index of the device a runtime flag streams from."""
+  return jnp.right_shift(jnp.asarray(flag, jnp.int32), MODE_BITS)
+
+
 def emit(
-  flag: jax.Array,
+  flag: Any,
   chunk: Frame,
   sink: HostSink,
   *extra: jax.Array,
   axis_name: Optional[str] = None,
 ) -> None:
-  """Send ``chunk`` (and ``extra`` scalars) to ``sink`` when ``flag > 0``.
+  """Send ``chunk`` (and ``extra`` scalars) to ``sink`` when the mode of
+  ``flag`` (:func:`flag_mode`) is not off.
 
   One host callback per call, carrying the chunk packed into one flat array
   (a callback's cost grows with its number of arrays: JAX places each on the
   host device; one array instead of a dozen cuts it ~3x). ``sink`` receives
   numpy arrays in the original structure. Under ``pmap`` pass ``axis_name``
-  so only device 0 sends.
+  so only the device of the flag (:func:`flag_device`) sends; without it
+  the device bits are ignored.
   """
-  on = flag > 0
+  on = flag_mode(flag) > 0
   if axis_name is not None:
-    on = jnp.logical_and(on, jax.lax.axis_index(axis_name) == 0)
+    here = jax.lax.axis_index(axis_name) == flag_device(flag)
+    on = jnp.logical_and(on, here)
   leaves, treedef = jax.tree.flatten((chunk, extra))
   mask = [_packable(x) for x in leaves]
   unpack = _unpacker(leaves, treedef, mask)

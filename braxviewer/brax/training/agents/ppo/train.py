@@ -12,6 +12,10 @@ What differs from upstream, on purpose:
 - Inputs are placed with the sharding the pmapped epoch returns, so the epoch
   compiles once (upstream compiles it twice); the eval unroll compiles once.
 - ``jax.device_put`` instead of the removed ``jax.device_put_replicated``.
+- Under ``jax.distributed`` (jax 0.9, where a pmap's outputs span every
+  process's devices) the final replication check reads this process's
+  shard and the final barrier is ``multihost_utils.sync_global_devices``:
+  brax's ``pmap.assert_is_replicated`` and ``synchronize_hosts`` fail there.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import optimizer as ppo_optimizer
 from flax import struct
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -96,6 +101,21 @@ class _Placement:
 def _first(tree):
   """The copy on the first device, without a cross-device gather."""
   return jax.tree.map(lambda x: x.addressable_shards[0].data.squeeze(0), tree)
+
+
+def _assert_replicated(tree) -> None:
+  """brax's ``pmap.assert_is_replicated``, with the answer read off this
+  process's first device (under ``jax.distributed`` a pmap's output spans
+  devices of other processes, which brax's ``[0]`` cannot read)."""
+  check = functools.partial(pmap.is_replicated, axis_name=_AXIS)
+  assert bool(_first(jax.pmap(check, axis_name=_AXIS)(tree)))
+
+
+def _synchronize_hosts() -> None:
+  """brax's ``pmap.synchronize_hosts`` (every process stays up until all
+  are done), as a barrier that runs under ``jax.distributed``."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("braxviewer ppo.train end")
 
 
 def _remove_pixels(obs):
@@ -192,16 +212,28 @@ def _open_stream(
   envs_per_device: int,
   chunk_length: int,
   steps_per_chunk: int,
+  process_index: int = 0,
+  process_count: int = 1,
+  local_devices: int = 1,
 ) -> Union[Streamer, NoStream]:
   """The host side of the tap; what one env streams is read off its state
-  (the ``state.info`` entries: the viewer's ``info_keys``, else chosen)."""
+  (the ``state.info`` entries: the viewer's ``info_keys``, else chosen).
+  The layout (this process, processes, devices per process) is what the
+  viewer's ``stream_source`` chooses from; the defaults allow only device 0
+  of process 0."""
   if viewer is None:
     return NoStream()
   asked = check_info_keys(
     getattr(viewer, "info_keys", None), "viewer.info_keys"
   )
+  # One device's state, abstract: under jax.distributed the state spans
+  # devices this process cannot address.
   spec = tap.describe(
-    jax.tree.map(lambda x: x[0], env_state), kind, info_keys=asked
+    jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), env_state
+    ),
+    kind,
+    info_keys=asked,
   )
   info = StreamInfo(
     num_envs=num_view_envs,
@@ -217,8 +249,12 @@ def _open_stream(
     nmocap=spec.nmocap,
     info_keys=spec.info_keys,
     info_shapes=spec.info_shapes,
+    process_count=process_count,
+    local_devices=local_devices,
   )
-  return Streamer(viewer, info, steps_per_chunk=steps_per_chunk)
+  return Streamer(
+    viewer, info, steps_per_chunk=steps_per_chunk, process_index=process_index
+  )
 
 
 # --------------------------------------------------------------------------
@@ -302,10 +338,12 @@ def train(
   Args:
     viewer: a braxviewer viewer (``WebViewer``, ``WebViewerBatched``,
       ``HeadlessViewer`` or any ``braxviewer.protocol.TrainingViewer``). The
-      first N training envs of device 0 (N = ``viewer.requested_envs()``,
-      default min(16, envs per device)) are streamed once per unroll while
-      ``viewer.mode`` is ``live`` or ``sync``; eval rollouts too, tagged
-      ``eval``. Chunks carry the mocap bodies' state and the
+      first N training envs of one device (N = ``viewer.requested_envs()``,
+      default min(16, envs per device); the device: ``viewer.stream_source``,
+      ``(process, local device)``, default ``(0, 0)``, switchable at run
+      time) are streamed once per training step while ``viewer.mode`` is
+      ``live`` or ``sync``; eval rollouts too (run by process 0, so streamed
+      while process 0 is chosen), tagged ``eval``. Chunks carry the mocap bodies' state and the
       ``state.info`` entries ``viewer.info_keys`` (None: a few numeric
       ones, ``command`` first). None streams nothing and compiles no tap.
     progress_bar: show a terminal progress bar; None shows one when stderr
@@ -365,7 +403,6 @@ def train(
         " model (env.sys.mj_model or env.mj_model), so braxviewer cannot"
         " show it. Use a brax or MuJoCo Playground env, or pass viewer=None."
       )
-  streams = viewer is not None and process_id == 0
 
   env_step_per_training_step = (
     batch_size * unroll_length * num_minibatches * action_repeat
@@ -484,8 +521,10 @@ def train(
 
   # ---- the viewer stream (host side; NoStream without a viewer) ----------
   kind = tap.pose_kind(env)
+  # Every process with a viewer compiles the same tap; the flag lets only
+  # the chosen process (and device) send.
   stream = _open_stream(
-    viewer if streams else None,
+    viewer,
     env,
     env_state,
     kind,
@@ -494,6 +533,9 @@ def train(
     envs_per_device=envs_per_device,
     chunk_length=num_unrolls * unroll_length,
     steps_per_chunk=env_step_per_training_step,
+    process_index=process_id,
+    process_count=process_count,
+    local_devices=local_devices_to_use,
   )
 
   # ---- one training step --------------------------------------------------
@@ -873,8 +915,8 @@ def train(
       f"Total steps {current_step} is less than `num_timesteps`="
       f" {num_timesteps}."
     )
-  pmap.assert_is_replicated(training_state)
+  _assert_replicated(training_state)
   params = current_params()
   logging.info("total steps: %s", current_step)
-  pmap.synchronize_hosts()
+  _synchronize_hosts()
   return (make_policy, params, metrics)

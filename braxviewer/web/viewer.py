@@ -70,6 +70,10 @@ class WebViewerBase(PageHost, Pushing):
   A Python training loop streams with ``push(state)`` and ``log(...)``
   (see :class:`~braxviewer.push.Pushing`) instead of ``ppo.train``.
 
+  Under ``pmap`` or ``jax.distributed``, set :attr:`stream_source` to
+  ``(process, local_device)`` to watch another device's envs (no
+  recompile); a viewer server's page has controls for it (docs/server.md).
+
   The page's controls are Python's too: :attr:`page` (env selection,
   follow, camera) and :attr:`playback` (timeline, pause, speed, source).
   """
@@ -93,6 +97,9 @@ class WebViewerBase(PageHost, Pushing):
   ):
     self.num_envs = check_num_envs(num_envs)
     self.info_keys: Optional[Tuple[str, ...]] = check_info_keys(info_keys)
+    # (process, local device) to stream from; settable at any time, read by
+    # the trainer between device calls (None: process 0, device 0)
+    self.stream_source: Optional[Tuple[int, int]] = None
     check_layout(layout, env_offset)
     super().__init__(
       host,

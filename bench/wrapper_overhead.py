@@ -145,6 +145,10 @@ def main() -> None:
       "vs_none": round(med / base, 3),
       "spread": [round(min(values)), round(max(values))],
       "cpu_s_per_m_steps": round(statistics.median(cpu[variant]), 2),
+      "cpu_spread": [round(min(cpu[variant]), 2), round(max(cpu[variant]), 2)],
+      "cpu_vs_none": round(
+        statistics.median(cpu[variant]) / statistics.median(cpu["none"]), 3
+      ),
     }
   print(json.dumps(result, indent=1))
 

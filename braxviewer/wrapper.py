@@ -6,13 +6,21 @@ the trainer's own wrapping: brax's ``training.wrap``, MuJoCo Playground's
 ``lax.scan``, ``pmap``) then streams its first N envs:
 
 - each ``step`` writes the first N envs' frame (:func:`braxviewer.tap.
-  select_frame`) into a ``(T, N, ...)`` buffer kept in
-  ``state.info["braxviewer"]`` with a step counter;
+  select_frame`), packed as one float32 row per env, into a
+  ``(T, N, width)`` buffer kept in ``state.info["braxviewer"]`` with a step
+  counter;
 - every T steps one tiny host call reads the viewer's mode (a runtime
   value: switching needs no recompile) and, when it is live or sync, ONE
-  packed callback (:func:`braxviewer.tap.emit`) sends the chunk to a
-  :class:`braxviewer.stream.Streamer` (sequence numbers, viewer faults
-  isolated).
+  callback sends the chunk to a :class:`braxviewer.stream.Streamer`
+  (sequence numbers, viewer faults isolated).
+
+Both host calls are ``jax.pure_callback`` s, so the user's jitted loop has
+no JAX effect and keeps JAX's fast C++ dispatch (an effect, as
+``io_callback`` or ``jax.debug.callback`` have, costs every call of the
+loop ~1-2 ms of Python on a CPU: docs/benchmarks.md). What keeps them from
+being dead code: their results are counted in the entry, and the step's
+``reward`` (its value unchanged) depends on that count, so a loop that
+keeps the rewards but drops the final state still streams.
 
 The inner env never sees the wrapper's entry (it is taken out before the
 inner ``step`` and put back after), so the env computes exactly what it
@@ -28,7 +36,6 @@ from typing import Any, Dict, Optional, Tuple, cast
 
 from brax.envs.base import Env, Wrapper
 import jax
-from jax.experimental import io_callback
 import jax.numpy as jnp
 import numpy as np
 
@@ -105,6 +112,7 @@ class ViewerWrapper(Wrapper):
     self._frame: Optional[Tuple[int, Tuple[str, ...]]] = None  # (N, keys)
     self._closed = False
     self._beat: Optional[Tuple[float, int]] = None  # (time, env steps)
+    self._reads = 0  # mode reads: chunks the lead device completed
 
   # -- the host side -----------------------------------------------------------
 
@@ -155,18 +163,20 @@ class ViewerWrapper(Wrapper):
     self._stream.start()
     return self._frame
 
-  def _host_flag(self, chunks: np.ndarray) -> np.ndarray:
+  def _host_flag(self) -> np.ndarray:
     """Once per chunk (from the device): the viewer's mode as the tap's
-    flag, plus a steps/s heartbeat. Never raises into the device program."""
+    flag, plus a steps/s heartbeat (env steps counted here, one chunk per
+    call). Never raises into the device program."""
     try:
       stream = self._stream
       if stream is None or self._closed:
         return np.zeros((), np.int32)
       flag = stream.flag()
-      steps = int(np.asarray(chunks)) * stream.info.chunk_length
+      self._reads += 1
+      steps = self._reads * stream.info.chunk_length
       steps *= stream.info.num_train_envs
       now = time.monotonic()
-      if self._beat is None or steps < self._beat[1]:
+      if self._beat is None:
         self._beat = (now, steps)
       elif now - self._beat[0] >= HEARTBEAT_S:
         t0, s0 = self._beat
@@ -176,14 +186,16 @@ class ViewerWrapper(Wrapper):
     except Exception:
       return np.zeros((), np.int32)
 
-  def _sink(self, chunk: Dict[str, Any], chunks: np.ndarray) -> None:
-    """The packed callback's host end: a chunk to the Streamer."""
+  def _sink(self, chunk: Dict[str, Any], chunks: np.ndarray) -> bool:
+    """The packed callback's host end: a chunk to the Streamer (False:
+    dropped, the stream was closed)."""
     stream = self._stream
     if stream is None or self._closed:
-      return
+      return False
     before = int(np.asarray(chunks)) * stream.info.chunk_length
     before *= stream.info.num_train_envs
     stream.train_sink(chunk, before >> 32, before & 0xFFFFFFFF)
+    return True
 
   def close(self) -> None:
     """End the stream (``viewer.on_stream_end``, once). Chunks the device
@@ -207,14 +219,24 @@ class ViewerWrapper(Wrapper):
   def _select(self, state: Any, num: int, keys: Tuple[str, ...]) -> tap.Frame:
     return tap.select_frame(state, num, self.kind, info_keys=keys)
 
-  def _empty(self, state: Any) -> Dict[str, Any]:
+  def _layout(self, state: Any) -> "_Layout":
+    """At trace time: how a frame is packed into one row per env."""
     num, keys = self._open(state)
     shapes = jax.eval_shape(lambda s: self._select(s, num, keys), state)
-    frames = jax.tree.map(
-      lambda x: jnp.zeros((self.chunk_length,) + x.shape, x.dtype), shapes
-    )
+    return _Layout(shapes)
+
+  def _empty(self, state: Any) -> Dict[str, Any]:
+    layout = self._layout(state)
     zero = jnp.zeros((), jnp.int32)
-    return {"frames": frames, "count": zero, "chunks": zero}
+    return {
+      "frames": jnp.zeros(
+        (self.chunk_length, layout.num, layout.width), jnp.float32
+      ),
+      "count": zero,
+      "chunks": zero,
+      "flag": zero,
+      "sent": zero,
+    }
 
   def reset(self, rng: jax.Array) -> Any:
     state = self.env.reset(rng)
@@ -223,19 +245,22 @@ class ViewerWrapper(Wrapper):
   def step(self, state: Any, action: jax.Array) -> Any:
     inner, mine = _detach(state)
     state = self.env.step(inner, action)
-    return _attach(state, self._record(state, mine))
+    mine = self._record(state, mine)
+    # The reward, unchanged, made to depend on the chunks sent: a loop that
+    # keeps the rewards but drops the final state (a rollout returning its
+    # trajectory) still needs the callbacks, so no DCE removes them.
+    reward = jnp.where(mine["sent"] < 0, state.reward + 1, state.reward)
+    return _attach(state.replace(reward=reward), mine)
 
   def _record(self, state: Any, mine: Dict[str, Any]) -> Dict[str, Any]:
-    """Write this step's frame; every T steps, send the chunk if wanted."""
+    """Write this step's frame; every T steps, send the chunk if wanted.
+    ``flag`` is the last mode read, ``sent`` the chunks the stream took."""
     num, keys = self._open(state)
-    frame = self._select(state, num, keys)
+    layout = self._layout(state)
+    frame = jax.lax.stop_gradient(self._select(state, num, keys))
     count, chunks = mine["count"], mine["chunks"]
-    frames = jax.tree.map(
-      lambda b, f: jax.lax.dynamic_update_index_in_dim(
-        b, f.astype(b.dtype), count, 0
-      ),
-      mine["frames"],
-      frame,
+    frames = jax.lax.dynamic_update_index_in_dim(
+      mine["frames"], layout.pack(frame), count, 0
     )
     full = count + 1 >= self.chunk_length
     lead = full
@@ -243,25 +268,88 @@ class ViewerWrapper(Wrapper):
       first = jax.lax.axis_index(self.axis_name) == 0
       lead = jnp.logical_and(full, first)
 
-    def flush(args: Tuple[Any, jax.Array]) -> None:
-      frames, chunks = args
-      flag = io_callback(
-        self._host_flag,
-        jax.ShapeDtypeStruct((), jnp.int32),
-        chunks,
-        ordered=False,
+    def host_sink(packed: np.ndarray, chunks: np.ndarray) -> np.ndarray:
+      took = self._sink(layout.unpack(np.asarray(packed)), chunks)
+      return np.asarray(int(took), np.int32)
+
+    def flush(
+      frames: jax.Array, chunks: jax.Array, flag: jax.Array, sent: jax.Array
+    ) -> Tuple[jax.Array, jax.Array]:
+      del flag
+      flag = jax.pure_callback(
+        self._host_flag, jax.ShapeDtypeStruct((), jnp.int32)
       )
-      tap.emit(flag, frames, self._sink, chunks)
+      took = jax.lax.cond(
+        flag > 0,
+        lambda: jax.pure_callback(
+          host_sink, jax.ShapeDtypeStruct((), jnp.int32), frames, chunks
+        ),
+        lambda: jnp.zeros((), jnp.int32),
+      )
+      return flag, sent + took
 
-    def wait(args: Tuple[Any, jax.Array]) -> None:
-      del args
+    def wait(
+      frames: jax.Array, chunks: jax.Array, flag: jax.Array, sent: jax.Array
+    ) -> Tuple[jax.Array, jax.Array]:
+      del frames, chunks
+      return flag, sent
 
-    jax.lax.cond(lead, flush, wait, (frames, chunks))
+    flag, sent = jax.lax.cond(
+      lead, flush, wait, frames, chunks, mine["flag"], mine["sent"]
+    )
     return {
       "frames": frames,
       "count": (count + 1) % self.chunk_length,
       "chunks": chunks + full.astype(jnp.int32),
+      "flag": flag,
+      "sent": sent,
     }
+
+
+class _Layout:
+  """A frame (leaves shaped ``(N, ...)``) as one float32 row per env:
+  4-byte leaves bit-cast (exact), others cast; :meth:`unpack` gives the
+  host the frames back in their structure and dtypes."""
+
+  def __init__(self, shapes: Any):
+    leaves, self._treedef = jax.tree.flatten(shapes)
+    self.num = int(leaves[0].shape[0]) if leaves else 0
+    self._specs = []  # (shape per env, dtype, width)
+    for x in leaves:
+      rest = tuple(int(d) for d in x.shape[1:])
+      self._specs.append((rest, np.dtype(x.dtype), int(np.prod(rest))))
+    self.width = sum(w for _, _, w in self._specs)
+
+  def pack(self, frame: Any) -> jax.Array:
+    """One step's frame as an ``(N, width)`` float32 array."""
+    parts = []
+    for x, (_, dtype, width) in zip(jax.tree.leaves(frame), self._specs):
+      x = jnp.reshape(x, (self.num, width))
+      if dtype == np.float32:
+        pass
+      elif dtype.itemsize == 4:
+        x = jax.lax.bitcast_convert_type(x, jnp.float32)
+      else:
+        x = x.astype(jnp.float32)
+      parts.append(x)
+    if not parts:
+      return jnp.zeros((self.num, 0), jnp.float32)
+    return jnp.concatenate(parts, axis=1)
+
+  def unpack(self, packed: np.ndarray) -> Any:
+    """``(T, N, width)`` rows back as the frames' tree of ``(T, N, ...)``."""
+    steps, out, offset = packed.shape[0], [], 0
+    for rest, dtype, width in self._specs:
+      part = np.ascontiguousarray(packed[:, :, offset : offset + width])
+      offset += width
+      if dtype == np.float32:
+        pass
+      elif dtype.itemsize == 4:
+        part = part.view(dtype)
+      else:
+        part = part.astype(dtype)
+      out.append(part.reshape((steps, self.num) + rest))
+    return jax.tree.unflatten(self._treedef, out)
 
 
 def _seconds(value: Any) -> float:

@@ -242,7 +242,7 @@ def test_reset_and_step_give_one_structure_and_the_inner_env_never_sees_the_entr
     x.dtype for x in jax.tree.leaves(after)
   ]
   assert seen == [["speed", "truncation"]]
-  assert after.info[KEY]["frames"]["qpos"].shape == (4, 2, 2)
+  assert after.info[KEY]["frames"].shape[:2] == (4, 2)
   assert int(after.info[KEY]["count"]) == 1
 
 
@@ -310,3 +310,39 @@ def test_an_axis_name_outside_pmap_streams_as_one_device():
   assert [c.seq for c in viewer.chunks] == [0, 1]
   assert viewer.stream_info is not None
   assert viewer.stream_info.num_train_envs == 4
+
+
+def test_one_mode_read_per_chunk_and_the_entry_counts_the_chunks_sent():
+  viewer = HeadlessViewer(num_envs=2, mode="off")
+  env = wrap(ToyEnv(), viewer, chunk_length=5)
+  init, update = toy_loop(env)  # 12 steps a call
+  key = jax.random.PRNGKey(7)
+  carry, _ = run_updates(update, init(key), ["off", "live"], viewer)
+  entry = carry[1].info[KEY]
+  assert env._reads == 4  # 24 steps: 4 full chunks, one mode read each
+  assert len(viewer.chunks) == 2  # the two of the live call
+  assert int(entry["sent"]) == 2 and int(entry["flag"]) == 1
+  assert int(entry["count"]) == 4 and int(entry["chunks"]) == 4
+
+
+def test_the_jitted_loop_has_no_jax_effects_so_it_keeps_the_fast_dispatch():
+  env = wrap(ToyEnv(), HeadlessViewer(num_envs=2), chunk_length=3)
+  init, update = toy_loop(env)
+  carry = init(jax.random.PRNGKey(8))
+  assert not jax.make_jaxpr(update)(carry).effects
+
+
+def test_gradients_flow_through_wrapped_steps_as_through_the_bare_env():
+  def total_reward(env, action):
+    state = env.reset(jax.random.split(jax.random.PRNGKey(9), 4))
+    for _ in range(3):
+      state = env.step(state, action)
+    return jnp.sum(state.reward)
+
+  viewer = HeadlessViewer(num_envs=2, mode="live")
+  action = jnp.full((4, 2), 0.5)
+  want = jax.jit(jax.grad(lambda a: total_reward(ToyEnv(), a)))(action)
+  wrapped = wrap(ToyEnv(), viewer, chunk_length=2)
+  got = jax.jit(jax.grad(lambda a: total_reward(wrapped, a)))(action)
+  np.testing.assert_array_equal(np.asarray(want), np.asarray(got))
+  assert len(viewer.chunks) == 1

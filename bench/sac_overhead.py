@@ -1,19 +1,26 @@
 """Training speed and compile time: upstream brax SAC vs braxviewer's SAC.
 
-Each round trains four times, one after the other in this process:
+Variants (each a full ``train`` call; --variants picks them):
   upstream  brax.training.agents.sac.train
   none      braxviewer's SAC trainer, viewer=None (no tap compiled)
   off       braxviewer's SAC trainer, a HeadlessViewer in mode off
   live      the same in mode live (--view-envs envs, CHUNK_STEPS frames per
             chunk, one callback per chunk)
 
-Steady-state env steps/s: median of `training/sps` over the epochs after the
-first two (the first compiles; upstream compiles its epoch program twice).
-Compile time: JAX's tracing + lowering + XLA compile durations, per run.
+Side by side: the variants train at the same time, each in its own thread,
+but take turns epoch by epoch (each waits in its ``progress_fn`` for its
+turn), so each compiles once and machine noise (a shared machine) hits
+them alike. Per epoch after the first --warmup (compile): env steps/s
+(brax's ``training/sps``: training only) and process CPU time per env step
+over the variant's turn (its epoch's training and eval; only it runs). The
+table gives each variant's median over those epochs, its spread, and the
+ratio to the first variant; also the median over epochs of the per-epoch
+ratio to the epoch of the first variant that ran next to it.
+Compile time: JAX's tracing + lowering + XLA compile durations of each
+variant's thread (they compile concurrently: compare ratios).
 
-  python bench/sac_overhead.py                 # inverted_pendulum, 1 round
-  python bench/sac_overhead.py --rounds 2 --num-envs 128
-  python bench/sac_overhead.py --variants none,off,live   # skip upstream
+  python bench/sac_overhead.py                 # inverted_pendulum
+  python bench/sac_overhead.py --variants none,off,live --epochs 14
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import functools
 import json
 import platform
 import statistics
+import threading
 import time
 from typing import Any, Dict
 
@@ -42,14 +50,41 @@ _COMPILE_EVENTS = (
 
 
 class _CompileClock:
+  """Compile seconds per thread (each variant trains in its own)."""
+
   def __init__(self):
-    self.seconds = 0.0
+    self.seconds: Dict[str, float] = {}
     jax.monitoring.register_event_duration_secs_listener(self._on)
 
   def _on(self, event: str, duration_secs: float, **kwargs) -> None:
     del kwargs
     if event in _COMPILE_EVENTS:
-      self.seconds += duration_secs
+      name = threading.current_thread().name
+      self.seconds[name] = self.seconds.get(name, 0.0) + duration_secs
+
+
+class _Turns:
+  """Variants take turns: ``wait(i)`` blocks until it is i's turn,
+  ``next(i)`` hands the turn on to the next variant still training."""
+
+  def __init__(self, count: int):
+    self._cond = threading.Condition()
+    self._turn = 0
+    self._live = [True] * count
+
+  def wait(self, i: int) -> None:
+    with self._cond:
+      self._cond.wait_for(lambda: self._turn == i)
+
+  def next(self, i: int, done: bool = False) -> None:
+    with self._cond:
+      self._live[i] = not done
+      n = len(self._live)
+      for k in range(1, n + 1):
+        if self._live[(i + k) % n]:
+          self._turn = (i + k) % n
+          break
+      self._cond.notify_all()
 
 
 def main() -> None:
@@ -62,11 +97,13 @@ def main() -> None:
   p.add_argument(
     "--steps-per-epoch", type=int, default=300, help="training steps per epoch"
   )
-  p.add_argument("--epochs", type=int, default=6)
-  p.add_argument("--rounds", type=int, default=1)
+  p.add_argument("--epochs", type=int, default=10)
+  p.add_argument(
+    "--warmup", type=int, default=2, help="first epochs left out (compile)"
+  )
   p.add_argument(
     "--variants",
-    default="upstream,none,off,live",
+    default="none,off,live,upstream",
     help="which of upstream, none, off, live to run",
   )
   p.add_argument("--json", help="also write the results here")
@@ -88,58 +125,77 @@ def main() -> None:
   )
   clock = _CompileClock()
   names = tuple(args.variants.split(","))
-  results = {k: {"sps": [], "compile_s": [], "chunks": []} for k in names}
+  turns = _Turns(len(names))
+  # per variant, per epoch: (env steps/s, CPU µs per env step)
+  epochs: Dict[str, list] = {k: [] for k in names}
+  chunks: Dict[str, int] = {}
 
-  def run(name: str, seed: int) -> None:
-    sps = []
+  def run(i: int, name: str) -> None:
+    started = [0.0]
 
     def progress(step, metrics):
       del step
-      if "eval/episode_reward" in metrics and "training/sps" in metrics:
-        sps.append(float(metrics["training/sps"]))
+      if "training/sps" in metrics:  # an epoch (not the eval before)
+        cpu = time.process_time() - started[0]
+        epochs[name].append(
+          (float(metrics["training/sps"]), cpu / env_steps_per_epoch * 1e6)
+        )
+        turns.next(i)
+      turns.wait(i)
+      started[0] = time.process_time()
 
     viewer = None
     kw: Dict[str, Any] = {}
     if name in ("off", "live"):
-      viewer = HeadlessViewer(args.view_envs, mode=name, max_chunks=4)
+      viewer = HeadlessViewer(args.view_envs, mode=name, max_chunks=10_000)
       kw = {"viewer": viewer}
     train_fn = upstream.train if name == "upstream" else ours.train
-    clock.seconds = 0.0
-    train_fn(environment=env, seed=seed, progress_fn=progress, **cfg, **kw)
-    res = results[name]
-    res["sps"].append(statistics.median(sps[2:] or sps))
-    res["compile_s"].append(clock.seconds)
-    sent = 0
+    try:
+      train_fn(environment=env, seed=0, progress_fn=progress, **cfg, **kw)
+    finally:
+      turns.next(i, done=True)
     if viewer is not None and viewer.stream_info is not None:
-      sent = sum(1 for c in viewer.chunks if c.source == "train")
-    res["chunks"].append(sent)
-    print(
-      f"round {seed} {name:9s} steady {res['sps'][-1]:9.0f} steps/s"
-      f" over {len(sps[2:] or sps)} epochs  compile {clock.seconds:6.1f} s",
-      flush=True,
-    )
+      chunks[name] = sum(1 for c in viewer.chunks if c.source == "train")
 
-  for r in range(args.rounds):
-    for name in names:
-      run(name, r)
+  threads = [
+    threading.Thread(target=run, args=(i, n), name=n, daemon=True)
+    for i, n in enumerate(names)
+  ]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
 
-  base = statistics.median(results[names[0]]["sps"])
-  base_compile = statistics.median(results[names[0]]["compile_s"])
+  first = names[0]
+  steady = {k: v[args.warmup :] for k, v in epochs.items()}
+  base_sps = statistics.median(e[0] for e in steady[first])
+  base_cpu = statistics.median(e[1] for e in steady[first])
+  base_compile = clock.seconds.get(first, float("nan"))
   print(
     f"\n{args.env} ({args.backend}), {args.num_envs} envs,"
-    f" {args.steps_per_epoch} training steps x {args.epochs} epochs,"
-    f" CHUNK_STEPS {ours.CHUNK_STEPS}, {args.view_envs} streamed;"
-    f" medians of {args.rounds} round(s)"
+    f" {args.steps_per_epoch} training steps x {args.epochs} epochs (first"
+    f" {args.warmup} left out), CHUNK_STEPS {ours.CHUNK_STEPS},"
+    f" {args.view_envs} streamed; variants interleaved epoch by epoch;"
+    f" medians [min, max] over epochs; chunks received: {chunks}"
   )
   print(
-    f"| variant | steady env steps/s | x {names[0]} | compile s | x {names[0]} |"
+    f"| variant | env steps/s | x {first} | paired | CPU µs per env step"
+    f" | x {first} | paired | compile s | x {first} |"
   )
-  print("|---|---:|---:|---:|---:|")
+  print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
   for name in names:
-    sps = statistics.median(results[name]["sps"])
-    comp = statistics.median(results[name]["compile_s"])
+    sps = [e[0] for e in steady[name]]
+    cpu = [e[1] for e in steady[name]]
+    pair_sps = [a[0] / b[0] for a, b in zip(steady[name], steady[first])]
+    pair_cpu = [a[1] / b[1] for a, b in zip(steady[name], steady[first])]
+    comp = clock.seconds.get(name, float("nan"))
     print(
-      f"| {name} | {sps:,.0f} | {sps / base:.3f} | {comp:.1f} |"
+      f"| {name} | {statistics.median(sps):,.0f} [{min(sps):,.0f},"
+      f" {max(sps):,.0f}] | {statistics.median(sps) / base_sps:.3f} |"
+      f" {statistics.median(pair_sps):.3f} | {statistics.median(cpu):.2f}"
+      f" [{min(cpu):.2f}, {max(cpu):.2f}] |"
+      f" {statistics.median(cpu) / base_cpu:.3f} |"
+      f" {statistics.median(pair_cpu):.3f} | {comp:.1f} |"
       f" {comp / base_compile:.3f} |"
     )
   if args.json:
@@ -149,7 +205,9 @@ def main() -> None:
           "args": vars(args),
           "machine": platform.platform(),
           "when": time.strftime("%Y-%m-%d %H:%M"),
-          "results": results,
+          "epochs": epochs,
+          "compile_s": clock.seconds,
+          "chunks": chunks,
         },
         f,
         indent=1,

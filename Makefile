@@ -41,7 +41,7 @@ lint: venv
 	$(VENV)/bin/pyright
 
 test: venv chromium lint
-	$(PY) -m pytest -q -p no:cacheprovider tests $(ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 tests $(ARGS)
 
 bench: venv
 	$(PY) bench/overhead.py $(ARGS)

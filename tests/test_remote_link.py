@@ -219,6 +219,7 @@ def test_the_page_sets_the_shown_runs_mode_and_the_others_stream_live(
   b = runs(_address(server), run="b")
   _start(a, puck_model)
   _start(b, puck_model)
+  server.show_run("a")  # whichever connected first was shown
   server.set_mode("off")
   assert wait_until(lambda: a.mode == Mode.OFF)
   assert wait_until(lambda: b.mode == Mode.LIVE)  # its own timeline
@@ -275,10 +276,13 @@ def test_a_run_outlives_its_server_and_resumes_on_a_new_one(
       # the same run: its model and stream were announced again
       assert again.shown_run == "long"
       assert again.runs.get("long").info == _info()
-      # progress reported while the server was away arrived
+      # the whole curve: reports before the server died (sent again),
+      # while it was away (queued) and after, each once
       assert wait_until(
-        lambda: again.page.panels.curves.num_points("Eval reward") >= 9
+        lambda: again.page.panels.curves.num_points("Eval reward") == 12
       )
+      time.sleep(0.5)
+      assert again.page.panels.curves.num_points("Eval reward") == 12
     finally:
       again.close()
   lost = [w for w in caught if issubclass(w.category, ServerLost)]

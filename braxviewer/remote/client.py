@@ -43,6 +43,7 @@ from braxviewer.remote import wire
 from braxviewer.web.interrupts import InterruptWatch
 
 _SYNC_POLL_S = 0.05
+_PROGRESS_KEPT = 5_000  # reports sent again to a server after a reconnect
 _CLOSE_FLUSH_S = 3.0  # close() waits this long for queued messages to leave
 
 
@@ -182,6 +183,10 @@ class RemoteViewer(Pushing):
     self._start: Optional[wire.Start] = None
     self._phase: Optional[str] = None
     self._trainer_mode: Optional[str] = None
+    # this stream's recent progress reports: a server that restarted gets
+    # them again, so its curves are whole (it keeps each index once)
+    self._reports: Deque[bytes] = collections.deque(maxlen=_PROGRESS_KEPT)
+    self._report_index = 0
     self._closed = False
     self._interrupted = False
     self._warned = False
@@ -249,6 +254,8 @@ class RemoteViewer(Pushing):
     self._start = wire.Start(info, process, processes)
     self._phase = None
     self._interrupted = False
+    self._reports.clear()
+    self._report_index = 0
     self._send(wire.encode(self._start))
 
   def on_chunk(self, chunk: FrameChunk) -> None:
@@ -271,7 +278,12 @@ class RemoteViewer(Pushing):
         clean[str(key)] = float(value)
       except (TypeError, ValueError):
         continue
-    self._send(wire.encode(wire.Progress(int(env_steps), clean)))
+    data = wire.encode(
+      wire.Progress(int(env_steps), clean, index=self._report_index)
+    )
+    self._report_index += 1
+    self._reports.append(data)
+    self._send(data)
 
   def on_trainer_mode(self, mode: Mode) -> None:
     self._trainer_mode = Mode.parse(mode).value
@@ -442,6 +454,7 @@ class RemoteViewer(Pushing):
       out.append(wire.encode(wire.Phase(self._phase)))
     if self._trainer_mode is not None:
       out.append(wire.encode(wire.TrainerMode(self._trainer_mode)))
+    out.extend(list(self._reports))  # the server keeps the ones it lacks
     return out
 
   async def _receive(self, ws: Any) -> None:

@@ -73,6 +73,7 @@ class Run:
   env_steps: int = 0
   recorder: Optional[Recorder] = None
   sent: Optional[wire.Control] = None  # the last control sent
+  reports: int = 0  # progress reports kept (the next index wanted)
   _seq: Dict[str, int] = dataclasses.field(
     default_factory=lambda: {"train": 0, "eval": 0}
   )

@@ -316,6 +316,9 @@ class ViewerServer(WebViewerBase):
     elif isinstance(message, wire.Progress):
       if link.process != min(run.connected(), default=link.process):
         return  # one process's report is the run's
+      if 0 <= message.index < run.reports:
+        return  # sent again after a reconnect: kept already
+      run.reports = max(run.reports, message.index + 1)
       run.env_steps = max(run.env_steps, int(message.env_steps))
       if self.page is not None:
         self.page.add_progress(message.env_steps, message.metrics, run.name)
@@ -340,6 +343,7 @@ class ViewerServer(WebViewerBase):
       if run.info is not None and link.process != run.source[0]:
         return  # another process of the job: one stream per run
       run.info, run.ended = message.info, False
+      run.reports = 0  # a new stream numbers its reports from 0
       if run.recorder is not None:
         run.recorder.on_stream_start(message.info)
       if shown:

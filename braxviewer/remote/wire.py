@@ -82,8 +82,13 @@ class Chunk:
 
 @dataclasses.dataclass(frozen=True)
 class Progress:
+  """A progress report; ``index`` counts the stream's reports from 0 (a run
+  sends its recent reports again after a reconnect: a server keeps each
+  index once)."""
+
   env_steps: int
   metrics: Mapping[str, float]
+  index: int = -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,6 +224,7 @@ def encode(message: Message) -> bytes:
     body = {
       "env_steps": int(message.env_steps),
       "metrics": {str(k): float(v) for k, v in message.metrics.items()},
+      "index": int(message.index),
     }
   else:
     body = dataclasses.asdict(message)
@@ -254,7 +260,9 @@ def decode(data: Union[bytes, bytearray, memoryview, str]) -> Message:
       )
     if kind == "progress":
       metrics = {str(k): float(v) for k, v in body["metrics"].items()}
-      return Progress(int(body["env_steps"]), metrics)
+      return Progress(
+        int(body["env_steps"]), metrics, int(body.get("index", -1))
+      )
     message = _TYPES[kind](**body)
   except WireError:
     raise

@@ -44,7 +44,9 @@ class EpochCalls:
     bar: the progress bar to move.
     call_seconds: how long a call should last with a viewer (None:
       :data:`CALL_SECONDS`).
-    phase: told ``"training"`` once the first call (which compiles) is back.
+
+  The run's phase (:meth:`phase`) goes to the bar and the stream; the
+  first call's return (it compiled) makes it ``"training"``.
   """
 
   def __init__(
@@ -54,9 +56,7 @@ class EpochCalls:
     env_steps_per_step: int,
     bar: ProgressBar,
     call_seconds: Optional[float] = None,
-    phase: Callable[[str], None] = lambda name: None,
   ):
-    self._phase = phase
     self._compiled = False
     self._stream = stream
     self._steps_per_epoch = int(steps_per_epoch)
@@ -67,6 +67,12 @@ class EpochCalls:
     )
     # The first call compiles: one step; later calls are sized from it.
     self._steps_per_call = 1 if stream.tapped else self._steps_per_epoch
+
+  def phase(self, name: str) -> None:
+    """What the run does now (``compiling``, ``training``, ``evaluating``,
+    ``done``), on the terminal's bar and in the viewer."""
+    self._bar.phase(name)
+    self._stream.phase(name)
 
   def run(self, dispatch: Dispatch, first_env_steps: int) -> Tuple[Sums, float]:
     """One epoch: ``dispatch(flag, n)`` starts ``n`` training steps on the
@@ -98,7 +104,7 @@ class EpochCalls:
         )
       if not self._compiled:
         self._compiled = True
-        self._phase("training")
+        self.phase("training")
       self._bar.update(first_env_steps + collected * self._env_steps_per_step)
       last_done = t_done
 

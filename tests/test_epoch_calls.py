@@ -41,7 +41,10 @@ class FakeStream:
   tapped = True
 
   def __init__(self, flags):
-    self.flags, self.beats = list(flags), []
+    self.flags, self.beats, self.phases = list(flags), [], []
+
+  def phase(self, name):
+    self.phases.append(name)
 
   def flag(self):
     return np.int32(self.flags.pop(0) if len(self.flags) > 1 else self.flags[0])
@@ -70,6 +73,7 @@ def test_with_a_viewer_calls_last_about_half_a_second_and_beat(
   sums, _ = calls.run(device, first_env_steps=0)
   sizes = [n for _, n in device.calls]
   assert sizes[0] == 1  # the first call compiles: one step
+  assert stream.phases == ["training"]  # once it is back
   assert sum(sizes) == 60 and sums == {"loss": 60.0}
   assert max(sizes) == 10  # then ~0.5 s of steps per call
   assert [f for f, _ in device.calls][:3] == [2, 2, 0]  # the mode, per call

@@ -810,18 +810,13 @@ def train(
   )
   bar = ProgressBar(total_steps, enabled=progress_bar)
 
-  def phase(name: str) -> None:
-    """What the run does now, on the terminal and in the viewer."""
-    bar.phase(name)
-    stream.phase(name)
-
   epochs = EpochCalls(
     stream,
     num_training_steps_per_epoch,
     env_step_per_training_step,
     bar,
-    phase=phase,
   )
+  phase = epochs.phase  # what the run does now: on the bar and the page
   training_walltime = 0.0
   current_step = 0
   metrics: Metrics = {}

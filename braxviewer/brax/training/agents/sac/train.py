@@ -553,10 +553,6 @@ def train(
     progress_fn(step, metrics)
     stream.progress(step, metrics)
 
-  def phase(name: str) -> None:
-    bar.phase(name)
-    stream.phase(name)
-
   total_steps = (
     num_prefill_env_steps
     + num_evals_after_init
@@ -569,8 +565,8 @@ def train(
     num_training_steps_per_epoch,
     env_steps_per_actor_step,
     bar,
-    phase=phase,
   )
+  phase = epochs.phase  # what the run does now: on the bar and the page
   training_walltime = 0.0
   current_step = 0
   metrics: Metrics = {}

@@ -34,10 +34,12 @@ class Link:
   Args:
     connection: the websocket (its ``send`` is a coroutine).
     loop: the event loop it lives on.
-    where: ``host:pid`` of the process.
+    where: the process's host and pid, as the page shows them.
   """
 
-  def __init__(self, connection: Any, loop: asyncio.AbstractEventLoop, where):
+  def __init__(
+    self, connection: Any, loop: asyncio.AbstractEventLoop, where: str
+  ):
     self._connection = connection
     self._loop = loop
     self.where = str(where)

@@ -214,8 +214,11 @@ class ViewerServer(WebViewerBase):
       self._warn_wire(err)
       await connection.close(1008, str(err)[:120])
       return
-    link = Link(connection, asyncio.get_running_loop(), hello.host)
-    link.where = f"{hello.host}, pid {hello.pid}"
+    link = Link(
+      connection,
+      asyncio.get_running_loop(),
+      f"{hello.host}, pid {hello.pid}",
+    )
     run = self.runs.join(hello, link)
     if run.recorder is None and self.record_dir is not None:
       run.recorder = self._recorder_for(run.name)

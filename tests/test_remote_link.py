@@ -309,6 +309,11 @@ def test_the_outbox_never_grows_without_bound_while_the_server_is_down(
       assert viewer.stats.progress_dropped > 15_000
       assert viewer.stats.chunks_dropped == 50  # off without a server
       assert viewer.mode == Mode.OFF
+      # the end of a stream is never pushed out: the server must hear it
+      queued, dropped = len(viewer._outbox), viewer.stats.progress_dropped
+      viewer.on_stream_end()
+      assert len(viewer._outbox) == queued + 1
+      assert viewer.stats.progress_dropped == dropped
     finally:
       t0 = time.monotonic()
       viewer.close()

@@ -58,71 +58,83 @@ class LinkStats:
   connects: int = 0  # successful connections (1 + reconnects)
   chunks_sent: int = 0
   chunks_dropped: int = 0  # no server, or the outbox was full
-  progress_dropped: int = 0  # the outbox was full
+  progress_dropped: int = 0  # reports, phases, modes: the outbox was full
   bytes_sent: int = 0
   queued_bytes: int = 0  # in the outbox now
+
+
+# What a queued message is: what it may push out of a full outbox.
+CHUNK, PROGRESS, CONTROL = "chunk", "progress", "control"
 
 
 class _Outbox:
   """Messages waiting for the socket, bounded in bytes and in count.
 
   A chunk that does not fit pushes the oldest queued chunks out (live: the
-  newest wins); other messages push the oldest progress reports out."""
+  newest wins); a progress report (or a phase or trainer mode: the latest
+  of those is sent again on reconnect anyway) pushes the oldest such
+  message or chunk out. Control messages (the model, a stream's start and
+  end: a few per training run) are never dropped: the server must hear
+  them."""
 
   def __init__(self, max_bytes: int, max_messages: int):
     self.max_bytes = int(max_bytes)
     self.max_messages = int(max_messages)
-    self._items: Deque[Tuple[bytes, bool]] = collections.deque()
+    self._items: Deque[Tuple[bytes, str]] = collections.deque()
     self.nbytes = 0
     self._lock = threading.Lock()
 
-  def put(self, data: bytes, chunk: bool, stats: LinkStats) -> bool:
-    """Queue ``data``; False when it was dropped instead."""
+  def put(self, data: bytes, kind: str, stats: LinkStats) -> bool:
+    """Queue ``data`` (a message of ``kind``); False when it was dropped
+    instead."""
     with self._lock:
-      if chunk and len(data) > self.max_bytes:
-        stats.chunks_dropped += 1
-        return False
-      while self._items and (
-        self.nbytes + len(data) > self.max_bytes
-        or len(self._items) >= self.max_messages
-      ):
-        if not self._drop_oldest(chunk, stats):
-          if chunk:
-            stats.chunks_dropped += 1
-          else:
-            stats.progress_dropped += 1
+      if kind != CONTROL:
+        if len(data) > self.max_bytes:
+          _count_drop(kind, stats)
           return False
-      self._items.append((data, chunk))
+        while self._items and (
+          self.nbytes + len(data) > self.max_bytes
+          or len(self._items) >= self.max_messages
+        ):
+          if not self._drop_oldest(kind, stats):
+            _count_drop(kind, stats)
+            return False
+      self._items.append((data, kind))
       self.nbytes += len(data)
       stats.queued_bytes = self.nbytes
       return True
 
-  def _drop_oldest(self, chunk: bool, stats: LinkStats) -> bool:
-    """Drop the oldest message of the kind that makes room (chunks for a
-    chunk, else anything); False when none may go."""
-    for i, (data, is_chunk) in enumerate(self._items):
-      if is_chunk or not chunk:
+  def _drop_oldest(self, kind: str, stats: LinkStats) -> bool:
+    """Drop the oldest message that may make room for one of ``kind``;
+    False when none may go."""
+    may_go = (CHUNK,) if kind == CHUNK else (CHUNK, PROGRESS)
+    for i, (data, queued) in enumerate(self._items):
+      if queued in may_go:
         del self._items[i]
         self.nbytes -= len(data)
-        if is_chunk:
-          stats.chunks_dropped += 1
-        else:
-          stats.progress_dropped += 1
+        _count_drop(queued, stats)
         return True
     return False
 
-  def take(self, stats: LinkStats) -> Optional[Tuple[bytes, bool]]:
-    """The oldest message and whether it is a chunk (None: empty)."""
+  def take(self, stats: LinkStats) -> Optional[Tuple[bytes, str]]:
+    """The oldest message and its kind (None: empty)."""
     with self._lock:
       if not self._items:
         return None
-      data, chunk = self._items.popleft()
+      data, kind = self._items.popleft()
       self.nbytes -= len(data)
       stats.queued_bytes = self.nbytes
-      return data, chunk
+      return data, kind
 
   def __len__(self) -> int:
     return len(self._items)
+
+
+def _count_drop(kind: str, stats: LinkStats) -> None:
+  if kind == CHUNK:
+    stats.chunks_dropped += 1
+  else:
+    stats.progress_dropped += 1
 
 
 def _default_run_name() -> str:
@@ -265,7 +277,7 @@ class RemoteViewer(Pushing):
       return
     sync = mode == Mode.SYNC and not self._interrupted
     data = wire.encode(wire.Chunk(chunk, ack=sync))
-    if not self._outbox.put(data, True, self.stats):
+    if not self._outbox.put(data, CHUNK, self.stats):
       return
     self._wakeup()
     if sync:
@@ -283,15 +295,15 @@ class RemoteViewer(Pushing):
     )
     self._report_index += 1
     self._reports.append(data)
-    self._send(data)
+    self._send(data, PROGRESS)
 
   def on_trainer_mode(self, mode: Mode) -> None:
     self._trainer_mode = Mode.parse(mode).value
-    self._send(wire.encode(wire.TrainerMode(self._trainer_mode)))
+    self._send(wire.encode(wire.TrainerMode(self._trainer_mode)), PROGRESS)
 
   def on_phase(self, phase: str) -> None:
     self._phase = str(phase)
-    self._send(wire.encode(wire.Phase(self._phase)))
+    self._send(wire.encode(wire.Phase(self._phase)), PROGRESS)
 
   def on_stream_end(self) -> None:
     self._send(wire.encode(wire.End()))
@@ -331,8 +343,8 @@ class RemoteViewer(Pushing):
 
   # -- the outbox and sync -------------------------------------------------------
 
-  def _send(self, data: bytes) -> None:
-    if self._outbox.put(data, False, self.stats):
+  def _send(self, data: bytes, kind: str = CONTROL) -> None:
+    if self._outbox.put(data, kind, self.stats):
       self._wakeup()
 
   def _wakeup(self) -> None:
@@ -429,10 +441,10 @@ class RemoteViewer(Pushing):
           )
           waiter.cancel()
           continue
-        data, chunk = item
+        data, kind = item
         await ws.send(data)
         self.stats.bytes_sent += len(data)
-        self.stats.chunks_sent += int(chunk)
+        self.stats.chunks_sent += int(kind == CHUNK)
       if receiver.done() and receiver.exception() is not None:
         raise receiver.exception()  # type: ignore[misc]
     finally:

@@ -254,8 +254,21 @@ def puck_model() -> mujoco.MjModel:
 SYNTHETIC_ENVS = 4
 
 
-def _make_recording(path: str, chunks: int = 40) -> str:
-  rec = Recorder(path, env=PUCK_XML, mode="sync", num_envs=SYNTHETIC_ENVS)
+def _make_recording(
+  path: str,
+  chunks: int = 40,
+  *,
+  max_bytes: Optional[int] = None,
+  segment_bytes: Optional[int] = None,
+) -> str:
+  rec = Recorder(
+    path,
+    env=PUCK_XML,
+    mode="sync",
+    num_envs=SYNTHETIC_ENVS,
+    max_bytes=max_bytes,
+    segment_bytes=segment_bytes,
+  )
   model = mujoco.MjModel.from_xml_string(PUCK_XML)
   stream = SyntheticStream(
     rec,
@@ -275,8 +288,10 @@ def _make_recording(path: str, chunks: int = 40) -> str:
 
 @pytest.fixture(scope="session")
 def make_recording() -> Callable[..., str]:
-  """``make_recording(path, chunks=40)``: record a synthetic stream, no
-  training (4 pucks, 10 frames per chunk, dt 0.05 s) at ``path``."""
+  """``make_recording(path, chunks=40, *, max_bytes=None,
+  segment_bytes=None)``: record a synthetic stream, no training (4 pucks, 10
+  frames per chunk, dt 0.05 s) at ``path``; ``max_bytes`` and
+  ``segment_bytes`` as for :class:`Recorder` (several segments, thinning)."""
   return _make_recording
 
 

@@ -158,6 +158,21 @@ def _serve(argv: Sequence[str]) -> int:
     help="grid, overlay or auto (as for train)",
   )
   p.add_argument(
+    "--token",
+    default=None,
+    help="the server's secret (default: a new one, written to"
+    " ~/.cache/braxviewer/serve-PORT.token for this user's runs); runs on"
+    " other machines pass it to connect(token=...); the page needs it"
+    " beyond loopback or when given",
+  )
+  p.add_argument(
+    "--run-ttl",
+    default="24h",
+    metavar="TIME",
+    help="forget a run this long after its last connection left (its"
+    " recording stays): seconds, or 90m, 24h, 7d; 'never' keeps runs",
+  )
+  p.add_argument(
     "--exit-after", type=float, default=None, help=argparse.SUPPRESS
   )  # for tests: serve this long, exit
   args = p.parse_args(argv)
@@ -170,6 +185,8 @@ def _serve(argv: Sequence[str]) -> int:
       record_dir=args.record_dir,
       history=args.history,
       layout=args.layout,
+      token=args.token if args.token is not None else "auto",
+      run_ttl_s=_duration(args.run_ttl),
     )
     with cli.training_session(server) as session:
       server.run()
@@ -181,6 +198,31 @@ def _serve(argv: Sequence[str]) -> int:
   except (ValueError, OSError) as err:
     p.exit(2, f"{p.prog}: error: {' '.join(str(err).split())}\n")
   return session.exit_code
+
+
+def _duration(text: str) -> Optional[float]:
+  """``"90"``, ``"90s"``, ``"30m"``, ``"24h"``, ``"7d"`` -> seconds;
+  ``"never"`` -> None.
+
+  Raises:
+    ValueError: anything else, or a time that is not positive.
+  """
+  text = str(text).strip().lower()
+  if text == "never":
+    return None
+  units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+  scale = units.get(text[-1:], None)
+  number = text[:-1] if scale is not None else text
+  try:
+    seconds = float(number) * (scale or 1.0)
+  except ValueError:
+    seconds = float("nan")
+  if not seconds > 0 or seconds == float("inf"):
+    raise ValueError(
+      f"--run-ttl must be a positive time (e.g. 3600, 90m, 24h, 7d) or"
+      f" 'never', got {text!r}."
+    )
+  return seconds
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import List
+from typing import List, Sequence
 
 import pytest
 
@@ -24,7 +24,12 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _run_pair(tmp_path: pathlib.Path) -> List[dict]:
+def _run_pair(
+  tmp_path: pathlib.Path,
+  script: str = "multihost_child.py",
+  extra: Sequence[str] = (),
+  timeout_s: float = TIMEOUT_S,
+) -> List[dict]:
   """Both children's JSON; if one fails or the pair hangs, both are
   killed and the test fails with their output."""
   env = dict(os.environ)
@@ -39,13 +44,13 @@ def _run_pair(tmp_path: pathlib.Path) -> List[dict]:
       logs += [out, err]
       procs.append(
         subprocess.Popen(
-          [sys.executable, str(HERE / "multihost_child.py"), str(i), port],
+          [sys.executable, str(HERE / script), str(i), port, *extra],
           stdout=out,
           stderr=err,
           env=env,
         )
       )
-    deadline = time.monotonic() + TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while any(p.poll() is None for p in procs):
       failed = any(p.poll() not in (None, 0) for p in procs)
       if failed or time.monotonic() > deadline:
@@ -101,3 +106,25 @@ def test_two_processes_stream_from_the_chosen_process_and_device_and_switch_with
   assert p0["params"] == p1["params"]
   assert p0["params"] == p0["params_without_viewer"]
   assert p1["params"] == p1["params_without_viewer"]
+
+
+def test_processes_of_one_job_join_one_run_on_a_viewer_server(tmp_path):
+  """Every process calls connect with the same run name and no key: they
+  agree on the run's key through JAX's coordinator, so they form one run
+  (a stranger with that name would not: see test_remote_trust.py)."""
+  from braxviewer.remote.server import ViewerServer
+
+  server = ViewerServer(port=0).run()
+  try:
+    results = _run_pair(
+      tmp_path,
+      script="multihost_connect_child.py",
+      extra=[str(server.port)],
+      timeout_s=300,
+    )
+    run = server.runs.get("job")
+    assert run is not None and run.processes == 2
+  finally:
+    server.close()
+  assert [r["run"] for r in results] == ["job", "job"]
+  assert sorted(server.stats()["runs"]) == ["job"]

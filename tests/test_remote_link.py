@@ -23,6 +23,7 @@ from websockets.sync.client import connect as ws_connect
 import braxviewer
 from braxviewer.protocol import Mode, StreamInfo
 from braxviewer.record.reader import Recording
+from braxviewer.remote import client as client_module
 from braxviewer.remote import wire
 from braxviewer.remote.client import RemoteViewer, ServerLost
 from braxviewer.remote.server import ViewerServer
@@ -102,16 +103,18 @@ def test_every_message_survives_the_wire_bit_for_bit(make_chunk):
     _info(), info_keys=("command",), info_shapes=((3,),)
   )
   for message in (
-    wire.Hello("run", True, "host", 12),
+    wire.Hello("run", True, "host", 12, "key"),
     wire.Start(info, 1, 2, True),
     wire.Progress(5, {"eval/episode_reward": 1.5}),
     wire.Model(b"\x00\x01", "<mujoco/>", {"a.png": b"png"}, "note"),
     wire.Phase("training"),
     wire.TrainerMode("sync"),
     wire.End(),
-    wire.Welcome("run-2"),
+    wire.Welcome("run-2", True),
     wire.Control("live", 1, 3),
     wire.Shown("eval", 4),
+    wire.Holding("train", 9),
+    wire.Rejected("start", "num_envs 5 is outside 1..4."),
   ):
     assert wire.decode(wire.encode(message)) == message
 
@@ -190,26 +193,32 @@ def test_two_runs_at_once_keep_their_own_timelines_and_share_the_curves(
     server.show_run("nope")
 
 
-def test_a_name_taken_by_a_live_run_gets_a_suffix_unless_chosen_twice(
-  server, runs, puck_model, wait_until
+def test_a_name_taken_gets_a_suffix_unless_the_runs_key_is_given(
+  server, runs, puck_model, wait_until, monkeypatch
 ):
+  # two scripts started the same second: the same default name
+  monkeypatch.setattr(client_module, "_default_run_name", lambda: "script-1")
   first = runs(_address(server))
-  second = runs(_address(server), run=None)
-  second.run_name = first.run_name  # two scripts started the same second
-  second._named = False
+  second = runs(_address(server))
   for v in (first, second):
     v.init(puck_model)
     assert v.wait_connected(10)
   names = {first.run_name, second.run_name}
   assert len(names) == 2 and any(n.endswith("-2") for n in names)
-  # processes of one multi-host job name their run: they join it
-  p0 = runs(_address(server), run="job")
-  p1 = runs(_address(server), run="job")
+  # processes of one multi-host job share the run's key: they join it
+  p0 = runs(_address(server), run="job", run_key="job-secret")
+  p1 = runs(_address(server), run="job", run_key="job-secret")
   for v in (p0, p1):
     v.init(puck_model)
     assert v.wait_connected(10)
   assert wait_until(lambda: len(server.runs.get("job").links) == 2)
   assert p0.run_name == p1.run_name == "job"
+  # the same name without the key: a run of its own, never the job's
+  other = runs(_address(server), run="job")
+  other.init(puck_model)
+  assert other.wait_connected(10)
+  assert other.run_name == "job-2"
+  assert len(server.runs.get("job").links) == 2
 
 
 def test_the_page_sets_the_shown_runs_mode_and_the_others_stream_live(
@@ -364,12 +373,13 @@ def test_a_stranger_on_the_training_socket_is_closed_and_the_server_goes_on(
   server, runs, puck_model, make_chunk, wait_until
 ):
   uri, _ = wire.address_of(_address(server))
-  with ws_connect(uri) as ws:
+  bearer = {"Authorization": f"Bearer {server.secret}"}
+  with ws_connect(uri, additional_headers=bearer) as ws:
     ws.send(b"\x00not a braxviewer run")
     with pytest.raises(ConnectionClosed) as closed:
       ws.recv(timeout=5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-  with ws_connect(uri) as ws:
+  with ws_connect(uri, additional_headers=bearer) as ws:
     ws.send(wire.encode(wire.Hello("x", True, "h", 1)))
     assert isinstance(wire.decode(ws.recv(timeout=5)), wire.Welcome)
     ws.send(b"garbage after hello")

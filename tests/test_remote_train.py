@@ -17,13 +17,14 @@ import threading
 import warnings
 
 from brax import envs
+from fake_server import SilentServer
 import numpy as np
 import pytest
-from tiny_training import TINY, flat_params
+from tiny_training import TINY, flat_params, train_and_record
 
 import braxviewer
 from braxviewer.brax.training.agents.ppo import train as ppo
-from braxviewer.remote.client import ServerLost
+from braxviewer.remote.client import ServerLost, ServerSlow
 
 pytestmark = pytest.mark.slow
 
@@ -148,3 +149,29 @@ def test_two_trainings_outlive_a_killed_server_and_stream_to_the_next(
     viewer.close()
   servers[-1].interrupt()
   assert servers[-1].finish(timeout=30) in (0, 130)
+
+
+def test_a_server_that_asks_for_sync_and_never_answers_never_holds_training():
+  """A fake server welcomes the run, asks for sync and never shows a
+  chunk: the training waits once (a few seconds), warns once, goes on
+  without waiting, and learns the params of a training without viewer."""
+  env = envs.get_environment("inverted_pendulum", backend="generalized")
+  fake = SilentServer()
+  viewer = braxviewer.connect(
+    f"127.0.0.1:{fake.port}", num_envs=4, run="held", token="x" * 16
+  )
+  try:
+    viewer.init(env)
+    assert viewer.wait_connected(30)
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      held = train_and_record(ppo.train, env, TINY, viewer=viewer)
+  finally:
+    viewer.close()
+    fake.close()
+  alone = train_and_record(ppo.train, env, TINY)
+  slow = [w for w in caught if issubclass(w.category, ServerSlow)]
+  assert len(slow) == 1, [str(w.message) for w in caught]
+  assert fake.chunks > 1  # it streamed on, without waiting
+  assert np.array_equal(held[0], alone[0])
+  assert held[1] == alone[1]  # eval rewards

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
+import re
 from typing import Any, Dict, Mapping, Optional
 
 import mujoco
@@ -128,7 +129,7 @@ def _flatten(
           break
     if data is None:
       raise KeyError(name)
-    flat = posixpath.basename(name)
+    flat = check_asset_name(posixpath.basename(name))
     stem, ext = posixpath.splitext(flat)
     k = 1
     while flat in out and out[flat] != data:
@@ -225,8 +226,65 @@ def model_of(files: ModelFiles) -> mujoco.MjModel:
     ) from None
 
 
+MAX_ASSET_NAME = 255
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_RESERVED = {"", ".", ".."}
+
+
+def check_asset_name(name: object) -> str:
+  """``name`` if it is a plain file name an asset may have in a recording
+  (what :func:`capture` makes: no folders, no ``..``, no absolute path or
+  drive letter, no control characters, at most 255 bytes); the name is
+  data that becomes a path, so nothing else is written.
+
+  Raises:
+    ValueError: naming what is wrong.
+  """
+  if not isinstance(name, str):
+    raise ValueError(f"asset name {name!r} is not text.")
+  shown = repr(name[:60]) + ("..." if len(name) > 60 else "")
+  why = None
+  if name in _RESERVED or name.strip(" .") == "":
+    why = "is empty or a dot name"
+  elif "/" in name or "\\" in name:
+    why = "has a folder separator (assets are plain file names)"
+  elif _DRIVE.match(name):
+    why = "starts with a drive letter"
+  elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+    why = "has control characters"
+  elif len(name.encode("utf-8", "surrogatepass")) > MAX_ASSET_NAME:
+    why = f"is longer than {MAX_ASSET_NAME} bytes"
+  if why is not None:
+    raise ValueError(f"asset name {shown} {why}; it was not written.")
+  return name
+
+
+def _asset_path(directory: str, name: str) -> str:
+  """Where asset ``name`` goes: inside ``directory/assets``, checked."""
+  folder = os.path.realpath(os.path.join(directory, ASSET_DIR))
+  path = os.path.join(folder, check_asset_name(name))
+  if os.path.dirname(os.path.realpath(path)) != folder:
+    raise ValueError(f"asset {name!r} would be written outside {folder}.")
+  return path
+
+
+def _write_new(path: str, data: bytes) -> None:
+  """Write ``path`` without following a link planted there."""
+  flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+  fd = os.open(path, flags, 0o644)
+  with os.fdopen(fd, "wb") as f:
+    f.write(data)
+
+
 def write(directory: str, files: ModelFiles) -> Dict[str, Any]:
-  """Write ``files`` under ``directory``; returns the header's model entry."""
+  """Write ``files`` under ``directory``; returns the header's model entry.
+
+  Raises:
+    ValueError: an asset name that is not a plain file name (nothing of
+      the model is written then).
+  """
+  for name in files.assets:
+    check_asset_name(name)
   os.makedirs(os.path.join(directory, ASSET_DIR), exist_ok=True)
   with open(os.path.join(directory, MJB_FILE), "wb") as f:
     f.write(files.mjb)
@@ -241,8 +299,7 @@ def write(directory: str, files: ModelFiles) -> Dict[str, Any]:
       f.write(files.xml)
     entry["xml"] = XML_FILE
     for name, data in files.assets.items():
-      with open(os.path.join(directory, ASSET_DIR, name), "wb") as f:
-        f.write(data)
+      _write_new(_asset_path(directory, name), data)
       entry["assets"].append(name)
   if files.note:
     entry["note"] = files.note
@@ -267,7 +324,7 @@ def load(directory: str, entry: Mapping[str, Any]) -> mujoco.MjModel:
     try:
       assets = {}
       for name in entry.get("assets", ()):
-        with open(os.path.join(directory, ASSET_DIR, name), "rb") as f:
+        with open(_asset_path(directory, name), "rb") as f:
           assets[name] = f.read()
       with open(os.path.join(directory, xml), encoding="utf-8") as f:
         text = f.read()

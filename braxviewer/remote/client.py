@@ -6,14 +6,22 @@ trainer tells it to a viewer server (``python -m braxviewer serve``) over
 one websocket (:mod:`braxviewer.remote.wire`), and reads back the mode and
 the streaming process/device the page asks for.
 
-The server may be absent, go away or restart: training never waits for it.
-A background thread connects and reconnects (backing off up to
-``retry_max_s``); while there is no server the mode is off (nothing leaves
-the device), progress reports wait in a bounded outbox and chunks are
-dropped and counted; on reconnect the run announces itself again (its name,
-model and stream) and streaming resumes. One warning says the server was
-lost, no matter how often. No JAX (the process index is read from JAX only
-if the trainer already imported it).
+The server may be absent, go away, restart or stop answering: training
+never waits for it beyond a bound. A background thread connects and
+reconnects (backing off up to ``retry_max_s``); while there is no server
+the mode is off (nothing leaves the device), progress reports wait in a
+bounded outbox and chunks are dropped and counted; on reconnect the run
+announces itself again (its name, model and stream) and streaming resumes.
+A sync wait ends when the server has said nothing of the chunk (neither
+shown nor holding) for :data:`SYNC_SILENCE_S`: training then goes on as in
+live until the server shows chunks again. One warning says the server was
+lost, no matter how often.
+
+Credentials: the server's token (from ``token=``, the address, or on this
+machine the server's token file), sent in a header, never printed; and the
+run's key (:func:`resolve_run_key`), which lets only this run's own processes join
+it. No JAX (the process index and a multi-host job's key are read through
+JAX only if the trainer already imported it).
 """
 
 from __future__ import annotations
@@ -23,11 +31,12 @@ import atexit
 import collections
 import dataclasses
 import os
+import secrets
 import socket
 import sys
 import threading
 import time
-from typing import Any, Deque, Iterable, Mapping, Optional, Tuple
+from typing import Any, Deque, Dict, Iterable, Mapping, Optional, Tuple
 import urllib.parse
 import warnings
 
@@ -39,16 +48,30 @@ from braxviewer.protocol import (
   check_num_envs,
 )
 from braxviewer.push import Pushing
-from braxviewer.remote import wire
+from braxviewer.remote import token_file, wire
+from braxviewer.web import access
 from braxviewer.web.interrupts import InterruptWatch
 
 _SYNC_POLL_S = 0.05
+SYNC_SILENCE_S = 5.0  # a sync wait ends after this long without word
+RUN_KEY_ENV = "BRAXVIEWER_RUN_KEY"
+TOKEN_ENV = "BRAXVIEWER_TOKEN"
+_JOB_KEY_WAIT_MS = 60_000  # how long process k waits for process 0's key
 _PROGRESS_KEPT = 5_000  # reports sent again to a server after a reconnect
 _CLOSE_FLUSH_S = 3.0  # close() waits this long for queued messages to leave
 
 
 class ServerLost(RuntimeWarning):
   """The viewer server went away (said once per viewer); training goes on."""
+
+
+class ServerSlow(RuntimeWarning):
+  """The server asked for sync and did not show a chunk in time (said once
+  per viewer); training goes on as in live until it shows chunks again."""
+
+
+class ServerRefused(RuntimeWarning):
+  """The server refused a message of this run (said once per kind)."""
 
 
 @dataclasses.dataclass
@@ -143,6 +166,60 @@ def _default_run_name() -> str:
   return f"{script}-{time.strftime('%H%M%S')}"
 
 
+def resolve_run_key(run: str, given: Optional[str] = None) -> str:
+  """The key that makes a run this run's own on the server: ``given``;
+  else ``$BRAXVIEWER_RUN_KEY`` (a job script exports one for all its
+  processes); else, under ``jax.distributed``, one that process 0 makes
+  and the others read from JAX's coordinator (a bounded wait); else a new
+  random key (this process alone)."""
+  if given:
+    return str(given)
+  from_env = os.environ.get(RUN_KEY_ENV, "").strip()
+  if from_env:
+    return from_env
+  return _job_key(run) or secrets.token_hex(16)
+
+
+def _job_key(run: str) -> Optional[str]:
+  """Under ``jax.distributed``: process 0's random key for ``run``, shared
+  through JAX's coordinator key-value store; None elsewhere."""
+  jax = sys.modules.get("jax")
+  if jax is None:
+    return None
+  try:
+    if jax.process_count() <= 1:
+      return None
+    # the coordinator's key-value store, loaded by jax.distributed
+    distributed = sys.modules.get("jax._src.distributed")
+    state = getattr(distributed, "global_state", None)
+    client = getattr(state, "client", None)
+    first = jax.process_index() == 0
+  except Exception:
+    return None
+  if client is None:
+    return None
+  name = f"braxviewer/run_key/{run}"
+  try:
+    if first:
+      key = secrets.token_hex(16)
+      try:
+        client.key_value_set(name, key)
+      except Exception:  # set before (a second viewer of that name)
+        key = str(client.blocking_key_value_get(name, 1000))
+      return key
+    return str(client.blocking_key_value_get(name, _JOB_KEY_WAIT_MS))
+  except Exception as err:
+    warnings.warn(
+      f"braxviewer: process {jax.process_index()} got no run key for"
+      f" {run!r} from process 0 ({type(err).__name__}); did every process"
+      " call braxviewer.connect with the same run=? This process streams"
+      " as a run of its own.",
+      ServerRefused,
+      stacklevel=3,
+    )
+    return None
+
+
 def _process() -> Tuple[int, int]:
   """(process index, process count) when the trainer's JAX knows them."""
   jax = sys.modules.get("jax")
@@ -165,15 +242,22 @@ class RemoteViewer(Pushing):
     run: Optional[str] = None,
     info_keys: Optional[Iterable[str]] = None,
     token: Optional[str] = None,
+    run_key: Optional[str] = None,
     max_queue_bytes: int = 64 << 20,
     max_queue_messages: int = 10_000,
     retry_max_s: float = 5.0,
   ):
     uri, url_token = wire.address_of(address)
-    token = token if token is not None else url_token
-    if token:
-      uri += "?" + urllib.parse.urlencode({"token": token})
-    self.address = str(address)
+    self._token = (
+      token or url_token or os.environ.get(TOKEN_ENV, "").strip() or None
+    )
+    parts = urllib.parse.urlsplit(uri)
+    self._port = int(parts.port or 0)
+    try:  # on this machine: the server's token file, read at each connect
+      self._local = access.is_loopback(str(parts.hostname))
+    except ValueError:
+      self._local = False
+    self.address = wire.redact(str(address))
     self._uri = uri
     self.num_envs = check_num_envs(num_envs)
     self.info_keys: Optional[Tuple[str, ...]] = check_info_keys(info_keys)
@@ -181,6 +265,8 @@ class RemoteViewer(Pushing):
       raise ValueError(f"run must be a non-empty name or None, got {run!r}.")
     self.run_name = run.strip() if run is not None else _default_run_name()
     self._named = run is not None
+    self._asked = self.run_name
+    self._key = resolve_run_key(self.run_name, run_key)
     if max_queue_bytes < 1 << 16:
       raise ValueError(
         f"max_queue_bytes must be at least 65536, got {max_queue_bytes}."
@@ -191,6 +277,10 @@ class RemoteViewer(Pushing):
     self._lock = threading.Condition()
     self._control: Optional[wire.Control] = None  # None: no server
     self._shown: dict = {"train": -1, "eval": -1}
+    self._heard = 0.0  # when the server last spoke of a sync chunk
+    self._stalled = False  # a sync wait timed out; no waiting until shown
+    self._rejected: Dict[str, str] = {}  # kind -> why, said once each
+    self._said: set = set()  # warnings given (each once)
     self._model: Optional[bytes] = None
     self._start: Optional[wire.Start] = None
     self._phase: Optional[str] = None
@@ -356,14 +446,32 @@ class RemoteViewer(Pushing):
         pass
 
   def _wait_shown(self, source: str, seq: int) -> None:
+    """Wait until the server showed the chunk, while it says it is showing
+    it; after :data:`SYNC_SILENCE_S` of silence, go on (one warning) and
+    wait no more until the server shows a chunk again."""
     with self._lock:
+      if self._stalled:
+        return
+      self._heard = time.monotonic()
       while not (
         self._shown.get(source, -1) >= seq
         or self.mode != Mode.SYNC
         or self._interrupted
         or self._closed
       ):
+        if time.monotonic() - self._heard > SYNC_SILENCE_S:
+          self._stalled = True
+          break
         self._lock.wait(_SYNC_POLL_S)
+    if self._stalled:
+      self._warn_once(
+        "slow",
+        f"braxviewer: the viewer server at {self.address} asked for sync"
+        f" but said nothing of chunk {seq} for {SYNC_SILENCE_S:.0f} s;"
+        " training goes on without waiting (as in live) until the server"
+        " shows chunks again.",
+        ServerSlow,
+      )
 
   # -- the connection (its own thread and event loop) ----------------------------
 
@@ -373,6 +481,15 @@ class RemoteViewer(Pushing):
       loop.run_until_complete(self._main(loop))
     finally:
       loop.close()
+
+  def _credentials(self) -> Dict[str, str]:
+    """The server's token as a header (never in the URL: URLs get logged);
+    on this machine read anew at each try (a restarted server has a new
+    one)."""
+    token = self._token
+    if not token and self._local:
+      token = token_file.read(self._port)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
   async def _main(self, loop: asyncio.AbstractEventLoop) -> None:
     from websockets.asyncio.client import connect as ws_connect
@@ -384,6 +501,7 @@ class RemoteViewer(Pushing):
       try:
         async with ws_connect(
           self._uri,
+          additional_headers=self._credentials(),
           max_size=wire.MAX_MESSAGE_BYTES,
           open_timeout=5.0,
           ping_interval=5.0,
@@ -408,12 +526,21 @@ class RemoteViewer(Pushing):
 
   async def _session(self, ws: Any) -> None:
     hello = wire.Hello(
-      self.run_name, self._named, socket.gethostname(), os.getpid()
+      self.run_name, self._named, socket.gethostname(), os.getpid(), self._key
     )
     await ws.send(wire.encode(hello))
     welcome = wire.decode(await asyncio.wait_for(ws.recv(), 10.0))
     if not isinstance(welcome, wire.Welcome):
       raise wire.WireError("the server did not welcome the run.")
+    if welcome.taken and self._named:
+      print(
+        f"braxviewer: the viewer server has another run named"
+        f" {self.run_name!r} (not this run's key); this run is"
+        f" {welcome.run!r}. Processes of one job share a key: see"
+        " braxviewer.connect(run_key=...).",
+        file=sys.stderr,
+        flush=True,
+      )
     self.run_name, self._named = welcome.run, True  # keep it on reconnects
     for data in self._state():
       await ws.send(data)
@@ -474,11 +601,37 @@ class RemoteViewer(Pushing):
       message = wire.decode(data)
       with self._lock:
         if isinstance(message, wire.Control):
+          if self._control is None or message.mode != self._control.mode:
+            self._stalled = False  # a new mode: sync waits again
           self._control = message
         elif isinstance(message, wire.Shown):
           seen = self._shown.get(message.source, -1)
           self._shown[message.source] = max(seen, int(message.seq))
+          self._heard = time.monotonic()
+          self._stalled = False  # the server shows chunks again
+        elif isinstance(message, wire.Holding):
+          self._heard = time.monotonic()
+        elif isinstance(message, wire.Rejected):
+          self._rejected_by_server(message)
         self._lock.notify_all()
+
+  def _rejected_by_server(self, message: wire.Rejected) -> None:
+    what = str(message.what)[:40]
+    if what in self._rejected:
+      return
+    self._rejected[what] = str(message.why)[:400]
+    self._warn_once(
+      f"rejected:{what}",
+      f"braxviewer: the viewer server refused this run's {what} message:"
+      f" {' '.join(str(message.why).split())[:400]} Training goes on.",
+      ServerRefused,
+    )
+
+  def _warn_once(self, key: str, message: str, category: type) -> None:
+    if key in self._said:
+      return
+    self._said.add(key)
+    warnings.warn(message, category, stacklevel=3)
 
   def _disconnected(self) -> None:
     self._connected.clear()
@@ -490,15 +643,26 @@ class RemoteViewer(Pushing):
     if self._warned or self._closed:
       return
     self._warned = True
-    why = " ".join(str(err).split()) or type(err).__name__
+    why = " ".join(_why(err).split()) or type(err).__name__
     was = "lost" if self.stats.connects else "cannot reach"
     warnings.warn(
-      f"braxviewer: {was} the viewer server at {self.address} ({why})."
-      " Training goes on; the viewer retries in the background and the"
-      " stream resumes when the server is back.",
+      f"braxviewer: {was} the viewer server at {self.address}"
+      f" ({wire.redact(why)[:400]}). Training goes on; the viewer retries in"
+      " the background and the stream resumes when the server is back.",
       ServerLost,
       stacklevel=2,
     )
+
+
+def _why(err: BaseException) -> str:
+  """What went wrong, with the server's own words for a refused handshake
+  (e.g. a missing token and where to find it)."""
+  response = getattr(err, "response", None)
+  body = getattr(response, "body", None)
+  if isinstance(body, (bytes, bytearray)) and body:
+    status = getattr(response, "status_code", "")
+    return f"HTTP {status}: {bytes(body[:600]).decode('utf-8', 'replace')}"
+  return str(err)
 
 
 def connect(
@@ -508,6 +672,7 @@ def connect(
   run: Optional[str] = None,
   info_keys: Optional[Iterable[str]] = None,
   token: Optional[str] = None,
+  run_key: Optional[str] = None,
   max_queue_bytes: int = 64 << 20,
 ) -> RemoteViewer:
   """A viewer on the viewer server at ``address`` (``python -m braxviewer
@@ -521,8 +686,13 @@ def connect(
     run: the run's name on the page (default: script name and time).
       Processes of a multi-host job pass the same name to form one run.
     info_keys: the ``state.info`` entries to stream (see ``WebViewerBase``).
-    token: the server's token when it serves beyond loopback (or in the
-      URL).
+    token: the server's token (or in the URL, or ``$BRAXVIEWER_TOKEN``).
+      On the server's machine, as the server's user, none is needed: it is
+      read from the server's token file.
+    run_key: who may join this run: processes that pass the same key (a
+      multi-host job; see :func:`resolve_run_key` for the default: the
+      ``BRAXVIEWER_RUN_KEY`` variable, or under ``jax.distributed`` a key
+      process 0 shares with the others).
     max_queue_bytes: memory the outbox may hold while the socket is slow
       or the server away (oldest chunks dropped first, counted).
   """
@@ -532,5 +702,6 @@ def connect(
     run=run,
     info_keys=info_keys,
     token=token,
+    run_key=run_key,
     max_queue_bytes=max_queue_bytes,
   )

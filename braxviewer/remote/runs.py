@@ -6,16 +6,24 @@ chunks kept for its timeline (a :class:`~braxviewer.timeline.RecentChunks`,
 bounded), its phase, and its recording when the server records. Chunks are
 numbered by the server per run and source, so a run that reconnects, or
 whose streaming process changes, keeps one gap-free timeline.
-:class:`RunBook` names runs (a name taken by a live run gets a suffix unless
-the user chose it, which joins processes of one job) and lists them. No JAX,
-no web.
+:class:`RunBook` names runs and lists them. A run belongs to the
+connections that hold its key (the first connection's
+:attr:`~braxviewer.remote.wire.Hello.key`): the processes of one job, the
+same viewer reconnecting. A connection with another key never joins it: it
+gets a run of its own, the name with a suffix. Runs with no connection left
+expire after a time to live (their recordings stay on disk). No JAX, no
+web.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
+import secrets
 import threading
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import mujoco
@@ -76,6 +84,9 @@ class Run:
   recorder: Optional[Recorder] = None
   sent: Optional[wire.Control] = None  # the last control sent
   reports: int = 0  # progress reports kept (the next index wanted)
+  key: bytes = b""  # digest of the run's key: who may join it
+  left_at: Optional[float] = None  # monotonic time its last link left
+  pending: Optional[Tuple[str, int]] = None  # a sync chunk being shown
   _seq: Dict[str, int] = dataclasses.field(
     default_factory=lambda: {"train": 0, "eval": 0}
   )
@@ -102,6 +113,12 @@ class Run:
     return first.where if first is not None else ""
 
 
+def _digest(key: str) -> bytes:
+  if not key:  # no key: nobody can join this run
+    return secrets.token_bytes(32)
+  return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
 class RunBook:
   """The runs of a server, by name, in order of arrival.
 
@@ -116,24 +133,29 @@ class RunBook:
     self.lock = threading.RLock()
     self._runs: Dict[str, Run] = {}
 
-  def join(self, hello: wire.Hello, link: Link) -> Run:
-    """The run ``hello`` belongs to, with ``link`` added: the run of that
-    name when the user chose the name (another process of one job, or the
-    same script back after a restart) or when it lost its connection;
-    otherwise a new run, with a suffix when the name is taken."""
+  def join(self, hello: wire.Hello, link: Link) -> Tuple[Run, bool]:
+    """The run ``hello`` belongs to, with ``link`` added, and whether the
+    name asked for belongs to another run (then this is a new run, the
+    name with a suffix). A connection joins the run of its name only
+    with that run's key (another process of one job, the same viewer
+    reconnecting); a run's first connection sets its key."""
+    key = _digest(hello.key)
     with self.lock:
       name = hello.run.strip()[:80] or "run"
       run = self._runs.get(name)
+      taken = False
       if run is not None:
-        if (hello.named or not run.links) and not run.ended:
+        if hello.key and hmac.compare_digest(run.key, key):
           run.links.append(link)
-          return run
+          run.left_at = None
+          return run, False
+        taken = True
         name = self._free(name)
       run = self._runs[name] = Run(
-        name, RecentChunks(self.history, self.max_bytes)
+        name, RecentChunks(self.history, self.max_bytes), key=key
       )
       run.links.append(link)
-      return run
+      return run, taken
 
   def _free(self, name: str) -> str:
     k = 2
@@ -146,6 +168,24 @@ class RunBook:
       link.closed = True
       if link in run.links:
         run.links.remove(link)
+      if not run.links:
+        run.left_at = time.monotonic()
+
+  def expired(self, ttl_s: float) -> List[Run]:
+    """The runs with no connection for more than ``ttl_s`` seconds, taken
+    off the book (their recordings are the caller's to close)."""
+    now = time.monotonic()
+    with self.lock:
+      gone = [
+        run
+        for run in self._runs.values()
+        if not run.links
+        and run.left_at is not None
+        and now - run.left_at > ttl_s
+      ]
+      for run in gone:
+        del self._runs[run.name]
+      return gone
 
   def forget(self, name: str) -> Optional[Run]:
     """Drop a run that ended or lost its connection; returns it (None: no

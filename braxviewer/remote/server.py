@@ -12,7 +12,14 @@ their recent chunks at once. A run that
 ended stays until forgotten. With ``record_dir`` every run is recorded
 there, one recording per run. The server tells each run, several times a
 second if it changes, the mode and the process/device to stream from
-(:class:`~braxviewer.remote.wire.Control`). No JAX.
+(:class:`~braxviewer.remote.wire.Control`).
+
+Trust: the training socket needs the server's secret, also on loopback
+(written for this user only by :mod:`~braxviewer.remote.token_file`); a
+connection joins a run only with the run's key; and every message is
+checked by :mod:`~braxviewer.remote.trust` before it is applied (a refused
+one is dropped, said once per client and kind, and told to the run). Runs
+with no connection left expire after ``run_ttl_s``. No JAX.
 """
 
 from __future__ import annotations
@@ -22,19 +29,25 @@ import os
 import queue
 import re
 import threading
-from typing import Any, Dict, Mapping, Optional
+import time
+from typing import Any, Dict, Mapping, Optional, Set
+import warnings
 
 from braxviewer.protocol import Mode
 from braxviewer.record import Recorder
-from braxviewer.record.model_store import ModelFiles, model_of
-from braxviewer.remote import wire
+from braxviewer.remote import token_file, trust, wire
 from braxviewer.remote.runs import Link, Run, RunBook
+from braxviewer.web import access
+from braxviewer.web.errors import ViewerWarning
 from braxviewer.web.runs_panel import RunRow, RunsPanel
 from braxviewer.web.server import Route, Token
 from braxviewer.web.viewer import WebViewerBase
 
 _TICK_S = 0.2  # how often runs are told what to stream, the panel refreshed
+_HOLDING_S = 1.0  # how often a run waiting on a sync chunk hears "holding"
 _HELLO_TIMEOUT_S = 10.0
+_WARNED_CLIENTS = 20  # clients warned about by name; then only counted
+DEFAULT_RUN_TTL_S = 24 * 3600.0
 
 
 def _dir_name(name: str) -> str:
@@ -50,13 +63,17 @@ class ViewerServer(WebViewerBase):
     record_dir: record every run to ``record_dir/<run name>`` (None: no
       recording).
     history: chunks per source kept for each run's timeline.
-    token: who may open the page and connect a run (see
-      :class:`~braxviewer.web.server.WebServer`): ``"auto"`` needs one only
-      beyond loopback; runs pass it to ``connect`` (or the printed URL).
+    token: the server's secret. The training socket always needs it (on
+      this machine ``connect`` reads it from the server's token file);
+      the page needs it beyond loopback (``"auto"``, a new secret) or
+      whenever it is given as a string. False or None: a new secret for
+      the training socket, and an open page (a warning beyond loopback).
     port_fallback: take the next free port when ``port`` is busy.
     mode: the streaming mode the page starts in for the run shown.
     layout: ``"grid"``, ``"overlay"`` or ``"auto"`` (see ``WebViewerBase``).
     title: the page's panel title.
+    run_ttl_s: a run with no connection left is forgotten after this many
+      seconds (its recording stays on disk); None: kept until *Forget run*.
   """
 
   def __init__(
@@ -71,7 +88,19 @@ class ViewerServer(WebViewerBase):
     mode: "Mode | str" = Mode.LIVE,
     layout: str = "auto",
     title: str = "braxviewer server",
+    run_ttl_s: Optional[float] = DEFAULT_RUN_TTL_S,
   ):
+    if isinstance(token, str) and token not in ("", "auto"):
+      secret = _check_token(token)
+    else:
+      secret = access.new_token()
+      if token == "auto" and not access.is_loopback(host):
+        token = secret  # one secret for the page and the runs
+    if run_ttl_s is not None and not float(run_ttl_s) > 0:
+      raise ValueError(
+        f"braxviewer: run_ttl_s must be a positive number of seconds or"
+        f" None, got {run_ttl_s!r}."
+      )
     super().__init__(
       host,
       port,
@@ -86,6 +115,12 @@ class ViewerServer(WebViewerBase):
     if self.record_dir is not None:
       os.makedirs(self.record_dir, exist_ok=True)
     self.runs = RunBook(history=history)
+    self.run_ttl_s = None if run_ttl_s is None else float(run_ttl_s)
+    self._secret = secret
+    self.token_file: Optional[str] = None  # where this user's runs read it
+    self.refused: Dict[str, int] = {}  # messages refused, by kind
+    self._warned_clients: Set[str] = set()
+    self._last_holding = 0.0
     self._shown: Optional[Run] = None
     self._auto: Optional[str] = None  # the run shown for being first
     self._show_lock = threading.RLock()
@@ -108,12 +143,34 @@ class ViewerServer(WebViewerBase):
         target=self._tick, name="braxviewer-runs", daemon=True
       )
       self._ticker.start()
+      try:
+        self.token_file = token_file.write(self.port, self._secret)
+      except OSError as err:
+        warnings.warn(
+          f"braxviewer: cannot write the server's token file ({err}); runs"
+          " on this machine must be given the token (connect(token=...)).",
+          ViewerWarning,
+          stacklevel=2,
+        )
       print(
         f"braxviewer: training runs connect with braxviewer.connect("
-        f"{self._connect_address()!r})",
+        f"{self._connect_address()!r}); {self._token_note()}",
         flush=True,
       )
     return self
+
+  def _token_note(self) -> str:
+    where = self.token_file or token_file.path_for(self.port)
+    return (
+      f"on this machine it reads the server's token from {where} (yours"
+      " only); from other machines pass token=THE_TOKEN (that file's"
+      " content)."
+    )
+
+  @property
+  def secret(self) -> str:
+    """The token runs connect with (keep it to yourself)."""
+    return self._secret
 
   def close(self) -> None:
     """Stop serving; every run's recording is closed (training runs keep
@@ -124,14 +181,24 @@ class ViewerServer(WebViewerBase):
     for run in self.runs.all():
       if run.recorder is not None:
         run.recorder.close()
+    if self.token_file is not None:
+      token_file.remove(self.port, self._secret)
+      self.token_file = None
     super().close()
 
   def _connect_address(self) -> str:
-    url = self.url or ""
-    return url.split("://", 1)[-1].rstrip("/") if "token=" not in url else url
+    url = wire.redact(self.url or "").split("/?", 1)[0]
+    return url.split("://", 1)[-1].rstrip("/")
 
   def _routes(self) -> Optional[Mapping[str, Route]]:
-    return {wire.PATH: self._ingest}
+    hint = (
+      "On the server's machine braxviewer.connect reads it from"
+      f" {token_file.path_for(self.port) if self.port else token_file.folder()}"
+      " (the server's user only); elsewhere pass"
+      " braxviewer.connect(..., token=...)."
+    )
+    private = access.Private(self._secret, hint)
+    return {wire.PATH: Route(self._ingest, private=private)}
 
   # -- what the page shows ---------------------------------------------------------
 
@@ -153,6 +220,14 @@ class ViewerServer(WebViewerBase):
       player = self.playback.player
       player.ready = False  # hold playback until the envs are rebuilt
       player.use_store(run.store)
+      # the envs to draw before the run's stream says: within the budget
+      self._streamed_envs = (
+        run.info.num_envs
+        if run.info is not None
+        else max(1, min(16, trust.MAX_DRAWN_BODIES // run.model.nbody))
+        if run.model is not None
+        else 0
+      )
       if run.model is not None:
         self.init(run.model)
       if run.info is not None:
@@ -186,10 +261,14 @@ class ViewerServer(WebViewerBase):
   def forget_run(self, name: str) -> None:
     """Take an ended (or disconnected) run off the page."""
     run = self.runs.forget(name)
-    if run is None:
-      return
+    if run is not None:
+      self._drop(run)
+
+  def _drop(self, run: Run) -> None:
+    """What is left of a run taken off the book: its curves, its
+    recording (closed, kept on disk), the page if it showed it."""
     if self.page is not None:
-      self.page.forget_progress(name)
+      self.page.forget_progress(run.name)
     if run.recorder is not None:
       run.recorder.close()
     if run is self._shown:
@@ -210,6 +289,7 @@ class ViewerServer(WebViewerBase):
       )
       if not isinstance(hello, wire.Hello):
         raise wire.WireError("the first message must be a hello.")
+      hello = trust.check_hello(hello)
     except Exception as err:
       self._warn_wire(err)
       await connection.close(1008, str(err)[:120])
@@ -219,10 +299,17 @@ class ViewerServer(WebViewerBase):
       asyncio.get_running_loop(),
       f"{hello.host}, pid {hello.pid}",
     )
-    run = self.runs.join(hello, link)
+    run, taken = self.runs.join(hello, link)
+    if taken and hello.named:
+      self._warn_client(
+        link,
+        "name",
+        f"asked for run {hello.run!r}, which belongs to another run (its"
+        f" key differs); it streams as {run.name!r}.",
+      )
     if run.recorder is None and self.record_dir is not None:
       run.recorder = self._recorder_for(run.name)
-    await connection.send(wire.encode(wire.Welcome(run.name)))
+    await connection.send(wire.encode(wire.Welcome(run.name, taken)))
     inbox: "queue.Queue[Optional[wire.Message]]" = queue.Queue(maxsize=64)
     worker = threading.Thread(
       target=self._work,
@@ -249,6 +336,25 @@ class ViewerServer(WebViewerBase):
     finally:
       link.closed = True
       await asyncio.to_thread(inbox.put, None)
+
+  def _warn_client(self, link: Link, kind: str, what: str) -> None:
+    """One warning per client and kind, naming the client; after
+    :data:`_WARNED_CLIENTS` clients only counted (``stats()["refused"]``)."""
+    key = f"client:{link.where}:{kind}"
+    with self.runs.lock:
+      self.refused[kind] = self.refused.get(kind, 0) + 1
+      if key in self._warned_clients:
+        return
+      if len(self._warned_clients) >= _WARNED_CLIENTS:
+        self._warn(
+          "clients",
+          f"braxviewer: more than {_WARNED_CLIENTS} clients of the training"
+          " socket were refused something; further refusals are counted"
+          " (server.stats()['refused']), not printed.",
+        )
+        return
+      self._warned_clients.add(key)
+    self._warn(key, f"braxviewer: a run from {link.where} {what}")
 
   def _warn_wire(self, err: BaseException) -> None:
     self._warn(
@@ -287,6 +393,15 @@ class ViewerServer(WebViewerBase):
         break
       try:
         self._apply(run, link, message)
+      except trust.Refused as refused:
+        self._warn_client(
+          link,
+          refused.what,
+          f"(run {run.name!r}) sent a {refused.what} message the server"
+          f" refused: {refused.why} It was dropped; the run's stream goes"
+          " on.",
+        )
+        link.send(wire.Rejected(refused.what, refused.why))
       except Exception as err:  # one bad message never stops the server
         self._warn(
           "apply",
@@ -299,15 +414,25 @@ class ViewerServer(WebViewerBase):
     self._refresh_panel()
 
   def _apply(self, run: Run, link: Link, message: wire.Message) -> None:
+    """Apply one message of ``run``, checked first (:mod:`trust`).
+
+    Raises:
+      trust.Refused: the message was not applied.
+    """
     shown = run is self._shown
     if isinstance(message, wire.Chunk):
+      trust.check_chunk(message.chunk, run.info)
       chunk = run.number(message.chunk)
       if chunk.source == "train":
         run.env_steps = max(run.env_steps, int(chunk.env_steps))
       if run.recorder is not None:
         run.recorder.on_chunk(chunk)
       if shown and self._ready() and self._feed.wanted == Mode.SYNC:
-        self.on_chunk(chunk)  # waits until shown; the player keeps it
+        run.pending = (chunk.source, int(message.chunk.seq))
+        try:
+          self.on_chunk(chunk)  # waits until shown; the player keeps it
+        finally:
+          run.pending = None
       else:
         with self._show_lock:  # not while the page switches runs
           if run is self._shown and self._ready():
@@ -319,6 +444,7 @@ class ViewerServer(WebViewerBase):
     elif isinstance(message, wire.Progress):
       if link.process != min(run.connected(), default=link.process):
         return  # one process's report is the run's
+      message = trust.check_progress(message, run.reports)
       if 0 <= message.index < run.reports:
         return  # sent again after a reconnect: kept already
       run.reports = max(run.reports, message.index + 1)
@@ -330,15 +456,19 @@ class ViewerServer(WebViewerBase):
       if shown:
         self.on_progress(message.env_steps, message.metrics)
     elif isinstance(message, wire.Model):
-      files = ModelFiles(
-        message.mjb, message.xml, dict(message.assets), message.note
-      )
-      run.files, run.model = files, model_of(files)
+      files, model = trust.check_model(message)
+      run.files, run.model = files, model
+      if run.info is not None:
+        try:  # the stream so far no longer fits: wait for its new start
+          trust.check_start(wire.Start(run.info), model)
+        except trust.Refused:
+          run.info = None
       if run.recorder is not None:
         run.recorder.init(files)
       if shown:
         self.init(run.model)
     elif isinstance(message, wire.Start):
+      message = trust.check_start(message, run.model)
       link.process = int(message.process)
       run.processes = max(run.processes, int(message.processes))
       if message.again and run.info is not None:
@@ -352,13 +482,15 @@ class ViewerServer(WebViewerBase):
       if shown:
         self.on_stream_start(message.info)
     elif isinstance(message, wire.Phase):
+      message = trust.check_phase(message)
       run.phase = message.name
       if shown:
         self.on_phase(message.name)
     elif isinstance(message, wire.TrainerMode):
-      run.trainer_mode = Mode.parse(message.mode).value
+      mode = trust.check_trainer_mode(message)
+      run.trainer_mode = mode.value
       if shown:
-        self.on_trainer_mode(Mode.parse(message.mode))
+        self.on_trainer_mode(mode)
     elif isinstance(message, wire.End):
       if link.process != run.source[0]:
         return
@@ -388,9 +520,30 @@ class ViewerServer(WebViewerBase):
         for link in list(run.links):
           link.send(control)
 
+  def _send_holding(self) -> None:
+    """Tell each run waiting on a sync chunk that it is still being shown
+    (a run that hears nothing for a while stops waiting)."""
+    now = time.monotonic()
+    if now - self._last_holding < _HOLDING_S:
+      return
+    self._last_holding = now
+    for run in self.runs.all():
+      pending = run.pending
+      if pending is not None:
+        for link in list(run.links):
+          link.send(wire.Holding(pending[0], pending[1]))
+
+  def _expire(self) -> None:
+    if self.run_ttl_s is None:
+      return
+    for run in self.runs.expired(self.run_ttl_s):
+      self._drop(run)
+
   def _tick(self) -> None:
     while not self._stop.wait(_TICK_S):
       try:
+        self._send_holding()
+        self._expire()
         self._send_controls()
         self._refresh_panel()
       except Exception as err:  # never let the ticker die silently
@@ -423,4 +576,17 @@ class ViewerServer(WebViewerBase):
     """The viewer's counters, plus the runs (name -> state)."""
     out = super().stats()
     out["runs"] = {run.name: run.state for run in self.runs.all()}
+    out["refused"] = dict(self.refused)
     return out
+
+
+def _check_token(token: str) -> str:
+  """A token given by the user: printable ASCII without spaces (it goes
+  into URLs and headers)."""
+  if not (8 <= len(token) <= 256) or not all(33 <= ord(c) < 127 for c in token):
+    raise ValueError(
+      "braxviewer: a server token must be 8 to 256 printable ASCII"
+      " characters without spaces (e.g. python -c 'import secrets;"
+      " print(secrets.token_urlsafe(24))')."
+    )
+  return token

@@ -6,10 +6,13 @@ A run (``braxviewer.connect``) opens one websocket to the server's
 trainer tells any viewer (:class:`Model`, :class:`Start`, :class:`Chunk`,
 :class:`Progress`, :class:`Phase`, :class:`TrainerMode`, :class:`End`). The
 server answers :class:`Welcome` (the run's name on the page), then
-:class:`Control` whenever what the run should stream changes, and
-:class:`Shown` for a sync chunk once it was on screen. Anything that does not
-decode raises :class:`WireError` (the receiver drops that connection). No
-JAX, no web.
+:class:`Control` whenever what the run should stream changes, :class:`Shown`
+for a sync chunk once it was on screen, :class:`Holding` while one is
+still being shown (a run that hears neither stops waiting), and
+:class:`Rejected` for a message it refused. Anything that
+does not decode raises :class:`WireError` (the receiver drops that
+connection); what a message asks of the server is checked there
+(:mod:`braxviewer.remote.trust`). No JAX, no web.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from braxviewer.frames import FrameChunk
 from braxviewer.protocol import StreamInfo
 from braxviewer.record.format import chunk_from_record, chunk_record
 
-VERSION = 1  # bumped when a message changes shape
+VERSION = 2  # bumped when a message changes shape (2: run keys, Holding)
 PATH = "/braxviewer/train"  # the training socket's path on the page's port
 MAX_MESSAGE_BYTES = 64 << 20  # one message at most (a chunk, a model)
 
@@ -39,14 +42,16 @@ class WireError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Hello:
-  """First message of a connection. ``named``: the user chose ``run`` (runs
-  of one name join: processes of a multi-host job, a restarted script);
-  otherwise a taken name gets a suffix."""
+  """First message of a connection. ``named``: the user chose ``run``;
+  ``key``: the run's own secret: a connection joins the run of that name
+  only with the same key (the processes of one multi-host job, a run
+  reconnecting); otherwise a taken name gets a suffix."""
 
   run: str
   named: bool
   host: str
   pid: int
+  key: str = ""
   version: int = VERSION
 
 
@@ -111,9 +116,11 @@ class End:
 
 @dataclasses.dataclass(frozen=True)
 class Welcome:
-  """The run's name on the server (the asked one, or with a suffix)."""
+  """The run's name on the server (the asked one, or with a suffix);
+  ``taken``: the name belongs to another run (another key)."""
 
   run: str
+  taken: bool = False
   version: int = VERSION
 
 
@@ -135,6 +142,24 @@ class Shown:
   seq: int
 
 
+@dataclasses.dataclass(frozen=True)
+class Holding:
+  """A sync chunk is still being shown (paced, or held by a paused page):
+  the run keeps waiting. Sent about once a second while it lasts."""
+
+  source: str
+  seq: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejected:
+  """The server refused a message of the run (``what``: its kind) and
+  dropped it; ``why`` says what to change."""
+
+  what: str
+  why: str
+
+
 Message = Union[
   Hello,
   Model,
@@ -147,6 +172,8 @@ Message = Union[
   Welcome,
   Control,
   Shown,
+  Holding,
+  Rejected,
 ]
 _TYPES: Dict[str, Type[Any]] = {
   cls.__name__.lower(): cls for cls in typing.get_args(Message)
@@ -277,6 +304,14 @@ def decode(data: Union[bytes, bytearray, memoryview, str]) -> Message:
       " same braxviewer version for the server and the training."
     )
   return message
+
+
+def redact(address: str) -> str:
+  """``address`` with any ``token=`` value hidden: for lines that may end up
+  in logs (warnings, reconnect notes)."""
+  import re
+
+  return re.sub(r"(token=)[^&#\s]*", r"\1<hidden>", str(address))
 
 
 def address_of(address: str) -> Tuple[str, Optional[str]]:

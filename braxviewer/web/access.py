@@ -13,6 +13,12 @@ The websocket drives training (mode, pause, sync), so it is guarded:
   (``/?token=...``, as printed; the page is then redirected to ``/`` with the
   token in a cookie, so it does not stay in the address bar) or in that
   cookie; a websocket's Origin must still match its Host.
+* Private paths (a viewer server's training socket) need their own secret
+  on loopback too, in an ``Authorization: Bearer`` header (programs) or the
+  query; no browser page may open them (any ``Origin`` is refused).
+
+Tokens are compared as UTF-8 bytes in constant time: any text a client
+sends is a refusal, never an error.
 
 Whether a host is loopback is decided on the addresses it resolves to, not
 on its spelling (``"0"``, ``"0.0.0.00"`` and a routable name are the
@@ -87,6 +93,34 @@ def _host_name(host_header: str) -> str:
   return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
+def same_secret(given: str, secret: str) -> bool:
+  """Whether ``given`` is ``secret`` (constant time; any text, also
+  non-ASCII, is an answer, never an error)."""
+  if not given:
+    return False
+  a = given.encode("utf-8", "surrogatepass")
+  b = secret.encode("utf-8", "surrogatepass")
+  return hmac.compare_digest(a, b)
+
+
+def _bearer(headers: Mapping[str, str]) -> str:
+  scheme, _, value = headers.get("authorization", "").partition(" ")
+  return value.strip() if scheme.lower() == "bearer" else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Private:
+  """A path that needs its own secret, whatever the page's rule.
+
+  Args:
+    token: the secret.
+    hint: where a client finds it (said in the refusal).
+  """
+
+  token: str
+  hint: str = ""
+
+
 @dataclasses.dataclass(frozen=True)
 class Access:
   """The rules for one server.
@@ -94,10 +128,13 @@ class Access:
   Args:
     token: the secret every request must carry (None: no token).
     loopback: the server listens on loopback addresses only.
+    private: paths (no query) that need their own secret, also on
+      loopback, and that no browser page may open.
   """
 
   token: Optional[str]
   loopback: bool
+  private: Mapping[str, Private] = dataclasses.field(default_factory=dict)
 
   @property
   def cookie(self) -> str:
@@ -118,7 +155,7 @@ class Access:
         return False
       morsel = jar.get(self.cookie)
       given = morsel.value if morsel is not None else ""
-    return bool(given) and hmac.compare_digest(given, self.token)
+    return same_secret(given, self.token)
 
   def check(self, path: str, headers: Mapping[str, str]) -> Optional[Refusal]:
     """None to let a request through, else how to answer it.
@@ -137,6 +174,9 @@ class Access:
       )
     parsed = urllib.parse.urlsplit(path)
     query = urllib.parse.parse_qs(parsed.query)
+    private = self.private.get(parsed.path)
+    if private is not None:
+      return _check_private(private, query, headers)
     if not self._has_token(query, headers):
       return Refusal(
         403,
@@ -171,6 +211,24 @@ class Access:
         ),
       )
     return None
+
+
+def _check_private(
+  private: Private, query: Mapping[str, list], headers: Mapping[str, str]
+) -> Optional[Refusal]:
+  if headers.get("origin") is not None:
+    return Refusal(
+      403, "braxviewer: this path is for training runs, not for web pages."
+    )
+  given = _bearer(headers) or (query.get("token") or [""])[0]
+  if not same_secret(given, private.token):
+    why = "a wrong token" if given else "no token"
+    return Refusal(
+      403,
+      f"braxviewer: this viewer server's training socket needs the"
+      f" server's token ({why} was given). {private.hint}".strip(),
+    )
+  return None
 
 
 def _same_origin(origin: str, host: str) -> bool:

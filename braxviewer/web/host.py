@@ -9,11 +9,12 @@ and stopped together, and the envs drawn from a pose engine. No JAX.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures.thread as pool_threads  # its exit hook first
 import contextlib
 import os
 import tempfile
 import threading
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -27,6 +28,54 @@ from braxviewer.web.page import Page
 from braxviewer.web.panels import Status, StreamControls
 from braxviewer.web.playback import Playback, Poser
 from braxviewer.web.server import Route, Token, WebServer, check_port
+
+# Hosts not closed yet, by id: closed when the main thread ends.
+_open_hosts: Dict[int, "PageHost"] = {}
+_exit_hook: list = []  # holds True once the hook below is registered
+
+
+def _program_threads_run() -> bool:
+  """Whether a thread of the program's own (not a daemon, not a thread pool's
+  worker) outlives the main thread, e.g. a training thread."""
+  main = threading.main_thread()
+  pools = getattr(pool_threads, "_threads_queues", {})  # worker -> queue
+  return any(
+    t is not main and not t.daemon and t.is_alive() and t not in pools
+    for t in threading.enumerate()
+  )
+
+
+def _close_when_main_ends() -> None:
+  """Close the hosts a script left open, quietly, as its main thread ends.
+
+  Python stops its thread pools (``concurrent.futures``) as the main thread
+  ends, before any ``atexit`` handler runs; viser's pool is one, while its
+  server thread (a daemon) still serves the open pages. The next thing a page
+  does (a message, or its disconnect as the server stops) then fails in the
+  server ("cannot schedule new futures after shutdown"). Closing the hosts
+  here, before the pools stop, ends the pages as ``close()`` does. A thread
+  of the program's own that runs on keeps its viewer: then ``atexit`` closes
+  it, after that thread.
+  """
+  if _program_threads_run():
+    return
+  for host in reversed(list(_open_hosts.values())):
+    with contextlib.suppress(Exception, KeyboardInterrupt):  # exiting anyway
+      host.close()
+
+
+def _watch_exit(host: "PageHost") -> None:
+  """Have ``host`` closed at exit: as the main thread ends (see
+  :func:`_close_when_main_ends`), else by ``atexit``."""
+  _open_hosts[id(host)] = host
+  atexit.register(host.close)
+  register = getattr(threading, "_register_atexit", None)  # Python's own
+  if register is None or _exit_hook:
+    return
+  with contextlib.suppress(RuntimeError):  # the interpreter exits already
+    # Run last first, so before the pools' hook (registered on import).
+    register(_close_when_main_ends)
+    _exit_hook.append(True)
 
 
 class PageHost:
@@ -115,8 +164,9 @@ class PageHost:
     self.playback.start(page, health=self._health, pages=self.clients)
     self._interrupts.start()
     # A script that never calls close() gets a quiet close at exit (before
-    # viser's own stop, registered earlier: atexit runs the last first).
-    atexit.register(self.close)
+    # viser's own stop, registered earlier: atexit runs the last first),
+    # as its main thread ends where it can (see _close_when_main_ends).
+    _watch_exit(self)
     print(f"braxviewer: viewer running at {self.url}", flush=True)
     return page
 
@@ -126,6 +176,7 @@ class PageHost:
       return
     self._closed = True
     atexit.unregister(self.close)
+    _open_hosts.pop(id(self), None)
     self._interrupts.stop()
     self.playback.stop()
     if self._web is not None:

@@ -18,7 +18,13 @@ from braxviewer.web.camera import PRESETS
 from braxviewer.web.plots import ProgressCurves, TraceChart
 from braxviewer.web.timeline_panel import TimelineControls, TimelinePanel
 from braxviewer.web.traces import EnvTraces
-from braxviewer.web.widgets import Guard, set_attr, set_content, set_value
+from braxviewer.web.widgets import (
+  Guard,
+  literal,
+  set_attr,
+  set_content,
+  set_value,
+)
 
 MODES = ("off", "live", "sync")
 SOURCES = ("train", "eval")
@@ -88,7 +94,9 @@ class Status:
     latency = "–" if self.latency_ms is None else f"{self.latency_ms:,.0f} ms"
     trainer = f"**Trainer runs:** `{self.trainer_mode}`"
     if self.phase:
-      trainer = f"**Trainer:** {self.phase} · streams `{self.trainer_mode}`"
+      trainer = (
+        f"**Trainer:** {literal(self.phase)} · streams `{self.trainer_mode}`"
+      )
     lines = [
       trainer,
       f"**Env steps:** {self.env_steps:,} &nbsp; **/s:** "
@@ -351,6 +359,6 @@ class Panels:
       values = traces.latest_info(env)
       set_content(
         self.info_values,
-        " · ".join(f"{k} {v:+.3g}" for k, v in values.items()),
+        " · ".join(f"{literal(k)} {v:+.3g}" for k, v in values.items()),
       )
       self.info_chart.show(labels, data)

@@ -13,7 +13,13 @@ from typing import Callable, Sequence, Tuple, cast
 
 import viser
 
-from braxviewer.web.widgets import Guard, set_attr, set_content, set_value
+from braxviewer.web.widgets import (
+  Guard,
+  literal,
+  set_attr,
+  set_content,
+  set_value,
+)
 
 NO_RUN = "(no run yet)"
 
@@ -132,9 +138,9 @@ def _facts(row: RunRow, count: int) -> str:
     "disconnected": "disconnected: waiting for it to come back",
     "waiting": "connected, not streaming yet",
   }.get(row.state, row.state)
-  parts = [f"**{row.name}**: {state}"]
+  parts = [f"**{literal(row.name)}**: {state}"]
   if row.where:
-    parts.append(row.where)
+    parts.append(literal(row.where))
   if row.processes > 1:
     parts.append(
       f"{len(row.connected)} of {row.processes} processes connected;"

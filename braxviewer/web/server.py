@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import http
 import inspect
 import io
@@ -44,8 +45,20 @@ from braxviewer.web import access, frame_rates
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 
 Token = Union[str, bool, None]  # "auto", a secret, or False/None: none
-# A websocket path of our own on the page's port: handler(connection).
-Route = Callable[[Any], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+  """A websocket path of our own on the page's port.
+
+  Args:
+    handler: ``async handler(connection)``.
+    private: the secret this path needs also on loopback (None: the
+      page's rule); no browser page may open a private path.
+  """
+
+  handler: Callable[[Any], Awaitable[None]]
+  private: Optional[access.Private] = None
 
 
 def check_port(port: object) -> int:
@@ -151,14 +164,14 @@ def _guard(
 def _routed(
   handler: Callable[[Any], Awaitable[None]], routes: Mapping[str, Route]
 ) -> Callable[[Any], Awaitable[None]]:
-  """viser's websocket handler, with ``routes`` (path -> handler) taking
+  """viser's websocket handler, with ``routes`` (path -> route) taking
   the websockets opened on their paths (after the access check)."""
 
   async def route(connection: Any) -> None:
     request = getattr(connection, "request", None)
     path = urllib.parse.urlsplit(getattr(request, "path", "") or "").path
     own = routes.get(path)
-    await (own(connection) if own is not None else handler(connection))
+    await (own.handler(connection) if own is not None else handler(connection))
 
   return route
 
@@ -192,6 +205,16 @@ def _guarded_serve(
     ws_server.serve = original
 
 
+def _pool_stopped(err: Optional[BaseException]) -> bool:
+  """Whether ``err`` is viser's thread pool refusing work because it was
+  stopped: by :meth:`WebServer.stop`, or by Python as a script's main thread
+  ends while a thread of its own still runs (the page's next message or
+  disconnect then fails in the server; see ``web.host``)."""
+  return isinstance(err, RuntimeError) and str(err).startswith(
+    "cannot schedule new futures after"
+  )
+
+
 class _SocketFaultFilter(logging.Filter):
   """Turns the tracebacks of a client's bad input into one warning: a
   broken connection (websockets' log), or a message viser failed to apply
@@ -204,6 +227,8 @@ class _SocketFaultFilter(logging.Filter):
 
   def filter(self, record: logging.LogRecord) -> bool:
     message = record.getMessage()
+    if _pool_stopped(record.exc_info[1] if record.exc_info else None):
+      return False  # the server's own end, not a client's: nothing to say
     if message.startswith("Task exception was never retrieved") and (
       "_handle_incoming_message" in message
     ):
@@ -249,9 +274,9 @@ class WebServer:
       beyond loopback (with a warning).
     on_frames: ``on_frames(page, frames)`` for each page's frame count
       (see :mod:`frame_rates`; None: the pages are not asked).
-    routes: websocket paths served by handlers of ours (``async
-      handler(connection)``, e.g. training runs connecting to a viewer
-      server), behind the same access check as the page.
+    routes: websocket paths served by handlers of ours (:class:`Route`,
+      e.g. training runs connecting to a viewer server), behind the same
+      access check as the page, or their own secret (``Route.private``).
 
   Raises:
     ValueError: a port outside 0..65535, or a host that does not resolve.
@@ -291,7 +316,12 @@ class WebServer:
         ViewerWarning,
         stacklevel=3,
       )
-    self.rules = access.Access(token=secret, loopback=loopback)
+    private = {
+      path: route.private
+      for path, route in (routes or {}).items()
+      if route.private is not None
+    }
+    self.rules = access.Access(token=secret, loopback=loopback, private=private)
     chosen = pick_port(host, port, port_fallback)
     self.host = host
     self._fault_filter = _SocketFaultFilter(on_fault or (lambda msg: None))
@@ -406,7 +436,10 @@ class WebServer:
       pass  # a server whose loop died cannot be stopped more
     if executor is not None:
       workers = list(getattr(executor, "_threads", ()) or ()) or workers
-      executor.shutdown(wait=False, cancel_futures=True)
+      # Let the callbacks queued as the pages went (their disconnects) run:
+      # viser prints "Task was cancelled" for each one cancelled. The join
+      # below bounds the wait.
+      executor.shutdown(wait=False)
     deadline = time.monotonic() + timeout
     thread = getattr(self, "_thread", None)
     for worker in workers + ([thread] if thread is not None else []):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import threading
 from typing import Any, Callable, Dict, Optional
 
@@ -121,6 +122,17 @@ def set_value(widget: Any, value: Any) -> None:
   """``widget.value = value`` unless it holds that value already."""
   if widget.value != value:
     widget.value = value
+
+
+_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>&~\"'=:])")
+
+
+def literal(text: str) -> str:
+  """``text`` shown as it is inside markdown: markup and HTML characters
+  escaped, line breaks as spaces (names a training run chose: a run name,
+  a phase, a ``state.info`` key)."""
+  flat = " ".join(str(text).split())
+  return _MARKUP.sub(r"\\\1", flat)
 
 
 def set_content(markdown: Any, text: str) -> None:

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from braxviewer import tap
+from braxviewer.train import tap
 
 
 def _chunk(x, steps, envs, nq, terms):

@@ -34,8 +34,8 @@ from typing import Any, Dict, List
 import numpy as np
 
 import braxviewer
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.remote import wire
 
 

@@ -25,8 +25,8 @@ import warnings
 import mujoco
 import numpy as np
 
-from braxviewer.kinematics import BatchKinematics
-from braxviewer.scene import BatchedScene
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.scene.kinematics import BatchKinematics
 
 ASSETS = (
   pathlib.Path(importlib.util.find_spec("brax").submodule_search_locations[0])

@@ -38,7 +38,7 @@ def train_bench(args, root: str) -> dict:
 
   from braxviewer import HeadlessViewer
   from braxviewer.brax.training.agents.ppo import train as ppo
-  from braxviewer.multiplex import FanOut
+  from braxviewer.core.fanout import FanOut
   from braxviewer.record import Recorder
 
   env = envs.get_environment(args.env, backend=args.backend)
@@ -110,7 +110,7 @@ def train_bench(args, root: str) -> dict:
 
 
 def open_bench(gib: float, root: str, envs: int, frames: int, nq: int) -> dict:
-  from braxviewer.frames import FrameChunk
+  from braxviewer.core.frames import FrameChunk
   from braxviewer.record import format as fmt
   from braxviewer.record import open_recording
   from braxviewer.record.recorder import _write_json_atomic

@@ -55,12 +55,12 @@ from websockets.sync.client import connect as ws_connect
 
 import braxviewer
 from braxviewer.brax.training.agents.ppo import train as ppo
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import StreamInfo
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import StreamInfo
 from braxviewer.record import model_store
 from braxviewer.record.reader import Recording
 from braxviewer.remote import token_file, wire
-from braxviewer.synthetic import PUCK_XML
+from braxviewer.testing.synthetic import PUCK_XML
 
 VICTIM = "soak-victim"
 

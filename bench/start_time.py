@@ -31,7 +31,7 @@ VARIANTS = ("off", "fill", "load")
 
 def _child(out_path: str, argv: list) -> None:
   """Run the demo with its viewer's phases timed (wall clock, epoch s)."""
-  from braxviewer import train_demo
+  from braxviewer.app import train as train_demo
   from braxviewer.WebViewerBatched import WebViewerBatched
 
   times = []

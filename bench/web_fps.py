@@ -27,9 +27,10 @@ import mujoco
 import numpy as np
 from playwright.sync_api import sync_playwright
 
-from braxviewer import WebViewerBatched, chromium
-from braxviewer.scene import BatchedScene
-from braxviewer.synthetic import SyntheticStream
+from braxviewer import WebViewerBatched
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.testing import chromium
+from braxviewer.testing.synthetic import SyntheticStream
 
 RAF = """(seconds) => new Promise(done => {
   let frames = 0; const t0 = performance.now();

@@ -25,8 +25,9 @@ import mujoco
 import numpy as np
 from playwright.sync_api import sync_playwright
 
-from braxviewer import WebViewerBatched, chromium
-from braxviewer.synthetic import SyntheticStream
+from braxviewer import WebViewerBatched
+from braxviewer.testing import chromium
+from braxviewer.testing.synthetic import SyntheticStream
 
 
 def rss_mb() -> float:

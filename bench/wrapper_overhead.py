@@ -38,7 +38,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "demo"))
 from custom_loop import batched_env, make_loop  # noqa: E402
 
 from braxviewer import HeadlessViewer, wrap  # noqa: E402
-from braxviewer.wrapper import KEY  # noqa: E402
+from braxviewer.train.wrapper import KEY  # noqa: E402
 
 
 def _inner(carry):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from braxviewer.protocol import Mode
+from braxviewer.core.protocol import Mode
 from braxviewer.web.server import Token
 from braxviewer.web.viewer import WebViewerBase
 

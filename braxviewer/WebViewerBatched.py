@@ -8,8 +8,9 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import mujoco
 import numpy as np
 
-from braxviewer import scene, tiled
-from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.core.protocol import Mode, StreamInfo
+from braxviewer.scene import batched as scene
+from braxviewer.scene import tiled
 from braxviewer.web.playback import Poser
 from braxviewer.web.server import Token
 from braxviewer.web.viewer import WebViewerBase

@@ -1,8 +1,8 @@
 """braxviewer: watch Brax / MuJoCo Playground PPO training live in a browser."""
 
-from braxviewer.frames import FrameChunk
-from braxviewer.headless import HeadlessViewer
-from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import Mode, StreamInfo, TrainingViewer
+from braxviewer.viewer.headless import HeadlessViewer
 
 # The classes shadow their same-named modules on purpose (original API: both
 # `from braxviewer import WebViewer` and `from braxviewer.WebViewer import
@@ -13,9 +13,9 @@ from braxviewer.WebViewerBatched import WebViewerBatched
 
 def wrap(env, viewer, num_envs=None, **options):
   """Stream the first ``num_envs`` envs of any loop that steps ``env`` (a
-  batched env): :func:`braxviewer.wrapper.wrap` (imported here on first use,
+  batched env): :func:`braxviewer.train.wrapper.wrap` (imported here on first use,
   so ``import braxviewer`` loads no JAX)."""
-  from braxviewer.wrapper import wrap as _wrap
+  from braxviewer.train.wrapper import wrap as _wrap
 
   return _wrap(env, viewer, num_envs, **options)
 

@@ -16,7 +16,7 @@ from brax.io import mjcf
 import jax
 import jax.numpy as jnp
 
-from braxviewer import cli, compile_cache
+from braxviewer.app import cli, compile_cache
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.WebViewer import WebViewer
 

@@ -15,7 +15,7 @@ import sys
 from cartpole import CARTPOLE_XML, CartPole
 import mujoco
 
-from braxviewer import cli, compile_cache
+from braxviewer.app import cli, compile_cache
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.WebViewerBatched import WebViewerBatched
 

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 import braxviewer
-from braxviewer import cli
+from braxviewer.app import cli
 from braxviewer.WebViewerBatched import WebViewerBatched
 
 SIGMA = 0.3  # the policy's exploration noise

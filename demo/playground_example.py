@@ -13,7 +13,7 @@ import sys
 
 from mujoco_playground import registry, wrapper
 
-from braxviewer import cli, compile_cache
+from braxviewer.app import cli, compile_cache
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.WebViewerBatched import WebViewerBatched
 

@@ -9,7 +9,7 @@ the very same); read it for the five lines that wire a viewer into training.
 
 import sys
 
-from braxviewer.train_demo import main
+from braxviewer.app.train import main
 
 if __name__ == "__main__":
   sys.exit(main())

@@ -38,10 +38,10 @@ import pytest
 import viser
 from websockets.sync.client import connect
 
-from braxviewer import chromium as chromium_launch
-from braxviewer.frames import FrameChunk
+from braxviewer.core.frames import FrameChunk
 from braxviewer.record import Recorder, RecorderStats
-from braxviewer.synthetic import PUCK_XML, SyntheticStream
+from braxviewer.testing import chromium as chromium_launch
+from braxviewer.testing.synthetic import PUCK_XML, SyntheticStream
 
 VIEWPORT = {"width": 1200, "height": 760}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -313,7 +313,7 @@ def recorded_run(tmp_path_factory) -> RecordedRun:
 
   from braxviewer import HeadlessViewer
   from braxviewer.brax.training.agents.ppo import train as ppo
-  from braxviewer.multiplex import FanOut
+  from braxviewer.core.fanout import FanOut
 
   path = str(tmp_path_factory.mktemp("recorded") / "run")
   env = envs.get_environment("inverted_pendulum", backend="generalized")

@@ -41,9 +41,10 @@ from mujoco import mjx  # noqa: E402
 import numpy as np  # noqa: E402
 from tiny_training import TINY, count_compiles, flat_params  # noqa: E402
 
-from braxviewer import HeadlessViewer, epoch_calls  # noqa: E402
+from braxviewer import HeadlessViewer  # noqa: E402
 from braxviewer.brax.training.agents.ppo import train as ppo  # noqa: E402
-from braxviewer.model_lookup import physics_state  # noqa: E402
+from braxviewer.scene.lookup import physics_state  # noqa: E402
+from braxviewer.train import epoch_calls
 
 # MJX puts a model on jax.devices()[0] (brax's mjcf.load calls put_model
 # without a device): in every process but the first that device is another

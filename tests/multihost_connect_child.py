@@ -20,8 +20,8 @@ jax.distributed.initialize(
 )
 
 import braxviewer  # noqa: E402
-from braxviewer.protocol import StreamInfo  # noqa: E402
-from braxviewer.synthetic import PUCK_XML  # noqa: E402
+from braxviewer.core.protocol import StreamInfo  # noqa: E402
+from braxviewer.testing.synthetic import PUCK_XML  # noqa: E402
 
 viewer = braxviewer.connect(f"127.0.0.1:{sys.argv[3]}", run="job")
 viewer.init(PUCK_XML)

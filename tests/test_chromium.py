@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from braxviewer import chromium
+from braxviewer.testing import chromium
 
 
 def test_a_missing_browser_is_named_with_the_way_to_get_one(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import pytest
 
-from braxviewer import compile_cache
+from braxviewer.app import compile_cache
 
 SETTINGS = (
   "jax_compilation_cache_dir",

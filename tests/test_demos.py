@@ -206,7 +206,8 @@ def test_training_session_joins_its_watchdog_and_frees_the_result():
   import threading
   import weakref
 
-  from braxviewer import HeadlessViewer, cli
+  from braxviewer import HeadlessViewer
+  from braxviewer.app import cli
 
   class Params:  # stands in for the trained params a session holds
     pass
@@ -312,7 +313,7 @@ def test_a_ctrl_c_lost_in_a_gc_callback_prints_no_traceback():
   that one."""
   from types import SimpleNamespace
 
-  from braxviewer import cli
+  from braxviewer.app import cli
 
   seen = []
   previous = sys.unraisablehook

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from braxviewer import epoch_calls
-from braxviewer.epoch_calls import EpochCalls
-from braxviewer.progress import ProgressBar
-from braxviewer.protocol import TRAINING_SPS
-from braxviewer.stream import NoStream
+from braxviewer.core.protocol import TRAINING_SPS
+from braxviewer.core.streamer import NoStream
+from braxviewer.train import epoch_calls
+from braxviewer.train.epoch_calls import EpochCalls
+from braxviewer.train.progress import ProgressBar
 
 
 class FakeDevice:

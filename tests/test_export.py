@@ -11,8 +11,8 @@ import av
 import numpy as np
 import pytest
 
-from braxviewer.export import ExportError, export_video, parse_steps
 from braxviewer.record import open_recording
+from braxviewer.record.export import ExportError, export_video, parse_steps
 
 
 def decode(path: str):

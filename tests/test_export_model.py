@@ -11,10 +11,10 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer.export import render_clip
-from braxviewer.frames import FrameChunk
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.timeline import RecentChunks
+from braxviewer.record.export import render_clip
 from braxviewer.record.offscreen import GridRenderer, look
-from braxviewer.timeline import RecentChunks
 
 ARM = """
 <mujoco>

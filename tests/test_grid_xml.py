@@ -9,8 +9,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer import grid, grid_xml
-from braxviewer.scene import concatenate_envs_xml, grid_offsets
+from braxviewer.scene import grid, grid_xml
+from braxviewer.scene.batched import concatenate_envs_xml, grid_offsets
 
 KITCHEN_SINK = """
 <mujoco model="sink">

@@ -17,10 +17,10 @@ PACKAGE = pathlib.Path(braxviewer.__file__).parent
 JAX_SIDE = ("jax", "jaxlib", "flax", "optax", "brax")  # third-party roots
 TRAINER_SIDE = (
   "braxviewer.brax",
-  "braxviewer.tap",
-  "braxviewer.evaluator",
-  "braxviewer.epoch_calls",
-  "braxviewer.train_demo",
+  "braxviewer.train.tap",
+  "braxviewer.train.evaluator",
+  "braxviewer.train.epoch_calls",
+  "braxviewer.app.train",
 )
 
 
@@ -131,8 +131,10 @@ def test_the_source_scan_sees_the_known_edges():
   """The scan itself works: imports at the top and inside functions."""
   assert "braxviewer.web.page" in GRAPH["braxviewer.web.playback"]
   assert "braxviewer.web.viewer" in GRAPH["braxviewer.WebViewerBatched"]
-  assert "jax" in GRAPH["braxviewer.tap"]
-  assert "braxviewer.tap" in GRAPH["braxviewer.brax.training.agents.ppo.train"]
+  assert "jax" in GRAPH["braxviewer.train.tap"]
+  assert (
+    "braxviewer.train.tap" in GRAPH["braxviewer.brax.training.agents.ppo.train"]
+  )
   assert len([m for m in MODULES if m.startswith("braxviewer.web.")]) >= 15
 
 

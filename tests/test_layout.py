@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import viser
 
-from braxviewer import WebViewerBatched, grid
-from braxviewer.layout import choose_layout
-from braxviewer.replay import ReplayViewer
-from braxviewer.scene import BatchedScene
+from braxviewer import WebViewerBatched
+from braxviewer.scene import grid
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.scene.layout import choose_layout
 from braxviewer.web.camera import Viewport
 from braxviewer.web.render import SceneView
+from braxviewer.web.replay import ReplayViewer
 
 # A small free box "robot" (0.4 x 0.3 x 0.2 m, a capsule antenna on a hinge)
 # on a 20 x 20 m heightfield, elevations given inline.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import mujoco
 import pytest
 
-from braxviewer.model_lookup import find_mj_model, resolve_model
-from braxviewer.synthetic import PUCK_XML
+from braxviewer.scene.lookup import find_mj_model, resolve_model
+from braxviewer.testing.synthetic import PUCK_XML
 
 
 class _BraxLike:

@@ -11,8 +11,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer import grid_xml
-from braxviewer.scene import BatchedScene, concatenate_envs_xml
+from braxviewer.scene import grid_xml
+from braxviewer.scene.batched import BatchedScene, concatenate_envs_xml
 
 registry = pytest.importorskip("mujoco_playground").registry
 DMC = tuple(registry.dm_control_suite.ALL_ENVS)
@@ -314,7 +314,7 @@ def test_replay_reads_the_mjb_before_the_xml(tmp_path):
 
 
 def test_a_tiled_env_edited_after_compiling_is_drawn_as_edited():
-  from braxviewer import tiled
+  from braxviewer.scene import tiled
 
   text = concatenate_envs_xml(SPOTLIT, 3)
   tiled.remember(SPOTLIT, 3)

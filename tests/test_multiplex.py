@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from braxviewer import HeadlessViewer
-from braxviewer.multiplex import FanOut, FanOutWarning
-from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.core.fanout import FanOut, FanOutWarning
+from braxviewer.core.protocol import Mode, StreamInfo
 
 INFO = StreamInfo(
   num_envs=2,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from braxviewer.timeline import RecentChunks
+from braxviewer.core.timeline import RecentChunks
 from braxviewer.web.pacing import Player
 
 

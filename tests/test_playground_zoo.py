@@ -14,8 +14,9 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer import WebViewerBatched, tap
-from braxviewer.scene import BatchedScene
+from braxviewer import WebViewerBatched
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.train import tap
 
 registry = pytest.importorskip("mujoco_playground").registry
 DMC = sorted(registry.dm_control_suite.ALL_ENVS)

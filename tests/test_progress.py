@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from braxviewer.progress import ProgressBar
+from braxviewer.train.progress import ProgressBar
 
 
 def test_bar_stops_at_the_total_and_says_done():

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from braxviewer import HeadlessViewer, WebViewerBatched
-from braxviewer.protocol import Mode
-from braxviewer.push import Pusher, state_arrays
-from braxviewer.stream import ViewerFailure
-from braxviewer.synthetic import PUCK_XML
+from braxviewer.core.protocol import Mode
+from braxviewer.core.streamer import ViewerFailure
+from braxviewer.testing.synthetic import PUCK_XML
+from braxviewer.viewer.push import Pusher, state_arrays
 
 NQ = 8  # PUCK_XML's
 

@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from braxviewer import HeadlessViewer, tap
-from braxviewer.info_choice import choose_info_keys
-from braxviewer.scene import BatchedScene
+from braxviewer import HeadlessViewer
+from braxviewer.core.info_keys import choose_info_keys
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.train import tap
 
 NUM_ENVS, SHOWN, STEPS = 8, 4, 120
 

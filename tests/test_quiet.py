@@ -11,7 +11,7 @@ import textwrap
 def test_a_line_printed_every_step_by_compiled_code_shows_once_with_a_count():
   script = textwrap.dedent("""
     import os, sys
-    from braxviewer.quiet import CollapseRepeats
+    from braxviewer.app.quiet import CollapseRepeats
     with CollapseRepeats():
       for i in range(2000):  # as a C library's printf would: fd 1 itself
         os.write(1, f"solver iterations limit reached - beyond {i}\\n".encode())

@@ -13,9 +13,9 @@ import shutil
 import numpy as np
 import pytest
 
-from braxviewer import export
+from braxviewer.app import export as export_command
+from braxviewer.record import export, open_recording
 from braxviewer.record import format as fmt
-from braxviewer.record import open_recording
 from braxviewer.record.reader import Loss
 
 CHUNKS = 30
@@ -347,7 +347,7 @@ def test_the_replay_and_export_commands_say_what_was_lost_up_front(
   rows, chunks = chunk_rows(path)
   k = int(chunks[3])
   flip(seg(path), int(rows["offset"][k]) + int(rows["size"][k]) - 64)
-  from braxviewer import replay  # a fresh command line
+  from braxviewer.app import replay  # a fresh command line
 
   code = replay.main([path, "--port", "0", "--exit-after", "0.1"])
   err = capsys.readouterr().err
@@ -355,7 +355,7 @@ def test_the_replay_and_export_commands_say_what_was_lost_up_front(
     code == 0 and "damaged" in err and f"record {int(rows['rid'][k])}" in err
   )
   out = str(tmp_path / "clip.mp4")
-  code = export.main([path, "--steps", "0:0", "-o", out])
+  code = export_command.main([path, "--steps", "0:0", "-o", out])
   err = capsys.readouterr().err
   assert "damaged" in err and "bytes lost" in err
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from braxviewer import export, replay
+from braxviewer.app import export, replay
 from braxviewer.record import (
   RecordingError,
   RecordingNotFound,

@@ -11,8 +11,8 @@ import warnings
 import mujoco
 import numpy as np
 
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import Mode
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import Mode
 from braxviewer.record import (
   Recorder,
   RecordingWarning,

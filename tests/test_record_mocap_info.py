@@ -10,11 +10,11 @@ import time
 
 import numpy as np
 
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import StreamInfo
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import StreamInfo
+from braxviewer.core.timeline import RecentChunks, chunk_nbytes
 from braxviewer.record import FORMAT_VERSION, Recorder, open_recording
 from braxviewer.record import format as fmt
-from braxviewer.timeline import RecentChunks, chunk_nbytes
 
 XML = """<mujoco><worldbody>
 <body><joint type="hinge" axis="0 1 0"/>

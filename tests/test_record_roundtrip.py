@@ -8,9 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from braxviewer.export import export_video
 from braxviewer.record import format as fmt
 from braxviewer.record import open_recording
+from braxviewer.record.export import export_video
 
 pytestmark = pytest.mark.slow
 

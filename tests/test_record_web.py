@@ -9,9 +9,9 @@ import mujoco
 import numpy as np
 
 from braxviewer import HeadlessViewer, WebViewerBatched
-from braxviewer.multiplex import FanOut
+from braxviewer.core.fanout import FanOut
 from braxviewer.record import open_recording
-from braxviewer.synthetic import PUCK_XML, SyntheticStream
+from braxviewer.testing.synthetic import PUCK_XML, SyntheticStream
 
 
 def test_web_viewer_records_what_it_receives(tmp_path, wait_until):

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 import braxviewer
-from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.record.reader import Recording
 from braxviewer.remote import client as client_module
 from braxviewer.remote import wire

@@ -25,7 +25,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 import braxviewer
-from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.record import model_store
 from braxviewer.record.model_store import check_asset_name
 from braxviewer.remote import client as client_module

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from braxviewer.replay import ReplayViewer
+from braxviewer.web.replay import ReplayViewer
 
 CHUNKS = 40
 

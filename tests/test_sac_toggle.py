@@ -4,8 +4,8 @@ import pytest
 from tiny_sac import TINY_SAC, pendulum
 from tiny_training import ScheduledViewer, count_compiles
 
-from braxviewer import epoch_calls
 from braxviewer.brax.training.agents.sac import train as ours
+from braxviewer.train import epoch_calls
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer.frames import FrameChunk
-from braxviewer.scene import BatchedScene
+from braxviewer.core.frames import FrameChunk
+from braxviewer.scene.batched import BatchedScene
 
 warnings.filterwarnings("ignore", message="Brax System, piplines")
 

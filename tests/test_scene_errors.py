@@ -7,8 +7,12 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer.frames import FrameChunk
-from braxviewer.scene import BatchedScene, concatenate_envs_xml, grid_offsets
+from braxviewer.core.frames import FrameChunk
+from braxviewer.scene.batched import (
+  BatchedScene,
+  concatenate_envs_xml,
+  grid_offsets,
+)
 
 ARM = """
 <mujoco model="arm">

@@ -11,8 +11,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer import grid, grid_xml
-from braxviewer.scene import BatchedScene
+from braxviewer.scene import grid, grid_xml
+from braxviewer.scene.batched import BatchedScene
 
 
 def _package_dir(name: str) -> pathlib.Path:

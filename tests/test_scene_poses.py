@@ -9,9 +9,9 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer.frames import FrameChunk
-from braxviewer.kinematics import BatchKinematics
-from braxviewer.scene import BatchedScene
+from braxviewer.core.frames import FrameChunk
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.scene.kinematics import BatchKinematics
 
 
 def _package_dir(name: str) -> pathlib.Path:

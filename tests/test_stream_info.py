@@ -12,18 +12,14 @@ import numpy as np
 import pytest
 from tiny_training import TINY, flat_params
 
-from braxviewer import (
-  HeadlessViewer,
-  WebViewer,
-  WebViewerBatched,
-  info_choice,
-  tap,
-)
+from braxviewer import HeadlessViewer, WebViewer, WebViewerBatched
 from braxviewer.brax.training.agents.ppo import train as ppo
-from braxviewer.multiplex import FanOut
-from braxviewer.protocol import StreamInfo, check_info_keys
+from braxviewer.core import info_keys as info_choice
+from braxviewer.core.fanout import FanOut
+from braxviewer.core.protocol import StreamInfo, check_info_keys
+from braxviewer.core.streamer import Streamer
 from braxviewer.record import Recorder, open_recording
-from braxviewer.stream import Streamer
+from braxviewer.train import tap
 
 B = 6  # envs in the batched state
 

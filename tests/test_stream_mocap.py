@@ -13,10 +13,10 @@ from mujoco import mjx
 import numpy as np
 import pytest
 
-from braxviewer import tap
-from braxviewer.frames import FrameChunk, fit_envs
-from braxviewer.kinematics import BatchKinematics
-from braxviewer.scene import BatchedScene
+from braxviewer.core.frames import FrameChunk, fit_envs
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.scene.kinematics import BatchKinematics
+from braxviewer.train import tap
 
 N = 4  # streamed envs (of 6)
 

@@ -6,14 +6,14 @@ import warnings
 import pytest
 
 from braxviewer import HeadlessViewer
-from braxviewer.protocol import (
+from braxviewer.core.protocol import (
   Mode,
   StreamInfo,
   check_stream_source,
   decode_flag,
   encode_flag,
 )
-from braxviewer.stream import Streamer, StreamSourceWarning
+from braxviewer.core.streamer import Streamer, StreamSourceWarning
 
 
 def _info(process_count: int = 2, local_devices: int = 2) -> StreamInfo:

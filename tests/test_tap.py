@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from braxviewer import tap
+from braxviewer.train import tap
 
 
 def test_emit_hands_the_sink_exact_arrays_of_every_dtype_in_one_callback():

@@ -7,9 +7,10 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from braxviewer import WebViewerBatched, tiled
-from braxviewer.scene import BatchedScene
-from braxviewer.synthetic import PUCK_XML
+from braxviewer import WebViewerBatched
+from braxviewer.scene import tiled
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.testing.synthetic import PUCK_XML
 from braxviewer.web.errors import ViewerWarning
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from braxviewer import timeline
-from braxviewer.timeline import RecentChunks
+from braxviewer.core import timeline
+from braxviewer.core.timeline import RecentChunks
 
 
 def test_recent_chunks_keep_the_newest_with_stable_positions(make_chunk):

@@ -4,8 +4,8 @@ from brax import envs
 import pytest
 from tiny_training import TINY, ScheduledViewer, count_compiles
 
-from braxviewer import epoch_calls
 from braxviewer.brax.training.agents.ppo import train as ours
+from braxviewer.train import epoch_calls
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import sys
 from meshes import TETRA_OBJ
 import pytest
 
-from braxviewer import view_source
+from braxviewer.app import view as view_source
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from braxviewer.grid import grid_offsets
+from braxviewer.scene.grid import grid_offsets
 from braxviewer.web.camera import Viewport, preset
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import viser
 
-from braxviewer.scene import BatchedScene
+from braxviewer.scene.batched import BatchedScene
 from braxviewer.web import detail
 from braxviewer.web.floor import SECTION, Floor, fit
 from braxviewer.web.render import SceneView

@@ -12,9 +12,9 @@ import pytest
 import trimesh
 import viser
 
-from braxviewer.grid import is_floor
-from braxviewer.scene import BatchedScene
-from braxviewer.tendons import TendonPaths
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.scene.grid import is_floor
+from braxviewer.scene.tendons import TendonPaths
 from braxviewer.web.drawn import drawn_items
 from braxviewer.web.page import Page
 from braxviewer.web.primitives import Parts

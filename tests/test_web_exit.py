@@ -29,7 +29,7 @@ import time
 import mujoco
 
 from braxviewer import WebViewerBatched
-from braxviewer.synthetic import PUCK_XML, SyntheticStream
+from braxviewer.testing.synthetic import PUCK_XML, SyntheticStream
 
 way, close = sys.argv[1], sys.argv[2] == "close"
 viewer = WebViewerBatched(num_envs=2, port=0)

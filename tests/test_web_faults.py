@@ -19,9 +19,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from braxviewer import WebViewerBatched
-from braxviewer.protocol import Mode
-from braxviewer.scene import BatchedScene
-from braxviewer.synthetic import PUCK_XML, SyntheticStream
+from braxviewer.core.protocol import Mode
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.testing.synthetic import PUCK_XML, SyntheticStream
 from braxviewer.web.errors import ViewerWarning
 from braxviewer.web.server import port_is_free
 

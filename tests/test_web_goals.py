@@ -19,8 +19,8 @@ import pytest
 from scipy import ndimage
 
 from braxviewer import WebViewerBatched
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import StreamInfo
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import StreamInfo
 
 N = 4
 GOAL_XML = """

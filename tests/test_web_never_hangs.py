@@ -19,8 +19,8 @@ import mujoco
 import viser
 
 from braxviewer import WebViewerBatched
-from braxviewer.protocol import Mode
-from braxviewer.synthetic import PUCK_XML, SyntheticStream
+from braxviewer.core.protocol import Mode
+from braxviewer.testing.synthetic import PUCK_XML, SyntheticStream
 from braxviewer.web.errors import ViewerWarning
 
 MODEL = mujoco.MjModel.from_xml_string(PUCK_XML)
@@ -112,9 +112,9 @@ _SCRIPT = """
 import sys, time
 import jax, numpy as np
 from braxviewer import WebViewerBatched
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import StreamInfo
-from braxviewer.synthetic import PUCK_XML
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import StreamInfo
+from braxviewer.testing.synthetic import PUCK_XML
 
 viewer = WebViewerBatched(num_envs=1, port=0, mode="sync")
 viewer.run()
@@ -174,7 +174,7 @@ def test_a_script_that_never_closes_its_viewer_exits_quietly(tmp_path):
     script.write_text(
       textwrap.dedent(f"""
       from braxviewer import WebViewerBatched
-      from braxviewer.synthetic import PUCK_XML
+      from braxviewer.testing.synthetic import PUCK_XML
       viewer = WebViewerBatched(num_envs=2, port=0)
       viewer.run()
       viewer.init(PUCK_XML)

@@ -16,8 +16,8 @@ import pytest
 from scipy import ndimage
 
 from braxviewer import WebViewerBatched
-from braxviewer.protocol import Mode
-from braxviewer.synthetic import PUCK_XML, SyntheticStream
+from braxviewer.core.protocol import Mode
+from braxviewer.testing.synthetic import PUCK_XML, SyntheticStream
 
 N = 8
 

@@ -9,7 +9,7 @@ import mujoco
 import numpy as np
 from viser.transforms import SO3
 
-from braxviewer.scene import BatchedScene
+from braxviewer.scene.batched import BatchedScene
 from braxviewer.web.primitives import Parts
 
 

@@ -18,8 +18,8 @@ from PIL import Image
 import pytest
 
 import braxviewer
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.remote.server import ViewerServer
 
 PENDULUM_XML = """

@@ -13,8 +13,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from braxviewer import WebViewer
-from braxviewer.protocol import Mode, StreamInfo
-from braxviewer.synthetic import PUCK_XML
+from braxviewer.core.protocol import Mode, StreamInfo
+from braxviewer.testing.synthetic import PUCK_XML
 from braxviewer.web import access
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 from braxviewer.web.server import pick_port

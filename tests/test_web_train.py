@@ -15,7 +15,7 @@ from tiny_training import TINY, count_compiles
 
 from braxviewer import WebViewerBatched
 from braxviewer.brax.training.agents.ppo import train as ppo
-from braxviewer.protocol import Mode
+from braxviewer.core.protocol import Mode
 
 pytestmark = pytest.mark.slow
 

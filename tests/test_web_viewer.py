@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from braxviewer import WebViewer, WebViewerBatched
-from braxviewer.frames import fit_envs
-from braxviewer.protocol import Mode, StreamInfo, TrainingViewer
-from braxviewer.scene import BatchedScene
-from braxviewer.synthetic import PUCK_XML
+from braxviewer.core.frames import fit_envs
+from braxviewer.core.protocol import Mode, StreamInfo, TrainingViewer
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.testing.synthetic import PUCK_XML
 from braxviewer.web.errors import ViewerWarning
 
 

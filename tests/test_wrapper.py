@@ -20,8 +20,8 @@ from tiny_training import count_compiles
 
 import braxviewer
 from braxviewer import HeadlessViewer
-from braxviewer.stream import ViewerFailure
-from braxviewer.wrapper import KEY, ViewerWrapper, wrap
+from braxviewer.core.streamer import ViewerFailure
+from braxviewer.train.wrapper import KEY, ViewerWrapper, wrap
 
 # -- a custom training loop (purejaxrl style) ---------------------------------
 
@@ -294,7 +294,7 @@ def test_bad_arguments_are_refused_with_a_clear_error():
 
 
 def test_the_original_names_reach_the_wrapper():
-  import braxviewer.wrapper as module
+  import braxviewer.train.wrapper as module
 
   assert braxviewer.wrap is not None
   env = braxviewer.wrap(ToyEnv(), HeadlessViewer(), 2, chunk_length=3)

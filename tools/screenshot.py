@@ -18,7 +18,7 @@ import threading
 import time
 from typing import List, Optional
 
-from braxviewer import chromium
+from braxviewer.testing import chromium
 
 
 class _Enough(Exception):
@@ -136,7 +136,7 @@ def take(args: argparse.Namespace) -> List[str]:
   if args.synthetic:
     import mujoco
 
-    from braxviewer.synthetic import PUCK_XML, SyntheticStream
+    from braxviewer.testing.synthetic import PUCK_XML, SyntheticStream
 
     model = mujoco.MjModel.from_xml_string(PUCK_XML)
     viewer.init(model)

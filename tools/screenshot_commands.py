@@ -18,9 +18,10 @@ import mujoco
 import numpy as np
 from viser.transforms import SO3
 
-from braxviewer import WebViewerBatched, chromium
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import StreamInfo
+from braxviewer import WebViewerBatched
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import StreamInfo
+from braxviewer.testing import chromium
 
 _LEG = (
   '<body pos="{x} {y} -.06"><joint type="hinge" axis="0 1 0"/>'

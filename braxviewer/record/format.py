@@ -201,7 +201,7 @@ _POSE_FIELDS = ("qpos", "link_pos", "link_rot", "mocap_pos", "mocap_quat")
 
 
 def chunk_record(chunk) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
-  """A :class:`~braxviewer.frames.FrameChunk` as (meta, arrays)."""
+  """A :class:`~braxviewer.core.frames.FrameChunk` as (meta, arrays)."""
   meta = dict(
     seq=int(chunk.seq),
     source=chunk.source,
@@ -233,7 +233,7 @@ def chunk_from_record(
   meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
 ):
   """Inverse of :func:`chunk_record`."""
-  from braxviewer.frames import FrameChunk
+  from braxviewer.core.frames import FrameChunk
 
   return FrameChunk(
     seq=int(meta["seq"]),

@@ -11,7 +11,7 @@ Two copies are kept, because each covers what the other cannot:
   across MuJoCo versions. It is an XML of the model's structure (the env's
   ``xml_path`` with its in-memory ``model_assets``, or the XML MuJoCo
   loaded last) that took the compiled model's values
-  (:func:`braxviewer.grid_xml.source_from_compiled`), so an env that edits
+  (:func:`braxviewer.scene.grid_xml.source_from_compiled`), so an env that edits
   its model in code is kept as it simulates. Kept when it reloads to the
   same model (structure, meshes and textures, drawn sizes, colours and
   poses); otherwise only the MJB is kept and the header's ``note`` says
@@ -34,9 +34,10 @@ from typing import Any, Dict, Mapping, Optional
 import mujoco
 import numpy as np
 
-from braxviewer import grid_xml, model_match
-from braxviewer.model_lookup import resolve_model
 from braxviewer.record.format import RecordingError
+from braxviewer.scene import grid_xml
+from braxviewer.scene import match as model_match
+from braxviewer.scene.lookup import resolve_model
 
 MJB_FILE = "model.mjb"
 XML_FILE = "model.xml"

@@ -9,7 +9,7 @@ a time into one scene:
 * from ``qpos`` (and the mocap bodies' poses where the env put them),
   :meth:`GridRenderer.render_qpos` runs MuJoCo's kinematics per env, so
   bodies, sites and tendons are drawn as MuJoCo draws them;
-* from body poses alone (:class:`braxviewer.scene.Poses`: brax link poses),
+* from body poses alone (:class:`braxviewer.scene.batched.Poses`: brax link poses),
   :meth:`GridRenderer.render` places geoms and sites from the bodies
   (tendons are not drawn: their paths need ``qpos``).
 

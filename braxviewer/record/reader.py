@@ -21,11 +21,11 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import StreamInfo
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import StreamInfo
+from braxviewer.core.timeline import ChunkSequence
 from braxviewer.record import format as fmt
 from braxviewer.record import model_store
-from braxviewer.timeline import ChunkSequence
 
 _SEGMENT_RE = re.compile(
   re.escape(fmt.SEGMENT_PREFIX)
@@ -436,7 +436,7 @@ class _Segment:
 class ChunkList(ChunkSequence):
   """The chunks of one source, in recorded order, read on demand.
 
-  A :class:`~braxviewer.timeline.ChunkSequence` (``start`` is 0): the index
+  A :class:`~braxviewer.core.timeline.ChunkSequence` (``start`` is 0): the index
   arrays come from the recording's index; a chunk's bytes are read, and
   checked, when it is asked for.
 

@@ -1,4 +1,4 @@
-"""``Recorder``: a :class:`~braxviewer.protocol.TrainingViewer` that writes
+"""``Recorder``: a :class:`~braxviewer.core.protocol.TrainingViewer` that writes
 what is streamed to disk.
 
 The trainer's threads only put chunks on a bounded queue; one background
@@ -25,8 +25,8 @@ import weakref
 
 import numpy as np
 
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import Mode, StreamInfo, check_num_envs
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import Mode, StreamInfo, check_num_envs
 from braxviewer.record import format as fmt
 from braxviewer.record import model_store
 from braxviewer.record.writer import SegmentWriter
@@ -80,7 +80,7 @@ class Recorder:
   """Records a training stream to ``path`` (a directory).
 
   Use it as the viewer (``ppo.train(..., viewer=Recorder("runs/x",
-  env=env))``), beside one (:class:`braxviewer.multiplex.FanOut`), or
+  env=env))``), beside one (:class:`braxviewer.core.fanout.FanOut`), or
   through ``WebViewerBatched(record_dir=...)``.
 
   Args:

@@ -1,6 +1,6 @@
 """``braxviewer.connect``: a viewer that lives in another process.
 
-:class:`RemoteViewer` is a :class:`~braxviewer.protocol.TrainingViewer` (the
+:class:`RemoteViewer` is a :class:`~braxviewer.core.protocol.TrainingViewer` (the
 PPO and SAC trainers, the wrapper and ``push`` take it) that sends what the
 trainer tells it to a viewer server (``python -m braxviewer serve``) over
 one websocket (:mod:`braxviewer.remote.wire`), and reads back the mode and
@@ -40,17 +40,17 @@ from typing import Any, Deque, Dict, Iterable, Mapping, Optional, Tuple
 import urllib.parse
 import warnings
 
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import (
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.interrupts import InterruptWatch
+from braxviewer.core.protocol import (
   Mode,
   StreamInfo,
   check_info_keys,
   check_num_envs,
 )
-from braxviewer.push import Pushing
 from braxviewer.remote import token_file, wire
+from braxviewer.viewer.push import Pushing
 from braxviewer.web import access
-from braxviewer.web.interrupts import InterruptWatch
 
 _SYNC_POLL_S = 0.05
 SYNC_SILENCE_S = 5.0  # a sync wait ends after this long without word

@@ -2,7 +2,7 @@
 
 A :class:`Run` is one training run as the server knows it: its name, the
 connections of its processes (:class:`Link`), its model and stream info, the
-chunks kept for its timeline (a :class:`~braxviewer.timeline.RecentChunks`,
+chunks kept for its timeline (a :class:`~braxviewer.core.timeline.RecentChunks`,
 bounded), its phase, and its recording when the server records. Chunks are
 numbered by the server per run and source, so a run that reconnects, or
 whose streaming process changes, keeps one gap-free timeline.
@@ -28,12 +28,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import mujoco
 
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import StreamInfo
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import StreamInfo
+from braxviewer.core.timeline import RecentChunks
 from braxviewer.record import Recorder
 from braxviewer.record.model_store import ModelFiles
 from braxviewer.remote import wire
-from braxviewer.timeline import RecentChunks
 
 
 class Link:

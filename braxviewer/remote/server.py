@@ -33,7 +33,7 @@ import time
 from typing import Any, Dict, Mapping, Optional, Set
 import warnings
 
-from braxviewer.protocol import Mode
+from braxviewer.core.protocol import Mode
 from braxviewer.record import Recorder
 from braxviewer.remote import token_file, trust, wire
 from braxviewer.remote.runs import Link, Run, RunBook

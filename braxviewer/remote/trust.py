@@ -27,8 +27,8 @@ from typing import Any, Mapping, Optional, Tuple
 import mujoco
 import numpy as np
 
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.record.model_store import ModelFiles, check_asset_name, model_of
 from braxviewer.remote import wire
 

@@ -24,8 +24,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
 import msgpack
 import numpy as np
 
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import StreamInfo
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import StreamInfo
 from braxviewer.record.format import chunk_from_record, chunk_record
 
 VERSION = 2  # bumped when a message changes shape (2: run keys, Holding)

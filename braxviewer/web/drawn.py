@@ -1,6 +1,6 @@
 """What the page draws for one env, as a list: the geoms and sites of
 :class:`~braxviewer.web.primitives.Parts` and the tendon segments of
-:class:`~braxviewer.tendons.TendonPaths`, posed from body poses.
+:class:`~braxviewer.scene.tendons.TendonPaths`, posed from body poses.
 
 The same shapes and poses the page sends, in terms of MuJoCo's viewer
 (``mjv_updateScene``'s geoms): what a test compares with MuJoCo, and what a
@@ -16,7 +16,7 @@ from typing import List, Optional
 import mujoco
 import numpy as np
 
-from braxviewer.tendons import TendonPaths
+from braxviewer.scene.tendons import TendonPaths
 from braxviewer.web.primitives import Parts
 
 _CAPSULE = int(mujoco.mjtGeom.mjGEOM_CAPSULE)

@@ -1,6 +1,6 @@
 """The page's end of a training stream.
 
-:class:`LiveFeed` is a :class:`~braxviewer.protocol.TrainingViewer` that
+:class:`LiveFeed` is a :class:`~braxviewer.core.protocol.TrainingViewer` that
 hands each chunk to the :class:`~braxviewer.web.pacing.Player`, keeps the
 counts and rates the status block shows, and passes progress on. It never
 touches a widget. No JAX.
@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from braxviewer.frames import FrameChunk
-from braxviewer.protocol import Mode, StreamInfo
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.web.meters import RateMeter
 from braxviewer.web.pacing import Player
 from braxviewer.web.panels import Status

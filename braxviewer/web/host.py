@@ -18,11 +18,11 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
-from braxviewer.export import render_clip
-from braxviewer.timeline import ChunkSequence
+from braxviewer.core.interrupts import InterruptWatch
+from braxviewer.core.timeline import ChunkSequence
+from braxviewer.record.export import render_clip
 from braxviewer.web.errors import WarnOnce
 from braxviewer.web.frame_rates import PageRates
-from braxviewer.web.interrupts import InterruptWatch
 from braxviewer.web.pacing import Player
 from braxviewer.web.page import Page
 from braxviewer.web.panels import Status, StreamControls
@@ -203,7 +203,7 @@ class PageHost:
   @property
   def layout(self) -> str:
     """How the envs are drawn: ``"grid"`` or ``"overlay"`` once a model is
-    drawn (see :mod:`braxviewer.layout`), the option given before."""
+    drawn (see :mod:`braxviewer.scene.layout`), the option given before."""
     view = self.page.view if self.page is not None else None
     return view.layout if view is not None else self._layout
 

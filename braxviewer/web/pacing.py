@@ -5,7 +5,7 @@ thread. In live mode the newest chunk wins and everything the page cannot show
 at real-time pace is dropped (and counted); in sync mode every frame is shown
 and the producer waits on a :class:`Ticket` until its chunk was played.
 Every chunk received is also kept in a timeline
-(:class:`~braxviewer.timeline.RecentChunks`) that the player can *review*:
+(:class:`~braxviewer.core.timeline.RecentChunks`) that the player can *review*:
 jump back, play on in stream order, rejoin the feed. Replay uses the same
 player over a recording's timeline. Pure Python, no viser, no JAX: the pacing
 rules are tested on their own.
@@ -21,8 +21,8 @@ import threading
 import time
 from typing import Any, Callable, Deque, Optional, Tuple
 
-from braxviewer.frames import FrameChunk
-from braxviewer.timeline import ChunkSequence, RecentChunks
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.timeline import ChunkSequence, RecentChunks
 
 DEFAULT_DT = 1.0 / 30.0
 

@@ -19,7 +19,7 @@ import mujoco
 import numpy as np
 import viser
 
-from braxviewer.timeline import ChunkSequence
+from braxviewer.core.timeline import ChunkSequence
 from braxviewer.web import camera, commands
 from braxviewer.web.errors import WarnOnce
 from braxviewer.web.meters import Average

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Protocol
 
 import viser
 
-from braxviewer.timeline import ChunkSequence
+from braxviewer.core.timeline import ChunkSequence
 from braxviewer.web.camera import PRESETS
 from braxviewer.web.plots import ProgressCurves, TraceChart
 from braxviewer.web.timeline_panel import TimelineControls, TimelinePanel

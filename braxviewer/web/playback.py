@@ -3,7 +3,7 @@
 :class:`Playback` is the loop that paces a :class:`~braxviewer.web.page.Page`:
 it asks the :class:`~braxviewer.web.pacing.Player` which frame is due, poses
 the envs of each chunk that starts playing (a :class:`Poser`, e.g.
-:class:`braxviewer.scene.BatchedScene`), draws frames on the page, refreshes
+:class:`braxviewer.scene.batched.BatchedScene`), draws frames on the page, refreshes
 its status a few times a second, and takes the timeline controls (review,
 play/pause, speed, source). The live viewer and the replay viewer run the
 same one. A frame that cannot be drawn is skipped with one warning; a
@@ -22,8 +22,8 @@ from typing import Any, Callable, Optional, Protocol
 import mujoco
 import numpy as np
 
-from braxviewer.frames import FrameChunk, fit_envs
-from braxviewer.timeline import ChunkSequence
+from braxviewer.core.frames import FrameChunk, fit_envs
+from braxviewer.core.timeline import ChunkSequence
 from braxviewer.web.commands import COMMAND_KEY
 from braxviewer.web.errors import WarnOnce
 from braxviewer.web.meters import Average, RateMeter

@@ -13,7 +13,7 @@ import numpy as np
 import viser
 import viser.uplot as uplot
 
-from braxviewer.protocol import TRAINING_SPS
+from braxviewer.core.protocol import TRAINING_SPS
 from braxviewer.web.traces import DEFAULT_WINDOW
 
 PALETTE = (

@@ -30,8 +30,8 @@ import trimesh
 import trimesh.visual
 from viser.transforms import SO3
 
-from braxviewer.grid import is_floor
-from braxviewer.tendons import material_rgba
+from braxviewer.scene.grid import is_floor
+from braxviewer.scene.tendons import material_rgba
 from braxviewer.web.textures import texture_of, textured_primitive
 
 _G = mujoco.mjtGeom
@@ -118,7 +118,7 @@ class Parts:
 
   Args:
     model: the single-env model.
-    skip_floors: leave floors out (:func:`braxviewer.grid.is_floor`; the
+    skip_floors: leave floors out (:func:`braxviewer.scene.grid.is_floor`; the
       renderer draws a grid). Other planes are drawn as thin boxes.
     plane_bound: half-size of a plane along a direction where it is
       infinite (size 0), in metres; None: the model's ``stat.extent``

@@ -6,7 +6,7 @@ envs, so a frame is a handful of messages whatever the env count. Each
 instance is drawn as coarsely as its size on the open pages allows (see
 :mod:`detail`). The ground plane becomes a grid under the envs (see
 :mod:`floor`). Sites are shapes of their own and spatial tendons one
-instanced tube (posed per frame from :mod:`braxviewer.tendons`), so the
+instanced tube (posed per frame from :mod:`braxviewer.scene.tendons`), so the
 page can hide either without a rebuild (:meth:`SceneView.set_visible`).
 """
 
@@ -20,9 +20,9 @@ import numpy as np
 import trimesh
 import viser
 
-from braxviewer import grid
-from braxviewer.layout import choose_layout, shared_bodies
-from braxviewer.tendons import TendonPaths, z_to
+from braxviewer.scene import grid
+from braxviewer.scene.layout import choose_layout, shared_bodies
+from braxviewer.scene.tendons import TendonPaths, z_to
 from braxviewer.web import detail
 from braxviewer.web.drawn import Item, drawn_items
 from braxviewer.web.floor import Floor
@@ -96,7 +96,7 @@ class SceneView:
     model: the single-env model.
     offsets: ``(N, 3)`` grid offset of every env.
     on_env_click: called with the env index when a body is clicked.
-    layout: ``"grid"`` or ``"overlay"`` (:mod:`braxviewer.layout`): which
+    layout: ``"grid"`` or ``"overlay"`` (:mod:`braxviewer.scene.layout`): which
       geoms are drawn once for all envs (a terrain; in overlay the whole
       static world) rather than per env.
 

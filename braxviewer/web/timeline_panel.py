@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, Protocol, Tuple
 import numpy as np
 import viser
 
-from braxviewer.timeline import ChunkSequence
+from braxviewer.core.timeline import ChunkSequence
 from braxviewer.web.pacing import PlaybackState
 from braxviewer.web.widgets import Guard, set_attr, set_content, set_value
 

@@ -1,4 +1,4 @@
-"""The web viewer: a :class:`~braxviewer.protocol.TrainingViewer` in the browser.
+"""The web viewer: a :class:`~braxviewer.core.protocol.TrainingViewer` in the browser.
 
 :class:`WebViewerBase` only implements the trainer's protocol and wires the
 parts: a ``FanOut`` sends the stream to the page's ``LiveFeed`` (it leads)
@@ -15,19 +15,19 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 import mujoco
 import numpy as np
 
-from braxviewer.frames import FrameChunk
-from braxviewer.layout import check_layout
-from braxviewer.model_lookup import resolve_model
-from braxviewer.multiplex import FanOut
-from braxviewer.protocol import (
+from braxviewer.core.fanout import FanOut
+from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import (
   Mode,
   StreamInfo,
   check_info_keys,
   check_num_envs,
 )
-from braxviewer.push import Pushing
 from braxviewer.record import Recorder
-from braxviewer.scene import BatchedScene
+from braxviewer.scene.batched import BatchedScene
+from braxviewer.scene.layout import check_layout
+from braxviewer.scene.lookup import resolve_model
+from braxviewer.viewer.push import Pushing
 from braxviewer.web.feed import LiveFeed
 from braxviewer.web.host import PageHost
 from braxviewer.web.pacing import Player
@@ -68,7 +68,7 @@ class WebViewerBase(PageHost, Pushing):
       numbers per env, ``command`` first); ``()`` streams none.
 
   A Python training loop streams with ``push(state)`` and ``log(...)``
-  (see :class:`~braxviewer.push.Pushing`) instead of ``ppo.train``.
+  (see :class:`~braxviewer.viewer.push.Pushing`) instead of ``ppo.train``.
 
   Under ``pmap`` or ``jax.distributed``, set :attr:`stream_source` to
   ``(process, local_device)`` to watch another device's envs (no

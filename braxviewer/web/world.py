@@ -1,7 +1,7 @@
 """The static world drawn once: geoms shared by every env (a terrain, a
 heightfield, stairs; in overlay every geom welded to the world).
 
-Which bodies are shared is :func:`braxviewer.layout.shared_bodies`; their
+Which bodies are shared is :func:`braxviewer.scene.layout.shared_bodies`; their
 parts are taken out of the per-env shapes (:func:`split`) and put in the
 scene here, once, at their rest pose: they never move.
 """

@@ -1,0 +1,341 @@
+"""Command-line plumbing shared by the demos and ``python -m braxviewer``.
+
+Flags every demo takes, their validation (one clear line and exit code 2
+before anything compiles), CPU-sized PPO settings, and a training session
+that stops training and the server cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import (
+  Any,
+  Callable,
+  Iterator,
+  Mapping,
+  Optional,
+  Sequence,
+  Tuple,
+)
+
+from braxviewer.app.quiet import CollapseRepeats
+from braxviewer.scene.layout import LAYOUTS
+
+MODES = ("off", "live", "sync")
+# Seconds to wait after Ctrl-C for training to return before exiting anyway
+# (a device call or an XLA compile cannot be interrupted from Python).
+INTERRUPT_GRACE_S = 3.0
+
+
+class HelpFormatter(argparse.HelpFormatter):
+  """``--help`` with each flag's default, where it has one worth saying
+  (not None, not a switch's False) and its text does not say it already."""
+
+  def _get_help_string(self, action: argparse.Action) -> str:
+    text = action.help or ""
+    default = action.default
+    if (
+      "default" in text
+      or default is None
+      or default is False
+      or default is argparse.SUPPRESS
+      or action.option_strings == []
+    ):
+      return text
+    return text + " (default: %(default)s)"
+
+
+class UsageError(Exception):
+  """Bad command-line input; printed as one line, exit code 2."""
+
+
+def demo_parser(
+  doc: Optional[str],
+  *,
+  num_envs: int,
+  view_envs: int,
+  timesteps: int,
+  port: int = 8000,
+  timesteps_help: str = "env steps to train for",
+) -> argparse.ArgumentParser:
+  """The flags every demo takes, with that demo's defaults."""
+  p = argparse.ArgumentParser(
+    description=(doc or "").strip().splitlines()[0] if doc else None,
+    formatter_class=HelpFormatter,
+  )
+  p.add_argument(
+    "--num-envs", type=int, default=num_envs, help="parallel training envs"
+  )
+  p.add_argument(
+    "--view-envs",
+    type=int,
+    default=view_envs,
+    help="training envs shown in the page (the first N)",
+  )
+  p.add_argument(
+    "--timesteps", type=int, default=timesteps, help=timesteps_help
+  )
+  p.add_argument(
+    "--host",
+    default="127.0.0.1",
+    help="interface to serve the page on (0.0.0.0: the network, with a token)",
+  )
+  p.add_argument("--port", type=int, default=port, help="port of the page")
+  p.add_argument(
+    "--mode",
+    choices=MODES,
+    default="live",
+    help="streaming mode at start (switchable in the page)",
+  )
+  p.add_argument(
+    "--layout",
+    choices=LAYOUTS,
+    default="auto",
+    help="grid: each env in a cell; overlay: all envs on one shared world"
+    " (terrain); auto: overlay for mobile robots on terrain",
+  )
+  p.add_argument("--seed", type=int, default=0, help="random seed")
+  p.add_argument(
+    "--evals",
+    type=int,
+    default=None,
+    help="number of evals (points on the reward curve; default: 10)",
+  )
+  p.add_argument(
+    "--no-progress", action="store_true", help="no terminal progress bar"
+  )
+  p.add_argument(
+    "--verbose",
+    action="store_true",
+    help="show every line libraries print (repeats are collapsed otherwise)",
+  )
+  p.add_argument(
+    "--keep-open",
+    action="store_true",
+    help="keep serving the page after training, until Ctrl-C",
+  )
+  return p
+
+
+def check_demo_args(args: argparse.Namespace) -> None:
+  """Raise :class:`UsageError` for values no training could use."""
+  for flag in ("num_envs", "view_envs", "timesteps"):
+    value = getattr(args, flag)
+    if value < 1:
+      raise UsageError(
+        f"--{flag.replace('_', '-')} must be at least 1, got {value}."
+      )
+  if args.view_envs > args.num_envs:
+    raise UsageError(
+      f"--view-envs ({args.view_envs}) cannot exceed --num-envs"
+      f" ({args.num_envs}): only training envs can be shown."
+    )
+  if not 0 <= args.port <= 65535:
+    raise UsageError(f"--port must be in 0..65535, got {args.port}.")
+  if args.evals is not None and args.evals < 1:
+    raise UsageError(f"--evals must be at least 1, got {args.evals}.")
+
+
+def parse_demo_args(
+  parser: argparse.ArgumentParser,
+  argv: Optional[Sequence[str]] = None,
+  prepare: Optional[Callable[[Any], None]] = None,
+):
+  """Parse and validate; on bad input print one line and exit with code 2.
+
+  ``prepare(args)`` may fill in defaults that depend on other flags and
+  raise :class:`UsageError`; it runs before the common checks.
+  """
+  args = parser.parse_args(argv)
+  try:
+    if prepare is not None:
+      prepare(args)
+    check_demo_args(args)
+  except UsageError as err:
+    parser.exit(2, f"{parser.prog}: error: {err}\n")
+  return args
+
+
+def ppo_config(
+  args: argparse.Namespace,
+  *,
+  episode_length: int,
+  num_evals: int = 10,
+  **overrides: Any,
+) -> dict:
+  """PPO settings that learn small tasks in minutes on a 2-core CPU."""
+  num_envs = args.num_envs
+  cfg = dict(
+    num_timesteps=args.timesteps,
+    num_evals=args.evals or num_evals,
+    episode_length=episode_length,
+    num_envs=num_envs,
+    batch_size=num_envs,
+    num_minibatches=4,
+    unroll_length=20,
+    num_updates_per_batch=4,
+    learning_rate=3e-4,
+    entropy_cost=1e-2,
+    discounting=0.97,
+    normalize_observations=True,
+    num_eval_envs=min(64, num_envs),
+    seed=args.seed,
+    progress_bar=False if args.no_progress else None,
+  )
+  cfg.update(overrides)
+  return cfg
+
+
+class TrainingSession:
+  """Runs one training with a viewer; Ctrl-C stops both within seconds."""
+
+  def __init__(self, viewer: Any):
+    self.viewer = viewer
+    self.exit_code = 0
+    self.result = None
+    self._interrupted = threading.Event()
+    self._done = threading.Event()
+    self._trained = threading.Event()  # training over (the page may stay up)
+
+  def train(self, train_fn: Callable[..., Any], **kwargs: Any):
+    """``train_fn(**kwargs, viewer=viewer)``, reporting the eval reward."""
+    user_progress = kwargs.pop("progress_fn", None)
+
+    def progress(step: int, metrics: dict) -> None:
+      if user_progress is not None:
+        user_progress(step, metrics)
+      reward = metrics.get("eval/episode_reward")
+      if reward is not None:
+        print(
+          f"\rstep {step:>10,}  eval reward {float(reward):9.2f}" + " " * 30,
+          file=sys.stderr,
+          flush=True,
+        )
+
+    t0 = time.time()
+    self.result = train_fn(viewer=self.viewer, progress_fn=progress, **kwargs)
+    self._trained.set()
+    summary = f"braxviewer: training done in {time.time() - t0:.0f} s"
+    stats: Optional[Callable[[], Mapping[str, Any]]] = getattr(
+      self.viewer, "stats", None
+    )
+    if callable(stats):
+      with contextlib.suppress(Exception):
+        counts = stats()
+        summary += (
+          f"; {counts['chunks_received']} chunks streamed,"
+          f" {counts['frames_shown']} frames shown"
+        )
+    print(summary + ".", file=sys.stderr, flush=True)
+    return self.result
+
+  def keep_open(self) -> None:
+    """Serve the page until Ctrl-C (after training, to look around)."""
+    print(
+      "braxviewer: the page stays up; Ctrl-C to quit.",
+      file=sys.stderr,
+      flush=True,
+    )
+    while True:
+      time.sleep(0.5)
+
+  def watch_interrupts(self, wakeup: "socket.socket") -> None:
+    """Watchdog thread: sees Ctrl-C at once (through the signal wakeup fd),
+    even while the main thread waits in a compile or a device call."""
+    while True:
+      try:
+        data = wakeup.recv(16)
+      except OSError:
+        return
+      if not data:
+        return
+      if signal.SIGINT not in data:
+        continue
+      if self._interrupted.is_set():
+        os._exit(130)  # a second Ctrl-C: leave now
+      self._interrupted.set()
+      if not self._trained.is_set():
+        print(
+          "\nbraxviewer: interrupted; stopping training and the viewer...",
+          file=sys.stderr,
+          flush=True,
+        )
+      if not self._done.wait(INTERRUPT_GRACE_S):
+        with contextlib.suppress(Exception):
+          self.viewer.close()
+        print("braxviewer: stopped.", file=sys.stderr, flush=True)
+        os._exit(130)
+
+
+@contextlib.contextmanager
+def training_session(
+  viewer: Any, verbose: bool = True
+) -> Iterator[TrainingSession]:
+  """Context for a demo's training: clean exit on Ctrl-C and on errors that
+  users can act on (a busy port), the viewer closed in every case. Unless
+  ``verbose``, library lines that repeat every step are collapsed (see
+  :mod:`braxviewer.app.quiet`)."""
+  session = TrainingSession(viewer)
+  quiet = None if verbose else CollapseRepeats()
+  in_main = threading.current_thread() is threading.main_thread()
+  # In the main thread: (read end, wakeup end, watcher, previous wakeup fd).
+  watch: Optional[
+    Tuple[socket.socket, socket.socket, threading.Thread, int]
+  ] = None
+  if in_main:
+    read, wakeup = socket.socketpair()
+    wakeup.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(wakeup.fileno())
+    watcher = threading.Thread(
+      target=session.watch_interrupts,
+      args=(read,),
+      name="braxviewer-interrupts",
+      daemon=True,
+    )
+    watcher.start()
+    watch = (read, wakeup, watcher, previous_fd)
+  previous_hook = sys.unraisablehook
+
+  def unraisable(report: Any) -> None:
+    # A Ctrl-C that lands in a garbage-collector callback (JAX registers
+    # one) cannot be raised there; Python would print its traceback and
+    # drop it. The watchdog stops the run in any case: say nothing.
+    if not isinstance(report.exc_value, KeyboardInterrupt):
+      previous_hook(report)
+
+  sys.unraisablehook = unraisable
+  try:
+    if quiet is not None:
+      quiet.__enter__()
+    yield session
+  except KeyboardInterrupt:
+    session.exit_code = 130
+    print("braxviewer: stopped.", file=sys.stderr, flush=True)
+  except OSError as err:
+    if "port" not in str(err):
+      raise
+    session.exit_code = 2
+    print(str(err), file=sys.stderr, flush=True)
+  finally:
+    sys.unraisablehook = previous_hook
+    session._done.set()
+    with contextlib.suppress(Exception):
+      viewer.close()
+    if quiet is not None:
+      quiet.__exit__(None, None, None)
+    if watch is not None:
+      read, wakeup, watcher, previous_fd = watch
+      signal.set_wakeup_fd(previous_fd)
+      wakeup.close()  # the watcher reads EOF and returns
+      # Join it: a daemon thread that outlives this block would drop its
+      # reference to the session (and the trained params) while Python shuts
+      # down, and freeing device arrays then aborts the process.
+      watcher.join(timeout=5.0)
+      read.close()

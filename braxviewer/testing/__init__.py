@@ -1,0 +1,3 @@
+"""What tests, benchmarks and screenshots share: a synthetic stream with
+no training, headless Chromium.
+"""

@@ -197,7 +197,7 @@ def test_a_name_taken_gets_a_suffix_unless_the_runs_key_is_given(
   server, runs, puck_model, wait_until, monkeypatch
 ):
   # two scripts started the same second: the same default name
-  monkeypatch.setattr(client_module, "_default_run_name", lambda: "script-1")
+  monkeypatch.setattr(client_module, "default_run_name", lambda: "script-1")
   first = runs(_address(server))
   second = runs(_address(server))
   for v in (first, second):

@@ -130,7 +130,7 @@ def test_export_button_sends_the_current_chunk_as_mp4(replay, wait_until):
   client = _FakeClient()
   replay.page.select_env(2)
   replay.playback.jump(5)
-  replay._export_clicked(client)  # the button's handler
+  replay.export_clicked(client)  # the button's handler
   assert wait_until(lambda: client.files or client.notes, timeout=120)
   assert not client.notes
   ((name, data),) = client.files

@@ -97,7 +97,7 @@ def test_browser_closing_mid_run(run, chromium, open_page, wait_until):
 def test_server_thread_dying(run, wait_until):
   start, caught = run
   viewer, stream = start(mode="sync")
-  loop = viewer._web._loop  # fault injection: the server's own loop
+  loop = viewer.host._web._loop  # fault injection: the server's own loop
   loop.call_soon_threadsafe(loop.stop)  # the server's event loop dies
   assert wait_until(lambda: viewer.failed is not None)
   assert viewer.mode == Mode.OFF  # the trainer stops streaming to it

@@ -13,9 +13,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from braxviewer import WebViewer
+from braxviewer.core import addresses
 from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.testing.synthetic import PUCK_XML
-from braxviewer.web import access
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 from braxviewer.web.server import pick_port
 
@@ -74,9 +74,9 @@ def test_viewer_on_busy_port_raises_clear_error_or_falls_back(capsys):
 
 @pytest.mark.parametrize("host", ["0", "0.0.0.00", "0.0.0.0", "::", ""])
 def test_every_spelling_of_all_interfaces_is_the_network(host):
-  assert access.addresses_of(host) and not access.is_loopback(host)
+  assert addresses.addresses_of(host) and not addresses.is_loopback(host)
   for local in ("127.0.0.1", "localhost", "::1"):
-    assert access.is_loopback(local)
+    assert addresses.is_loopback(local)
 
 
 def test_serving_the_network_needs_the_printed_token_by_default(

@@ -197,18 +197,18 @@ def test_save_clip_sends_the_timeline_as_mp4_of_the_followed_env_or_grid(
 ):
   v = running_viewer
   client = _FakeClient()
-  v._save_clip(client)  # the button's handler: nothing received yet
+  v.save_clip(client)  # the button's handler: nothing received yet
   assert client.notes and not client.files
   for i in range(3):
     v.on_chunk(make_chunk(t=4, dt=0.05, seq=i, steps=100 * (i + 1)))
   v.page.set_follow(True)
   v.page.select_env(1)
-  v._save_clip(client)
+  v.save_clip(client)
   assert wait_until(lambda: client.files, timeout=120)
   ((name, data),) = client.files
   assert name == "env1_steps100-300.mp4" and data[4:8] == b"ftyp"
   v.page.set_follow(False)
-  v._save_clip(client)
+  v.save_clip(client)
   assert wait_until(lambda: len(client.files) == 2, timeout=120)
   assert client.files[1][0].startswith("grid_")
 

@@ -31,208 +31,55 @@ import atexit
 import collections
 import dataclasses
 import os
-import secrets
 import socket
 import sys
 import threading
 import time
-from typing import Any, Deque, Dict, Iterable, Mapping, Optional, Tuple
+from typing import (
+  Any,
+  Callable,
+  Deque,
+  Dict,
+  Iterable,
+  Mapping,
+  Optional,
+  Tuple,
+)
 import urllib.parse
 import warnings
 
+from braxviewer.core import addresses
 from braxviewer.core.frames import FrameChunk
 from braxviewer.core.interrupts import InterruptWatch
 from braxviewer.core.protocol import (
   Mode,
   StreamInfo,
-  check_info_keys,
-  check_num_envs,
 )
 from braxviewer.remote import token_file, wire
-from braxviewer.viewer.push import Pushing
-from braxviewer.web import access
+from braxviewer.remote.credentials import (
+  default_run_name,
+  process_of_job,
+  resolve_run_key,
+)
+from braxviewer.remote.notices import (
+  ServerLost,
+  ServerRefused,
+  ServerSlow,
+  lost_message,
+)
+from braxviewer.remote.outbox import CHUNK, LinkStats, Outbox
+from braxviewer.viewer.base import Viewer
 
 _SYNC_POLL_S = 0.05
 SYNC_SILENCE_S = 5.0  # a sync wait ends after this long without word
-RUN_KEY_ENV = "BRAXVIEWER_RUN_KEY"
 TOKEN_ENV = "BRAXVIEWER_TOKEN"
-_JOB_KEY_WAIT_MS = 60_000  # how long process k waits for process 0's key
 _PROGRESS_KEPT = 5_000  # reports sent again to a server after a reconnect
 _CLOSE_FLUSH_S = 3.0  # close() waits this long for queued messages to leave
 
 
-class ServerLost(RuntimeWarning):
-  """The viewer server went away (said once per viewer); training goes on."""
-
-
-class ServerSlow(RuntimeWarning):
-  """The server asked for sync and did not show a chunk in time (said once
-  per viewer); training goes on as in live until it shows chunks again."""
-
-
-class ServerRefused(RuntimeWarning):
-  """The server refused a message of this run (said once per kind)."""
-
-
-@dataclasses.dataclass
-class LinkStats:
-  """What the connection did (for tests, benchmarks and the curious)."""
-
-  connects: int = 0  # successful connections (1 + reconnects)
-  chunks_sent: int = 0
-  chunks_dropped: int = 0  # no server, or the outbox was full
-  progress_dropped: int = 0  # reports, phases, modes: the outbox was full
-  bytes_sent: int = 0
-  queued_bytes: int = 0  # in the outbox now
-
-
-# What a queued message is: what it may push out of a full outbox.
-CHUNK, PROGRESS, CONTROL = "chunk", "progress", "control"
-
-
-class _Outbox:
-  """Messages waiting for the socket, bounded in bytes and in count.
-
-  A chunk that does not fit pushes the oldest queued chunks out (live: the
-  newest wins); a progress report (or a phase or trainer mode: the latest
-  of those is sent again on reconnect anyway) pushes the oldest such
-  message or chunk out. Control messages (the model, a stream's start and
-  end: a few per training run) are never dropped: the server must hear
-  them."""
-
-  def __init__(self, max_bytes: int, max_messages: int):
-    self.max_bytes = int(max_bytes)
-    self.max_messages = int(max_messages)
-    self._items: Deque[Tuple[bytes, str]] = collections.deque()
-    self.nbytes = 0
-    self._lock = threading.Lock()
-
-  def put(self, data: bytes, kind: str, stats: LinkStats) -> bool:
-    """Queue ``data`` (a message of ``kind``); False when it was dropped
-    instead."""
-    with self._lock:
-      if kind != CONTROL:
-        if len(data) > self.max_bytes:
-          _count_drop(kind, stats)
-          return False
-        while self._items and (
-          self.nbytes + len(data) > self.max_bytes
-          or len(self._items) >= self.max_messages
-        ):
-          if not self._drop_oldest(kind, stats):
-            _count_drop(kind, stats)
-            return False
-      self._items.append((data, kind))
-      self.nbytes += len(data)
-      stats.queued_bytes = self.nbytes
-      return True
-
-  def _drop_oldest(self, kind: str, stats: LinkStats) -> bool:
-    """Drop the oldest message that may make room for one of ``kind``;
-    False when none may go."""
-    may_go = (CHUNK,) if kind == CHUNK else (CHUNK, PROGRESS)
-    for i, (data, queued) in enumerate(self._items):
-      if queued in may_go:
-        del self._items[i]
-        self.nbytes -= len(data)
-        _count_drop(queued, stats)
-        return True
-    return False
-
-  def take(self, stats: LinkStats) -> Optional[Tuple[bytes, str]]:
-    """The oldest message and its kind (None: empty)."""
-    with self._lock:
-      if not self._items:
-        return None
-      data, kind = self._items.popleft()
-      self.nbytes -= len(data)
-      stats.queued_bytes = self.nbytes
-      return data, kind
-
-  def __len__(self) -> int:
-    return len(self._items)
-
-
-def _count_drop(kind: str, stats: LinkStats) -> None:
-  if kind == CHUNK:
-    stats.chunks_dropped += 1
-  else:
-    stats.progress_dropped += 1
-
-
-def _default_run_name() -> str:
-  script = os.path.basename(sys.argv[0] or "") or "python"
-  script = os.path.splitext(script)[0] or "python"
-  return f"{script}-{time.strftime('%H%M%S')}"
-
-
-def resolve_run_key(run: str, given: Optional[str] = None) -> str:
-  """The key that makes a run this run's own on the server: ``given``;
-  else ``$BRAXVIEWER_RUN_KEY`` (a job script exports one for all its
-  processes); else, under ``jax.distributed``, one that process 0 makes
-  and the others read from JAX's coordinator (a bounded wait); else a new
-  random key (this process alone)."""
-  if given:
-    return str(given)
-  from_env = os.environ.get(RUN_KEY_ENV, "").strip()
-  if from_env:
-    return from_env
-  return _job_key(run) or secrets.token_hex(16)
-
-
-def _job_key(run: str) -> Optional[str]:
-  """Under ``jax.distributed``: process 0's random key for ``run``, shared
-  through JAX's coordinator key-value store; None elsewhere."""
-  jax = sys.modules.get("jax")
-  if jax is None:
-    return None
-  try:
-    if jax.process_count() <= 1:
-      return None
-    # the coordinator's key-value store, loaded by jax.distributed
-    distributed = sys.modules.get("jax._src.distributed")
-    state = getattr(distributed, "global_state", None)
-    client = getattr(state, "client", None)
-    first = jax.process_index() == 0
-  except Exception:
-    return None
-  if client is None:
-    return None
-  name = f"braxviewer/run_key/{run}"
-  try:
-    if first:
-      key = secrets.token_hex(16)
-      try:
-        client.key_value_set(name, key)
-      except Exception:  # set before (a second viewer of that name)
-        key = str(client.blocking_key_value_get(name, 1000))
-      return key
-    return str(client.blocking_key_value_get(name, _JOB_KEY_WAIT_MS))
-  except Exception as err:
-    warnings.warn(
-      f"braxviewer: process {jax.process_index()} got no run key for"
-      f" {run!r} from process 0 ({type(err).__name__}); did every process"
-      " call braxviewer.connect with the same run=? This process streams"
-      " as a run of its own.",
-      ServerRefused,
-      stacklevel=3,
-    )
-    return None
-
-
-def _process() -> Tuple[int, int]:
-  """(process index, process count) when the trainer's JAX knows them."""
-  jax = sys.modules.get("jax")
-  if jax is None:
-    return 0, 1
-  try:
-    return int(jax.process_index()), int(jax.process_count())
-  except Exception:
-    return 0, 1
-
-
-class RemoteViewer(Pushing):
-  """A viewer on a viewer server; see :func:`connect`."""
+class RemoteViewer(Viewer):
+  """The viewer-server backend (:class:`~braxviewer.viewer.base.Viewer`):
+  what the trainer streams goes to a server; see :func:`connect`."""
 
   def __init__(
     self,
@@ -254,16 +101,15 @@ class RemoteViewer(Pushing):
     parts = urllib.parse.urlsplit(uri)
     self._port = int(parts.port or 0)
     try:  # on this machine: the server's token file, read at each connect
-      self._local = access.is_loopback(str(parts.hostname))
+      self._local = addresses.is_loopback(str(parts.hostname))
     except ValueError:
       self._local = False
     self.address = wire.redact(str(address))
     self._uri = uri
-    self.num_envs = check_num_envs(num_envs)
-    self.info_keys: Optional[Tuple[str, ...]] = check_info_keys(info_keys)
+    super().__init__(num_envs, info_keys)
     if run is not None and (not isinstance(run, str) or not run.strip()):
       raise ValueError(f"run must be a non-empty name or None, got {run!r}.")
-    self.run_name = run.strip() if run is not None else _default_run_name()
+    self.run_name = run.strip() if run is not None else default_run_name()
     self._named = run is not None
     self._asked = self.run_name
     self._key = resolve_run_key(self.run_name, run_key)
@@ -273,7 +119,7 @@ class RemoteViewer(Pushing):
       )
     self._retry_max_s = float(retry_max_s)
     self.stats = LinkStats()
-    self._outbox = _Outbox(max_queue_bytes, max_queue_messages)
+    self._outbox = Outbox(max_queue_bytes, max_queue_messages)
     self._lock = threading.Condition()
     self._control: Optional[wire.Control] = None  # None: no server
     self._shown: dict = {"train": -1, "eval": -1}
@@ -289,7 +135,6 @@ class RemoteViewer(Pushing):
     # them again, so its curves are whole (it keeps each index once)
     self._reports: Deque[bytes] = collections.deque(maxlen=_PROGRESS_KEPT)
     self._report_index = 0
-    self._closed = False
     self._interrupted = False
     self._warned = False
     self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -305,9 +150,6 @@ class RemoteViewer(Pushing):
     atexit.register(self.close)
 
   # -- TrainingViewer ------------------------------------------------------------
-
-  def requested_envs(self) -> Optional[int]:
-    return self.num_envs
 
   @property
   def connected(self) -> bool:
@@ -331,34 +173,35 @@ class RemoteViewer(Pushing):
     control = self._control
     return (0, 0) if control is None else (control.process, control.device)
 
+  @stream_source.setter
+  def stream_source(self, value: Optional[Tuple[int, int]]) -> None:
+    raise AttributeError(
+      "braxviewer: a viewer server's page chooses the stream source (its"
+      " Process and Device controls, or server.set_stream_source(process,"
+      " device)); a connected run follows it."
+    )
+
   def wait_connected(self, timeout: float = 10.0) -> bool:
     """Wait until a server is connected; whether it is."""
     return self._connected.wait(timeout)
 
-  def init(self, env: Any) -> "RemoteViewer":
+  def _on_init(self, env: Any) -> None:
     """Send the env's model (a brax or Playground env, MjModel, MJCF)."""
     from braxviewer.record import model_store
 
     files = model_store.capture(env)
-    self._model = wire.encode(
+    self._model, _ = self._send(
       wire.Model(files.mjb, files.xml, dict(files.assets), files.note or "")
     )
-    self.pushes.note_env(env)
-    self._send(self._model)
-    return self
-
-  def run(self) -> "RemoteViewer":
-    """Nothing to start (the connection runs already); the original API."""
-    return self
 
   def on_stream_start(self, info: StreamInfo) -> None:
-    process, processes = _process()
+    process, processes = process_of_job()
     self._start = wire.Start(info, process, processes)
     self._phase = None
     self._interrupted = False
     self._reports.clear()
     self._report_index = 0
-    self._send(wire.encode(self._start))
+    self._send(self._start)
 
   def on_chunk(self, chunk: FrameChunk) -> None:
     mode = self.mode
@@ -366,11 +209,8 @@ class RemoteViewer(Pushing):
       self.stats.chunks_dropped += 1
       return
     sync = mode == Mode.SYNC and not self._interrupted
-    data = wire.encode(wire.Chunk(chunk, ack=sync))
-    if not self._outbox.put(data, CHUNK, self.stats):
-      return
-    self._wakeup()
-    if sync:
+    _, queued = self._send(wire.Chunk(chunk, ack=sync))
+    if queued and sync:
       self._wait_shown(chunk.source, int(chunk.seq))
 
   def on_progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
@@ -380,31 +220,27 @@ class RemoteViewer(Pushing):
         clean[str(key)] = float(value)
       except (TypeError, ValueError):
         continue
-    data = wire.encode(
+    data, _ = self._send(
       wire.Progress(int(env_steps), clean, index=self._report_index)
     )
     self._report_index += 1
     self._reports.append(data)
-    self._send(data, PROGRESS)
 
   def on_trainer_mode(self, mode: Mode) -> None:
     self._trainer_mode = Mode.parse(mode).value
-    self._send(wire.encode(wire.TrainerMode(self._trainer_mode)), PROGRESS)
+    self._send(wire.TrainerMode(self._trainer_mode))
 
   def on_phase(self, phase: str) -> None:
     self._phase = str(phase)
-    self._send(wire.encode(wire.Phase(self._phase)), PROGRESS)
+    self._send(wire.Phase(self._phase))
 
   def on_stream_end(self) -> None:
-    self._send(wire.encode(wire.End()))
+    self._send(wire.End())
 
   # -- lifecycle -----------------------------------------------------------------
 
-  def close(self) -> None:
+  def _on_close(self) -> None:
     """Send what is queued (a few seconds at most), then disconnect."""
-    if self._closed:
-      return
-    self.pushes.close()
     deadline = time.monotonic() + _CLOSE_FLUSH_S
     while len(self._outbox) and self.connected and time.monotonic() < deadline:
       time.sleep(0.02)
@@ -416,15 +252,6 @@ class RemoteViewer(Pushing):
     self._wakeup()
     self._thread.join(5.0)
 
-  def stop(self) -> None:
-    self.close()
-
-  def __enter__(self) -> "RemoteViewer":
-    return self
-
-  def __exit__(self, *exc: Any) -> None:
-    self.close()
-
   def interrupt(self) -> None:
     """End sync waits (Ctrl-C); the trainer's thread gets back to Python."""
     self._interrupted = True
@@ -433,9 +260,14 @@ class RemoteViewer(Pushing):
 
   # -- the outbox and sync -------------------------------------------------------
 
-  def _send(self, data: bytes, kind: str = CONTROL) -> None:
-    if self._outbox.put(data, kind, self.stats):
+  def _send(self, message: wire.Message) -> Tuple[bytes, bool]:
+    """Queue ``message`` by its class's drop priority; its bytes, and
+    whether it was queued (a full outbox may drop it instead)."""
+    data = wire.encode(message)
+    queued = self._outbox.put(data, message.drop, self.stats)
+    if queued:
       self._wakeup()
+    return data, queued
 
   def _wakeup(self) -> None:
     loop, wake = self._loop, self._wake
@@ -597,25 +429,39 @@ class RemoteViewer(Pushing):
     return out
 
   async def _receive(self, ws: Any) -> None:
+    handlers: Dict[type, Callable[[Any], None]] = {
+      wire.Control: self._on_control,
+      wire.Shown: self._on_shown,
+      wire.Holding: self._on_holding,
+      wire.Rejected: self._on_rejected,
+    }
     async for data in ws:
       message = wire.decode(data)
+      handler = handlers.get(type(message))
+      if handler is None:
+        raise wire.WireError(f"a run does not take {message.kind} messages.")
       with self._lock:
-        if isinstance(message, wire.Control):
-          if self._control is None or message.mode != self._control.mode:
-            self._stalled = False  # a new mode: sync waits again
-          self._control = message
-        elif isinstance(message, wire.Shown):
-          seen = self._shown.get(message.source, -1)
-          self._shown[message.source] = max(seen, int(message.seq))
-          self._heard = time.monotonic()
-          self._stalled = False  # the server shows chunks again
-        elif isinstance(message, wire.Holding):
-          self._heard = time.monotonic()
-        elif isinstance(message, wire.Rejected):
-          self._rejected_by_server(message)
+        handler(message)
         self._lock.notify_all()
 
-  def _rejected_by_server(self, message: wire.Rejected) -> None:
+  # -- what the server says (under the lock) --------------------------------------
+
+  def _on_control(self, message: wire.Control) -> None:
+    if self._control is None or message.mode != self._control.mode:
+      self._stalled = False  # a new mode: sync waits again
+    self._control = message
+
+  def _on_shown(self, message: wire.Shown) -> None:
+    seen = self._shown.get(message.source, -1)
+    self._shown[message.source] = max(seen, int(message.seq))
+    self._heard = time.monotonic()
+    self._stalled = False  # the server shows chunks again
+
+  def _on_holding(self, message: wire.Holding) -> None:
+    del message
+    self._heard = time.monotonic()
+
+  def _on_rejected(self, message: wire.Rejected) -> None:
     what = str(message.what)[:40]
     if what in self._rejected:
       return
@@ -643,26 +489,11 @@ class RemoteViewer(Pushing):
     if self._warned or self._closed:
       return
     self._warned = True
-    why = " ".join(_why(err).split()) or type(err).__name__
-    was = "lost" if self.stats.connects else "cannot reach"
     warnings.warn(
-      f"braxviewer: {was} the viewer server at {self.address}"
-      f" ({wire.redact(why)[:400]}). Training goes on; the viewer retries in"
-      " the background and the stream resumes when the server is back.",
+      lost_message(self.address, err, bool(self.stats.connects)),
       ServerLost,
       stacklevel=2,
     )
-
-
-def _why(err: BaseException) -> str:
-  """What went wrong, with the server's own words for a refused handshake
-  (e.g. a missing token and where to find it)."""
-  response = getattr(err, "response", None)
-  body = getattr(response, "body", None)
-  if isinstance(body, (bytes, bytearray)) and body:
-    status = getattr(response, "status_code", "")
-    return f"HTTP {status}: {bytes(body[:600]).decode('utf-8', 'replace')}"
-  return str(err)
 
 
 def connect(

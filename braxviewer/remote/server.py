@@ -1,8 +1,10 @@
 """``python -m braxviewer serve``: a viewer server that outlives training runs.
 
-:class:`ViewerServer` is the web viewer (the same page, on the same port)
-plus a websocket path (:data:`braxviewer.remote.wire.PATH`) that training
-runs connect to with ``braxviewer.connect``. Each connection speaks for one
+:class:`ViewerServer` holds an in-process web viewer (:attr:`web`: the
+same page, on the same port) and the training socket
+(:class:`~braxviewer.remote.training_socket.TrainingSocket`, on the
+websocket path :data:`braxviewer.remote.wire.PATH`) that training runs
+connect to with ``braxviewer.connect``. Each connection speaks for one
 process of one :class:`~braxviewer.remote.runs.Run`; its messages are
 applied in a thread of its own (a sync wait never holds the socket loop or
 another run). The page shows one run's envs at a time (the Run dropdown)
@@ -24,37 +26,33 @@ with no connection left expire after ``run_ttl_s``. No JAX.
 
 from __future__ import annotations
 
-import asyncio
+import atexit
 import os
-import queue
-import re
 import threading
 import time
-from typing import Any, Dict, Mapping, Optional, Set
+from typing import Any, Dict, Optional
 import warnings
 
+from braxviewer.core import addresses
 from braxviewer.core.protocol import Mode
-from braxviewer.record import Recorder
 from braxviewer.remote import token_file, trust, wire
-from braxviewer.remote.runs import Link, Run, RunBook
+from braxviewer.remote.apply import RunMessages
+from braxviewer.remote.runs import Run, RunBook
+from braxviewer.remote.training_socket import TrainingSocket
 from braxviewer.web import access
 from braxviewer.web.errors import ViewerWarning
+from braxviewer.web.page import Page
+from braxviewer.web.playback import Playback
 from braxviewer.web.runs_panel import RunRow, RunsPanel
 from braxviewer.web.server import Route, Token
-from braxviewer.web.viewer import WebViewerBase
+from braxviewer.web.viewer import WebViewerBatched
 
 _TICK_S = 0.2  # how often runs are told what to stream, the panel refreshed
 _HOLDING_S = 1.0  # how often a run waiting on a sync chunk hears "holding"
-_HELLO_TIMEOUT_S = 10.0
-_WARNED_CLIENTS = 20  # clients warned about by name; then only counted
 DEFAULT_RUN_TTL_S = 24 * 3600.0
 
 
-def _dir_name(name: str) -> str:
-  return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "run"
-
-
-class ViewerServer(WebViewerBase):
+class ViewerServer:
   """The page, serving any number of training runs that connect to it.
 
   Args:
@@ -94,22 +92,34 @@ class ViewerServer(WebViewerBase):
       secret = _check_token(token)
     else:
       secret = access.new_token()
-      if token == "auto" and not access.is_loopback(host):
+      if token == "auto" and not addresses.is_loopback(host):
         token = secret  # one secret for the page and the runs
     if run_ttl_s is not None and not float(run_ttl_s) > 0:
       raise ValueError(
         f"braxviewer: run_ttl_s must be a positive number of seconds or"
         f" None, got {run_ttl_s!r}."
       )
-    super().__init__(
-      host,
-      port,
+    hint = (
+      "On the server's machine braxviewer.connect reads it from"
+      f" {token_file.folder()}/serve-PORT.token (the server's user only);"
+      " elsewhere pass braxviewer.connect(..., token=...)."
+    )
+    route = Route(
+      lambda connection: self.socket.serve(connection),
+      private=access.Private(secret, hint),
+    )
+    # the page: the in-process web viewer, fed the shown run's stream
+    self.web = WebViewerBatched(
+      host=host,
+      port=port,
       mode=mode,
       port_fallback=port_fallback,
       history=history,
       title=title,
       token=token,
       layout=layout,
+      routes={wire.PATH: route},
+      curves=False,  # a line per run, drawn here
     )
     self.record_dir = None if record_dir is None else os.fspath(record_dir)
     if self.record_dir is not None:
@@ -118,8 +128,6 @@ class ViewerServer(WebViewerBase):
     self.run_ttl_s = None if run_ttl_s is None else float(run_ttl_s)
     self._secret = secret
     self.token_file: Optional[str] = None  # where this user's runs read it
-    self.refused: Dict[str, int] = {}  # messages refused, by kind
-    self._warned_clients: Set[str] = set()
     self._last_holding = 0.0
     self._shown: Optional[Run] = None
     self._auto: Optional[str] = None  # the run shown for being first
@@ -128,13 +136,21 @@ class ViewerServer(WebViewerBase):
     self._panel_lock = threading.Lock()
     self._ticker: Optional[threading.Thread] = None
     self._stop = threading.Event()
+    self.socket = TrainingSocket(
+      self.runs,
+      RunMessages(self.web, lambda: self._shown, self._show_lock),
+      warn=self.web.warn,
+      record_dir=self.record_dir,
+      on_joined=self._joined,
+      on_left=self._left,
+    )
 
   # -- lifecycle -------------------------------------------------------------------
 
   def run(self) -> "ViewerServer":
     """Serve the page and the training socket; print the address."""
     if self.page is None:
-      super().run()
+      self.web.run()
       assert self.page is not None
       self._panel = self.page.add_runs_panel(
         self.show_run, self.set_stream_source, self.forget_run
@@ -143,6 +159,7 @@ class ViewerServer(WebViewerBase):
         target=self._tick, name="braxviewer-runs", daemon=True
       )
       self._ticker.start()
+      atexit.register(self.close)  # recordings closed, token file removed
       try:
         self.token_file = token_file.write(self.port, self._secret)
       except OSError as err:
@@ -158,6 +175,16 @@ class ViewerServer(WebViewerBase):
         flush=True,
       )
     return self
+
+  def stop(self) -> None:
+    """The same as :meth:`close`."""
+    self.close()
+
+  def __enter__(self) -> "ViewerServer":
+    return self.run()
+
+  def __exit__(self, *exc: Any) -> None:
+    self.close()
 
   def _token_note(self) -> str:
     where = self.token_file or token_file.path_for(self.port)
@@ -175,7 +202,10 @@ class ViewerServer(WebViewerBase):
   def close(self) -> None:
     """Stop serving; every run's recording is closed (training runs keep
     going and reconnect when a server is back)."""
+    if self._stop.is_set():
+      return
     self._stop.set()
+    atexit.unregister(self.close)
     if self._ticker is not None:
       self._ticker.join(2.0)
     for run in self.runs.all():
@@ -184,21 +214,42 @@ class ViewerServer(WebViewerBase):
     if self.token_file is not None:
       token_file.remove(self.port, self._secret)
       self.token_file = None
-    super().close()
+    self.web.close()
 
   def _connect_address(self) -> str:
     url = wire.redact(self.url or "").split("/?", 1)[0]
     return url.split("://", 1)[-1].rstrip("/")
 
-  def _routes(self) -> Optional[Mapping[str, Route]]:
-    hint = (
-      "On the server's machine braxviewer.connect reads it from"
-      f" {token_file.path_for(self.port) if self.port else token_file.folder()}"
-      " (the server's user only); elsewhere pass"
-      " braxviewer.connect(..., token=...)."
-    )
-    private = access.Private(self._secret, hint)
-    return {wire.PATH: Route(self._ingest, private=private)}
+  # -- the page's parts ----------------------------------------------------------
+
+  @property
+  def page(self) -> Optional[Page]:
+    """The page's widgets and scene (None before :meth:`run`)."""
+    return self.web.page
+
+  @property
+  def playback(self) -> Playback:
+    """The viewer thread: the shown run's timeline, pause, speed."""
+    return self.web.playback
+
+  @property
+  def url(self) -> Optional[str]:
+    """The page's address once running."""
+    return self.web.url
+
+  @property
+  def port(self) -> int:
+    """The page's (and the training socket's) TCP port."""
+    return self.web.port
+
+  @property
+  def mode(self) -> Mode:
+    """The streaming mode the page asks of the shown run."""
+    return self.web.mode
+
+  def set_mode(self, mode: "Mode | str") -> None:
+    """Switch the shown run's streaming mode."""
+    self.web.set_mode(mode)
 
   # -- what the page shows ---------------------------------------------------------
 
@@ -221,7 +272,7 @@ class ViewerServer(WebViewerBase):
       player.ready = False  # hold playback until the envs are rebuilt
       player.use_store(run.store)
       # the envs to draw before the run's stream says: within the budget
-      self._streamed_envs = (
+      self.web.expect_envs(
         run.info.num_envs
         if run.info is not None
         else max(1, min(16, trust.MAX_DRAWN_BODIES // run.model.nbody))
@@ -229,17 +280,17 @@ class ViewerServer(WebViewerBase):
         else 0
       )
       if run.model is not None:
-        self.init(run.model)
+        self.web.init(run.model)
       if run.info is not None:
-        self.on_stream_start(run.info)
+        self.web.on_stream_start(run.info)
       # after the rebuild the two calls above queued on the viewer thread
       self.playback.call_soon(lambda: setattr(player, "ready", True))
       if run.phase is not None:
-        self.on_phase(run.phase)
+        self.web.on_phase(run.phase)
       if run.trainer_mode is not None:
-        self.on_trainer_mode(Mode.parse(run.trainer_mode))
+        self.web.on_trainer_mode(Mode.parse(run.trainer_mode))
       if run.ended:
-        self.on_stream_end()
+        self.web.on_stream_end()
     self._send_controls()
     self._refresh_panel()
 
@@ -282,43 +333,9 @@ class ViewerServer(WebViewerBase):
 
   # -- the training socket (on the server's event loop) ----------------------------
 
-  async def _ingest(self, connection: Any) -> None:
-    try:
-      hello = wire.decode(
-        await asyncio.wait_for(connection.recv(), _HELLO_TIMEOUT_S)
-      )
-      if not isinstance(hello, wire.Hello):
-        raise wire.WireError("the first message must be a hello.")
-      hello = trust.check_hello(hello)
-    except Exception as err:
-      self._warn_wire(err)
-      await connection.close(1008, str(err)[:120])
-      return
-    link = Link(
-      connection,
-      asyncio.get_running_loop(),
-      f"{hello.host}, pid {hello.pid}",
-    )
-    run, taken = self.runs.join(hello, link)
-    if taken and hello.named:
-      self._warn_client(
-        link,
-        "name",
-        f"asked for run {hello.run!r}, which belongs to another run (its"
-        f" key differs); it streams as {run.name!r}.",
-      )
-    if run.recorder is None and self.record_dir is not None:
-      run.recorder = self._recorder_for(run.name)
-    await connection.send(wire.encode(wire.Welcome(run.name, taken)))
-    inbox: "queue.Queue[Optional[wire.Message]]" = queue.Queue(maxsize=64)
-    worker = threading.Thread(
-      target=self._work,
-      args=(run, link, inbox),
-      name=f"braxviewer-run-{run.name}",
-      daemon=True,
-    )
-    worker.start()
-    with self.runs.lock:  # the first run to connect is shown
+  def _joined(self, run: Run) -> None:
+    """A connection joined ``run``: the first run to connect is shown."""
+    with self.runs.lock:
       first = self._shown is None and self._auto is None
       if first:
         self._auto = run.name
@@ -326,182 +343,12 @@ class ViewerServer(WebViewerBase):
       threading.Thread(
         target=self.show_run, args=(run.name,), daemon=True
       ).start()
-    try:
-      async for data in connection:
-        message = wire.decode(data)
-        await asyncio.to_thread(inbox.put, message)
-    except Exception as err:
-      if isinstance(err, wire.WireError):
-        self._warn_wire(err)
-    finally:
-      link.closed = True
-      await asyncio.to_thread(inbox.put, None)
 
-  def _warn_client(self, link: Link, kind: str, what: str) -> None:
-    """One warning per client and kind, naming the client; after
-    :data:`_WARNED_CLIENTS` clients only counted (``stats()["refused"]``)."""
-    key = f"client:{link.where}:{kind}"
-    with self.runs.lock:
-      self.refused[kind] = self.refused.get(kind, 0) + 1
-      if key in self._warned_clients:
-        return
-      if len(self._warned_clients) >= _WARNED_CLIENTS:
-        self._warn(
-          "clients",
-          f"braxviewer: more than {_WARNED_CLIENTS} clients of the training"
-          " socket were refused something; further refusals are counted"
-          " (server.stats()['refused']), not printed.",
-        )
-        return
-      self._warned_clients.add(key)
-    self._warn(key, f"braxviewer: a run from {link.where} {what}")
-
-  def _warn_wire(self, err: BaseException) -> None:
-    self._warn(
-      "wire",
-      "braxviewer: a connection to the training socket sent something"
-      f" else than a braxviewer run ({' '.join(str(err).split())});"
-      " it was closed.",
-    )
-
-  def _recorder_for(self, name: str) -> Optional[Recorder]:
-    assert self.record_dir is not None
-    base = os.path.join(self.record_dir, _dir_name(name))
-    path, k = base, 2
-    while os.path.exists(path):
-      path, k = f"{base}-{k}", k + 1
-    try:
-      return Recorder(path, mode=Mode.LIVE)
-    except Exception as err:
-      self._warn(
-        "record",
-        f"braxviewer: cannot record run {name!r} to {path} ({err}).",
-      )
-      return None
-
-  # -- applying a run's messages (a thread per connection) -------------------------
-
-  def _work(
-    self,
-    run: Run,
-    link: Link,
-    inbox: "queue.Queue[Optional[wire.Message]]",
-  ) -> None:
-    while True:
-      message = inbox.get()
-      if message is None:
-        break
-      try:
-        self._apply(run, link, message)
-      except trust.Refused as refused:
-        self._warn_client(
-          link,
-          refused.what,
-          f"(run {run.name!r}) sent a {refused.what} message the server"
-          f" refused: {refused.why} It was dropped; the run's stream goes"
-          " on.",
-        )
-        link.send(wire.Rejected(refused.what, refused.why))
-      except Exception as err:  # one bad message never stops the server
-        self._warn(
-          "apply",
-          f"braxviewer: run {run.name!r} sent a message the server could"
-          f" not apply ({type(err).__name__}: {err}); it was skipped.",
-        )
-    self.runs.leave(run, link)
+  def _left(self, run: Run) -> None:
+    """A connection of ``run`` closed (its messages all applied)."""
     if run is self._shown and not run.links:
       self.playback.player.release_all()
     self._refresh_panel()
-
-  def _apply(self, run: Run, link: Link, message: wire.Message) -> None:
-    """Apply one message of ``run``, checked first (:mod:`trust`).
-
-    Raises:
-      trust.Refused: the message was not applied.
-    """
-    shown = run is self._shown
-    if isinstance(message, wire.Chunk):
-      trust.check_chunk(message.chunk, run.info)
-      chunk = run.number(message.chunk)
-      if chunk.source == "train":
-        run.env_steps = max(run.env_steps, int(chunk.env_steps))
-      if run.recorder is not None:
-        run.recorder.on_chunk(chunk)
-      if shown and self._ready() and self._feed.wanted == Mode.SYNC:
-        run.pending = (chunk.source, int(message.chunk.seq))
-        try:
-          self.on_chunk(chunk)  # waits until shown; the player keeps it
-        finally:
-          run.pending = None
-      else:
-        with self._show_lock:  # not while the page switches runs
-          if run is self._shown and self._ready():
-            self.on_chunk(chunk)  # the player keeps it in run.store
-          else:
-            run.store.append(chunk)
-      if message.ack:
-        link.send(wire.Shown(message.chunk.source, int(message.chunk.seq)))
-    elif isinstance(message, wire.Progress):
-      if link.process != min(run.connected(), default=link.process):
-        return  # one process's report is the run's
-      message = trust.check_progress(message, run.reports)
-      if 0 <= message.index < run.reports:
-        return  # sent again after a reconnect: kept already
-      run.reports = max(run.reports, message.index + 1)
-      run.env_steps = max(run.env_steps, int(message.env_steps))
-      if self.page is not None:
-        self.page.add_progress(message.env_steps, message.metrics, run.name)
-      if run.recorder is not None:
-        run.recorder.on_progress(message.env_steps, message.metrics)
-      if shown:
-        self.on_progress(message.env_steps, message.metrics)
-    elif isinstance(message, wire.Model):
-      files, model = trust.check_model(message)
-      run.files, run.model = files, model
-      if run.info is not None:
-        try:  # the stream so far no longer fits: wait for its new start
-          trust.check_start(wire.Start(run.info), model)
-        except trust.Refused:
-          run.info = None
-      if run.recorder is not None:
-        run.recorder.init(files)
-      if shown:
-        self.init(run.model)
-    elif isinstance(message, wire.Start):
-      message = trust.check_start(message, run.model)
-      link.process = int(message.process)
-      run.processes = max(run.processes, int(message.processes))
-      if message.again and run.info is not None:
-        return  # a reconnect: the same stream goes on
-      if run.info is not None and link.process != run.source[0]:
-        return  # another process of the job: one stream per run
-      run.info, run.ended = message.info, False
-      run.reports = 0  # a new stream numbers its reports from 0
-      if run.recorder is not None:
-        run.recorder.on_stream_start(message.info)
-      if shown:
-        self.on_stream_start(message.info)
-    elif isinstance(message, wire.Phase):
-      message = trust.check_phase(message)
-      run.phase = message.name
-      if shown:
-        self.on_phase(message.name)
-    elif isinstance(message, wire.TrainerMode):
-      mode = trust.check_trainer_mode(message)
-      run.trainer_mode = mode.value
-      if shown:
-        self.on_trainer_mode(mode)
-    elif isinstance(message, wire.End):
-      if link.process != run.source[0]:
-        return
-      run.ended = True
-      if run.recorder is not None:
-        run.recorder.on_stream_end()
-      if shown:
-        self.on_stream_end()
-
-  def _progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
-    """Curves are added per run (in :meth:`_apply`), not by the feed."""
 
   # -- telling runs what to stream --------------------------------------------------
 
@@ -547,7 +394,7 @@ class ViewerServer(WebViewerBase):
         self._send_controls()
         self._refresh_panel()
       except Exception as err:  # never let the ticker die silently
-        self._warn("tick", f"braxviewer: the run ticker failed ({err}).")
+        self.web.warn("tick", f"braxviewer: the run ticker failed ({err}).")
 
   def _refresh_panel(self) -> None:
     with self._panel_lock:
@@ -555,7 +402,7 @@ class ViewerServer(WebViewerBase):
 
   def _refresh_panel_now(self) -> None:
     panel = self._panel
-    if panel is None or self._closed:
+    if panel is None or self._stop.is_set():
       return
     rows = [
       RunRow(
@@ -574,9 +421,9 @@ class ViewerServer(WebViewerBase):
 
   def stats(self) -> Dict[str, Any]:
     """The viewer's counters, plus the runs (name -> state)."""
-    out = super().stats()
+    out = self.web.stats()
     out["runs"] = {run.name: run.state for run in self.runs.all()}
-    out["refused"] = dict(self.refused)
+    out["refused"] = dict(self.socket.refused)
     return out
 
 

@@ -12,14 +12,21 @@ still being shown (a run that hears neither stops waiting), and
 :class:`Rejected` for a message it refused. Anything that
 does not decode raises :class:`WireError` (the receiver drops that
 connection); what a message asks of the server is checked there
-(:mod:`braxviewer.remote.trust`). No JAX, no web.
+(:mod:`braxviewer.remote.trust`).
+
+Every message is one class here: a frozen dataclass deriving from
+:class:`Message`, which registers it under its ``kind`` (the tag on the
+wire) with its ``drop`` priority (what a full outbox may push out for it);
+a message with arrays or nested types says how its body is written
+(``body``/``from_body``). Sender and receiver dispatch on the class
+(``handlers[type(message)]``): adding a message is one class and one
+handler. No JAX, no web.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
-from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
+from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, Type
 
 import msgpack
 import numpy as np
@@ -37,11 +44,49 @@ class WireError(ValueError):
   """A message that is not one of ours (or of another version)."""
 
 
+# What a message in a full outbox is (see ``remote/client.py``'s outbox): a
+# chunk pushes out older chunks, a report older reports or chunks; control
+# messages (the model, a stream's start and end) are never dropped.
+CHUNK, PROGRESS, CONTROL = "chunk", "progress", "control"
+
+
+class Message:
+  """A wire message. Subclasses are frozen dataclasses, registered by
+  ``kind`` with their ``drop`` priority::
+
+    @dataclasses.dataclass(frozen=True)
+    class Phase(Message, kind="phase", drop=PROGRESS):
+      name: str
+  """
+
+  kind: ClassVar[str] = ""
+  drop: ClassVar[str] = CONTROL
+  registry: ClassVar[Dict[str, Type["Message"]]] = {}
+
+  def __init_subclass__(cls, kind: str = "", drop: str = CONTROL, **kw: Any):
+    super().__init_subclass__(**kw)
+    if not kind or kind in Message.registry:
+      raise TypeError(f"wire message {cls.__name__}: a new kind, got {kind!r}.")
+    if drop not in (CHUNK, PROGRESS, CONTROL):
+      raise TypeError(f"wire message {cls.__name__}: drop {drop!r}.")
+    cls.kind, cls.drop = kind, drop
+    Message.registry[kind] = cls
+
+  def body(self) -> Dict[str, Any]:
+    """The message's fields as msgpack can write them."""
+    return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+  @classmethod
+  def from_body(cls, body: Dict[str, Any]) -> "Message":
+    """The message from :meth:`body`'s output (raises on a bad body)."""
+    return cls(**body)
+
+
 # -- run -> server -------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
-class Hello:
+class Hello(Message, kind="hello"):
   """First message of a connection. ``named``: the user chose ``run``;
   ``key``: the run's own secret: a connection joins the run of that name
   only with the same key (the processes of one multi-host job, a run
@@ -56,7 +101,7 @@ class Hello:
 
 
 @dataclasses.dataclass(frozen=True)
-class Model:
+class Model(Message, kind="model"):
   """The env's compiled model (MJB bytes) and, when it has one, a portable
   XML with its assets (for a recording on the server)."""
 
@@ -65,9 +110,17 @@ class Model:
   assets: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
   note: str = ""
 
+  def body(self) -> Dict[str, Any]:
+    return {
+      "mjb": bytes(self.mjb),
+      "xml": self.xml,
+      "assets": {str(k): bytes(v) for k, v in self.assets.items()},
+      "note": self.note,
+    }
+
 
 @dataclasses.dataclass(frozen=True)
-class Start:
+class Start(Message, kind="start"):
   """The stream's info, and which process of how many sends it. ``again``:
   re-sent after a reconnect (the same stream goes on)."""
 
@@ -76,17 +129,43 @@ class Start:
   processes: int = 1
   again: bool = False
 
+  def body(self) -> Dict[str, Any]:
+    return {
+      "info": _info_fields(self.info),
+      "process": int(self.process),
+      "processes": int(self.processes),
+      "again": bool(self.again),
+    }
+
+  @classmethod
+  def from_body(cls, body: Dict[str, Any]) -> "Start":
+    return cls(
+      _info(body["info"]),
+      int(body["process"]),
+      int(body["processes"]),
+      bool(body["again"]),
+    )
+
 
 @dataclasses.dataclass(frozen=True)
-class Chunk:
+class Chunk(Message, kind="chunk", drop=CHUNK):
   """A chunk; ``ack``: the run waits for :class:`Shown` (sync)."""
 
   chunk: FrameChunk
   ack: bool = False
 
+  def body(self) -> Dict[str, Any]:
+    meta, arrays = chunk_record(self.chunk)
+    return {"meta": meta, "arrays": _arrays(arrays), "ack": bool(self.ack)}
+
+  @classmethod
+  def from_body(cls, body: Dict[str, Any]) -> "Chunk":
+    arrays = _from_arrays(body["arrays"])
+    return cls(chunk_from_record(body["meta"], arrays), bool(body["ack"]))
+
 
 @dataclasses.dataclass(frozen=True)
-class Progress:
+class Progress(Message, kind="progress", drop=PROGRESS):
   """A progress report; ``index`` counts the stream's reports from 0 (a run
   sends its recent reports again after a reconnect: a server keeps each
   index once)."""
@@ -95,19 +174,31 @@ class Progress:
   metrics: Mapping[str, float]
   index: int = -1
 
+  def body(self) -> Dict[str, Any]:
+    return {
+      "env_steps": int(self.env_steps),
+      "metrics": {str(k): float(v) for k, v in self.metrics.items()},
+      "index": int(self.index),
+    }
+
+  @classmethod
+  def from_body(cls, body: Dict[str, Any]) -> "Progress":
+    metrics = {str(k): float(v) for k, v in body["metrics"].items()}
+    return cls(int(body["env_steps"]), metrics, int(body.get("index", -1)))
+
 
 @dataclasses.dataclass(frozen=True)
-class Phase:
+class Phase(Message, kind="phase", drop=PROGRESS):
   name: str
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainerMode:
+class TrainerMode(Message, kind="trainermode", drop=PROGRESS):
   mode: str
 
 
 @dataclasses.dataclass(frozen=True)
-class End:
+class End(Message, kind="end"):
   """The training run ended (its stream; the connection may stay)."""
 
 
@@ -115,7 +206,7 @@ class End:
 
 
 @dataclasses.dataclass(frozen=True)
-class Welcome:
+class Welcome(Message, kind="welcome"):
   """The run's name on the server (the asked one, or with a suffix);
   ``taken``: the name belongs to another run (another key)."""
 
@@ -125,7 +216,7 @@ class Welcome:
 
 
 @dataclasses.dataclass(frozen=True)
-class Control:
+class Control(Message, kind="control"):
   """What the run should stream now: the mode, from which process and which
   of its local devices."""
 
@@ -135,7 +226,7 @@ class Control:
 
 
 @dataclasses.dataclass(frozen=True)
-class Shown:
+class Shown(Message, kind="shown"):
   """A sync chunk was shown (or will not be): the run goes on."""
 
   source: str
@@ -143,7 +234,7 @@ class Shown:
 
 
 @dataclasses.dataclass(frozen=True)
-class Holding:
+class Holding(Message, kind="holding"):
   """A sync chunk is still being shown (paced, or held by a paused page):
   the run keeps waiting. Sent about once a second while it lasts."""
 
@@ -152,32 +243,12 @@ class Holding:
 
 
 @dataclasses.dataclass(frozen=True)
-class Rejected:
+class Rejected(Message, kind="rejected"):
   """The server refused a message of the run (``what``: its kind) and
   dropped it; ``why`` says what to change."""
 
   what: str
   why: str
-
-
-Message = Union[
-  Hello,
-  Model,
-  Start,
-  Chunk,
-  Progress,
-  Phase,
-  TrainerMode,
-  End,
-  Welcome,
-  Control,
-  Shown,
-  Holding,
-  Rejected,
-]
-_TYPES: Dict[str, Type[Any]] = {
-  cls.__name__.lower(): cls for cls in typing.get_args(Message)
-}
 
 
 # -- encoding ------------------------------------------------------------------
@@ -223,43 +294,14 @@ def _info(fields: Mapping[str, Any]) -> StreamInfo:
 
 def encode(message: Message) -> bytes:
   """One message as bytes."""
-  kind = type(message).__name__.lower()
-  if kind not in _TYPES:
+  if type(message).kind not in Message.registry:
     raise TypeError(f"not a wire message: {message!r}")
-  if isinstance(message, Chunk):
-    meta, arrays = chunk_record(message.chunk)
-    body: Dict[str, Any] = {
-      "meta": meta,
-      "arrays": _arrays(arrays),
-      "ack": bool(message.ack),
-    }
-  elif isinstance(message, Start):
-    body = {
-      "info": _info_fields(message.info),
-      "process": int(message.process),
-      "processes": int(message.processes),
-      "again": bool(message.again),
-    }
-  elif isinstance(message, Model):
-    body = {
-      "mjb": bytes(message.mjb),
-      "xml": message.xml,
-      "assets": {str(k): bytes(v) for k, v in message.assets.items()},
-      "note": message.note,
-    }
-  elif isinstance(message, Progress):
-    body = {
-      "env_steps": int(message.env_steps),
-      "metrics": {str(k): float(v) for k, v in message.metrics.items()},
-      "index": int(message.index),
-    }
-  else:
-    body = dataclasses.asdict(message)
-  body["t"] = kind
+  body = message.body()
+  body["t"] = message.kind
   return bytes(msgpack.packb(body, use_bin_type=True) or b"")
 
 
-def decode(data: Union[bytes, bytearray, memoryview, str]) -> Message:
+def decode(data: "bytes | bytearray | memoryview | str") -> Message:
   """The message in ``data``.
 
   Raises:
@@ -271,26 +313,13 @@ def decode(data: Union[bytes, bytearray, memoryview, str]) -> Message:
     body = msgpack.unpackb(bytes(data), raw=False, strict_map_key=False)
   except Exception as err:
     raise WireError(f"not msgpack ({type(err).__name__}).") from None
-  if not isinstance(body, dict) or body.get("t") not in _TYPES:
+  kind = body.get("t") if isinstance(body, dict) else None
+  cls = Message.registry.get(kind) if isinstance(kind, str) else None
+  if cls is None:
     raise WireError("not a braxviewer message.")
-  kind = body.pop("t")
+  body.pop("t")
   try:
-    if kind == "chunk":
-      arrays = _from_arrays(body["arrays"])
-      return Chunk(chunk_from_record(body["meta"], arrays), bool(body["ack"]))
-    if kind == "start":
-      return Start(
-        _info(body["info"]),
-        int(body["process"]),
-        int(body["processes"]),
-        bool(body["again"]),
-      )
-    if kind == "progress":
-      metrics = {str(k): float(v) for k, v in body["metrics"].items()}
-      return Progress(
-        int(body["env_steps"]), metrics, int(body.get("index", -1))
-      )
-    message = _TYPES[kind](**body)
+    message = cls.from_body(body)
   except WireError:
     raise
   except Exception as err:

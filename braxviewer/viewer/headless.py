@@ -10,18 +10,13 @@ import threading
 from typing import Deque, Iterable, List, Mapping, Optional, Tuple
 
 from braxviewer.core.frames import FrameChunk
-from braxviewer.core.protocol import (
-  Mode,
-  StreamInfo,
-  check_info_keys,
-  check_num_envs,
-)
-from braxviewer.viewer.push import Pushing
+from braxviewer.core.protocol import Mode, StreamInfo
+from braxviewer.viewer.base import Viewer
 
 
-class HeadlessViewer(Pushing):
-  """Implements :class:`braxviewer.core.protocol.TrainingViewer` in memory; a
-  Python training loop feeds it with ``push`` (see :class:`Pushing`).
+class HeadlessViewer(Viewer):
+  """The in-memory backend (:class:`~braxviewer.viewer.base.Viewer`): what
+  a trainer streams, or a Python loop pushes, kept in lists.
 
   Args:
     num_envs: envs to stream (None: the trainer picks min(16, per device)).
@@ -42,22 +37,17 @@ class HeadlessViewer(Pushing):
     info_keys: Optional[Iterable[str]] = None,
     stream_source: Optional[Tuple[int, int]] = None,
   ):
-    self._num_envs = check_num_envs(num_envs)
-    self.info_keys: Optional[Tuple[str, ...]] = check_info_keys(info_keys)
+    super().__init__(num_envs, info_keys, stream_source)
     self._mode = Mode.parse(mode)
     self._lock = threading.Lock()
     self.chunks: Deque[FrameChunk] = collections.deque(maxlen=max_chunks)
     self.progress: List[Tuple[int, dict]] = []
     self.trainer_modes: List[Mode] = []
     self.phases: List[str] = []  # compiling, training, evaluating, done
-    self.stream_source: Optional[Tuple[int, int]] = stream_source
     # the (process, device) the trainer streamed from, once per change
     self.stream_sources: List[Tuple[int, int]] = []
     self.stream_info: Optional[StreamInfo] = None
     self.ended = False
-
-  def requested_envs(self) -> Optional[int]:
-    return self._num_envs
 
   @property
   def mode(self) -> Mode:

@@ -232,8 +232,13 @@ class Pusher:
     env: Any = None,
     chunk_length: Optional[int] = None,
   ) -> None:
-    """One batched env state (brax ``envs.State`` or a Playground state,
-    device or numpy arrays), after a step of all envs."""
+    """Stream a batched env state from a Python training loop, after each
+    step of all envs: brax ``envs.State`` or a MuJoCo Playground state,
+    device or numpy arrays. Every ``chunk_length`` pushes (default 50) make
+    one chunk. ``env_steps``: steps done (default: counted, the batch per
+    push); ``dt``: simulated seconds per push (default: ``env.dt``, the env
+    given here or to ``viewer.init``). Off mode returns at once, copying
+    nothing. See docs/api.md, "Python training loops"."""
     self._check_open()
     if self._skip(getattr(state, "reward", None), env_steps):
       return
@@ -258,7 +263,10 @@ class Pusher:
     env: Any = None,
     chunk_length: Optional[int] = None,
   ) -> None:
-    """The same from plain arrays, each with the batch first."""
+    """:meth:`push` from plain arrays, each with the batch first: ``qpos
+    (B, nq)`` (or ``link_pos (B, L, 3)`` + ``link_rot (B, L, 4)``),
+    ``reward``/``done``/``truncation (B,)``, reward terms ``(B,)``, mocap
+    ``(B, nmocap, 3/4)``, ``info`` entries ``(B,)`` or ``(B, k)``."""
     self._check_open()
     if self._skip(reward, env_steps):
       return
@@ -286,7 +294,8 @@ class Pusher:
     self._add(arrays, env_steps, dt, env, chunk_length)
 
   def log(self, env_steps: int, metrics: Mapping[str, Any]) -> None:
-    """Training curves: ``metrics`` at ``env_steps`` (``on_progress``)."""
+    """Training curves from a Python loop: numbers at ``env_steps``
+    (non-finite ones left out; ``on_progress``)."""
     self._check_open()
     steps, clean = _count(env_steps, "env_steps"), check_metrics(metrics)
     if self._streamer is not None:
@@ -533,92 +542,3 @@ def _frame(arrays: Arrays, info: StreamInfo) -> Arrays:
     for k, shape in zip(info.info_keys, info.info_shapes)
   }
   return frame
-
-
-# -- the viewers' methods ------------------------------------------------------
-
-
-class Pushing:
-  """``push``, ``push_arrays``, ``log``, ``flush`` and ``close`` for a
-  viewer (mixed into ``HeadlessViewer`` and ``WebViewerBase``)."""
-
-  _pusher: Optional[Pusher] = None
-
-  @property
-  def pushes(self) -> Pusher:
-    """The :class:`Pusher` behind this viewer's ``push``."""
-    if self._pusher is None:
-      self._pusher = Pusher(cast(TrainingViewer, self))
-    return self._pusher
-
-  def push(
-    self,
-    state: Any,
-    *,
-    env_steps: Optional[int] = None,
-    dt: Optional[float] = None,
-    env: Any = None,
-    chunk_length: Optional[int] = None,
-  ) -> None:
-    """Stream a batched env state from a Python training loop, after each
-    step of all envs: brax ``envs.State`` or a MuJoCo Playground state,
-    device or numpy arrays. Every ``chunk_length`` pushes (default 50) make
-    one chunk. ``env_steps``: steps done (default: counted, the batch per
-    push); ``dt``: simulated seconds per push (default: ``env.dt``, the env
-    given here or to ``init``). Off mode returns at once, copying nothing.
-    See docs/api.md, "Python training loops"."""
-    self.pushes.push(
-      state, env_steps=env_steps, dt=dt, env=env, chunk_length=chunk_length
-    )
-
-  def push_arrays(
-    self,
-    *,
-    reward: Any,
-    done: Any,
-    qpos: Any = None,
-    truncation: Any = None,
-    metrics: Optional[Mapping[str, Any]] = None,
-    mocap_pos: Any = None,
-    mocap_quat: Any = None,
-    info: Optional[Mapping[str, Any]] = None,
-    link_pos: Any = None,
-    link_rot: Any = None,
-    env_steps: Optional[int] = None,
-    dt: Optional[float] = None,
-    env: Any = None,
-    chunk_length: Optional[int] = None,
-  ) -> None:
-    """:meth:`push` from plain arrays, each with the batch first: ``qpos
-    (B, nq)`` (or ``link_pos (B, L, 3)`` + ``link_rot (B, L, 4)``),
-    ``reward``/``done``/``truncation (B,)``, reward terms ``(B,)``, mocap
-    ``(B, nmocap, 3/4)``, ``info`` entries ``(B,)`` or ``(B, k)``."""
-    self.pushes.push_arrays(
-      reward=reward,
-      done=done,
-      qpos=qpos,
-      truncation=truncation,
-      metrics=metrics,
-      mocap_pos=mocap_pos,
-      mocap_quat=mocap_quat,
-      info=info,
-      link_pos=link_pos,
-      link_rot=link_rot,
-      env_steps=env_steps,
-      dt=dt,
-      env=env,
-      chunk_length=chunk_length,
-    )
-
-  def log(self, env_steps: int, metrics: Mapping[str, Any]) -> None:
-    """Training curves from a Python loop: numbers at ``env_steps``
-    (non-finite ones left out)."""
-    self.pushes.log(env_steps, metrics)
-
-  def flush(self) -> None:
-    """Send the pushed frames not yet sent as a shorter chunk."""
-    self.pushes.flush()
-
-  def close(self) -> None:
-    """Send what was pushed and end the pushed stream (``on_stream_end``)."""
-    self.pushes.close()

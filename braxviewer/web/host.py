@@ -1,9 +1,12 @@
 """A served page and the thread that plays frames on it.
 
-:class:`PageHost` is what the live viewer and the replay viewer share: the
-web server (:mod:`server`), the :class:`~braxviewer.web.page.Page` and the
-:class:`~braxviewer.web.playback.Playback` that paces it, started together
-and stopped together, and the envs drawn from a pose engine. No JAX.
+:class:`PageHost` is the part the live viewer, the replay viewer and the
+viewer server each hold (composed, not inherited): the web server
+(:mod:`server`), the :class:`~braxviewer.web.page.Page` and the
+:class:`~braxviewer.web.playback.Playback` that paces it, started and
+stopped together, the envs drawn from a pose engine, and videos made for
+a page. What the owner adds is said through explicit hooks
+(:class:`PageHooks`). No JAX.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures.thread as pool_threads  # its exit hook first
 import contextlib
+import dataclasses
 import os
 import tempfile
 import threading
@@ -29,8 +33,9 @@ from braxviewer.web.panels import Status, StreamControls
 from braxviewer.web.playback import Playback, Poser
 from braxviewer.web.server import Route, Token, WebServer, check_port
 
-# Hosts not closed yet, by id: closed when the main thread ends.
-_open_hosts: Dict[int, "PageHost"] = {}
+# How to close the viewers of the hosts not closed yet, by host id: called
+# when the main thread ends.
+_open_hosts: Dict[int, Callable[[], None]] = {}
 _exit_hook: list = []  # holds True once the hook below is registered
 
 
@@ -59,16 +64,16 @@ def _close_when_main_ends() -> None:
   """
   if _program_threads_run():
     return
-  for host in reversed(list(_open_hosts.values())):
+  for close in reversed(list(_open_hosts.values())):
     with contextlib.suppress(Exception, KeyboardInterrupt):  # exiting anyway
-      host.close()
+      close()
 
 
-def _watch_exit(host: "PageHost") -> None:
-  """Have ``host`` closed at exit: as the main thread ends (see
-  :func:`_close_when_main_ends`), else by ``atexit``."""
-  _open_hosts[id(host)] = host
-  atexit.register(host.close)
+def _watch_exit(host: "PageHost", close: Callable[[], None]) -> None:
+  """Have ``close`` (the viewer of ``host``) called at exit: as the main
+  thread ends (see :func:`_close_when_main_ends`), else by ``atexit``."""
+  _open_hosts[id(host)] = close
+  atexit.register(close)
   register = getattr(threading, "_register_atexit", None)  # Python's own
   if register is None or _exit_hook:
     return
@@ -76,6 +81,35 @@ def _watch_exit(host: "PageHost") -> None:
     # Run last first, so before the pools' hook (registered on import).
     register(_close_when_main_ends)
     _exit_hook.append(True)
+
+
+def _no_status() -> Status:
+  return Status()
+
+
+def _no_stats() -> dict:
+  return dict(received_per_s=0.0, env_steps=0, env_steps_per_s=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class PageHooks:
+  """What the viewer that owns a page tells it.
+
+  Attributes:
+    status: the status panel's content now.
+    stream_stats: what a live stream adds to :meth:`PageHost.stats`.
+    on_fail: ``on_fail(reason, warned)``: the viewer thread gave up (None:
+      one warning that the page is off).
+    interrupted: Ctrl-C reached the process (from a helper thread).
+    close: the owner's close, called when a script ends without it (None:
+      the host's own :meth:`PageHost.close`); it must close the host.
+  """
+
+  status: Callable[[], Status] = _no_status
+  stream_stats: Callable[[], dict] = _no_stats
+  on_fail: Optional[Callable[[str, bool], None]] = None
+  interrupted: Callable[[], None] = lambda: None
+  close: Optional[Callable[[], None]] = None
 
 
 class PageHost:
@@ -89,6 +123,7 @@ class PageHost:
     player: what to play.
     token: who may open the page (see :class:`~braxviewer.web.server.WebServer`):
       ``"auto"`` needs a token only beyond loopback.
+    hooks: what the owner adds (:class:`PageHooks`).
   """
 
   def __init__(
@@ -100,32 +135,33 @@ class PageHost:
     title: str,
     player: Player,
     token: Token = "auto",
+    hooks: PageHooks = PageHooks(),
   ):
     self.host = host
     self.port = check_port(port)
     self.token = token
     self.port_fallback = bool(port_fallback)
     self.title = title
-    self._warn = WarnOnce()
+    self.hooks = hooks
+    self.warn = WarnOnce()  # each kind of warning once
     self.rates = PageRates()  # how fast the open pages draw
     self.playback = Playback(
       player,
-      status=self._status,
+      status=lambda: self.hooks.status(),
       on_fail=self._on_fail,
       note=self._note,
-      warn=self._warn,
+      warn=self.warn,
       max_fps=self.rates.fastest,
     )
     self.page: Optional[Page] = None
     self._web: Optional[WebServer] = None
-    self._closed = False
-    self._interrupts = InterruptWatch(self._interrupted)
+    self.closed = False
+    self._interrupts = InterruptWatch(lambda: self.hooks.interrupted())
     self._clip_progress: Optional[float] = None  # a video being made
-    self._layout = "auto"  # the layout option (see the viewers)
 
   # -- lifecycle -----------------------------------------------------------------
 
-  def _serve(
+  def serve(
     self,
     *,
     stream: Optional[StreamControls],
@@ -136,7 +172,7 @@ class PageHost:
   ) -> Page:
     """Start the server, the page and the viewer thread; print the URL.
     ``routes``: websocket paths of our own on the page's port."""
-    if self._closed:
+    if self.closed:
       raise RuntimeError("This viewer was closed; make a new one.")
     web = self._web = WebServer(
       self.host,
@@ -157,7 +193,7 @@ class PageHost:
       num_envs=num_envs,
       title=self.title,
       recorded=recorded,
-      warn=self._warn,
+      warn=self.warn,
       on_page_gone=self.playback.page_gone,
       on_page_open=self.playback.page_opened,
     )
@@ -166,46 +202,32 @@ class PageHost:
     # A script that never calls close() gets a quiet close at exit (before
     # viser's own stop, registered earlier: atexit runs the last first),
     # as its main thread ends where it can (see _close_when_main_ends).
-    _watch_exit(self)
+    _watch_exit(self, self.hooks.close or self.close)
     print(f"braxviewer: viewer running at {self.url}", flush=True)
     return page
 
   def close(self) -> None:
     """Stop the viewer thread and the server; training is not affected."""
-    if self._closed:
+    if self.closed:
       return
-    self._closed = True
-    atexit.unregister(self.close)
+    self.closed = True
+    atexit.unregister(self.hooks.close or self.close)
     _open_hosts.pop(id(self), None)
     self._interrupts.stop()
     self.playback.stop()
     if self._web is not None:
       self._web.stop()
 
-  def stop(self) -> None:
-    """The same as :meth:`close` (the original API's name)."""
-    self.close()
-
-  def __enter__(self) -> Any:
-    return self.run()
-
-  def __exit__(self, *exc: Any) -> None:
-    self.close()
-
-  def run(self) -> Any:
-    raise NotImplementedError
-
   @property
   def url(self) -> Optional[str]:
     """The page's address once running."""
     return None if self._web is None else self._web.url
 
-  @property
-  def layout(self) -> str:
+  def drawn_layout(self, option: str) -> str:
     """How the envs are drawn: ``"grid"`` or ``"overlay"`` once a model is
-    drawn (see :mod:`braxviewer.scene.layout`), the option given before."""
+    drawn (see :mod:`braxviewer.scene.layout`), else ``option``."""
     view = self.page.view if self.page is not None else None
-    return view.layout if view is not None else self._layout
+    return view.layout if view is not None else option
 
   @property
   def serving(self) -> bool:
@@ -227,12 +249,8 @@ class PageHost:
       update_s=page.update_seconds.mean() if page else None,
       clients=self.clients(),
       triangles=page.triangles if page else 0,
-      **self._stream_stats(),
+      **self.hooks.stream_stats(),
     )
-
-  def _stream_stats(self) -> dict:
-    """What a live stream adds to :meth:`stats`."""
-    return dict(received_per_s=0.0, env_steps=0, env_steps_per_s=0.0)
 
   def clients(self) -> int:
     """Browser pages connected now."""
@@ -241,7 +259,7 @@ class PageHost:
 
   # -- the drawn envs ------------------------------------------------------------
 
-  def _show_envs(self, poser: Poser) -> None:
+  def show_envs(self, poser: Poser) -> None:
     """Draw ``poser``'s envs at rest and pose chunks with it from now on
     (on the viewer thread, or before it plays anything)."""
     if self.page is None:
@@ -253,19 +271,17 @@ class PageHost:
     )
     self.playback.set_poser(poser)
 
-  # -- hooks ---------------------------------------------------------------------
-
-  def _status(self) -> Status:
-    return Status()
+  # -- videos for a page ----------------------------------------------------------
 
   def _note(self) -> str:
     progress = self._clip_progress
     return "" if progress is None else f" · _making a video… {progress:.0%}_"
 
-  def _save_clip(self, client: Any) -> None:
+  def save_clip(self, client: Any, model: Any) -> None:
     """The live page's *Save clip*: an MP4 of what the timeline holds, the
-    followed env with the follow camera, else every env on the grid."""
-    model, page = self._video_model(), self.page
+    followed env with the follow camera, else every env on the grid, drawn
+    with ``model`` (None: nothing to draw yet)."""
+    page = self.page
     timeline = self.playback.timeline  # a snapshot: training goes on
     if model is None or page is None or not len(timeline):
       if client is not None:
@@ -289,13 +305,9 @@ class PageHost:
         on_frame=on_frame,
       )
 
-    self._send_video(client, name, render)
+    self.send_video(client, name, render)
 
-  def _video_model(self) -> Any:
-    """The MjModel videos draw (None: none yet)."""
-    return None
-
-  def _send_video(
+  def send_video(
     self,
     client: Any,
     name: str,
@@ -330,14 +342,13 @@ class PageHost:
     threading.Thread(target=work, name="braxviewer-video", daemon=True).start()
 
   def _on_fail(self, reason: str, warned: bool) -> None:
-    if not warned:
-      self._warn("fail", f"braxviewer: {reason} The page is off.")
-
-  def _interrupted(self) -> None:
-    """Ctrl-C (from the interrupt watch's thread)."""
+    if self.hooks.on_fail is not None:
+      self.hooks.on_fail(reason, warned)
+    elif not warned:
+      self.warn("fail", f"braxviewer: {reason} The page is off.")
 
   def _fault(self, message: str) -> None:
-    self._warn("socket", f"braxviewer: {message}")
+    self.warn("socket", f"braxviewer: {message}")
 
   def _health(self) -> Optional[str]:
     web = self._web

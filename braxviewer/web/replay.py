@@ -24,10 +24,12 @@ from braxviewer.scene.layout import check_layout
 from braxviewer.scene.lookup import resolve_model
 from braxviewer.web.host import PageHost
 from braxviewer.web.pacing import Player
+from braxviewer.web.page import Page
+from braxviewer.web.playback import Playback
 from braxviewer.web.server import Token
 
 
-class ReplayViewer(PageHost):
+class ReplayViewer:
   """The web viewer's page, playing a recording.
 
   Args:
@@ -88,7 +90,7 @@ class ReplayViewer(PageHost):
     player = Player(rec, live=False, loop=loop)
     player.ready = False  # until run() has built the scene
     player.set_source(source)
-    super().__init__(
+    self.host = PageHost(
       host,
       port,
       port_fallback=port_fallback,
@@ -99,21 +101,62 @@ class ReplayViewer(PageHost):
     self.playback.set_speed(speed)
     self._layout = layout
 
+  # -- the parts ------------------------------------------------------------------
+
+  @property
+  def page(self) -> Optional[Page]:
+    """The page's widgets and scene (None before :meth:`run`)."""
+    return self.host.page
+
+  @property
+  def playback(self) -> Playback:
+    """The viewer thread: timeline, pause, speed, source."""
+    return self.host.playback
+
+  @property
+  def url(self) -> Optional[str]:
+    return self.host.url
+
+  @property
+  def port(self) -> int:
+    return self.host.port
+
+  @property
+  def layout(self) -> str:
+    """``"grid"`` or ``"overlay"`` once drawn, the option given before."""
+    return self.host.drawn_layout(self._layout)
+
+  def stats(self) -> dict:
+    return self.host.stats()
+
+  def close(self) -> None:
+    """Stop serving."""
+    self.host.close()
+
+  def stop(self) -> None:
+    self.close()
+
+  def __enter__(self) -> "ReplayViewer":
+    return self.run()
+
+  def __exit__(self, *exc: Any) -> None:
+    self.close()
+
   def run(self) -> "ReplayViewer":
     """Serve the page and start playing."""
     if self.page is not None:
       return self
     player = self.playback.player
-    page = self._serve(
+    page = self.host.serve(
       stream=None, mode="off", num_envs=self.num_envs, recorded=player.timeline
     )
-    self._show_envs(
+    self.host.show_envs(
       BatchedScene(self._model, self.num_envs, layout=self._layout)
     )
     for steps, metrics in self.recording.progress():
       page.add_progress(steps, metrics)
     page.add_export_button(
-      self._export_clicked,
+      self.export_clicked,
       "Export MP4",
       "Selected env, current chunk, follow camera.",
     )
@@ -122,7 +165,7 @@ class ReplayViewer(PageHost):
 
   # -- export ----------------------------------------------------------------
 
-  def _export_clicked(self, client: Any) -> None:
+  def export_clicked(self, client: Any) -> None:
     """The page's *Export MP4*: the selected env, the chunk on screen."""
     if self.page is None:
       return
@@ -143,4 +186,4 @@ class ReplayViewer(PageHost):
         on_frame=on_frame,
       )
 
-    self._send_video(client, f"env{env}_step{steps}.mp4", render)
+    self.host.send_video(client, f"env{env}_step{steps}.mp4", render)

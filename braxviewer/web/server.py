@@ -41,6 +41,7 @@ import websockets.asyncio.server as ws_server
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
+from braxviewer.core import addresses
 from braxviewer.web import access, frame_rates
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 
@@ -75,7 +76,7 @@ def check_port(port: object) -> int:
 def port_is_free(host: str, port: int) -> bool:
   """Whether a server could listen on ``host:port`` now (every address the
   host resolves to)."""
-  for address in access.addresses_of(host):
+  for address in addresses.addresses_of(host):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
       sock = socket.socket(family, socket.SOCK_STREAM)
@@ -96,7 +97,7 @@ def _holders(host: str, port: int) -> List[str]:
   """Where ``port`` is taken: on ``host``, and for a loopback host on the
   other loopback family too (a browser may resolve localhost to either)."""
   hosts = [host]
-  if access.is_loopback(host):
+  if addresses.is_loopback(host):
     hosts += [h for h in ("127.0.0.1", "::1") if h not in hosts]
   return [h for h in hosts if not port_is_free(h, port)]
 
@@ -295,7 +296,7 @@ class WebServer:
     routes: Optional[Mapping[str, Route]] = None,
   ):
     check_port(port)
-    loopback = access.is_loopback(host)
+    loopback = addresses.is_loopback(host)
     if token == "auto":
       secret = None if loopback else access.new_token()
     elif isinstance(token, str) and token:
@@ -373,7 +374,7 @@ class WebServer:
   def url(self) -> str:
     """The page's address (with its token, when it needs one)."""
     shown = self.host
-    if access.is_unspecified(shown):  # every interface: this machine's name
+    if addresses.is_unspecified(shown):  # every interface: this machine's name
       shown = socket.gethostname()
     if ":" in shown:
       shown = f"[{shown}]"

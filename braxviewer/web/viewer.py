@@ -1,91 +1,104 @@
-"""The web viewer: a :class:`~braxviewer.core.protocol.TrainingViewer` in the browser.
+"""The in-process web backend: :class:`WebViewerBatched` and :class:`WebViewer`.
 
-:class:`WebViewerBase` only implements the trainer's protocol and wires the
-parts: a ``FanOut`` sends the stream to the page's ``LiveFeed`` (it leads)
-and to a recorder; the feed fills the ``Player``; the ``Playback`` thread
-plays it on the ``Page``, posed by a ``BatchedScene``. A fault of the page
-or the server turns the viewer off with one warning; training goes on.
+A :class:`~braxviewer.viewer.base.Viewer` whose parts are composed and
+exposed: its :class:`~braxviewer.web.host.PageHost` (:attr:`host`: the
+server, the :attr:`page` and the :attr:`playback` thread), a ``FanOut``
+that sends the stream to the page's ``LiveFeed`` (it leads) and to a
+recorder, the feed filling the ``Player``, a ``BatchedScene`` posing it,
+and the :class:`~braxviewer.viewer.push.Pusher` (:attr:`pushes`). A fault of
+the page or the server turns the viewer off with one warning; training
+goes on. The original API's models of several envs are drawn through
+:class:`~braxviewer.web.tiled_models.TiledModels`.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import mujoco
 import numpy as np
 
 from braxviewer.core.fanout import FanOut
 from braxviewer.core.frames import FrameChunk
-from braxviewer.core.protocol import (
-  Mode,
-  StreamInfo,
-  check_info_keys,
-  check_num_envs,
-)
+from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.record import Recorder
+from braxviewer.scene import batched as scene
+from braxviewer.scene import tiled
 from braxviewer.scene.batched import BatchedScene
 from braxviewer.scene.layout import check_layout
 from braxviewer.scene.lookup import resolve_model
-from braxviewer.viewer.push import Pushing
+from braxviewer.viewer.base import Viewer
 from braxviewer.web.feed import LiveFeed
-from braxviewer.web.host import PageHost
+from braxviewer.web.host import PageHooks, PageHost
 from braxviewer.web.pacing import Player
+from braxviewer.web.page import Page
 from braxviewer.web.panels import Status
-from braxviewer.web.playback import Poser
+from braxviewer.web.playback import Playback, Poser
 from braxviewer.web.server import Route, Token
+from braxviewer.web.tiled_models import TiledModels
 
 _BUILD_WAIT_S = 10.0  # init() waits this long for the page to show a model
 
 
-class WebViewerBase(PageHost, Pushing):
-  """Streams the first N training envs to a browser page while PPO trains.
+class WebViewerBatched(Viewer):
+  """Shows the first N training envs in a browser page while they train.
+
+  ``viewer.run()`` serves the page and prints its URL, ``viewer.init(env)``
+  sets the model; pass ``viewer=viewer`` to braxviewer's ``ppo.train`` or
+  ``sac.train``, wrap a loop with ``braxviewer.wrap``, or ``push`` states.
 
   Args:
-    host: interface to serve on. ``"0.0.0.0"`` serves the network (with a
-      printed warning: the page has no authentication).
+    num_envs: envs to stream and draw; None takes ``prod(grid_dims)`` when
+      given, else lets the trainer choose (min(16, envs per device)).
+    grid_dims: ``(columns, rows, layers)``; None: a near-square grid.
+    env_offset: spacing ``(x, y, z)`` between envs; None: from the model.
+    host: interface to serve on (``"0.0.0.0"``: the network, with a token).
     port: TCP port (0: any free port).
-    num_envs: envs to stream and draw (None: the trainer chooses).
-    grid_dims: ``(columns, rows, layers)`` of the grid of envs.
-    env_offset: spacing between envs in the grid, ``(x, y, z)`` metres.
-    layout: ``"grid"`` (a cell per env), ``"overlay"`` (every env where it
-      is, the shared world drawn once) or ``"auto"`` (overlay for a mobile
-      robot on terrain, else grid); :attr:`layout` says what is drawn.
-    mode: initial streaming mode: ``"off"``, ``"live"`` or ``"sync"``.
-    port_fallback: take the next free port when ``port`` is busy (otherwise
-      a clear error names the busy port).
+    mode: initial streaming mode, ``"off"``, ``"live"`` or ``"sync"``.
+    port_fallback: take the next free port when ``port`` is busy (else a
+      clear error names the busy port).
     history: chunks per source kept in memory for the page's timeline
       (scrub back, replay them, then *Live* to follow training again).
     title: the page's panel title.
-    record_dir: also record what this viewer receives to this directory
-      (see :meth:`record`); replay it with ``python -m braxviewer replay``.
+    record_dir: also record the stream to this directory (see
+      :meth:`record`; replay with ``python -m braxviewer replay DIR``).
     token: who may open the page. ``"auto"`` (default): anyone on this
       machine when serving on loopback; beyond it, only who has the random
       token printed with the URL. A string sets the token; False serves the
       network without one (with a warning).
+    layout: ``"auto"`` (default): envs overlaid on one world for a mobile
+      robot on terrain (the world drawn once, every env where it is), else a
+      grid; ``"grid"`` or ``"overlay"`` to choose; :attr:`layout` says which
+      is drawn.
     info_keys: the ``state.info`` entries to stream (e.g. ``("command",)``);
       None lets the trainer choose (numeric per-env entries, at most 16
       numbers per env, ``command`` first); ``()`` streams none.
+    routes: websocket paths of our own on the page's port (a viewer
+      server's training socket).
+    curves: draw the progress this viewer receives as training curves
+      (False: its owner draws them, e.g. one line per run).
 
-  A Python training loop streams with ``push(state)`` and ``log(...)``
-  (see :class:`~braxviewer.viewer.push.Pushing`) instead of ``ppo.train``.
+  Its parts are Python's too: :attr:`page` (env selection, follow,
+  camera), :attr:`playback` (timeline, pause, speed, source), :attr:`host`
+  (the server) and :attr:`pushes`. Under ``pmap`` or ``jax.distributed``,
+  set :attr:`stream_source` to ``(process, local_device)`` to watch another
+  device's envs (no recompile).
 
-  Under ``pmap`` or ``jax.distributed``, set :attr:`stream_source` to
-  ``(process, local_device)`` to watch another device's envs (no
-  recompile); a viewer server's page has controls for it (docs/server.md).
-
-  The page's controls are Python's too: :attr:`page` (env selection,
-  follow, camera) and :attr:`playback` (timeline, pause, speed, source).
+  A model that already holds several envs (made by
+  :meth:`concatenate_envs_xml`, the original usage) is recognised: one made
+  here is mapped back to its single env; any other is drawn as it is, its
+  copies filled with the first streamed envs.
   """
 
   def __init__(
     self,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
     num_envs: Optional[int] = None,
     grid_dims: Optional[Sequence[int]] = None,
     env_offset: Optional[Sequence[float]] = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
     mode: "Mode | str" = Mode.LIVE,
     port_fallback: bool = False,
     history: int = 64,
@@ -94,22 +107,31 @@ class WebViewerBase(PageHost, Pushing):
     token: Token = "auto",
     layout: str = "auto",
     info_keys: Optional[Iterable[str]] = None,
+    routes: Optional[Mapping[str, Route]] = None,
+    curves: bool = True,
   ):
-    self.num_envs = check_num_envs(num_envs)
-    self.info_keys: Optional[Tuple[str, ...]] = check_info_keys(info_keys)
-    # (process, local device) to stream from; settable at any time, read by
-    # the trainer between device calls (None: process 0, device 0)
-    self.stream_source: Optional[Tuple[int, int]] = None
+    if num_envs is None and grid_dims is not None:
+      num_envs = int(np.prod(grid_dims))
+    super().__init__(num_envs, info_keys)
     check_layout(layout, env_offset)
-    super().__init__(
+    self.host = PageHost(
       host,
       port,
       port_fallback=port_fallback,
       title=title,
       player=Player(history=history),
       token=token,
+      hooks=PageHooks(
+        status=self._status,
+        stream_stats=lambda: self._feed.stats(),
+        on_fail=self._on_fail,
+        interrupted=lambda: self._feed.interrupt(),
+        close=self.close,
+      ),
     )
     self._layout = layout
+    self._routes = routes
+    self._curves = bool(curves)
     self.grid_dims = (
       None if grid_dims is None else tuple(int(d) for d in grid_dims)
     )
@@ -118,35 +140,121 @@ class WebViewerBase(PageHost, Pushing):
     )
     self._model: Optional[mujoco.MjModel] = None
     self._streamed_envs = 0  # envs per chunk of the running stream
-    self._stale = False  # rebuild the drawn envs even at the same count
     self._failed: Optional[str] = None
     self._recorder: Optional[Recorder] = None
+    self._tiled = TiledModels(self.warn)
     self._feed = LiveFeed(
       self.playback.player,
       mode=Mode.parse(mode),
-      ready=self._ready,
+      ready=lambda: self.ready,
       on_start=self._stream_started,
       on_progress=self._progress,
-      pages=self.clients,
+      pages=self.host.clients,
       on_orphaned=self._orphaned,
     )
     self._stream = FanOut(self._feed, lead=self._feed)
     if record_dir is not None:
       self.record(record_dir)
 
-  # -- lifecycle -----------------------------------------------------------------
+  @staticmethod
+  def concatenate_envs_xml(
+    xml_string: str,
+    num_envs: int,
+    grid_dims: Optional[Sequence[int]] = None,
+    env_offset: Optional[Sequence[float]] = None,
+    assets: Optional[Mapping[str, Any]] = None,
+  ) -> str:
+    """One MJCF holding ``num_envs`` copies of ``xml_string`` on a grid.
 
-  def run(self) -> "WebViewerBase":
+    Kept for the original usage; ``viewer.init`` takes the single-env model
+    and lays out the grid itself (a model built from this XML is
+    recognised and mapped back to the single env).
+    """
+    out = scene.concatenate_envs_xml(
+      xml_string, num_envs, grid_dims, env_offset, assets
+    )
+    tiled.remember(xml_string, num_envs, assets)
+    return out
+
+  # -- the parts ------------------------------------------------------------------
+
+  @property
+  def page(self) -> Optional[Page]:
+    """The page's widgets and scene (None before :meth:`run`)."""
+    return self.host.page
+
+  @property
+  def playback(self) -> Playback:
+    """The viewer thread: timeline, pause, speed, source."""
+    return self.host.playback
+
+  @property
+  def warn(self):
+    """``warn(key, message)``: one warning per key."""
+    return self.host.warn
+
+  @property
+  def url(self) -> Optional[str]:
+    """The page's address once running."""
+    return self.host.url
+
+  @property
+  def port(self) -> int:
+    """The page's TCP port (the one taken, once running)."""
+    return self.host.port
+
+  @property
+  def layout(self) -> str:
+    """How the envs are drawn: ``"grid"`` or ``"overlay"`` once a model is
+    drawn, the option given before."""
+    return self.host.drawn_layout(self._layout)
+
+  @property
+  def serving(self) -> bool:
+    """The server and the viewer thread run."""
+    return self.host.serving
+
+  @property
+  def failed(self) -> Optional[str]:
+    """Why the viewer turned itself off, or None."""
+    return self._failed
+
+  @property
+  def ready(self) -> bool:
+    """The page can show chunks now (running, a model drawn, not failed)."""
+    return (
+      not self._closed
+      and self._failed is None
+      and self._model is not None
+      and self.playback.running
+    )
+
+  @property
+  def wanted_mode(self) -> Mode:
+    """The mode the page (or :meth:`set_mode`) asks for."""
+    return self._feed.wanted
+
+  def stats(self) -> dict:
+    """Counters and rates shown in the status panel (for tests, benches)."""
+    return self.host.stats()
+
+  def clients(self) -> int:
+    """Browser pages connected now."""
+    return self.host.clients()
+
+  # -- lifecycle ------------------------------------------------------------------
+
+  def run(self) -> "WebViewerBatched":
     """Start the web server in the background and print the page's URL."""
     if self.page is None:
-      page = self._serve(
+      page = self.host.serve(
         stream=self,
         mode=self._feed.wanted.value,
         num_envs=self._envs_guess(),
-        routes=self._routes(),
+        routes=self._routes,
       )
       page.add_export_button(
-        self._save_clip,
+        self.save_clip,
         "Save clip",
         "An MP4 of the timeline: the followed env, else the grid.",
       )
@@ -154,14 +262,13 @@ class WebViewerBase(PageHost, Pushing):
         self._show(self._envs_guess())
     return self
 
-  def init(self, env: Any) -> "WebViewerBase":
-    """Set what to draw: a brax env, a MuJoCo Playground env, MJCF XML or an
-    MjModel. Starts the server if :meth:`run` was not called."""
+  def _on_init(self, env: Any) -> None:
     resolved = resolve_model(env)
-    model = self._model_to_draw(resolved)
+    model, copies = self._tiled.to_draw(resolved)
+    if copies and self.num_envs is None:
+      self.num_envs = copies
     self._model = model
     self._stream.init(env if model is resolved else model)  # the recorder
-    self.pushes.note_env(env)  # its dt for push()
     if self.page is None:
       self.run()
     else:
@@ -173,7 +280,16 @@ class WebViewerBase(PageHost, Pushing):
 
       self.playback.call_soon(show)
       done.wait(_BUILD_WAIT_S if self.playback.running else 0.0)
-    return self
+
+  def save_clip(self, client: Any) -> None:
+    """The page's *Save clip* (``client``: the page that asked): an MP4 of
+    what the timeline holds, the followed env, else the grid."""
+    self.host.save_clip(client, self._model)
+
+  def expect_envs(self, num_envs: int) -> None:
+    """Draw ``num_envs`` envs at the next :meth:`init` (before a stream
+    says how many; 0: the viewer's own guess)."""
+    self._streamed_envs = int(num_envs)
 
   def record(self, path: str, **options: Any) -> Recorder:
     """Also record what this viewer receives to ``path`` (a new directory),
@@ -187,13 +303,11 @@ class WebViewerBase(PageHost, Pushing):
     self._stream.add(recorder)  # gets the model and the stream's info
     return recorder
 
-  def close(self) -> None:
-    """Stop the viewer thread and the server; training is not affected."""
-    self.pushes.close()  # a pushed stream's last frames, then its end
+  def _on_close(self) -> None:
     self._stream.close()  # the recorder
-    super().close()
+    self.host.close()
 
-  # -- TrainingViewer: through the FanOut ----------------------------------------
+  # -- the trainer's protocol: through the FanOut ---------------------------------
 
   def requested_envs(self) -> Optional[int]:
     return (
@@ -224,7 +338,7 @@ class WebViewerBase(PageHost, Pushing):
   def on_phase(self, phase: str) -> None:
     self._stream.on_phase(phase)
 
-  # -- the stream's controls -----------------------------------------------------
+  # -- the stream's controls ------------------------------------------------------
 
   def set_mode(self, mode: "Mode | str") -> None:
     """Switch the streaming mode; the trainer picks it up within ~1 s."""
@@ -234,26 +348,7 @@ class WebViewerBase(PageHost, Pushing):
     if self.page is not None:
       self.page.show_mode(wanted.value)
 
-  @property
-  def failed(self) -> Optional[str]:
-    """Why the viewer turned itself off, or None."""
-    return self._failed
-
-  def _video_model(self) -> Optional[mujoco.MjModel]:
-    return self._model
-
-  def _stream_stats(self) -> dict:
-    return self._feed.stats()
-
-  # -- wiring --------------------------------------------------------------------
-
-  def _ready(self) -> bool:
-    return (
-      not self._closed
-      and self._failed is None
-      and self._model is not None
-      and self.playback.running
-    )
+  # -- wiring ---------------------------------------------------------------------
 
   def _envs_guess(self) -> int:
     if self._streamed_envs:
@@ -264,7 +359,7 @@ class WebViewerBase(PageHost, Pushing):
 
   def _stream_started(self, info: StreamInfo) -> None:
     if self._model is None:
-      self._warn(
+      self.warn(
         "no-model",
         "braxviewer: viewer.init(env) was not called"
         " before training, so there is nothing to draw; streaming"
@@ -275,16 +370,16 @@ class WebViewerBase(PageHost, Pushing):
     if n is None:
       return
     self._streamed_envs = n
-    if n != (self.page.num_envs if self.page else 0) or self._stale:
+    if n != (self.page.num_envs if self.page else 0) or self._tiled.stale:
       self.playback.call_soon(lambda: self._show(n))
 
   def _show(self, num_envs: int) -> None:
     if self._model is not None:
-      self._stale = False
-      self._show_envs(self._poser(num_envs))
+      self._tiled.stale = False
+      self.host.show_envs(self._poser(num_envs))
 
   def _progress(self, env_steps: int, metrics: Mapping[str, float]) -> None:
-    if self.page is not None:
+    if self.page is not None and self._curves:
       self.page.add_progress(env_steps, metrics)
 
   def _status(self) -> Status:
@@ -292,13 +387,10 @@ class WebViewerBase(PageHost, Pushing):
       self.stats(), self.playback.player, has_model=self._model is not None
     )
 
-  def _interrupted(self) -> None:
-    self._feed.interrupt()
-
   def _orphaned(self) -> None:
     if self.page is not None:
       self.page.show_mode("live")
-    self._warn(
+    self.warn(
       "orphaned",
       "braxviewer: sync needs an open page (it paces training for someone"
       " watching); no page was open for 5 s, so streaming falls back to live"
@@ -311,27 +403,22 @@ class WebViewerBase(PageHost, Pushing):
     self._failed = reason
     self.playback.player.release_all()
     if not warned:
-      self._warn(
+      self.warn(
         "fail",
         f"braxviewer: {reason} The viewer is off for the"
         " rest of this run; training goes on.",
       )
 
-  def _routes(self) -> Optional[Mapping[str, Route]]:
-    """Websocket paths of our own on the page's port (the viewer server's
-    training socket); None here."""
-    return None
-
-  # -- what to draw (WebViewerBatched adds the original API's tiled models) ------
-
-  def _model_to_draw(self, model: mujoco.MjModel) -> mujoco.MjModel:
-    return model
-
   def _envs_for(self, info: StreamInfo) -> Optional[int]:
     """Envs to draw for a stream, or None (it cannot be drawn)."""
     model = self._model
-    if model is not None and info.nq is not None and info.nq != model.nq:
-      self._warn(
+    if model is None:
+      return int(info.num_envs)
+    tiled_envs = self._tiled.envs_for(model, info)
+    if tiled_envs is not None:
+      return tiled_envs
+    if info.nq is not None and info.nq != model.nq:
+      self.warn(
         "nq",
         f"braxviewer: the trainer streams qpos of width {info.nq} but"
         f" the model given to viewer.init() has nq={model.nq}; pass the env"
@@ -343,6 +430,9 @@ class WebViewerBase(PageHost, Pushing):
 
   def _poser(self, num_envs: int) -> Poser:
     assert self._model is not None
+    tiled_poses = self._tiled.poser(self._model)
+    if tiled_poses is not None:
+      return tiled_poses
     return BatchedScene(
       self._model,
       num_envs,
@@ -350,3 +440,41 @@ class WebViewerBase(PageHost, Pushing):
       self.env_offset,
       layout=self._layout,
     )
+
+
+class WebViewer(WebViewerBatched):
+  """One training env in the browser (the original API): a
+  :class:`WebViewerBatched` of one env; the same arguments but the grid's.
+  """
+
+  def __init__(
+    self,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    mode: "Mode | str" = Mode.LIVE,
+    port_fallback: bool = False,
+    history: int = 64,
+    title: str = "braxviewer",
+    record_dir: Optional[str] = None,
+    token: Token = "auto",
+    layout: str = "auto",
+    info_keys: Optional[Iterable[str]] = None,
+  ):
+    super().__init__(
+      1,
+      host=host,
+      port=port,
+      mode=mode,
+      port_fallback=port_fallback,
+      history=history,
+      title=title,
+      record_dir=record_dir,
+      token=token,
+      layout=layout,
+      info_keys=info_keys,
+    )
+
+
+# The name the web backend had before it was composed (kept for old imports).
+WebViewerBase = WebViewerBatched

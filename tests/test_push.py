@@ -15,7 +15,8 @@ from braxviewer import HeadlessViewer, WebViewerBatched
 from braxviewer.core.protocol import Mode
 from braxviewer.core.streamer import ViewerFailure
 from braxviewer.testing.synthetic import PUCK_XML
-from braxviewer.viewer.push import Pusher, state_arrays
+from braxviewer.viewer.batch import state_arrays
+from braxviewer.viewer.push import Pusher
 
 NQ = 8  # PUCK_XML's
 

@@ -1,6 +1,7 @@
-"""The package's layering, checked on its source: no import loop between its
-folders, and no module of the web side reaches JAX or the trainer (every
-import counts, also one inside a function)."""
+"""The package's layering, checked on its source: every arrow between its
+packages goes the allowed way (so no loop between them), no module below
+the trainer reaches JAX, and the original API's import paths still work
+(every import counts, also one inside a function)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,32 @@ import braxviewer
 
 PACKAGE = pathlib.Path(braxviewer.__file__).parent
 JAX_SIDE = ("jax", "jaxlib", "flax", "optax", "brax")  # third-party roots
-TRAINER_SIDE = (
-  "braxviewer.brax",
-  "braxviewer.train.tap",
-  "braxviewer.train.evaluator",
-  "braxviewer.train.epoch_calls",
-  "braxviewer.app.train",
+TRAINER_SIDE = ("braxviewer.brax", "braxviewer.train", "braxviewer.app")
+
+# The layers, bottom up, and the packages each one may import (the package
+# top, braxviewer/__init__ and __main__, and the original API's modules,
+# may import any). Everything else is an arrow up or sideways.
+ALLOWED = {
+  "core": set(),
+  "scene": {"core"},
+  "viewer": {"core", "scene"},
+  "record": {"core", "scene"},
+  "testing": {"core", "scene"},
+  "train": {"core", "scene"},
+  "web": {"core", "scene", "viewer", "record"},
+  "remote": {"core", "scene", "viewer", "record", "web"},
+  "app": {"core", "scene", "viewer", "record", "train", "web", "remote"},
+  "brax": {"train"},  # brax's import paths with a braxviewer. prefix
+}
+TOP = (
+  "braxviewer",
+  "braxviewer.__main__",
+  "braxviewer.WebViewer",
+  "braxviewer.WebViewerBatched",
+)
+# No JAX below the trainer: the contract, the scene, the viewers, the page.
+NO_JAX = tuple(
+  f"braxviewer.{p}" for p in ALLOWED if p not in ("train", "app", "brax")
 )
 
 
@@ -127,41 +148,71 @@ def _reach(start: str) -> Set[str]:
   return seen
 
 
+def _package(name: str) -> str:
+  """A module's layer: its package under braxviewer (or "" at the top)."""
+  parts = name.split(".")
+  return (
+    ""
+    if name in TOP
+    or len(parts) < 3
+    and name not in (f"braxviewer.{p}" for p in ALLOWED)
+    else parts[1]
+  )
+
+
 def test_the_source_scan_sees_the_known_edges():
   """The scan itself works: imports at the top and inside functions."""
   assert "braxviewer.web.page" in GRAPH["braxviewer.web.playback"]
   assert "braxviewer.web.viewer" in GRAPH["braxviewer.WebViewerBatched"]
   assert "jax" in GRAPH["braxviewer.train.tap"]
+  assert "braxviewer.train.tap" in GRAPH["braxviewer.train.ppo"]
   assert (
-    "braxviewer.train.tap" in GRAPH["braxviewer.brax.training.agents.ppo.train"]
+    "braxviewer.train.ppo" in GRAPH["braxviewer.brax.training.agents.ppo.train"]
   )
   assert len([m for m in MODULES if m.startswith("braxviewer.web.")]) >= 15
 
 
-def test_no_import_loop_between_folders():
-  folders: Dict[str, Set[str]] = {}
+def test_every_module_sits_in_a_layer_package():
+  loose = [m for m in MODULES if _package(m) == "" and m not in TOP]
+  assert loose == []
+
+
+def test_every_arrow_between_packages_goes_the_allowed_way():
+  wrong = {}
   for name, targets in GRAPH.items():
-    node = _folder(name)
-    folders.setdefault(node, set()).update(
-      _folder(t) for t in targets if t in MODULES and _folder(t) != node
+    mine = _package(name)
+    if not mine:
+      continue
+    for target in targets:
+      theirs = _package(target) if target in MODULES else None
+      if theirs is None or theirs == mine:
+        continue
+      if not theirs or theirs not in ALLOWED[mine]:
+        wrong.setdefault(name, []).append(target)
+  assert wrong == {}
+
+
+def test_no_import_loop_between_packages():
+  packages: Dict[str, Set[str]] = {}
+  for name, targets in GRAPH.items():
+    node = _package(name) or name
+    packages.setdefault(node, set()).update(
+      _package(t) or t for t in targets if t in MODULES
     )
-  assert _cycles(folders) == []
+  for node, targets in packages.items():
+    targets.discard(node)
+  assert _cycles(packages) == []
 
 
-# The web side and the viewer server/client: no JAX, no trainer.
-NO_JAX = ("braxviewer.web", "braxviewer.remote")
-
-
-def test_no_web_module_reaches_jax_or_the_trainer_in_its_source():
-  web = [m for m in MODULES if m.startswith(NO_JAX)]
-  for name in web:
+def test_no_module_below_the_trainer_reaches_jax_or_the_trainer():
+  for name in [m for m in MODULES if m.startswith(NO_JAX)]:
     reached = _reach(name)
     assert not reached & set(JAX_SIDE), (name, reached & set(JAX_SIDE))
     trainer = {m for m in reached if m.startswith(TRAINER_SIDE)}
     assert not trainer, (name, trainer)
 
 
-def test_importing_each_web_module_loads_no_jax_and_no_trainer():
+def test_importing_each_module_below_the_trainer_loads_no_jax():
   """The same at run time (third-party packages included), one module at a
   time: the first that loads JAX or the trainer is named."""
   web = sorted(m for m in MODULES if m.startswith(NO_JAX))
@@ -180,3 +231,27 @@ def test_importing_each_web_module_loads_no_jax_and_no_trainer():
   loaded = json.loads(result.stdout.strip().splitlines()[-1])
   assert sorted(loaded) == web
   assert {name: mods for name, mods in loaded.items() if mods} == {}
+
+
+def test_the_original_apis_import_paths_still_work():
+  """Scripts written for the original project and for brax run unchanged."""
+  code = (
+    "from braxviewer.WebViewer import WebViewer\n"
+    "from braxviewer.WebViewerBatched import WebViewerBatched\n"
+    "from braxviewer import WebViewer as W, WebViewerBatched as B\n"
+    "from braxviewer.brax.training.agents.ppo import train as ppo\n"
+    "from braxviewer.brax.training.agents.sac import train as sac\n"
+    "from braxviewer.brax.brax.training.agents.ppo import train as old_ppo\n"
+    "from braxviewer.brax.brax.training.agents.sac import train as old_sac\n"
+    "import braxviewer\n"
+    "assert W is WebViewer and B is WebViewerBatched\n"
+    "assert issubclass(WebViewer, WebViewerBatched)\n"
+    "assert callable(WebViewerBatched.concatenate_envs_xml)\n"
+    "assert ppo.train is old_ppo.train and sac.train is old_sac.train\n"
+    "assert callable(braxviewer.wrap) and callable(braxviewer.connect)\n"
+    "print('ok')\n"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True
+  )
+  assert result.returncode == 0 and "ok" in result.stdout, result.stderr

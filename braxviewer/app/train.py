@@ -16,8 +16,8 @@ from typing import Optional, Sequence
 from brax import envs
 
 from braxviewer.app import cli, compile_cache
-from braxviewer.brax.training.agents.ppo import train as ppo
-from braxviewer.WebViewerBatched import WebViewerBatched
+from braxviewer.train import ppo
+from braxviewer.web.viewer import WebViewerBatched
 
 BACKENDS = ("mjx", "generalized", "positional", "spring")
 # Settings that show learning within minutes on a 2-core CPU; other envs get

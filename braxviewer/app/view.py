@@ -218,7 +218,7 @@ def main(argv: Sequence[str]) -> int:
   except ViewError as err:
     p.exit(2, f"{p.prog}: error: {err}\n")
 
-  from braxviewer.WebViewerBatched import WebViewerBatched
+  from braxviewer.web.viewer import WebViewerBatched
 
   try:
     viewer = WebViewerBatched(

@@ -1,13 +1,18 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   -> trains with the viewer at http://127.0.0.1:8000
 #   make test   -> style and type checks, then the whole test suite (installs
-#                  Chromium for the page tests)
+#                  Chromium for the page tests); what CI runs
+# The inner loop, once the venv exists:
+#   make format     -> ruff format + import order, in place
+#   make check      -> ruff (lint, format) and pyright: seconds
+#   make test-fast  -> the suite without `slow` trainings and Chromium pages
+#                      (no apt, no browser): a few minutes on 2 cores
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv chromium osmesa demo lint test bench clean
+.PHONY: venv chromium osmesa demo format check lint test test-fast bench clean
 
 venv: $(STAMP)
 
@@ -34,13 +39,22 @@ osmesa:
 demo: venv
 	$(PY) demo/training_example.py --keep-open $(ARGS)
 
+format: venv
+	$(VENV)/bin/ruff check --select I --fix -q .
+	$(VENV)/bin/ruff format -q .
+
 # Style and types, as CI checks them: ruff (lint, format) and pyright.
-lint: venv
+check: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pyright
 
-test: venv chromium lint
+lint: check
+
+test-fast: venv check
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not page" --durations=10 tests $(ARGS)
+
+test: venv chromium check
 	$(PY) -m pytest -q -p no:cacheprovider --durations=25 tests $(ARGS)
 
 bench: venv

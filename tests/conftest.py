@@ -413,6 +413,14 @@ def raw_page() -> Callable[..., Any]:
 # -- the browser -------------------------------------------------------------------
 
 
+def pytest_collection_modifyitems(items: List[Any]) -> None:
+  """Every test that opens Chromium is marked ``page`` (``make test-fast``
+  leaves them out with ``slow``; ``make test`` runs everything)."""
+  for item in items:
+    if "chromium" in getattr(item, "fixturenames", ()):
+      item.add_marker(pytest.mark.page)
+
+
 @pytest.fixture(scope="session")
 def chromium():
   """One headless Chromium for the session."""

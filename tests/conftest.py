@@ -39,8 +39,10 @@ import viser
 from websockets.sync.client import connect
 
 from braxviewer.core.frames import FrameChunk
+from braxviewer.core.protocol import StreamInfo
 from braxviewer.record import Recorder, RecorderStats
 from braxviewer.testing import chromium as chromium_launch
+from braxviewer.testing.factories import frame_chunk, stream_info
 from braxviewer.testing.synthetic import PUCK_XML, SyntheticStream
 
 VIEWPORT = {"width": 1200, "height": 760}
@@ -198,34 +200,18 @@ def wait_until() -> Callable[..., bool]:
   return _wait_until
 
 
-def _chunk(
-  t: int = 10,
-  n: int = 2,
-  nq: int = 8,
-  dt: float = 0.01,
-  seq: int = 0,
-  source: str = "train",
-  steps: int = 0,
-) -> FrameChunk:
-  return FrameChunk(
-    seq=seq,
-    source=source,
-    env_steps=steps,
-    dt=dt,
-    reward=np.ones((t, n)),
-    done=np.zeros((t, n)),
-    truncation=np.zeros((t, n)),
-    metrics={"r": np.zeros((t, n))},
-    wall_time=time.time(),
-    qpos=np.zeros((t, n, nq)),
-  )
-
-
 @pytest.fixture(scope="session")
 def make_chunk() -> Callable[..., FrameChunk]:
   """``make_chunk(t=10, n=2, nq=8, dt=0.01, seq=0, source="train",
-  steps=0)``: a FrameChunk of zeros (reward 1) of that shape."""
-  return _chunk
+  steps=0)``: see :func:`braxviewer.testing.factories.frame_chunk`."""
+  return frame_chunk
+
+
+@pytest.fixture(scope="session")
+def make_info() -> Callable[..., StreamInfo]:
+  """``make_info(num_envs=2, nq=8, ...)``: see
+  :func:`braxviewer.testing.factories.stream_info`."""
+  return stream_info
 
 
 class FakeClock:

@@ -6,19 +6,10 @@ import pytest
 
 from braxviewer import HeadlessViewer
 from braxviewer.core.fanout import FanOut, FanOutWarning
-from braxviewer.core.protocol import Mode, StreamInfo
+from braxviewer.core.protocol import Mode
+from braxviewer.testing.factories import stream_info
 
-INFO = StreamInfo(
-  num_envs=2,
-  num_train_envs=4,
-  envs_per_device=4,
-  kind="qpos",
-  nq=8,
-  num_links=None,
-  dt=0.01,
-  chunk_length=10,
-  reward_terms=(),
-)
+INFO = stream_info(2, num_train_envs=4)
 
 
 class Initable(HeadlessViewer):

@@ -11,10 +11,10 @@ import time
 import numpy as np
 
 from braxviewer.core.frames import FrameChunk
-from braxviewer.core.protocol import StreamInfo
 from braxviewer.core.timeline import RecentChunks, chunk_nbytes
 from braxviewer.record import FORMAT_VERSION, Recorder, open_recording
 from braxviewer.record import format as fmt
+from braxviewer.testing.factories import stream_info
 
 XML = """<mujoco><worldbody>
 <body><joint type="hinge" axis="0 1 0"/>
@@ -22,13 +22,10 @@ XML = """<mujoco><worldbody>
 <body name="goal" mocap="true" pos="1 0 0"><geom type="sphere" size=".1"/></body>
 </worldbody></mujoco>"""
 
-INFO = StreamInfo(
-  num_envs=3,
+INFO = stream_info(
+  3,
   num_train_envs=8,
-  envs_per_device=8,
-  kind="qpos",
   nq=1,
-  num_links=None,
   dt=0.05,
   chunk_length=4,
   reward_terms=("term",),

@@ -27,22 +27,13 @@ from braxviewer.remote import client as client_module
 from braxviewer.remote import wire
 from braxviewer.remote.client import RemoteViewer, ServerLost
 from braxviewer.remote.server import ViewerServer
+from braxviewer.testing.factories import stream_info
 
 NQ = 8  # the puck model's qpos width (conftest.puck_model)
 
 
 def _info(n: int = 2) -> StreamInfo:
-  return StreamInfo(
-    num_envs=n,
-    num_train_envs=n,
-    envs_per_device=n,
-    kind="qpos",
-    nq=NQ,
-    num_links=None,
-    dt=0.01,
-    chunk_length=10,
-    reward_terms=("r",),
-  )
+  return stream_info(n, nq=NQ, reward_terms=("r",))
 
 
 @pytest.fixture

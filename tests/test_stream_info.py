@@ -16,9 +16,10 @@ from braxviewer import HeadlessViewer, WebViewer, WebViewerBatched
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.core import info_keys as info_choice
 from braxviewer.core.fanout import FanOut
-from braxviewer.core.protocol import StreamInfo, check_info_keys
+from braxviewer.core.protocol import check_info_keys
 from braxviewer.core.streamer import Streamer
 from braxviewer.record import Recorder, open_recording
+from braxviewer.testing.factories import stream_info
 from braxviewer.train import tap
 
 B = 6  # envs in the batched state
@@ -181,16 +182,11 @@ def test_info_keys_option_is_checked_where_it_is_given():
 
 
 def test_the_streamer_keeps_the_chosen_order_and_the_mocap_arrays():
-  info = StreamInfo(
-    num_envs=2,
-    num_train_envs=2,
-    envs_per_device=2,
-    kind="qpos",
+  info = stream_info(
+    2,
     nq=1,
-    num_links=None,
     dt=0.1,
     chunk_length=3,
-    reward_terms=(),
     nmocap=1,
     info_keys=("command", "b_level"),
     info_shapes=((3,), ()),

@@ -14,19 +14,16 @@ from braxviewer.core.protocol import (
   encode_flag,
 )
 from braxviewer.core.streamer import Streamer, StreamSourceWarning
+from braxviewer.testing.factories import stream_info
 
 
 def _info(process_count: int = 2, local_devices: int = 2) -> StreamInfo:
-  return StreamInfo(
-    num_envs=2,
+  return stream_info(
+    2,
     num_train_envs=8 * process_count * local_devices,
     envs_per_device=8,
-    kind="qpos",
     nq=2,
-    num_links=None,
-    dt=0.01,
     chunk_length=20,
-    reward_terms=(),
     process_count=process_count,
     local_devices=local_devices,
   )

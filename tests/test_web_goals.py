@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from braxviewer import WebViewerBatched
 from braxviewer.core.frames import FrameChunk
-from braxviewer.core.protocol import StreamInfo
+from braxviewer.testing.factories import stream_info
 
 N = 4
 GOAL_XML = """
@@ -99,19 +99,7 @@ def test_each_envs_goal_is_drawn_where_the_env_moved_it(
 ):
   model = mujoco.MjModel.from_xml_string(GOAL_XML)
   viewer.init(model)
-  viewer.on_stream_start(
-    StreamInfo(
-      num_envs=N,
-      num_train_envs=N,
-      envs_per_device=N,
-      kind="qpos",
-      nq=model.nq,
-      num_links=None,
-      dt=0.05,
-      chunk_length=5,
-      reward_terms=(),
-    )
-  )
+  viewer.on_stream_start(stream_info(N, nq=model.nq, dt=0.05, chunk_length=5))
   open_page(page, viewer.url)
 
   def aim() -> None:

@@ -21,6 +21,7 @@ import braxviewer
 from braxviewer.core.frames import FrameChunk
 from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.remote.server import ViewerServer
+from braxviewer.testing.factories import stream_info
 
 PENDULUM_XML = """
 <mujoco>
@@ -37,17 +38,7 @@ PENDULUM_XML = """
 
 
 def _info(n: int, nq: int) -> StreamInfo:
-  return StreamInfo(
-    num_envs=n,
-    num_train_envs=n,
-    envs_per_device=n,
-    kind="qpos",
-    nq=nq,
-    num_links=None,
-    dt=0.05,
-    chunk_length=10,
-    reward_terms=(),
-  )
+  return stream_info(n, nq=nq, dt=0.05)
 
 
 def _feed(viewer, n: int, nq: int, slope: float, stop: threading.Event):

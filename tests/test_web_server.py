@@ -15,6 +15,7 @@ from websockets.exceptions import InvalidStatus
 from braxviewer import WebViewer
 from braxviewer.core import addresses
 from braxviewer.core.protocol import Mode, StreamInfo
+from braxviewer.testing.factories import stream_info
 from braxviewer.testing.synthetic import PUCK_XML
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 from braxviewer.web.server import pick_port
@@ -36,18 +37,8 @@ def get(url: str, **headers: str) -> Tuple[int, Dict[str, str]]:
     conn.close()
 
 
-def stream_info() -> StreamInfo:
-  return StreamInfo(
-    num_envs=1,
-    num_train_envs=1,
-    envs_per_device=1,
-    kind="qpos",
-    nq=8,
-    num_links=None,
-    dt=0.01,
-    chunk_length=3,
-    reward_terms=(),
-  )
+def one_env_info() -> StreamInfo:
+  return stream_info(1, chunk_length=3)
 
 
 def test_busy_port_is_named_or_skipped():
@@ -183,7 +174,7 @@ def test_bad_control_values_from_a_page_are_ignored_with_one_warning_each(
   assert any("NaN" in m for m in ours) and any("'Speed'" in m for m in ours)
   assert viewer.failed is None and viewer.mode == Mode.SYNC
   ticket_shown = viewer.stats()["frames_shown"]
-  viewer.on_stream_start(stream_info())
+  viewer.on_stream_start(one_env_info())
   viewer.on_chunk(make_chunk(t=3, n=1))  # sync still shows and returns
   assert viewer.stats()["frames_shown"] >= ticket_shown + 3
   viewer.close()

@@ -12,8 +12,9 @@ import pytest
 
 from braxviewer import WebViewer, WebViewerBatched
 from braxviewer.core.frames import fit_envs
-from braxviewer.core.protocol import Mode, StreamInfo, TrainingViewer
+from braxviewer.core.protocol import Mode, TrainingViewer
 from braxviewer.scene.batched import BatchedScene
+from braxviewer.testing.factories import stream_info
 from braxviewer.testing.synthetic import PUCK_XML
 from braxviewer.web.errors import ViewerWarning
 
@@ -34,17 +35,7 @@ def running_viewer():
   viewer = WebViewerBatched(num_envs=2, port=0, env_offset=(1.0, 1.0, 1.0))
   viewer.run()
   viewer.init(PUCK_XML)
-  info = StreamInfo(
-    num_envs=2,
-    num_train_envs=2,
-    envs_per_device=2,
-    kind="qpos",
-    nq=8,
-    num_links=None,
-    dt=0.01,
-    chunk_length=10,
-    reward_terms=("r",),
-  )
+  info = stream_info(2, reward_terms=("r",))
   viewer.on_stream_start(info)
   yield viewer
   viewer.close()
@@ -97,17 +88,7 @@ def test_wrong_model_turns_streaming_off_with_one_warning():
   v = WebViewerBatched(num_envs=2, port=0)
   with v:
     v.init(PUCK_XML)
-    info = StreamInfo(
-      num_envs=2,
-      num_train_envs=2,
-      envs_per_device=2,
-      kind="qpos",
-      nq=5,
-      num_links=None,
-      dt=0.01,
-      chunk_length=10,
-      reward_terms=(),
-    )
+    info = stream_info(2, nq=5)
     with pytest.warns(ViewerWarning, match="nq=8"):
       v.on_stream_start(info)
     assert v.mode == Mode.OFF

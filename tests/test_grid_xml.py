@@ -11,6 +11,7 @@ import pytest
 
 from braxviewer.scene import grid, grid_xml
 from braxviewer.scene.batched import concatenate_envs_xml, grid_offsets
+from braxviewer.scene.source import load_source
 
 KITCHEN_SINK = """
 <mujoco model="sink">
@@ -287,7 +288,7 @@ def test_a_real_mesh_model_shadow_hand():
   )
   if not path.exists():
     pytest.skip("mujoco's shadow hand test model is not installed")
-  source = grid_xml.load_source(path)
+  source = load_source(path)
   build = grid_xml.build_batched(source, 4)
   assert build.model.nmesh == source.model.nmesh
   assert build.model.nbody - 1 == 4 * (source.model.nbody - 1)
@@ -345,4 +346,4 @@ def test_xml_paths_may_be_pathlike(tmp_path):
   path.write_text(KITCHEN_SINK)
   text = concatenate_envs_xml(path, 2)
   assert _model(text).nbody == 1 + 2 * 3
-  assert os.fspath(path) in grid_xml.load_source(path).origin
+  assert os.fspath(path) in load_source(path).origin

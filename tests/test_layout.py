@@ -187,7 +187,7 @@ def test_overlay_draws_the_world_once_and_each_robot_where_it_is(server):
   assert sum(instances(h) for h in view._world._handles) == 2
   # the robot's box and antenna: 16 instances each, at the real positions
   drawn = {}
-  for shape, handles in zip(view._parts.shapes, view._handles):
+  for shape, handles in zip(view._parts.shapes, view._meshes.handles):
     drawn[shape.kind] = np.concatenate(
       [h.batched_positions for h in handles if h.visible]
     )
@@ -225,7 +225,7 @@ def test_marker_and_done_dots_are_sized_to_the_robot(server):
   view = SceneView(server, model, np.zeros((16, 3)), layout="overlay")
   # the robot reaches ~0.3 m from its middle; the terrain 14 m
   assert 0.2 < view.extent < 0.5
-  marker = view._marker.radius
+  marker = view._markers.marker.radius
   assert 0.01 < marker < 0.05  # a few cm over a 40 cm robot, not 0.8 m
 
 
@@ -241,7 +241,7 @@ def test_follow_keeps_the_robot_large_on_a_20m_heightfield():
     assert "Overlay" in page.panels.layout_note.content
     page.select_env(3)
     page.apply_camera("follow")
-    cam = viewer._web.server.initial_camera  # what a new page gets
+    cam = viewer.host._web.server.initial_camera  # what a new page gets
     position, look_at = np.asarray(cam.position), np.asarray(cam.look_at)
     view = page.view
     root = view.roots[3] + view.offset

@@ -11,8 +11,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer.scene import grid_xml
 from braxviewer.scene.batched import BatchedScene, concatenate_envs_xml
+from braxviewer.scene.source import source_from_any
 
 registry = pytest.importorskip("mujoco_playground").registry
 DMC = tuple(registry.dm_control_suite.ALL_ENVS)
@@ -258,7 +258,7 @@ def test_an_env_no_xml_matches_is_refused_saying_why(tmp_path):
   env.mj_model = spec.compile()
   mujoco.MjModel.from_xml_string("<mujoco/>")
   with pytest.raises(ValueError, match="env.xml_path .*another model"):
-    grid_xml.source_from_any(env)
+    source_from_any(env)
 
 
 # -- recordings keep the compiled model ----------------------------------------

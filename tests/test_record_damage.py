@@ -16,7 +16,7 @@ import pytest
 from braxviewer.app import export as export_command
 from braxviewer.record import export, open_recording
 from braxviewer.record import format as fmt
-from braxviewer.record.reader import Loss
+from braxviewer.record.loss import Loss
 
 CHUNKS = 30
 

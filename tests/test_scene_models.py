@@ -11,7 +11,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from braxviewer.scene import grid, grid_xml
+from braxviewer.scene import grid, grid_xml, source
 from braxviewer.scene.batched import BatchedScene
 
 
@@ -58,10 +58,10 @@ def test_the_model_lists_are_complete():
 
 
 @functools.lru_cache(maxsize=None)
-def _source(path: pathlib.Path) -> grid_xml.SourceModel:
+def _source(path: pathlib.Path) -> source.SourceModel:
   with warnings.catch_warnings():  # MuJoCo 4 deprecation notes on old XMLs
     warnings.simplefilter("ignore")
-    return grid_xml.load_source(path)
+    return source.load_source(path)
 
 
 def _build(path, num_envs) -> grid_xml.BatchedBuild:

@@ -128,7 +128,7 @@ def test_scene_draws_a_grid_coarsely_and_the_followed_env_finely():
 
     def drawn():
       """Instances and triangles the page draws."""
-      return sum(len(lvl) for lvl in view._levels), view.triangles
+      return sum(len(lvl) for lvl in view._meshes.levels), view.triangles
 
     centre = view.roots.mean(axis=0)
     pages.append(fake_page(centre + [0.0, -14.0, 9.0]))  # the overview
@@ -145,7 +145,7 @@ def test_scene_draws_a_grid_coarsely_and_the_followed_env_finely():
       * 16
     )
     assert overview_tris < finest / 10
-    for handles, levels in zip(view._handles, view._levels):
+    for handles, levels in zip(view._meshes.handles, view._meshes.levels):
       for level, handle in enumerate(handles):  # empty meshes are hidden
         assert handle.visible == bool(np.any(levels == level))
         if handle.visible:
@@ -157,7 +157,9 @@ def test_scene_draws_a_grid_coarsely_and_the_followed_env_finely():
     sphere = [
       i for i, s in enumerate(view._parts.shapes) if s.kind == "sphere"
     ][0]
-    per_env = view._levels[sphere].reshape(16, -1)  # torso, then the feet
+    per_env = view._meshes.levels[sphere].reshape(
+      16, -1
+    )  # torso, then the feet
     others = per_env[np.arange(16) != 5]
     assert per_env[5, 0] > others[:, 0].max()
     assert per_env[5].sum() > others.sum(axis=1).max()

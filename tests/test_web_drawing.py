@@ -90,7 +90,7 @@ def server():
 def drawn_instances(view: SceneView):
   """Per shape of the view: the positions of all its drawn instances."""
   out = []
-  for shape, handles in zip(view._parts.shapes, view._handles):
+  for shape, handles in zip(view._parts.shapes, view._meshes.handles):
     pos = [np.asarray(h.batched_positions) for h in handles if h.visible]
     out.append((shape, np.concatenate(pos) if pos else np.zeros((0, 3))))
   return out
@@ -125,7 +125,7 @@ def test_every_dm_control_env_draws_what_mujoco_draws(name, server):
           {c: p + shift[env] for c, p in theirs.items()},
         )
       if tendons:
-        handle = view._tendon_handle
+        handle = view._tubes.handle
         pos = np.asarray(handle.batched_positions).reshape(n, -1, 3)
         used = np.asarray(handle.batched_scales).reshape(n, -1, 3)[..., 0] > 0
         assert used.sum() == n * len(theirs["tendon"])
@@ -178,7 +178,7 @@ def test_a_tendon_between_two_sites_follows_the_bodies(server):
       data.qpos[:] = qpos
       mujoco.mj_forward(model, data)
       ends = data.site_xpos[:2]
-      handle = view._tendon_handle
+      handle = view._tubes.handle
       pos = np.asarray(handle.batched_positions).reshape(2, -1, 3)
       scale = np.asarray(handle.batched_scales).reshape(2, -1, 3)
       for env in range(2):  # one straight piece from site to site
@@ -255,7 +255,7 @@ def test_sites_and_tendons_hide_and_show_again(server):
 
     def shown(i):
       return sum(
-        len(h.batched_positions) for h in view._handles[i] if h.visible
+        len(h.batched_positions) for h in view._meshes.handles[i] if h.visible
       )
 
     assert all(shown(i) == 3 * view._parts.shapes[i].num_parts for i in sites)
@@ -263,14 +263,14 @@ def test_sites_and_tendons_hide_and_show_again(server):
     view.set_visible("tendon", False)
     view.show(poses.xpos, poses.xquat)
     assert all(shown(i) == 0 for i in sites)
-    assert not view._tendon_handle.visible
+    assert not view._tubes.handle.visible
     items = view.drawn(0)
     assert {i.category for i in items} == {"geom"}
     view.set_visible("site", True)
     view.set_visible("tendon", True)
     view.show(poses.xpos, poses.xquat)
     assert all(shown(i) == 3 * view._parts.shapes[i].num_parts for i in sites)
-    assert view._tendon_handle.visible
+    assert view._tubes.handle.visible
     assert {i.category for i in view.drawn(2)} == {"geom", "site", "tendon"}
   finally:
     view.remove()
@@ -289,7 +289,7 @@ def test_page_checkboxes_hide_sites_and_tendons_without_a_rebuild(server):
   assert not page.panels.sites.value and not view.visible("site")
   page.set_drawn("tendon", False)
   assert not page.panels.tendons.value
-  assert not view._tendon_handle.visible
+  assert not view._tubes.handle.visible
   page.build(model, scene.offsets, rest.xpos, rest.xquat)  # kept on rebuild
   assert not page.view.visible("site") and not page.view.visible("tendon")
   page.set_drawn("site", True)
@@ -301,7 +301,7 @@ def test_page_checkboxes_hide_sites_and_tendons_without_a_rebuild(server):
   box.value = True
   for callback in box._impl.update_cb:
     callback(types.SimpleNamespace(client=object(), target=box))
-  assert page.view.visible("tendon") and page.view._tendon_handle.visible
+  assert page.view.visible("tendon") and page.view._tubes.handle.visible
 
 
 TEXTURED = """
@@ -356,7 +356,7 @@ def test_a_textured_box_keeps_its_texture(server):
     (i,) = [
       j for j, s in enumerate(view._parts.shapes) if s.kind == f"geom:{top}"
     ]
-    assert len(view._handles[i]) == 1  # one batched mesh, both envs
+    assert len(view._meshes.handles[i]) == 1  # one batched mesh, both envs
   finally:
     view.remove()
 

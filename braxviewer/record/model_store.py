@@ -11,7 +11,7 @@ Two copies are kept, because each covers what the other cannot:
   across MuJoCo versions. It is an XML of the model's structure (the env's
   ``xml_path`` with its in-memory ``model_assets``, or the XML MuJoCo
   loaded last) that took the compiled model's values
-  (:func:`braxviewer.scene.grid_xml.source_from_compiled`), so an env that edits
+  (:func:`braxviewer.scene.source.source_from_compiled`), so an env that edits
   its model in code is kept as it simulates. Kept when it reloads to the
   same model (structure, meshes and textures, drawn sizes, colours and
   poses); otherwise only the MJB is kept and the header's ``note`` says
@@ -35,8 +35,8 @@ import mujoco
 import numpy as np
 
 from braxviewer.record.format import RecordingError
-from braxviewer.scene import grid_xml
 from braxviewer.scene import match as model_match
+from braxviewer.scene import source as model_source
 from braxviewer.scene.lookup import resolve_model
 
 MJB_FILE = "model.mjb"
@@ -168,11 +168,11 @@ def _xml_of(
   for name, value in (assets or {}).items():
     files[name] = value.encode() if isinstance(value, str) else bytes(value)
   if isinstance(source, (str, os.PathLike)):
-    parsed = grid_xml.load_source(source, files)
+    parsed = model_source.load_source(source, files)
   else:  # an env or an MjModel: its compiled model, whatever XML it had
     env = None if isinstance(source, mujoco.MjModel) else source
-    parsed = grid_xml.source_from_compiled(model, env, files)
-    for name, value in grid_xml.env_assets(env).items():
+    parsed = model_source.source_from_compiled(model, env, files)
+    for name, value in model_source.env_assets(env).items():
       files.setdefault(name, value)
   spec = parsed.spec
   flat = _flatten(spec, files, parsed.file_dir)

@@ -25,7 +25,8 @@ import sys
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
-from viser.transforms import SO3
+
+from braxviewer.scene.quat import to_matrix
 
 _HEADLESS = ("egl", "osmesa")
 
@@ -62,10 +63,6 @@ def configure_gl() -> str:
       from mujoco.egl import GLContext
     gl_context.GLContext = GLContext
   return want
-
-
-def _quat_to_mat(q: np.ndarray) -> np.ndarray:
-  return SO3(np.asarray(q, np.float64)).as_matrix()
 
 
 class GridRenderer:
@@ -117,8 +114,8 @@ class GridRenderer:
     self._mocap_pos0[order] = model.body_pos[mocap]
     self._mocap_quat0[order] = model.body_quat[mocap]
     self._pert = mujoco.MjvPerturb()
-    self._geom_rot = _quat_to_mat(model.geom_quat)
-    self._site_rot = _quat_to_mat(model.site_quat)
+    self._geom_rot = to_matrix(model.geom_quat)
+    self._site_rot = to_matrix(model.site_quat)
     self._planes = np.flatnonzero(
       (model.geom_type == mujoco.mjtGeom.mjGEOM_PLANE)
       & (model.geom_bodyid == 0)
@@ -150,7 +147,7 @@ class GridRenderer:
   ) -> None:
     """Fill the MjData with one env's body poses and what follows."""
     m, d = self.model, self._data
-    xmat = _quat_to_mat(xquat)
+    xmat = to_matrix(xquat)
     d.xpos[:] = xpos
     d.xquat[:] = xquat
     d.xmat[:] = xmat.reshape(-1, 9)

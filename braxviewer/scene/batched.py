@@ -23,15 +23,15 @@ from typing import Optional, Sequence, Tuple, Union
 
 import mujoco
 import numpy as np
-from viser.transforms import SO3
 
 from braxviewer.core.frames import FrameChunk
-from braxviewer.scene import grid, grid_xml
+from braxviewer.scene import grid, grid_xml, source
 from braxviewer.scene.grid import default_env_offset, grid_offsets
 from braxviewer.scene.grid_xml import concatenate_envs_xml
 from braxviewer.scene.kinematics import BatchKinematics
 from braxviewer.scene.layout import choose_layout
 from braxviewer.scene.lookup import find_mj_model
+from braxviewer.scene.quat import to_matrix
 
 __all__ = [
   "BatchedScene",
@@ -62,14 +62,14 @@ class Poses:
 
   def xmat(self) -> np.ndarray:
     """``(..., N, nbody, 3, 3)`` world rotation matrices."""
-    return SO3(np.asarray(self.xquat, np.float64)).as_matrix()
+    return to_matrix(self.xquat)
 
 
-def _source_of_compiled(origin, assets, model_dir) -> grid_xml.SourceModel:
+def _source_of_compiled(origin, assets, model_dir) -> source.SourceModel:
   """The N-env model's source for an env or an ``MjModel``: an XML of its
   structure that takes the compiled values (what the env simulates)."""
   try:
-    return grid_xml.source_from_any(origin, assets, model_dir)
+    return source.source_from_any(origin, assets, model_dir)
   except ValueError as err:
     raise ValueError(
       f"batched_model needs the model's XML: {err} Build BatchedScene from"
@@ -108,7 +108,7 @@ class BatchedScene:
     num_envs: int,
     grid_dims: Optional[Sequence[int]] = None,
     env_offset=None,
-    assets: Optional[grid_xml.Assets] = None,
+    assets: Optional[source.Assets] = None,
     *,
     model_dir=None,
     layout: str = "auto",
@@ -119,7 +119,7 @@ class BatchedScene:
     )
     if env_offset is not None:
       grid.check_env_offset(env_offset)
-    self._source: Optional[grid_xml.SourceModel] = None
+    self._source: Optional[source.SourceModel] = None
     self._origin = (model, assets, model_dir)  # builds batched_model
     if isinstance(model, mujoco.MjModel):
       compiled = model
@@ -130,7 +130,7 @@ class BatchedScene:
     if compiled is not None:
       self.single_model: mujoco.MjModel = compiled
     else:
-      self._source = grid_xml.source_from_any(model, assets, model_dir)
+      self._source = source.source_from_any(model, assets, model_dir)
       self.single_model = self._source.model
     single = self.single_model
     self.layout: str = choose_layout(single, layout, env_offset)

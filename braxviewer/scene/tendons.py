@@ -3,13 +3,13 @@
 MuJoCo draws a spatial tendon as capsules between consecutive points of its
 path (``mj_tendon``'s wrap points): none across a pulley, half as wide where
 both ends lie on a wrapping geom, and a slack string of two sites under
-gravity as a hanging catenary. :class:`TendonPaths` gives those segments for
-the body poses of N envs (grid offsets included) in a fixed number of slots
-per tendon, unused slots with radius 0, so a renderer can draw them all as
-one instanced mesh. Paths of sites only are computed for all envs at once in
-numpy; paths that wrap around geoms go through MuJoCo's own ``mj_tendon``,
-one env at a time. Poses of mocap bodies come in with the others.
-numpy + mujoco only.
+gravity as a hanging catenary (:mod:`braxviewer.scene.catenary`).
+:class:`TendonPaths` gives those segments for the body poses of N envs (grid
+offsets included) in a fixed number of slots per tendon, unused slots with
+radius 0, so a renderer can draw them all as one instanced mesh. Paths of
+sites only are computed for all envs at once in numpy; paths that wrap
+around geoms go through MuJoCo's own ``mj_tendon``, one env at a time. Poses
+of mocap bodies come in with the others. numpy + mujoco only.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from typing import List, Optional, Tuple
 
 import mujoco
 import numpy as np
+
+from braxviewer.scene.catenary import catenary
+from braxviewer.scene.quat import multiply, rotate, to_matrix
 
 _W = mujoco.mjtWrap
 _SITE = int(_W.mjWRAP_SITE)
@@ -38,165 +41,6 @@ def material_rgba(
   if 0 <= matid < model.nmat and np.allclose(own, _DEFAULT_RGBA, atol=1e-7):
     own = np.asarray(model.mat_rgba[matid], dtype=np.float64)
   return np.clip(own, 0.0, 1.0)
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  ax, ay, az = a[..., 0], a[..., 1], a[..., 2]
-  bx, by, bz = b[..., 0], b[..., 1], b[..., 2]
-  return np.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], -1)
-
-
-def rotate(quat: np.ndarray, vec: np.ndarray) -> np.ndarray:
-  """``vec`` rotated by unit quaternions ``quat`` (w, x, y, z); broadcasts."""
-  w = quat[..., :1]
-  u = quat[..., 1:]
-  t = 2.0 * _cross(u, vec)
-  return vec + w * t + _cross(u, t)
-
-
-def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """Quaternion products ``a * b`` (w, x, y, z); broadcasts."""
-  aw, av = a[..., :1], a[..., 1:]
-  bw, bv = b[..., :1], b[..., 1:]
-  w = aw * bw - np.sum(av * bv, axis=-1, keepdims=True)
-  v = aw * bv + bw * av + _cross(av, bv)
-  return np.concatenate([w, v], axis=-1)
-
-
-def to_matrix(quat: np.ndarray) -> np.ndarray:
-  """``(..., 3, 3)`` rotation matrices of unit quaternions (w, x, y, z)."""
-  w, x, y, z = np.moveaxis(quat, -1, 0)
-  return np.stack(
-    [
-      np.stack(
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1
-      ),
-      np.stack(
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1
-      ),
-      np.stack(
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1
-      ),
-    ],
-    axis=-2,
-  )
-
-
-def z_to(direction: np.ndarray) -> np.ndarray:
-  """Quaternions (w, x, y, z) of the smallest rotations taking +z onto
-  ``direction (..., 3)`` (any length; +z where it is zero)."""
-  norm = np.linalg.norm(direction, axis=-1, keepdims=True)
-  unit = np.where(norm > 0, direction / np.maximum(norm, 1e-300), [0, 0, 1])
-  quat = np.stack(
-    [
-      1.0 + unit[..., 2],
-      -unit[..., 1],
-      unit[..., 0],
-      np.zeros(unit.shape[:-1]),
-    ],
-    axis=-1,
-  )
-  flipped = quat[..., 0] < 1e-12  # pointing down: half a turn about x
-  quat[flipped] = [0.0, 1.0, 0.0, 0.0]
-  return quat / np.linalg.norm(quat, axis=-1, keepdims=True)
-
-
-def catenary(
-  start: np.ndarray,
-  end: np.ndarray,
-  up: np.ndarray,
-  length: np.ndarray,
-  count: int,
-) -> Tuple[np.ndarray, np.ndarray]:
-  """Points where MuJoCo's viewer draws a string of ``length`` hanging
-  between ``start (M, 3)`` and ``end (M, 3)`` (``up``: against gravity).
-
-  Returns ``(points (M, count, 3), used (M,))``: a taut string is its two
-  ends, a nearly vertical one bends at one bead (3 points), otherwise a
-  catenary of ``count`` points, its inner ones at ``i / count`` of the
-  horizontal span (as MuJoCo places them). Points past ``used`` repeat the
-  end.
-  """
-  start = np.asarray(start, dtype=np.float64)
-  end = np.asarray(end, dtype=np.float64)
-  length = np.asarray(length, dtype=np.float64)
-  gap = end - start
-  rise = gap @ up  # height of the end over the start
-  across = gap - rise[:, None] * up
-  span = np.linalg.norm(across, axis=1)  # horizontal distance
-  across = np.where(
-    span[:, None] > 1e-15, across / np.maximum(span, 1e-300)[:, None], 0.0
-  )
-  points = np.repeat(end[:, None], count, axis=1)
-  points[:, 0] = start
-  used = np.full(len(start), count)
-  taut = np.linalg.norm(gap, axis=1) > length
-  used[taut] = 2
-  bead = ~taut & (length > 100.0 * span)
-  if bead.any():  # the lowest point of a string through a frictionless bead
-    drop = np.sqrt(length[bead] ** 2 - span[bead] ** 2)
-    first = 0.5 * (length[bead] - rise[bead] * length[bead] / drop)
-    down = first * drop / length[bead]
-    side = first * span[bead] / length[bead]
-    points[bead, 1] = (
-      start[bead] - down[:, None] * up + side[:, None] * across[bead]
-    )
-    used[bead] = 3
-  full = ~taut & ~bead
-  if full.any():
-    a = _catenary_parameter(span[full], rise[full], length[full])
-    h, v = span[full], rise[full]
-    lowest = 0.5 * h - a * np.arctanh(v / length[full])  # x of the vertex
-    x = np.arange(1, count - 1) * h[:, None] / count  # (M, count - 2)
-    # a cosh((x - lowest)/a) - a cosh(lowest/a), without cancellation
-    y = (
-      2.0
-      * a[:, None]
-      * (
-        np.sinh((x - 2.0 * lowest[:, None]) / (2.0 * a[:, None]))
-        * np.sinh(x / (2.0 * a[:, None]))
-      )
-    )
-    points[full, 1 : count - 1] = (
-      start[full][:, None]
-      + x[..., None] * across[full][:, None]
-      + y[..., None] * up
-    )
-  return points, used
-
-
-def _log_sinhc(u: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-  """``log(sinh(u) / u)`` and its derivative, also for tiny ``u``."""
-  big = u >= 1e-4
-  safe = np.where(big, u, 1.0)
-  value = np.where(big, np.log(np.sinh(safe) / safe), u * u / 6.0)
-  slope = np.where(big, 1.0 / np.tanh(safe) - 1.0 / safe, u / 3.0)
-  return value, slope
-
-
-def _catenary_parameter(
-  span: np.ndarray, rise: np.ndarray, length: np.ndarray
-) -> np.ndarray:
-  """``a`` of the catenary ``a cosh(x / a)`` of ``length`` spanning
-  ``span`` across and ``rise`` up: ``sinh(u) / u = sqrt(L^2 - v^2) / h``
-  with ``u = h / 2a``, by Newton's method on ``log(sinh(u) / u)``."""
-  ratio = np.sqrt(length**2 - rise**2) / span
-  target = np.log(ratio)
-  # near 1: sinh(u)/u ~ 1 + u^2/6; far: ~ e^u / 2u (both close enough
-  # for Newton on a convex rising function, from either side)
-  twice = np.log(2.0 * np.maximum(ratio, 1.5))
-  u = np.where(
-    ratio < 3.0,
-    np.sqrt(6.0 * np.maximum(ratio - 1.0, 0.0)),
-    twice + np.log(twice),
-  )
-  for _ in range(100):
-    value, slope = _log_sinhc(u)
-    step = (value - target) / np.maximum(slope, 1e-300)
-    u = np.maximum(u - step, 1e-300)
-    if np.all(np.abs(step) <= 1e-12 * np.maximum(u, 1e-12)):
-      break
-  return span / (2.0 * u)
 
 
 @dataclasses.dataclass(frozen=True)

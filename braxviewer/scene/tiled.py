@@ -24,10 +24,11 @@ import mujoco
 import numpy as np
 
 from braxviewer.core.frames import FrameChunk
-from braxviewer.scene import grid, grid_xml
+from braxviewer.scene import grid
 from braxviewer.scene import match as model_match
 from braxviewer.scene.batched import BatchedScene, Poses
 from braxviewer.scene.lookup import find_mj_model
+from braxviewer.scene.source import load_source
 
 _FREE = int(mujoco.mjtJoint.mjJNT_FREE)
 _PREFIX = re.compile(r"^e(\d+)/")
@@ -54,7 +55,7 @@ def remember(
   )
   if single is None:
     try:
-      single = grid_xml.load_source(source, assets).model
+      single = load_source(source, assets).model
     except Exception:
       return
   with _lock:

@@ -2,12 +2,14 @@
 
 The model's geoms become instances of a few shared shapes (see
 :mod:`primitives`): one instanced mesh per shape and level of detail for all
-envs, so a frame is a handful of messages whatever the env count. Each
-instance is drawn as coarsely as its size on the open pages allows (see
-:mod:`detail`). The ground plane becomes a grid under the envs (see
-:mod:`floor`). Sites are shapes of their own and spatial tendons one
-instanced tube (posed per frame from :mod:`braxviewer.scene.tendons`), so the
-page can hide either without a rebuild (:meth:`SceneView.set_visible`).
+envs (:mod:`shape_meshes`), so a frame is a handful of messages whatever the
+env count. Each instance is drawn as coarsely as its size on the open pages
+allows (see :mod:`detail`). The ground plane becomes a grid under the envs
+(see :mod:`floor`), a shared static world is drawn once (:mod:`world`).
+Sites are shapes of their own and spatial tendons one instanced tube
+(:mod:`tendon_tubes`), so the page can hide either without a rebuild
+(:meth:`SceneView.set_visible`). Over the envs: the selection marker and
+done dots (:mod:`env_markers`). :class:`SceneView` puts these together.
 """
 
 from __future__ import annotations
@@ -17,24 +19,22 @@ from typing import Callable, List, Optional, Set, Tuple
 
 import mujoco
 import numpy as np
-import trimesh
 import viser
 
 from braxviewer.scene import grid
 from braxviewer.scene.layout import choose_layout, shared_bodies
-from braxviewer.scene.tendons import TendonPaths, z_to
 from braxviewer.web import detail
 from braxviewer.web.drawn import Item, drawn_items
+from braxviewer.web.env_markers import EnvMarkers
 from braxviewer.web.floor import Floor
-from braxviewer.web.primitives import CATEGORIES, VISIBLE_GROUPS, Parts, Shape
+from braxviewer.web.primitives import CATEGORIES, VISIBLE_GROUPS, Parts
+from braxviewer.web.shape_meshes import ShapeMeshes
+from braxviewer.web.tendon_tubes import TendonTubes
 from braxviewer.web.world import StaticWorld, split
 
 _PLANE = int(mujoco.mjtGeom.mjGEOM_PLANE)
 _HFIELD = int(mujoco.mjtGeom.mjGEOM_HFIELD)
-_MARKER_COLOR = (230, 60, 60)
-_SELECT_COLOR = (255, 190, 0)
 _MARKER_PERIOD = 0.1  # seconds between moves of the selection marker
-_TENDON_SIDES = 6  # tendons are thin: a hexagonal tube, 12 triangles
 _DETAIL_PERIOD = 0.2  # seconds between choices of the level of detail
 
 
@@ -143,16 +143,11 @@ class SceneView:
       body_extent(model, data, moving) if moving.any() else self.cell_extent
     )
     self._frame = server.scene.add_frame(self.root, show_axes=False)
-    # Per shape: one handle per level of detail, and the level of each
-    # drawn instance (None: choose before the next frame).
-    self._handles: List[List] = []
-    self._levels: List[Optional[np.ndarray]] = [None] * len(self._parts.shapes)
     self._detail_at = -np.inf
     self._views_seen: Tuple = ()
     self._hidden: Set[str] = set()  # categories not drawn (see set_visible)
-    self._tendons = TendonPaths(model)
-    self._tendon_count = -1  # tendon instances the handle holds
     self._pose: Optional[Tuple[np.ndarray, np.ndarray]] = None
+    clicked = self._clicked if on_env_click is not None else None
     with server.atomic():
       self._world = StaticWorld(
         server,
@@ -163,36 +158,15 @@ class SceneView:
         data.xquat,
       )
       self._floor = self._add_floor(data)
-      for shape in self._parts.shapes:
-        self._handles.append(self._add_shape(shape))
-      self._tendon_handle = self._add_tendons()
-      self._marker = server.scene.add_icosphere(
-        f"{self.root}/selected",
-        radius=0.06 * self.extent,
-        color=_SELECT_COLOR,
-        cast_shadow=False,
-        receive_shadow=False,
+      self._meshes = ShapeMeshes(
+        server, self.root, self._parts, self.offsets, clicked
       )
-      self._label = server.scene.add_label(
-        f"{self.root}/selected_label", "env 0", anchor="bottom-center"
+      self._tubes = TendonTubes(
+        server, f"{self.root}/tendons", model, self.num_envs, clicked
       )
-      # one env: nothing to tell apart, no marker over its head
-      self._marker.visible = self._label.visible = self.num_envs > 1
-      sphere = trimesh.creation.icosphere(
-        subdivisions=1, radius=0.08 * self.extent
+      self._markers = EnvMarkers(
+        server, self.root, self.num_envs, self.extent, self.roots
       )
-      self._dones = server.scene.add_batched_meshes_simple(
-        f"{self.root}/done",
-        np.asarray(sphere.vertices, np.float32),
-        np.asarray(sphere.faces, np.uint32),
-        batched_wxyzs=np.tile([1.0, 0.0, 0.0, 0.0], (self.num_envs, 1)),
-        batched_positions=self._above(0.5),
-        batched_scales=np.zeros(self.num_envs),
-        batched_colors=_MARKER_COLOR,
-        cast_shadow=False,
-        receive_shadow=False,
-      )
-    self._done_scale = np.zeros(self.num_envs)
     self.select(0)
 
   # -- building ------------------------------------------------------------
@@ -219,60 +193,6 @@ class SceneView:
     floor.cover(self.roots)
     return floor
 
-  def _instances(self, shape: Shape, envs: slice):
-    n = len(range(*envs.indices(self.num_envs)))
-    return (
-      np.tile(shape.scale, (n, 1)),
-      np.tile(shape.rgb, (n, 1)),
-      np.tile(shape.opacity, n),
-    )
-
-  def _add_shape(self, shape: Shape) -> List:
-    """One instanced mesh per level of detail, all envs in the coarsest."""
-    pos, quat = self._parts.poses(
-      shape,
-      np.broadcast_to(
-        self.offsets[:, None], (self.num_envs, self.model.nbody, 3)
-      ),
-      np.tile([1.0, 0.0, 0.0, 0.0], (self.num_envs, self.model.nbody, 1)),
-    )
-    scale, rgb, opacity = self._instances(shape, slice(None))
-    name = f"{self.root}/{shape.kind.replace(':', '_')}"
-    if shape.category != "geom":  # sites: their own meshes (hidden apart)
-      name = f"{self.root}/{shape.category}s/{shape.kind.replace(':', '_')}"
-    if shape.mesh is not None:
-      handles = [
-        self._server.scene.add_batched_meshes_trimesh(
-          name,
-          shape.mesh,
-          batched_wxyzs=quat,
-          batched_positions=pos,
-          batched_scales=scale,
-          lod="off",
-        )
-      ]
-    else:
-      handles = []
-      for i, level in enumerate(detail.levels(shape.kind)):
-        handles.append(
-          self._server.scene.add_batched_meshes_simple(
-            f"{name}/{i}",
-            np.asarray(level.mesh.vertices, np.float32),
-            np.asarray(level.mesh.faces, np.uint32),
-            batched_wxyzs=quat,
-            batched_positions=pos,
-            batched_scales=scale,
-            batched_colors=rgb,
-            batched_opacities=None if np.all(opacity >= 1) else opacity,
-            lod="off",
-            visible=i == 0,
-          )
-        )
-    if self._on_env_click is not None:
-      for handle in handles:
-        handle.on_click(self._clicked)
-    return handles
-
   def _clicked(self, event) -> None:
     """Pick the env whose tracked body is nearest to the click ray."""
     if self._only is not None:
@@ -296,9 +216,6 @@ class SceneView:
       return slice(None)
     return slice(self._only, self._only + 1)
 
-  def _above(self, height: float) -> np.ndarray:
-    return self.roots + [0.0, 0.0, height * self.extent]
-
   def show(
     self, xpos: np.ndarray, xquat: np.ndarray, done: Optional[np.ndarray] = None
   ) -> None:
@@ -316,105 +233,33 @@ class SceneView:
       if self._floor is not None:
         self._floor.cover(self.roots[sel])
       self._pose = (xpos, xquat)
-      for i, shape in enumerate(self._parts.shapes):
-        if shape.category in self._hidden:
-          continue
-        pos, quat = self._parts.poses(shape, xpos[sel], xquat[sel])
-        changed = False
-        if views is not None:
-          changed = self._choose_levels(i, pos, sel, resized, views)
-        self._pose_levels(i, pos, quat, sel, changed)
-      self._show_tendons(xpos[sel], xquat[sel])
+      self._meshes.show(
+        xpos[sel], xquat[sel], sel, self._hidden, views, resized, self._shift
+      )
+      if "tendon" not in self._hidden:
+        self._tubes.show(xpos[sel], xquat[sel])
       if now - self._marker_at >= _MARKER_PERIOD:
         self._marker_at = now
         self._place_selected()
       if done is not None or resized:  # resized: others' dots go too
-        self._mark_done(
+        self._markers.mark_done(
           np.zeros(self.num_envs, bool)
           if done is None
-          else np.asarray(done, dtype=bool)
+          else np.asarray(done, dtype=bool),
+          self.roots,
+          self._only,
         )
     self._server.flush()
 
-  def _choose_levels(
-    self, i: int, pos: np.ndarray, sel: slice, resized: bool, views
-  ) -> bool:
-    """Level of detail of each drawn instance of shape ``i``; True when it
-    changed (the instances move between meshes)."""
-    shape = self._parts.shapes[i]
-    if len(self._handles[i]) > 1:
-      envs = len(range(*sel.indices(self.num_envs)))
-      new = detail.choose(
-        np.tile(shape.radius, envs),
-        pos + self._shift,
-        views,
-        [level.deviation for level in detail.levels(shape.kind)],
-      )
-    else:
-      new = np.zeros(len(pos), dtype=np.int64)
-    old = self._levels[i]
-    if not resized and old is not None and np.array_equal(new, old):
-      return False
-    self._levels[i] = new
-    return True
-
-  def _pose_levels(
-    self, i: int, pos: np.ndarray, quat: np.ndarray, sel: slice, changed: bool
-  ) -> None:
-    shape, levels = self._parts.shapes[i], self._levels[i]
-    if levels is None or len(levels) != len(pos):  # not chosen yet
-      levels = self._levels[i] = np.zeros(len(pos), dtype=np.int64)
-      changed = True
-    # Per-instance arrays, wanted when instances moved between levels.
-    instances = self._instances(shape, sel) if changed else None
-    for level, handle in enumerate(self._handles[i]):
-      mask = levels == level
-      if not mask.any():
-        if changed:
-          handle.visible = False
-        continue
-      handle.batched_positions = pos[mask]
-      handle.batched_wxyzs = quat[mask]
-      if instances is not None:  # changed: every per-instance array
-        scale, rgb, opacity = instances
-        handle.batched_scales = scale[mask]
-        if shape.mesh is None:
-          handle.batched_colors = rgb[mask]
-          if not np.all(opacity >= 1):
-            handle.batched_opacities = opacity[mask]
-        handle.visible = True
-
-  def _mark_done(self, done: np.ndarray) -> None:
-    """Red dots above envs whose episode just ended; they fade over frames."""
-    scale = np.where(done, 1.0, self._done_scale * 0.85)
-    scale[scale < 0.05] = 0.0
-    if self._only is not None:
-      keep = np.zeros_like(scale)
-      keep[self._only] = scale[self._only]
-      scale = keep
-    if np.any(scale) or np.any(self._done_scale):
-      self._dones.batched_positions = self._above(0.5)
-      self._dones.batched_scales = scale
-    self._done_scale = scale
-
   def _place_selected(self) -> None:
-    env = self._selected
-    above = self.roots[env] + [0.0, 0.0, 0.55 * self.extent]
-    self._marker.position = above
-    self._label.position = above + [0.0, 0.0, 0.07 * self.extent]
-    self._label.text = f"env {env}"
+    self._markers.place_selected(self._selected, self.roots)
 
   @property
   def triangles(self) -> int:
     """Triangles of the envs' shapes the page draws now (mesh assets left
     out: they are drawn as they are)."""
-    total = 0
-    for shape, levels in zip(self._parts.shapes, self._levels):
-      if shape.mesh is None and levels is not None:
-        meshes = detail.levels(shape.kind)
-        counts = np.bincount(levels, minlength=len(meshes))
-        total += sum(int(n) * m.triangles for n, m in zip(counts, meshes))
-    return total + self._world.triangles + self._tendon_triangles()
+    tendons = 0 if "tendon" in self._hidden else self._tubes.triangles
+    return self._meshes.triangles + self._world.triangles + tendons
 
   def detail_stale(self) -> bool:
     """Whether the pages' cameras moved (or pages came or went) since the
@@ -426,10 +271,7 @@ class SceneView:
     """The level of detail (0: coarsest) of each drawn instance of the
     first shape whose kind starts with ``kind`` (e.g. ``"capsule"``), or
     None before one was chosen."""
-    for shape, levels in zip(self._parts.shapes, self._levels):
-      if shape.kind.startswith(kind):
-        return None if levels is None else levels.copy()
-    return None
+    return self._meshes.detail_levels(kind)
 
   @property
   def selected(self) -> int:
@@ -460,63 +302,13 @@ class SceneView:
 
   def remove(self) -> None:
     """Take every handle out of the scene."""
-    handles = [h for level in self._handles for h in level]
-    if self._tendon_handle is not None:
-      handles.append(self._tendon_handle)
-    for handle in handles + [self._marker, self._label, self._dones]:
-      handle.remove()
+    self._meshes.remove()
+    self._tubes.remove()
+    self._markers.remove()
     if self._floor is not None:
       self._floor.remove()
     self._world.remove()
     self._frame.remove()
-
-  # -- sites and tendons: what is drawn, shown or hidden -----------------------
-
-  def _add_tendons(self):
-    """One instanced tube for every tendon segment of every env (None
-    without visible spatial tendons); posed by :meth:`_show_tendons`."""
-    if not self._tendons:
-      return None
-    tube = _tube(_TENDON_SIDES)
-    count = self.num_envs * self._tendons.num_slots
-    handle = self._server.scene.add_batched_meshes_simple(
-      f"{self.root}/tendons",
-      np.asarray(tube.vertices, np.float32),
-      np.asarray(tube.faces, np.uint32),
-      batched_wxyzs=np.tile([1.0, 0.0, 0.0, 0.0], (count, 1)),
-      batched_positions=np.zeros((count, 3)),
-      batched_scales=np.zeros((count, 3)),
-      batched_colors=(128, 128, 128),
-      lod="off",
-    )
-    if self._on_env_click is not None:
-      handle.on_click(self._clicked)
-    return handle
-
-  def _show_tendons(self, xpos: np.ndarray, xquat: np.ndarray) -> None:
-    """Pose the tendon segments of the drawn envs (unused slots: scale 0)."""
-    handle = self._tendon_handle
-    if handle is None or "tendon" in self._hidden:
-      return
-    seg = self._tendons.segments(xpos, xquat)
-    radius = seg.radius.reshape(-1)
-    half = np.where(radius > 0, seg.half_length.reshape(-1), 0.0)
-    count = len(radius)
-    handle.batched_positions = seg.centre.reshape(-1, 3)
-    handle.batched_wxyzs = z_to((seg.end - seg.start).reshape(-1, 3))
-    handle.batched_scales = np.stack([radius, radius, half], axis=1)
-    if count != self._tendon_count:  # first frame, or other envs drawn
-      self._tendon_count = count
-      rgba = np.tile(self._tendons.rgba, (len(xpos), 1))
-      handle.batched_colors = np.round(rgba[:, :3] * 255).astype(np.uint8)
-      if np.any(rgba[:, 3] < 1):
-        handle.batched_opacities = rgba[:, 3].astype(np.float32)
-      handle.visible = True
-
-  def _tendon_triangles(self) -> int:
-    if self._tendon_handle is None or "tendon" in self._hidden:
-      return 0
-    return max(self._tendon_count, 0) * 2 * _TENDON_SIDES
 
   def visible(self, category: str) -> bool:
     """Whether ``"site"``, ``"tendon"`` (or ``"geom"``) parts are drawn."""
@@ -539,16 +331,10 @@ class SceneView:
         self._hidden.discard(category)
       else:
         self._hidden.add(category)
-      for i, shape in enumerate(self._parts.shapes):
-        if shape.category == category:
-          self._levels[i] = None  # shown again: levels chosen anew
-          if not visible:
-            for handle in self._handles[i]:
-              handle.visible = False
+      self._meshes.set_visible(category, visible)
       self._world.set_visible(category, visible)
-      if category == "tendon" and self._tendon_handle is not None:
-        self._tendon_handle.visible = visible
-        self._tendon_count = -1
+      if category == "tendon":
+        self._tubes.set_visible(visible)
     self._server.flush()
 
   def drawn(self, env: int) -> List[Item]:
@@ -563,22 +349,6 @@ class SceneView:
       xpos[env],
       xquat[env],
       parts=self._parts,
-      tendons=self._tendons,
+      tendons=self._tubes.paths,
       categories=[c for c in CATEGORIES if c not in self._hidden],
     )
-
-
-def _tube(sides: int) -> trimesh.Trimesh:
-  """An open tube of radius 1 along z from -1 to 1 (a tendon segment: its
-  ends are hidden in the next segment or in the sites it joins)."""
-  angles = np.arange(sides) * (2 * np.pi / sides)
-  ring = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-  verts = np.vstack(
-    [np.c_[ring, np.full(sides, -1.0)], np.c_[ring, np.full(sides, 1.0)]]
-  )
-  j = np.arange(sides)
-  k = (j + 1) % sides
-  faces = np.vstack(
-    [np.stack([j, k, j + sides], 1), np.stack([k, k + sides, j + sides], 1)]
-  )
-  return trimesh.Trimesh(verts, faces, process=False)

@@ -40,7 +40,7 @@ from brax.training.agents.sac import train as upstream
 import jax
 
 from braxviewer import HeadlessViewer
-from braxviewer.brax.training.agents.sac import train as ours
+from braxviewer.train import sac as ours
 
 _COMPILE_EVENTS = (
   "/jax/core/compile/jaxpr_trace_duration",

@@ -6,6 +6,7 @@ from tiny_training import ScheduledViewer, count_compiles
 
 from braxviewer.brax.training.agents.sac import train as ours
 from braxviewer.train import epoch_calls
+from braxviewer.train import sac as sac_impl
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +17,7 @@ def test_sac_off_live_sync_off_switches_take_effect_without_recompiling(
   # One training step per device call and 5 frames per chunk, so the
   # switch points are exact.
   monkeypatch.setattr(epoch_calls, "CALL_SECONDS", 0.0)
-  monkeypatch.setattr(ours, "CHUNK_STEPS", 5)
+  monkeypatch.setattr(sac_impl, "CHUNK_STEPS", 5)
   viewer = ScheduledViewer(num_envs=2, mode="off")
   compiles_at = {}
   with count_compiles() as counter:

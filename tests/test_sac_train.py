@@ -14,6 +14,7 @@ from tiny_training import eval_rewards, flat_params, train_and_record
 
 from braxviewer import HeadlessViewer
 from braxviewer.brax.training.agents.sac import train as ours
+from braxviewer.train import sac as sac_impl
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ def runs():
       viewer.set_mode("live")
 
   with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(ours, "CHUNK_STEPS", CHUNK)
+    mp.setattr(sac_impl, "CHUNK_STEPS", CHUNK)
     out = {
       "upstream": _run(upstream.train, env),
       "none": _run(ours.train, env),

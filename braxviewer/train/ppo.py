@@ -2,8 +2,9 @@
 
 A drop-in for ``brax.training.agents.ppo.train``: same parameters, defaults
 and return value, plus ``viewer=``. Built on brax's public modules (losses,
-networks, gradients, running_statistics, checkpoint, logger); the same seed
-learns the same params as upstream, with or without a viewer.
+networks, gradients, running_statistics, checkpoint, logger) and on the
+trainer kit (:mod:`braxviewer.train.kit`, :mod:`braxviewer.train.placement`);
+the same seed learns the same params as upstream, with or without a viewer.
 
 What differs from upstream, on purpose:
 - A training epoch runs as one or more device calls of a dynamic number of
@@ -20,13 +21,23 @@ What differs from upstream, on purpose:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from typing import Any, Callable, Mapping, Optional, Tuple, Union, cast
+from typing import (
+  Any,
+  Callable,
+  Mapping,
+  NamedTuple,
+  Optional,
+  Tuple,
+  Union,
+  cast,
+)
 
 from absl import logging
 from brax import base, envs
-from brax.training import gradients, pmap, types
+from brax.training import gradients, types
 from brax.training import logger as metric_logger
 from brax.training.acme import running_statistics, specs
 from brax.training.agents.ppo import checkpoint
@@ -35,23 +46,23 @@ from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import optimizer as ppo_optimizer
 from flax import struct
 import jax
-from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from braxviewer.core.frames import PoseKind
-from braxviewer.core.protocol import StreamInfo, check_info_keys, check_num_envs
-from braxviewer.core.streamer import NoStream, Streamer, check_viewer
-from braxviewer.scene.lookup import find_mj_model
-from braxviewer.train import tap
-from braxviewer.train.epoch_calls import EpochCalls
-from braxviewer.train.evaluator import Evaluator
-from braxviewer.train.progress import ProgressBar
+from braxviewer.train import kit, tap
+from braxviewer.train.placement import (
+  AXIS,
+  Placement,
+  assert_replicated,
+  first,
+  strong,
+  synchronize_hosts,
+)
 
 Metrics = types.Metrics
-_AXIS = "i"
-_DEFAULT_VIEW_ENVS = 16
+_NO_EPISODE_LENGTH = "episode_length must be specified in ppo.train"
 
 
 @struct.dataclass
@@ -65,57 +76,165 @@ class TrainingState:
 
 
 # --------------------------------------------------------------------------
-# Helpers (placement, weak types, pixels)
+# Set-up: checks, sizes, envs (nothing compiles)
 # --------------------------------------------------------------------------
 
 
-def _strong(tree):
-  """Drop weak types so a re-fed output never triggers a recompile."""
-  return jax.tree.map(
-    lambda x: jnp.asarray(x).astype(jnp.asarray(x).dtype), tree
+class _Sizes(NamedTuple):
+  """How the run's env steps split into evals, epochs and training steps."""
+
+  env_steps_per_training_step: int
+  num_evals_after_init: int
+  training_steps_per_epoch: int
+  epochs_per_eval: int  # max(num_resets_per_eval, 1)
+  num_unrolls: int  # unrolls of every env per training step
+
+  @property
+  def schedule(self) -> kit.Schedule:
+    # brax counts an epoch's speed over all the epochs between two evals
+    epoch_env_steps = (
+      self.training_steps_per_epoch
+      * self.env_steps_per_training_step
+      * self.epochs_per_eval
+    )
+    return kit.Schedule(
+      total_env_steps=self.num_evals_after_init * epoch_env_steps,
+      steps_per_epoch=self.training_steps_per_epoch,
+      env_steps_per_step=self.env_steps_per_training_step,
+      epoch_env_steps=epoch_env_steps,
+    )
+
+
+def _setup(
+  environment: Any,
+  viewer: Any,
+  *,
+  max_devices_per_host: Optional[int],
+  num_timesteps: int,
+  num_evals: int,
+  num_envs: int,
+  batch_size: int,
+  unroll_length: int,
+  num_minibatches: int,
+  action_repeat: int,
+  num_resets_per_eval: int,
+  vision: bool,
+  use_distributional_critic: bool,
+  clipping_epsilon_value: Optional[float],
+) -> Tuple[Placement, kit.View, _Sizes]:
+  """The checks that need no compile (brax's, then the viewer's), the
+  devices, and the sizes of the run."""
+  if num_envs < 1:
+    raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+  if batch_size * num_minibatches % num_envs != 0:
+    raise ValueError(
+      f"batch_size * num_minibatches ({batch_size} * {num_minibatches}) must"
+      f" be divisible by num_envs ({num_envs})."
+    )
+  if vision and action_repeat != 1:
+    raise ValueError(
+      "Implement action_repeat using PipelineEnv's _n_frames to avoid"
+      " unnecessary rendering!"
+    )
+  if use_distributional_critic and clipping_epsilon_value is None:
+    raise AssertionError(
+      "clipping_epsilon_value must not be None when "
+      "use_distributional_critic=True (it serves as kappa for quantile "
+      "Huber loss)"
+    )
+  place = Placement(max_devices_per_host or None)
+  logging.info(
+    "Device count: %d, process count: %d (id %d), devices to use: %d",
+    jax.device_count(),
+    place.process_count,
+    place.process_id,
+    place.local_devices,
+  )
+  view = kit.prepare_viewer(
+    viewer, environment, num_envs, place.envs_per_device(num_envs)
+  )
+  per_step = batch_size * unroll_length * num_minibatches * action_repeat
+  num_evals_after_init = max(num_evals - 1, 1)
+  epochs_per_eval = max(num_resets_per_eval, 1)
+  steps_per_epoch = int(
+    np.ceil(num_timesteps / (num_evals_after_init * per_step * epochs_per_eval))
+  )
+  sizes = _Sizes(
+    env_steps_per_training_step=per_step,
+    num_evals_after_init=num_evals_after_init,
+    training_steps_per_epoch=steps_per_epoch,
+    epochs_per_eval=epochs_per_eval,
+    num_unrolls=batch_size * num_minibatches // num_envs,
+  )
+  return place, view, sizes
+
+
+def _keys(seed: int, process_id: int) -> Tuple[jax.Array, ...]:
+  """Upstream's key schedule: (this process's loop key, env key, eval
+  key, policy init key, value init key)."""
+  key = jax.random.PRNGKey(seed)
+  global_key, local_key = jax.random.split(key)
+  local_key = jax.random.fold_in(local_key, process_id)
+  local_key, key_env, eval_key = jax.random.split(local_key, 3)
+  key_policy, key_value = jax.random.split(global_key)
+  return local_key, key_env, eval_key, key_policy, key_value
+
+
+def _reset(
+  env: Any, place: Placement, key_envs: jax.Array, use_pmap_on_reset: bool
+) -> Tuple[Any, Callable[[Any, Any], Any]]:
+  """The first env states, and the reset (donating the old states) that
+  starts the envs over between epochs."""
+
+  def reset_donated(env_state_donated, key_envs):
+    del env_state_donated
+    return env.reset(key_envs)
+
+  if place.local_devices > 1 or use_pmap_on_reset:
+    env_state = jax.pmap(env.reset, axis_name=AXIS)(place.shard(key_envs))
+    reset_fn = jax.pmap(reset_donated, axis_name=AXIS, donate_argnums=(0,))
+  else:
+    env_state = jax.jit(jax.vmap(env.reset))(key_envs)
+    reset_fn = jax.jit(reset_donated, donate_argnums=(0,), keep_unused=True)
+  return env_state, reset_fn
+
+
+def _next_reset_keys(key_envs: jax.Array) -> jax.Array:
+  """The keys of the next reset, split off the last ones (as upstream)."""
+  return jax.vmap(lambda x, s: jax.random.split(x[0], s), in_axes=(0, None))(
+    key_envs, key_envs.shape[1]
   )
 
 
-class _Placement:
-  """Puts host values on the devices the way the pmapped epoch returns them."""
-
-  def __init__(self, devices):
-    self.devices = list(devices)
-    mesh = jax.sharding.Mesh(np.array(self.devices), (_AXIS,))
-    self.sharding = jax.sharding.NamedSharding(
-      mesh, jax.sharding.PartitionSpec(_AXIS)
-    )
-
-  def shard(self, tree):
-    """Leading axis = devices."""
-    return jax.device_put(tree, self.sharding)
-
-  def replicate(self, tree):
-    n = len(self.devices)
-    stacked = jax.tree.map(
-      lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree
-    )
-    return self.shard(stacked)
-
-
-def _first(tree):
-  """The copy on the first device, without a cross-device gather."""
-  return jax.tree.map(lambda x: x.addressable_shards[0].data.squeeze(0), tree)
-
-
-def _assert_replicated(tree) -> None:
-  """brax's ``pmap.assert_is_replicated``, with the answer read off this
-  process's first device (under ``jax.distributed`` a pmap's output spans
-  devices of other processes, which brax's ``[0]`` cannot read)."""
-  check = functools.partial(pmap.is_replicated, axis_name=_AXIS)
-  assert bool(_first(jax.pmap(check, axis_name=_AXIS)(tree)))
+def _networks(
+  network_factory: types.NetworkFactory[ppo_networks.PPONetworks],
+  env: Any,
+  env_state: Any,
+  normalize_observations: bool,
+  *,
+  compute_value: bool,
+  use_distributional_critic: bool,
+) -> Tuple[ppo_networks.PPONetworks, Callable[..., Any]]:
+  """brax's PPO networks for ``env`` (observations of the shape of
+  ``env_state``'s, device-sharded), and its ``make_policy``."""
+  ppo_network = network_factory(
+    jax.tree.map(lambda x: x.shape[2:], env_state.obs),
+    env.action_size,
+    preprocess_observations_fn=kit.observation_preprocessor(
+      normalize_observations
+    ),
+  )
+  make_policy = ppo_networks.make_inference_fn(
+    ppo_network,
+    compute_value=compute_value,
+    use_distributional_critic=use_distributional_critic,
+  )
+  return ppo_network, make_policy
 
 
-def _synchronize_hosts() -> None:
-  """brax's ``pmap.synchronize_hosts`` (every process stays up until all
-  are done), as a barrier that runs under ``jax.distributed``."""
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices("braxviewer ppo.train end")
+# --------------------------------------------------------------------------
+# The learner: brax's PPO loss, minibatch SGD, the normalizer
+# --------------------------------------------------------------------------
 
 
 def _remove_pixels(obs):
@@ -149,111 +268,393 @@ def _shift_pixels(obs: Mapping[str, jax.Array], key) -> Mapping[str, jax.Array]:
   return jax.vmap(one_sample)(obs, jax.random.split(key, batch))
 
 
-def _wrap_env(
-  env,
-  wrap_env,
-  num_envs,
-  episode_length,
-  action_repeat,
-  device_count,
-  key_env,
-  wrap_env_fn,
-  randomization_fn,
-):
-  """Training wrappers, as upstream applies them."""
-  if not wrap_env:
-    return env
-  if episode_length is None:
-    raise ValueError("episode_length must be specified in ppo.train")
-  v_randomization_fn = None
-  if randomization_fn is not None:
-    # Every device gets the same randomization keys.
-    rng = jax.random.split(key_env, num_envs // device_count)
-    v_randomization_fn = functools.partial(randomization_fn, rng=rng)
-  wrap = wrap_env_fn if wrap_env_fn is not None else envs.training.wrap
-  return wrap(
-    env,
-    episode_length=episode_length,
-    action_repeat=action_repeat,
-    randomization_fn=v_randomization_fn,
+def _optimizer(
+  learning_rate: float,
+  learning_rate_schedule: Optional[Union[str, ppo_optimizer.LRSchedule]],
+  max_grad_norm: Optional[float],
+) -> Tuple[optax.GradientTransformation, bool]:
+  """Adam (its rate adapted to the KL when the schedule says so), after
+  gradient clipping when asked; and whether the rate adapts."""
+  lr_schedule = ppo_optimizer.LRSchedule(
+    learning_rate_schedule or ppo_optimizer.LRSchedule.NONE
   )
-
-
-# --------------------------------------------------------------------------
-# Viewer set-up (all checks run before anything compiles)
-# --------------------------------------------------------------------------
-
-
-def _resolve_view_envs(viewer, envs_per_device: int) -> int:
-  asked = viewer.requested_envs()
-  try:
-    requested = check_num_envs(asked, "requested_envs()")
-  except ValueError as err:
-    raise ValueError(f"The viewer asks for {asked!r} envs: {err}") from None
-  if requested is None:
-    return min(_DEFAULT_VIEW_ENVS, envs_per_device)
-  if requested > envs_per_device:
-    raise ValueError(
-      f"The viewer asks for {requested} envs, but each device trains only"
-      f" {envs_per_device} (num_envs / device count). Stream at most"
-      f" {envs_per_device} envs or train with more."
+  adaptive_kl = lr_schedule == ppo_optimizer.LRSchedule.ADAPTIVE_KL
+  if adaptive_kl:
+    base_optimizer = optax.inject_hyperparams(optax.adam)(
+      learning_rate=learning_rate
     )
-  return requested
+  else:
+    base_optimizer = optax.adam(learning_rate=learning_rate)
+  optimizer = base_optimizer
+  if max_grad_norm is not None:
+    optimizer = optax.chain(
+      optax.clip_by_global_norm(max_grad_norm), base_optimizer
+    )
+  return optimizer, adaptive_kl
 
 
-def _open_stream(
-  viewer,
-  env,
-  env_state,
-  kind: PoseKind,
+@dataclasses.dataclass(frozen=True)
+class _Learner:
+  """PPO's update from one batch of unrolls: ``num_updates_per_batch``
+  passes of minibatch SGD on brax's PPO loss, and the normalizer update."""
+
+  optimizer: optax.GradientTransformation
+  loss_and_pgrad: Callable[..., Any]
+  adaptive_kl: bool
+  learning_rate: float
+  desired_kl: float
+  min_learning_rate: float
+  max_learning_rate: float
+  num_minibatches: int
+  num_updates_per_batch: int
+  augment_pixels: bool
+  normalize_until_count: Optional[int]
+
+  def minibatch_step(self, carry, data, normalizer_params):
+    optimizer_state, params, key = carry
+    key, key_loss = jax.random.split(key)
+    (_, metrics), grads = self.loss_and_pgrad(
+      params, normalizer_params, data, key_loss
+    )
+    if self.adaptive_kl:
+      kl_mean = jax.lax.pmean(metrics["kl_mean"], axis_name=AXIS)
+      optimizer_state, lr = ppo_optimizer.adaptive_kl_learning_rate(
+        optimizer_state,
+        kl_mean,
+        self.desired_kl,
+        min_learning_rate=self.min_learning_rate,
+        max_learning_rate=self.max_learning_rate,
+      )
+    else:
+      lr = jnp.array(self.learning_rate)
+    metrics["learning_rate"] = lr
+    updates, optimizer_state = self.optimizer.update(grads, optimizer_state)
+    # optax types its result as an array tree; it has the structure of params.
+    params = cast(
+      ppo_losses.PPONetworkParams, optax.apply_updates(params, updates)
+    )
+    return (optimizer_state, params, key), metrics
+
+  def sgd_step(self, carry, unused_t, data, normalizer_params):
+    optimizer_state, params, key = carry
+    key, key_perm, key_grad = jax.random.split(key, 3)
+    if self.augment_pixels:
+      key, key_rt = jax.random.split(key)
+      data = data._replace(
+        observation=_shift_pixels(data.observation, key_rt),
+        next_observation=_shift_pixels(data.next_observation, key_rt),
+      )
+
+    def to_minibatches(x):
+      x = jax.random.permutation(key_perm, x)
+      return jnp.reshape(x, (self.num_minibatches, -1) + x.shape[1:])
+
+    (optimizer_state, params, _), metrics = jax.lax.scan(
+      functools.partial(
+        self.minibatch_step, normalizer_params=normalizer_params
+      ),
+      (optimizer_state, params, key_grad),
+      jax.tree.map(to_minibatches, data),
+      length=self.num_minibatches,
+    )
+    return (optimizer_state, params, key), metrics
+
+  def update_normalizer(self, normalizer_params, data):
+    return running_statistics.update(
+      normalizer_params,
+      _remove_pixels(data.observation),
+      pmap_axis_name=AXIS,
+      until_count=self.normalize_until_count,
+    )
+
+  def update(self, training_state: TrainingState, data, key_sgd):
+    """(optimizer state, params, normalizer params, metrics) after SGD."""
+    normalizer_params = training_state.normalizer_params
+    if not self.adaptive_kl:  # before SGD, as upstream
+      normalizer_params = self.update_normalizer(normalizer_params, data)
+    (optimizer_state, params, _), metrics = jax.lax.scan(
+      functools.partial(
+        self.sgd_step, data=data, normalizer_params=normalizer_params
+      ),
+      (training_state.optimizer_state, training_state.params, key_sgd),
+      (),
+      length=self.num_updates_per_batch,
+    )
+    if self.adaptive_kl:  # after SGD, so old outputs stay valid for the KL
+      normalizer_params = self.update_normalizer(normalizer_params, data)
+    return optimizer_state, params, normalizer_params, metrics
+
+
+def _learner(
+  ppo_network: ppo_networks.PPONetworks,
   *,
-  num_view_envs: int,
-  num_envs: int,
-  envs_per_device: int,
-  chunk_length: int,
-  steps_per_chunk: int,
-  process_index: int = 0,
-  process_count: int = 1,
-  local_devices: int = 1,
-) -> Union[Streamer, NoStream]:
-  """The host side of the tap; what one env streams is read off its state
-  (the ``state.info`` entries: the viewer's ``info_keys``, else chosen).
-  The layout (this process, processes, devices per process) is what the
-  viewer's ``stream_source`` chooses from; the defaults allow only device 0
-  of process 0."""
-  if viewer is None:
-    return NoStream()
-  asked = check_info_keys(
-    getattr(viewer, "info_keys", None), "viewer.info_keys"
+  learning_rate: float,
+  learning_rate_schedule: Optional[Union[str, ppo_optimizer.LRSchedule]],
+  max_grad_norm: Optional[float],
+  desired_kl: float,
+  min_learning_rate: float,
+  max_learning_rate: float,
+  num_minibatches: int,
+  num_updates_per_batch: int,
+  augment_pixels: bool,
+  normalize_until_count: Optional[int],
+  **loss_args: Any,
+) -> _Learner:
+  """brax's PPO loss (``loss_args``: the keyword arguments of brax's
+  ``compute_ppo_loss``) and optimizer, as a :class:`_Learner`."""
+  optimizer, adaptive_kl = _optimizer(
+    learning_rate, learning_rate_schedule, max_grad_norm
   )
-  # One device's state, abstract: under jax.distributed the state spans
-  # devices this process cannot address.
-  spec = tap.describe(
-    jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), env_state
+  loss_fn = functools.partial(
+    ppo_losses.compute_ppo_loss, ppo_network=ppo_network, **loss_args
+  )
+  loss_and_pgrad = gradients.loss_and_pgrad(
+    # brax types loss_fn as returning a float, also with has_aux=True
+    loss_fn,  # pyright: ignore[reportArgumentType]
+    pmap_axis_name=AXIS,
+    has_aux=True,
+  )
+  return _Learner(
+    optimizer=optimizer,
+    loss_and_pgrad=loss_and_pgrad,
+    adaptive_kl=adaptive_kl,
+    learning_rate=learning_rate,
+    desired_kl=desired_kl,
+    min_learning_rate=min_learning_rate,
+    max_learning_rate=max_learning_rate,
+    num_minibatches=num_minibatches,
+    num_updates_per_batch=num_updates_per_batch,
+    augment_pixels=augment_pixels,
+    normalize_until_count=normalize_until_count,
+  )
+
+
+# --------------------------------------------------------------------------
+# A training step, and a device call of many (the viewer's hook: tap.emit)
+# --------------------------------------------------------------------------
+
+
+def _emit_step(flag, frames, stream: kit.Stream, env_steps: Any):
+  """The viewer's hook: a training step's frames, one chunk, one gated
+  callback (its unrolls continue each other), tagged with the step's env
+  steps."""
+  assert stream.train_sink is not None  # a tapped stream has its sinks
+  frames = jax.tree.map(lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), frames)
+  tap.emit(
+    flag,
+    frames,
+    stream.train_sink,
+    env_steps.hi,
+    env_steps.lo,
+    axis_name=AXIS,
+  )
+
+
+def _to_batch(data, bootstrap_on_timeout: bool, discounting: float):
+  """Unrolls as one batch, leading dims (batch_size * num_minibatches,
+  unroll_length); with ``bootstrap_on_timeout`` a timed-out step's reward
+  takes the discounted value of where it stopped."""
+  data = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2), data)
+  data = jax.tree.map(lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), data)
+  if bootstrap_on_timeout:
+    time_out = data.extras["state_extras"]["time_out"]
+    value = data.extras["policy_extras"]["value"]
+    data = data._replace(reward=data.reward + discounting * time_out * value)
+  return data
+
+
+def _training_step(
+  env: Any,
+  make_policy: Callable[..., Any],
+  learner: _Learner,
+  stream: kit.Stream,
+  *,
+  kind: PoseKind,
+  sizes: _Sizes,
+  unroll_length: int,
+  bootstrap_on_timeout: bool,
+  discounting: float,
+  log_training_metrics: bool,
+  training_metrics_steps: Optional[int],
+  report: Callable[[int, Metrics], None],
+):
+  """``training_step((training_state, env_state, key), flag)``: unrolls
+  of every env, streamed when the flag says so, then the update; with
+  ``log_training_metrics`` its episodes' metrics go to ``report``."""
+  episode_logger = None
+  if log_training_metrics:
+    episode_logger = metric_logger.EpisodeMetricsLogger(
+      steps_between_logging=training_metrics_steps
+      or sizes.env_steps_per_training_step,
+      progress_fn=report,
+    )
+  extra_fields = ("truncation", "episode_metrics", "episode_done") + (
+    ("time_out",) if bootstrap_on_timeout else ()
+  )
+
+  def one_unroll(carry, unused_t, policy):
+    current_state, current_key = carry
+    current_key, next_key = jax.random.split(current_key)
+    next_state, data, frames = tap.generate_unroll(
+      env,
+      current_state,
+      policy,
+      current_key,
+      unroll_length,
+      extra_fields=extra_fields,
+      num_view_envs=kit.streamed_envs(stream),
+      kind=kind,
+      info_keys=stream.info_keys,
+    )
+    return (next_state, next_key), (data, frames)
+
+  def training_step(carry, flag):
+    training_state, state, key = carry
+    key_sgd, key_generate_unroll, new_key = jax.random.split(key, 3)
+    policy = make_policy(
+      (
+        training_state.normalizer_params,
+        training_state.params.policy,
+        training_state.params.value,
+      )
+    )
+    (state, _), (data, frames) = jax.lax.scan(
+      functools.partial(one_unroll, policy=policy),
+      (state, key_generate_unroll),
+      (),
+      length=sizes.num_unrolls,
+    )
+    if stream.tapped:
+      _emit_step(flag, frames, stream, training_state.env_steps)
+    data = _to_batch(data, bootstrap_on_timeout, discounting)
+    optimizer_state, params, normalizer_params, metrics = learner.update(
+      training_state, data, key_sgd
+    )
+    new_training_state = TrainingState(
+      optimizer_state=optimizer_state,
+      params=params,
+      normalizer_params=normalizer_params,
+      env_steps=training_state.env_steps + sizes.env_steps_per_training_step,
+    )
+    if episode_logger is not None:
+      jax.debug.callback(
+        episode_logger.update_episode_metrics,
+        data.extras["state_extras"]["episode_metrics"],
+        data.extras["state_extras"]["episode_done"],
+        metrics,
+      )
+    return (new_training_state, state, new_key), metrics
+
+  return training_step
+
+
+def _device_call(training_step) -> kit.DeviceCall:
+  """The one compiled program: ``(training state, env state), keys, flag,
+  n`` -> the same after ``n`` training steps (a traced bound), and the sums
+  of their metrics."""
+
+  def training_steps(carry, key, flag, num_steps):
+    training_state, state = carry
+    # Abstract trace only (no ops emitted): the structure of the metrics.
+    shapes = jax.eval_shape(
+      lambda c: training_step(c, flag)[1], (training_state, state, key)
+    )
+    zeros = jax.tree.map(lambda x: jnp.zeros((), x.dtype), shapes)
+
+    def body(_, carry):
+      training_state, state, key, sums = carry
+      (training_state, state, key), metrics = training_step(
+        (training_state, state, key), flag
+      )
+      sums = jax.tree.map(lambda s, m: s + jnp.mean(m), sums, metrics)
+      return training_state, state, key, sums
+
+    training_state, state, key, sums = jax.lax.fori_loop(
+      0, num_steps, body, (training_state, state, key, zeros)
+    )
+    # Envs may leave weakly typed fields in their state; returned as they are
+    # they would not match the strong inputs of the first call, and the next
+    # call would compile the whole program again.
+    return (strong(training_state), strong(state)), key, sums
+
+  return kit.as_device_call(training_steps)
+
+
+# --------------------------------------------------------------------------
+# Initial state and checkpoints
+# --------------------------------------------------------------------------
+
+
+def _initial_state(
+  ppo_network: ppo_networks.PPONetworks,
+  optimizer: optax.GradientTransformation,
+  obs: Any,
+  key_policy: jax.Array,
+  key_value: jax.Array,
+  normalize_observations_std_eps: float,
+  normalize_observations_mode: str,
+) -> Tuple[TrainingState, Any]:
+  """The first training state, and the spec of one observation (``obs``:
+  the first, device-sharded)."""
+  obs_spec = jax.tree.map(
+    lambda x: specs.Array(x.shape[-1:], jnp.dtype("float32")), obs
+  )
+  # brax declares PPONetworkParams and UInt64 with flax.struct reached
+  # through `import flax`, which pyright does not follow: it sees no fields.
+  policy_init = ppo_network.policy_network.init(key_policy)
+  value_init = ppo_network.value_network.init(key_value)
+  init_params = ppo_losses.PPONetworkParams(
+    policy=policy_init,  # pyright: ignore[reportCallIssue]
+    value=value_init,  # pyright: ignore[reportCallIssue]
+  )
+  training_state = TrainingState(
+    # optax types params as an array tree; a flax struct is a pytree too
+    optimizer_state=optimizer.init(cast(optax.Params, init_params)),
+    params=init_params,
+    normalizer_params=running_statistics.init_state(
+      _remove_pixels(obs_spec),
+      std_eps=normalize_observations_std_eps,
+      mode=normalize_observations_mode,
     ),
-    kind,
-    info_keys=asked,
+    env_steps=types.UInt64(hi=0, lo=0),  # pyright: ignore[reportCallIssue]
   )
-  info = StreamInfo(
-    num_envs=num_view_envs,
-    num_train_envs=num_envs,
-    envs_per_device=envs_per_device,
-    kind=kind,
-    nq=spec.nq,
-    num_links=spec.num_links,
-    dt=float(getattr(env, "dt", 0.0) or 0.0),
-    chunk_length=chunk_length,
-    reward_terms=spec.reward_terms,
-    backend=getattr(env, "backend", None),
-    nmocap=spec.nmocap,
-    info_keys=spec.info_keys,
-    info_shapes=spec.info_shapes,
-    process_count=process_count,
-    local_devices=local_devices,
-  )
-  return Streamer(
-    viewer, info, steps_per_chunk=steps_per_chunk, process_index=process_index
+  return training_state, obs_spec
+
+
+def _restored(
+  training_state: TrainingState,
+  restore_checkpoint_path: Optional[str],
+  restore_params: Optional[Any],
+  restore_value_fn: bool,
+) -> TrainingState:
+  """The state with the saved normalizer, policy and (if
+  ``restore_value_fn``) value params of a checkpoint, then of
+  ``restore_params``."""
+  init_value = training_state.params.value
+
+  def restore(training_state, saved):
+    value = saved[2] if restore_value_fn else init_value
+    return training_state.replace(
+      normalizer_params=saved[0],
+      params=training_state.params.replace(policy=saved[1], value=value),
+    )
+
+  if restore_checkpoint_path is not None:
+    training_state = restore(
+      training_state, checkpoint.load(restore_checkpoint_path)
+    )
+  if restore_params is not None:
+    logging.info("Restoring TrainingState from `restore_params`.")
+    training_state = restore(training_state, restore_params)
+  return training_state
+
+
+def _params(training_state: TrainingState) -> Tuple[Any, Any, Any]:
+  """What brax returns and saves: (normalizer, policy, value) params."""
+  return (
+    training_state.normalizer_params,
+    training_state.params.policy,
+    training_state.params.value,
   )
 
 
@@ -352,152 +753,57 @@ def train(
   Returns:
     Tuple of (make_policy function, network params, metrics), as brax.
   """
-  # ---- checks that need no compile ---------------------------------------
-  if num_envs < 1:
-    raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
-  if batch_size * num_minibatches % num_envs != 0:
-    raise ValueError(
-      f"batch_size * num_minibatches ({batch_size} * {num_minibatches}) must"
-      f" be divisible by num_envs ({num_envs})."
-    )
-  if vision and action_repeat != 1:
-    raise ValueError(
-      "Implement action_repeat using PipelineEnv's _n_frames to avoid"
-      " unnecessary rendering!"
-    )
-  if use_distributional_critic and clipping_epsilon_value is None:
-    raise AssertionError(
-      "clipping_epsilon_value must not be None when "
-      "use_distributional_critic=True (it serves as kappa for quantile "
-      "Huber loss)"
-    )
-
   xt = time.time()
-  process_count = jax.process_count()
-  process_id = jax.process_index()
-  local_devices_to_use = jax.local_device_count()
-  if max_devices_per_host:
-    local_devices_to_use = min(local_devices_to_use, max_devices_per_host)
-  device_count = local_devices_to_use * process_count
-  logging.info(
-    "Device count: %d, process count: %d (id %d), devices to use: %d",
-    jax.device_count(),
-    process_count,
-    process_id,
-    local_devices_to_use,
-  )
-  if num_envs % device_count != 0:
-    raise ValueError(
-      f"num_envs ({num_envs}) must be divisible by the number of devices"
-      f" ({device_count})."
-    )
-  envs_per_device = num_envs // device_count
-
-  num_view_envs = 0
-  if viewer is not None:
-    viewer = check_viewer(viewer)
-    num_view_envs = _resolve_view_envs(viewer, envs_per_device)
-    if find_mj_model(environment) is None:
-      raise ValueError(
-        f"The environment {type(environment).__name__} exposes no MuJoCo"
-        " model (env.sys.mj_model or env.mj_model), so braxviewer cannot"
-        " show it. Use a brax or MuJoCo Playground env, or pass viewer=None."
-      )
-
-  env_step_per_training_step = (
-    batch_size * unroll_length * num_minibatches * action_repeat
-  )
-  num_evals_after_init = max(num_evals - 1, 1)
-  num_training_steps_per_epoch = int(
-    np.ceil(
-      num_timesteps
-      / (
-        num_evals_after_init
-        * env_step_per_training_step
-        * max(num_resets_per_eval, 1)
-      )
-    )
-  )
-  num_unrolls = batch_size * num_minibatches // num_envs
-
-  # ---- keys: the same schedule as upstream -------------------------------
-  key = jax.random.PRNGKey(seed)
-  global_key, local_key = jax.random.split(key)
-  local_key = jax.random.fold_in(local_key, process_id)
-  local_key, key_env, eval_key = jax.random.split(local_key, 3)
-  key_policy, key_value = jax.random.split(global_key)
-
-  env = _wrap_env(
+  place, view, sizes = _setup(
     environment,
-    wrap_env,
-    num_envs,
-    episode_length,
-    action_repeat,
-    device_count,
-    key_env,
-    wrap_env_fn,
-    randomization_fn,
+    viewer,
+    max_devices_per_host=max_devices_per_host,
+    num_timesteps=num_timesteps,
+    num_evals=num_evals,
+    num_envs=num_envs,
+    batch_size=batch_size,
+    unroll_length=unroll_length,
+    num_minibatches=num_minibatches,
+    action_repeat=action_repeat,
+    num_resets_per_eval=num_resets_per_eval,
+    vision=vision,
+    use_distributional_critic=use_distributional_critic,
+    clipping_epsilon_value=clipping_epsilon_value,
   )
-  devices = jax.local_devices()[:local_devices_to_use]
-  place = _Placement(devices)
 
-  def reset_donated(env_state_donated, key_envs):
-    del env_state_donated
-    return env.reset(key_envs)
-
-  key_envs = jax.random.split(key_env, num_envs // process_count)
-  key_envs = jnp.reshape(
-    key_envs, (local_devices_to_use, -1) + key_envs.shape[1:]
+  # ---- keys, envs, networks, learner -------------------------------------
+  local_key, key_env, eval_key, key_policy, key_value = _keys(
+    seed, place.process_id
   )
-  if local_devices_to_use > 1 or use_pmap_on_reset:
-    env_state = jax.pmap(env.reset, axis_name=_AXIS)(place.shard(key_envs))
-    reset_fn = jax.pmap(reset_donated, axis_name=_AXIS, donate_argnums=(0,))
-  else:
-    env_state = jax.jit(jax.vmap(env.reset))(key_envs)
-    reset_fn = jax.jit(reset_donated, donate_argnums=(0,), keep_unused=True)
-
-  obs_shape = jax.tree.map(lambda x: x.shape[2:], env_state.obs)
-
-  def identity(observation, preprocessor_params):
-    del preprocessor_params
-    return observation
-
-  normalize: types.PreprocessObservationFn = identity
-  if normalize_observations:
-    # It is the preprocessor brax made it for, but brax types it for nested
-    # arrays (under other parameter names) rather than as one.
-    normalize = cast(
-      types.PreprocessObservationFn, running_statistics.normalize
-    )
-  ppo_network = network_factory(
-    obs_shape, env.action_size, preprocess_observations_fn=normalize
+  if wrap_env and episode_length is None:
+    raise ValueError(_NO_EPISODE_LENGTH)
+  wrapping = kit.EnvWrapping(
+    wrap_env, wrap_env_fn, episode_length, action_repeat, randomization_fn
   )
-  make_policy = ppo_networks.make_inference_fn(
-    ppo_network,
+  env = wrapping.apply(environment, view.envs_per_device, key_env)
+  key_envs = place.env_keys(key_env, num_envs)
+  env_state, reset_fn = _reset(env, place, key_envs, use_pmap_on_reset)
+  ppo_network, make_policy = _networks(
+    network_factory,
+    env,
+    env_state,
+    normalize_observations,
     compute_value=bootstrap_on_timeout or clipping_epsilon_value is not None,
     use_distributional_critic=use_distributional_critic,
   )
-
-  # ---- optimizer and loss ------------------------------------------------
-  lr_schedule = ppo_optimizer.LRSchedule(
-    learning_rate_schedule or ppo_optimizer.LRSchedule.NONE
-  )
-  adaptive_kl = lr_schedule == ppo_optimizer.LRSchedule.ADAPTIVE_KL
-  if adaptive_kl:
-    base_optimizer = optax.inject_hyperparams(optax.adam)(
-      learning_rate=learning_rate
-    )
-  else:
-    base_optimizer = optax.adam(learning_rate=learning_rate)
-  optimizer = base_optimizer
-  if max_grad_norm is not None:
-    optimizer = optax.chain(
-      optax.clip_by_global_norm(max_grad_norm), base_optimizer
-    )
-
-  loss_fn = functools.partial(
-    ppo_losses.compute_ppo_loss,
-    ppo_network=ppo_network,
+  learner = _learner(
+    ppo_network,
+    learning_rate=learning_rate,
+    learning_rate_schedule=learning_rate_schedule,
+    max_grad_norm=max_grad_norm,
+    desired_kl=desired_kl,
+    min_learning_rate=learning_rate_schedule_min_lr,
+    max_learning_rate=learning_rate_schedule_max_lr,
+    num_minibatches=num_minibatches,
+    num_updates_per_batch=num_updates_per_batch,
+    augment_pixels=augment_pixels,
+    normalize_until_count=normalize_until_count,
+    # brax's compute_ppo_loss
     entropy_cost=entropy_cost,
     discounting=discounting,
     reward_scaling=reward_scaling,
@@ -508,410 +814,115 @@ def train(
     clipping_epsilon_value=clipping_epsilon_value,
     use_distributional_critic=use_distributional_critic,
   )
-  loss_and_pgrad_fn = gradients.loss_and_pgrad(
-    # brax types loss_fn as returning a float, also with has_aux=True
-    loss_fn,  # pyright: ignore[reportArgumentType]
-    pmap_axis_name=_AXIS,
-    has_aux=True,
-  )
-  metrics_aggregator = metric_logger.EpisodeMetricsLogger(
-    steps_between_logging=training_metrics_steps or env_step_per_training_step,
-    progress_fn=lambda step, metrics: report(step, metrics),
-  )
 
-  # ---- the viewer stream (host side; NoStream without a viewer) ----------
+  # ---- the viewer's stream, the training program -------------------------
   kind = tap.pose_kind(env)
   # Every process with a viewer compiles the same tap; the flag lets only
   # the chosen process (and device) send.
-  stream = _open_stream(
-    viewer,
+  stream = kit.open_stream(
+    view,
     env,
     env_state,
     kind,
-    num_view_envs=num_view_envs,
-    num_envs=num_envs,
-    envs_per_device=envs_per_device,
-    chunk_length=num_unrolls * unroll_length,
-    steps_per_chunk=env_step_per_training_step,
-    process_index=process_id,
-    process_count=process_count,
-    local_devices=local_devices_to_use,
+    chunk_length=sizes.num_unrolls * unroll_length,
+    steps_per_chunk=sizes.env_steps_per_training_step,
+    place=place,
   )
-
-  # ---- one training step --------------------------------------------------
-  def minibatch_step(carry, data, normalizer_params):
-    optimizer_state, params, key = carry
-    key, key_loss = jax.random.split(key)
-    (_, metrics), grads = loss_and_pgrad_fn(
-      params, normalizer_params, data, key_loss
+  training_steps = _device_call(
+    _training_step(
+      env,
+      make_policy,
+      learner,
+      stream,
+      kind=kind,
+      sizes=sizes,
+      unroll_length=unroll_length,
+      bootstrap_on_timeout=bootstrap_on_timeout,
+      discounting=discounting,
+      log_training_metrics=log_training_metrics,
+      training_metrics_steps=training_metrics_steps,
+      report=lambda step, metrics: run.report(step, metrics),
     )
-    if adaptive_kl:
-      kl_mean = jax.lax.pmean(metrics["kl_mean"], axis_name=_AXIS)
-      optimizer_state, lr = ppo_optimizer.adaptive_kl_learning_rate(
-        optimizer_state,
-        kl_mean,
-        desired_kl,
-        min_learning_rate=learning_rate_schedule_min_lr,
-        max_learning_rate=learning_rate_schedule_max_lr,
-      )
-    else:
-      lr = jnp.array(learning_rate)
-    metrics["learning_rate"] = lr
-    updates, optimizer_state = optimizer.update(grads, optimizer_state)
-    # optax types its result as an array tree; it has the structure of params.
-    params = cast(
-      ppo_losses.PPONetworkParams, optax.apply_updates(params, updates)
-    )
-    return (optimizer_state, params, key), metrics
-
-  def sgd_step(carry, unused_t, data, normalizer_params):
-    optimizer_state, params, key = carry
-    key, key_perm, key_grad = jax.random.split(key, 3)
-    if augment_pixels:
-      key, key_rt = jax.random.split(key)
-      data = data._replace(
-        observation=_shift_pixels(data.observation, key_rt),
-        next_observation=_shift_pixels(data.next_observation, key_rt),
-      )
-
-    def to_minibatches(x):
-      x = jax.random.permutation(key_perm, x)
-      return jnp.reshape(x, (num_minibatches, -1) + x.shape[1:])
-
-    (optimizer_state, params, _), metrics = jax.lax.scan(
-      functools.partial(minibatch_step, normalizer_params=normalizer_params),
-      (optimizer_state, params, key_grad),
-      jax.tree.map(to_minibatches, data),
-      length=num_minibatches,
-    )
-    return (optimizer_state, params, key), metrics
-
-  extra_fields = ("truncation", "episode_metrics", "episode_done") + (
-    ("time_out",) if bootstrap_on_timeout else ()
-  )
-
-  def training_step(carry, flag):
-    training_state, state, key = carry
-    key_sgd, key_generate_unroll, new_key = jax.random.split(key, 3)
-    policy = make_policy(
-      (
-        training_state.normalizer_params,
-        training_state.params.policy,
-        training_state.params.value,
-      )
-    )
-
-    def one_unroll(carry, unused_t):
-      current_state, current_key = carry
-      current_key, next_key = jax.random.split(current_key)
-      next_state, data, frames = tap.generate_unroll(
-        env,
-        current_state,
-        policy,
-        current_key,
-        unroll_length,
-        extra_fields=extra_fields,
-        num_view_envs=num_view_envs if stream.tapped else 0,
-        kind=kind,
-        info_keys=stream.info_keys,
-      )
-      return (next_state, next_key), (data, frames)
-
-    (state, _), (data, frames) = jax.lax.scan(
-      one_unroll, (state, key_generate_unroll), (), length=num_unrolls
-    )
-    if stream.tapped:
-      assert stream.train_sink is not None  # a tapped stream has its sinks
-      # The unrolls of a step continue each other: one chunk, one callback.
-      frames = jax.tree.map(
-        lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), frames
-      )
-      tap.emit(
-        flag,
-        frames,
-        stream.train_sink,
-        training_state.env_steps.hi,
-        training_state.env_steps.lo,
-        axis_name=_AXIS,
-      )
-    # Leading dims (batch_size * num_minibatches, unroll_length).
-    data = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2), data)
-    data = jax.tree.map(lambda x: jnp.reshape(x, (-1,) + x.shape[2:]), data)
-
-    if bootstrap_on_timeout:
-      time_out = data.extras["state_extras"]["time_out"]
-      value = data.extras["policy_extras"]["value"]
-      data = data._replace(reward=data.reward + discounting * time_out * value)
-
-    def update_normalizer(normalizer_params):
-      return running_statistics.update(
-        normalizer_params,
-        _remove_pixels(data.observation),
-        pmap_axis_name=_AXIS,
-        until_count=normalize_until_count,
-      )
-
-    normalizer_params = training_state.normalizer_params
-    if not adaptive_kl:  # before SGD, as upstream
-      normalizer_params = update_normalizer(normalizer_params)
-    (optimizer_state, params, _), metrics = jax.lax.scan(
-      functools.partial(
-        sgd_step, data=data, normalizer_params=normalizer_params
-      ),
-      (training_state.optimizer_state, training_state.params, key_sgd),
-      (),
-      length=num_updates_per_batch,
-    )
-    if adaptive_kl:  # after SGD, so old outputs stay valid for the KL
-      normalizer_params = update_normalizer(normalizer_params)
-
-    new_training_state = TrainingState(
-      optimizer_state=optimizer_state,
-      params=params,
-      normalizer_params=normalizer_params,
-      env_steps=training_state.env_steps + env_step_per_training_step,
-    )
-    if log_training_metrics:
-      jax.debug.callback(
-        metrics_aggregator.update_episode_metrics,
-        data.extras["state_extras"]["episode_metrics"],
-        data.extras["state_extras"]["episode_done"],
-        metrics,
-      )
-    return (new_training_state, state, new_key), metrics
-
-  # ---- a device call: a dynamic number of training steps -----------------
-  def training_steps(training_state, state, key, flag, num_steps):
-    # Abstract trace only (no ops emitted): the structure of the metrics.
-    shapes = jax.eval_shape(
-      lambda c: training_step(c, flag)[1], (training_state, state, key)
-    )
-    zeros = jax.tree.map(lambda x: jnp.zeros((), x.dtype), shapes)
-
-    def body(_, carry):
-      training_state, state, key, sums = carry
-      (training_state, state, key), metrics = training_step(
-        (training_state, state, key), flag
-      )
-      sums = jax.tree.map(lambda s, m: s + jnp.mean(m), sums, metrics)
-      return training_state, state, key, sums
-
-    training_state, state, key, sums = jax.lax.fori_loop(
-      0, num_steps, body, (training_state, state, key, zeros)
-    )
-    # Envs may leave weakly typed fields in their state; returned as they are
-    # they would not match the strong inputs of the first call, and the next
-    # call would compile the whole program again.
-    return _strong(training_state), _strong(state), key, sums
-
-  training_steps = jax.pmap(
-    training_steps,
-    axis_name=_AXIS,
-    in_axes=(0, 0, 0, None, None),
-    donate_argnums=(0, 1),
   )
 
   # ---- initial state ------------------------------------------------------
-  # brax declares PPONetworkParams and UInt64 with flax.struct reached
-  # through `import flax`, which pyright does not follow: it sees no fields.
-  policy_init = ppo_network.policy_network.init(key_policy)
-  value_init = ppo_network.value_network.init(key_value)
-  init_params = ppo_losses.PPONetworkParams(
-    policy=policy_init,  # pyright: ignore[reportCallIssue]
-    value=value_init,  # pyright: ignore[reportCallIssue]
+  training_state, obs_spec = _initial_state(
+    ppo_network,
+    learner.optimizer,
+    env_state.obs,
+    key_policy,
+    key_value,
+    normalize_observations_std_eps,
+    normalize_observations_mode,
   )
-  obs_spec = jax.tree.map(
-    lambda x: specs.Array(x.shape[-1:], jnp.dtype("float32")), env_state.obs
+  training_state = _restored(
+    training_state, restore_checkpoint_path, restore_params, restore_value_fn
   )
-  training_state = TrainingState(
-    # optax types params as an array tree; a flax struct is a pytree too
-    optimizer_state=optimizer.init(cast(optax.Params, init_params)),
-    params=init_params,
-    normalizer_params=running_statistics.init_state(
-      _remove_pixels(obs_spec),
-      std_eps=normalize_observations_std_eps,
-      mode=normalize_observations_mode,
-    ),
-    env_steps=types.UInt64(hi=0, lo=0),  # pyright: ignore[reportCallIssue]
-  )
-
-  def restore(training_state, saved):
-    value = saved[2] if restore_value_fn else init_params.value
-    return training_state.replace(
-      normalizer_params=saved[0],
-      params=training_state.params.replace(policy=saved[1], value=value),
-    )
-
-  if restore_checkpoint_path is not None:
-    training_state = restore(
-      training_state, checkpoint.load(restore_checkpoint_path)
-    )
-  if restore_params is not None:
-    logging.info("Restoring TrainingState from `restore_params`.")
-    training_state = restore(training_state, restore_params)
-
   if num_timesteps == 0:
-    return (
-      make_policy,
-      (
-        training_state.normalizer_params,
-        training_state.params.policy,
-        training_state.params.value,
-      ),
-      {},
-    )
+    return (make_policy, _params(training_state), {})
 
-  training_state = place.replicate(_strong(training_state))
-  env_state = place.shard(_strong(env_state))
-
-  eval_env = _wrap_env(
-    eval_env or environment,
-    wrap_env,
-    num_eval_envs,
-    episode_length,
-    action_repeat,
-    1,
-    eval_key,
-    wrap_env_fn,
-    randomization_fn,
-  )
+  training_state = place.replicate(strong(training_state))
+  env_state = place.shard(strong(env_state))
   if episode_length is None:  # the eval unroll's length
-    raise ValueError("episode_length must be specified in ppo.train")
-  evaluator = Evaluator(
-    eval_env,
-    functools.partial(make_policy, deterministic=deterministic_eval),
-    num_eval_envs=num_eval_envs,
-    episode_length=episode_length,
-    action_repeat=action_repeat,
-    key=eval_key,
-    num_view_envs=num_view_envs,
-    sink=stream.eval_sink,
-    info_keys=stream.info_keys,
-  )
-
-  def current_params():
-    return _first(
-      (
-        training_state.normalizer_params,
-        training_state.params.policy,
-        training_state.params.value,
-      )
-    )
-
-  def report(step, metrics):
-    progress_fn(step, metrics)
-    stream.progress(step, metrics)
-
-  total_steps = (
-    num_evals_after_init
-    * max(num_resets_per_eval, 1)
-    * num_training_steps_per_epoch
-    * env_step_per_training_step
-  )
-  bar = ProgressBar(total_steps, enabled=progress_bar)
-
-  epochs = EpochCalls(
+    raise ValueError(_NO_EPISODE_LENGTH)
+  evaluator = kit.make_evaluator(
+    eval_env or environment,
+    make_policy,
     stream,
-    num_training_steps_per_epoch,
-    env_step_per_training_step,
-    bar,
+    key=eval_key,
+    deterministic=deterministic_eval,
+    num_eval_envs=num_eval_envs,
+    wrapping=wrapping,
   )
-  phase = epochs.phase  # what the run does now: on the bar and the page
-  training_walltime = 0.0
+
+  # ---- the loop: epochs, evals, checkpoints ------------------------------
+  run = kit.Run(place, stream, progress_fn, sizes.schedule, progress_bar)
   current_step = 0
   metrics: Metrics = {}
   training_metrics: Metrics = {}
-  stream.start()
-  phase("compiling")  # until the first training call returns
+  with run:
+    if place.process_id == 0 and num_evals > 1 and run_evals:
+      metrics = run.initial_eval(evaluator, first(_params(training_state)))
+    policy_params_fn(current_step, make_policy, first(_params(training_state)))
 
-  def run_epoch(training_state, env_state, key):
-    """One epoch (as one or more device calls, see EpochCalls)."""
-    nonlocal training_walltime
-    keys = place.shard(jax.random.split(key, local_devices_to_use))
-
-    def dispatch(flag, n):
-      nonlocal training_state, env_state, keys
-      training_state, env_state, keys, sums = training_steps(
-        training_state, env_state, keys, flag, np.int32(n)
-      )
-      return sums
-
-    sums, epoch_time = epochs.run(dispatch, current_step)
-    training_walltime += epoch_time
-    sps = (
-      num_training_steps_per_epoch
-      * env_step_per_training_step
-      * max(num_resets_per_eval, 1)
-    ) / epoch_time
-    epoch_metrics = {
-      "training/sps": sps,
-      "training/walltime": training_walltime,
-      **{
-        f"training/{k}": v / num_training_steps_per_epoch
-        for k, v in sums.items()
-      },
-    }
-    return training_state, env_state, epoch_metrics
-
-  try:
-    if process_id == 0 and num_evals > 1 and run_evals:
-      metrics = evaluator.run_evaluation(  # compiles the eval program too
-        current_params(), training_metrics={}, flag=stream.flag()
-      )
-      logging.info(metrics)
-      report(0, metrics)
-
-    policy_params_fn(current_step, make_policy, current_params())
-
-    for it in range(num_evals_after_init):
+    for it in range(sizes.num_evals_after_init):
       logging.info("starting iteration %s %s", it, time.time() - xt)
-      for _ in range(max(num_resets_per_eval, 1)):
+      for _ in range(sizes.epochs_per_eval):
         epoch_key, local_key = jax.random.split(local_key)
-        training_state, env_state, training_metrics = run_epoch(
-          training_state, env_state, epoch_key
+        (training_state, env_state), training_metrics = run.epoch(
+          training_steps, (training_state, env_state), epoch_key, current_step
         )
-        current_step = int(_first(training_state.env_steps))
-        key_envs = jax.vmap(
-          lambda x, s: jax.random.split(x[0], s), in_axes=(0, None)
-        )(key_envs, key_envs.shape[1])
+        current_step = int(first(training_state.env_steps))
+        key_envs = _next_reset_keys(key_envs)
         if num_resets_per_eval > 0:
           env_state = reset_fn(env_state, place.shard(key_envs))
 
-      if process_id != 0:
+      if place.process_id != 0:
         continue
-      params = current_params()
+      params = first(_params(training_state))
       policy_params_fn(current_step, make_policy, params)
       if save_checkpoint_path is not None:
-        ckpt_config = checkpoint.network_config(
+        kit.save_checkpoint(
+          checkpoint,
+          save_checkpoint_path,
+          current_step,
+          params,
           observation_size=obs_spec,
           action_size=env.action_size,
           normalize_observations=normalize_observations,
           network_factory=network_factory,
         )
-        checkpoint.save(save_checkpoint_path, current_step, params, ckpt_config)
       if num_evals > 0:
-        metrics = training_metrics
-        if run_evals:
-          stream.eval_env_steps = current_step
-          phase("evaluating")
-          metrics = evaluator.run_evaluation(
-            params, training_metrics, flag=stream.flag()
-          )
-          phase("training")
-        logging.info(metrics)
-        report(current_step, metrics)
-    phase("done")
-  finally:
-    bar.close()
-    stream.end()
+        metrics = run.evaluate(
+          evaluator if run_evals else None,
+          params,
+          training_metrics,
+          current_step,
+        )
 
-  if current_step < num_timesteps:
-    raise AssertionError(
-      f"Total steps {current_step} is less than `num_timesteps`="
-      f" {num_timesteps}."
-    )
-  _assert_replicated(training_state)
-  params = current_params()
+  kit.check_total_steps(current_step, num_timesteps)
+  assert_replicated(training_state)
+  params = first(_params(training_state))
   logging.info("total steps: %s", current_step)
-  _synchronize_hosts()
+  synchronize_hosts("braxviewer ppo.train end")
   return (make_policy, params, metrics)

@@ -2,8 +2,10 @@
 
 A drop-in for ``brax.training.agents.sac.train``: same parameters, defaults
 and return value, plus ``viewer=``. Built on brax's public modules (losses,
-networks, gradients, replay_buffers, running_statistics, checkpoint); the
-same seed learns the same params as upstream, with or without a viewer.
+networks, gradients, replay_buffers, running_statistics, checkpoint) and on
+the trainer kit (:mod:`braxviewer.train.kit`,
+:mod:`braxviewer.train.placement`); the same seed learns the same params as
+upstream, with or without a viewer.
 
 SAC takes one env step (of every env) per training step. With a viewer, the
 first N envs' frames of consecutive training steps are gathered on the
@@ -22,9 +24,9 @@ What differs from upstream, on purpose (as in our PPO trainer):
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import time
-from typing import Any, Callable, Dict, Optional, Tuple, cast
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, cast
 
 from absl import logging
 from brax import base, envs
@@ -39,22 +41,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from braxviewer.core.streamer import check_viewer
-from braxviewer.scene.lookup import find_mj_model
-from braxviewer.train import tap
-from braxviewer.train.epoch_calls import EpochCalls
-from braxviewer.train.evaluator import Evaluator
-from braxviewer.train.ppo import (
-  _first,
-  _open_stream,
-  _Placement,
-  _resolve_view_envs,
-  _strong,
-)
-from braxviewer.train.progress import ProgressBar
+from braxviewer.core.frames import PoseKind
+from braxviewer.train import kit, tap
+from braxviewer.train.placement import AXIS, Placement, first, strong
 
 Metrics = types.Metrics
-_AXIS = "i"
 # Frames per streamed chunk: ~100 env steps, about as long as a PPO chunk
 # (its unrolls of a training step; 80 frames in brax's usual configs).
 CHUNK_STEPS = 100
@@ -76,9 +67,440 @@ class TrainingState:
   normalizer_params: running_statistics.RunningStatisticsState
 
 
+# --------------------------------------------------------------------------
+# Set-up: checks, sizes, keys (nothing compiles)
+# --------------------------------------------------------------------------
+
+
 def _chunk_steps(steps_per_epoch: int) -> int:
   """T: frames per chunk; at least one chunk per epoch."""
   return max(1, min(CHUNK_STEPS, steps_per_epoch))
+
+
+class _Sizes(NamedTuple):
+  """How the run's env steps split into prefill, epochs and training
+  steps."""
+
+  env_steps_per_actor_step: int  # one env step of every env
+  num_prefill_actor_steps: int
+  num_prefill_env_steps: int
+  num_evals_after_init: int
+  training_steps_per_epoch: int
+  replay_size: int
+
+  @staticmethod
+  def make(
+    num_timesteps: int,
+    num_evals: int,
+    num_envs: int,
+    action_repeat: int,
+    min_replay_size: int,
+    replay_size: int,
+  ) -> _Sizes:
+    """brax's sizes; raises when the prefill needs more than the run."""
+    per_actor_step = action_repeat * num_envs
+    prefill_actor_steps = -(-min_replay_size // num_envs)
+    prefill_env_steps = prefill_actor_steps * per_actor_step
+    if num_timesteps < prefill_env_steps:
+      raise ValueError(
+        f"min_replay_size ({min_replay_size}) needs more env steps than"
+        f" num_timesteps ({num_timesteps})."
+      )
+    evals_after_init = max(num_evals - 1, 1)
+    return _Sizes(
+      env_steps_per_actor_step=per_actor_step,
+      num_prefill_actor_steps=prefill_actor_steps,
+      num_prefill_env_steps=prefill_env_steps,
+      num_evals_after_init=evals_after_init,
+      training_steps_per_epoch=-(
+        -(num_timesteps - prefill_env_steps)
+        // (evals_after_init * per_actor_step)
+      ),
+      replay_size=replay_size,
+    )
+
+  @property
+  def schedule(self) -> kit.Schedule:
+    epoch = self.env_steps_per_actor_step * self.training_steps_per_epoch
+    return kit.Schedule(
+      self.num_prefill_env_steps + self.num_evals_after_init * epoch,
+      self.training_steps_per_epoch,
+      self.env_steps_per_actor_step,
+      epoch,
+    )
+
+
+class _Keys(NamedTuple):
+  """Upstream's key schedule."""
+
+  randomize: jax.Array  # the training envs' randomization
+  local: jax.Array  # this process's loop (prefill, epochs)
+  buffer: jax.Array
+  env: jax.Array  # the first reset
+  eval: jax.Array
+  policy: jax.Array  # the policy's init
+  q: jax.Array  # the critic's init
+
+  @staticmethod
+  def make(seed: int, process_id: int) -> _Keys:
+    rng, key_randomize = jax.random.split(jax.random.PRNGKey(seed))
+    key_global, local_key = jax.random.split(rng)
+    local_key = jax.random.fold_in(local_key, process_id)
+    local_key, key_buffer, key_env, eval_key = jax.random.split(local_key, 4)
+    key_policy, key_q = jax.random.split(key_global)
+    return _Keys(
+      key_randomize, local_key, key_buffer, key_env, eval_key, key_policy, key_q
+    )
+
+
+# --------------------------------------------------------------------------
+# The learner: brax's SAC losses, the replay buffer, acting
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Learner:
+  """brax's SAC: one env step of every env into the replay buffer, then
+  ``grad_updates_per_step`` updates of alpha, critic and actor."""
+
+  env: Any
+  make_policy: Callable[..., Any]
+  replay_buffer: replay_buffers.UniformSamplingQueue
+  alpha_optimizer: optax.GradientTransformation
+  policy_optimizer: optax.GradientTransformation
+  q_optimizer: optax.GradientTransformation
+  alpha_update: Callable[..., Any]
+  critic_update: Callable[..., Any]
+  actor_update: Callable[..., Any]
+  tau: float
+  grad_updates_per_step: int
+  env_steps_per_actor_step: int
+
+  def sgd_step(self, carry, transitions):
+    ts, key = carry
+    key, key_alpha, key_critic, key_actor = jax.random.split(key, 4)
+    a_loss, alpha_params, alpha_opt = self.alpha_update(
+      ts.alpha_params,
+      ts.policy_params,
+      ts.normalizer_params,
+      transitions,
+      key_alpha,
+      optimizer_state=ts.alpha_optimizer_state,
+    )
+    alpha = jnp.exp(ts.alpha_params)  # the alpha before this update
+    c_loss, q_params, q_opt = self.critic_update(
+      ts.q_params,
+      ts.policy_params,
+      ts.normalizer_params,
+      ts.target_q_params,
+      alpha,
+      transitions,
+      key_critic,
+      optimizer_state=ts.q_optimizer_state,
+    )
+    p_loss, policy_params, policy_opt = self.actor_update(
+      ts.policy_params,
+      ts.normalizer_params,
+      ts.q_params,
+      alpha,
+      transitions,
+      key_actor,
+      optimizer_state=ts.policy_optimizer_state,
+    )
+    tau = self.tau
+    target_q_params = jax.tree.map(
+      lambda old, new: old * (1 - tau) + new * tau, ts.target_q_params, q_params
+    )
+    ts = ts.replace(
+      policy_optimizer_state=policy_opt,
+      policy_params=policy_params,
+      q_optimizer_state=q_opt,
+      q_params=q_params,
+      target_q_params=target_q_params,
+      gradient_steps=ts.gradient_steps + 1,
+      alpha_optimizer_state=alpha_opt,
+      alpha_params=alpha_params,
+    )
+    metrics = {
+      "critic_loss": c_loss,
+      "actor_loss": p_loss,
+      "alpha_loss": a_loss,
+      "alpha": jnp.exp(cast(jax.Array, alpha_params)),
+    }
+    return (ts, key), metrics
+
+  def act(self, ts, env_state, buffer_state, key):
+    """One env step of every env into the replay buffer."""
+    policy = self.make_policy((ts.normalizer_params, ts.policy_params))
+    env_state, transitions = acting.actor_step(
+      self.env, env_state, policy, key, extra_fields=("truncation",)
+    )
+    ts = ts.replace(
+      normalizer_params=running_statistics.update(
+        ts.normalizer_params, transitions.observation, pmap_axis_name=AXIS
+      ),
+      env_steps=ts.env_steps + self.env_steps_per_actor_step,
+    )
+    return ts, env_state, self.replay_buffer.insert(buffer_state, transitions)
+
+  def training_step(self, ts, env_state, buffer_state, key):
+    key_act, key_learn = jax.random.split(key)
+    ts, env_state, buffer_state = self.act(ts, env_state, buffer_state, key_act)
+    buffer_state, transitions = self.replay_buffer.sample(buffer_state)
+    updates = self.grad_updates_per_step
+    transitions = jax.tree.map(
+      lambda x: jnp.reshape(x, (updates, -1) + x.shape[1:]), transitions
+    )
+    (ts, _), metrics = jax.lax.scan(self.sgd_step, (ts, key_learn), transitions)
+    metrics["buffer_current_size"] = self.replay_buffer.size(buffer_state)
+    return ts, env_state, buffer_state, metrics
+
+
+def _learner(
+  env: Any,
+  sac_network: sac_networks.SACNetworks,
+  make_policy: Callable[..., Any],
+  *,
+  obs_size: int,
+  learning_rate: float,
+  discounting: float,
+  reward_scaling: float,
+  tau: float,
+  batch_size: int,
+  grad_updates_per_step: int,
+  device_count: int,
+  sizes: _Sizes,
+) -> _Learner:
+  """brax's SAC optimizers, losses and replay buffer, as a
+  :class:`_Learner`."""
+  action_size = env.action_size
+  zeros_obs = jnp.zeros((obs_size,))
+  sample = types.Transition(
+    observation=zeros_obs,
+    action=jnp.zeros((action_size,)),
+    reward=0.0,  # pyright: ignore[reportArgumentType]
+    discount=0.0,  # pyright: ignore[reportArgumentType]
+    next_observation=zeros_obs,
+    extras=cast(
+      types.NestedArray,
+      {"state_extras": {"truncation": 0.0}, "policy_extras": {}},
+    ),
+  )
+  replay_buffer = replay_buffers.UniformSamplingQueue(
+    max_replay_size=sizes.replay_size // device_count,
+    dummy_data_sample=sample,
+    sample_batch_size=batch_size * grad_updates_per_step // device_count,
+  )
+  alpha_loss, critic_loss, actor_loss = sac_losses.make_losses(
+    sac_network=sac_network,
+    reward_scaling=reward_scaling,
+    discounting=discounting,
+    action_size=action_size,
+  )
+  alpha_optimizer = optax.adam(learning_rate=3e-4)
+  policy_optimizer = optax.adam(learning_rate=learning_rate)
+  q_optimizer = optax.adam(learning_rate=learning_rate)
+
+  def update_fn(loss, optimizer):
+    return gradients.gradient_update_fn(loss, optimizer, pmap_axis_name=AXIS)
+
+  return _Learner(
+    env=env,
+    make_policy=make_policy,
+    replay_buffer=replay_buffer,
+    alpha_optimizer=alpha_optimizer,
+    policy_optimizer=policy_optimizer,
+    q_optimizer=q_optimizer,
+    alpha_update=update_fn(alpha_loss, alpha_optimizer),
+    critic_update=update_fn(critic_loss, q_optimizer),
+    actor_update=update_fn(actor_loss, policy_optimizer),
+    tau=tau,
+    grad_updates_per_step=grad_updates_per_step,
+    env_steps_per_actor_step=sizes.env_steps_per_actor_step,
+  )
+
+
+def _initial_state(
+  learner: _Learner,
+  sac_network: sac_networks.SACNetworks,
+  keys: _Keys,
+  obs_size: int,
+  restore_checkpoint_path: Optional[str],
+) -> TrainingState:
+  """The first training state, with a checkpoint's normalizer and policy
+  params when asked."""
+  log_alpha = jnp.asarray(0.0, dtype=jnp.float32)
+  policy_params = sac_network.policy_network.init(keys.policy)
+  q_params = sac_network.q_network.init(keys.q)
+  training_state = TrainingState(
+    policy_optimizer_state=learner.policy_optimizer.init(policy_params),
+    policy_params=policy_params,
+    q_optimizer_state=learner.q_optimizer.init(q_params),
+    q_params=q_params,
+    target_q_params=q_params,
+    gradient_steps=types.UInt64(hi=0, lo=0),  # pyright: ignore[reportCallIssue]
+    env_steps=types.UInt64(hi=0, lo=0),  # pyright: ignore[reportCallIssue]
+    alpha_optimizer_state=learner.alpha_optimizer.init(log_alpha),
+    alpha_params=log_alpha,
+    normalizer_params=running_statistics.init_state(
+      specs.Array((obs_size,), jnp.dtype("float32"))
+    ),
+  )
+  if restore_checkpoint_path is not None:
+    saved = checkpoint.load(restore_checkpoint_path)
+    training_state = training_state.replace(  # pyright: ignore[reportAttributeAccessIssue]
+      normalizer_params=saved[0], policy_params=saved[1]
+    )
+  return training_state
+
+
+def _params(training_state: TrainingState) -> Tuple[Any, Any]:
+  """What brax returns and saves: (normalizer, policy) params, read off
+  this process's first device."""
+  return first((training_state.normalizer_params, training_state.policy_params))
+
+
+# --------------------------------------------------------------------------
+# The viewer's hook: frames of consecutive steps, one chunk per T steps
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Chunks:
+  """The chunk the tap fills: a ``(T, N, ...)`` buffer on each device,
+  carried across device calls with the number of frames in it; one gated
+  callback each time it is full."""
+
+  num_view_envs: int
+  kind: PoseKind
+  info_keys: Tuple[str, ...]
+  steps: int  # T
+  sink: tap.HostSink
+
+  def frame(self, env_state):
+    return tap.select_frame(
+      env_state, self.num_view_envs, self.kind, info_keys=self.info_keys
+    )
+
+  def empty(self, place: Placement, env_state: Any) -> Any:
+    """An empty buffer on each device (``env_state``: device-sharded)."""
+    frame = jax.eval_shape(self.frame, jax.tree.map(lambda x: x[0], env_state))
+    frames = jax.tree.map(
+      lambda x: np.zeros((place.local_devices, self.steps) + x.shape, x.dtype),
+      frame,
+    )
+    filled = np.zeros((place.local_devices,), np.int32)
+    return place.shard((frames, filled))
+
+  def write(self, chunk, env_state):
+    """This step's frame into the buffer (no callback: the per-step loop
+    stays free of side effects, which would slow it down)."""
+    frames, filled = chunk
+    frame = self.frame(env_state)
+    frames = jax.tree.map(lambda b, f: b.at[filled].set(f), frames, frame)
+    return frames, filled + 1
+
+  def send_if_full(self, chunk, env_steps: Any, flag):
+    """One gated callback when the buffer is full; then it starts over."""
+    frames, filled = chunk
+    full = filled == self.steps
+    tap.emit(
+      full.astype(jnp.int32) * flag,
+      frames,
+      self.sink,
+      env_steps.hi,
+      env_steps.lo,
+      axis_name=AXIS,
+    )
+    return frames, jnp.where(full, 0, filled)
+
+
+# --------------------------------------------------------------------------
+# The programs: a device call of many training steps, the prefill
+# --------------------------------------------------------------------------
+
+
+def _device_call(
+  learner: _Learner, chunks: Optional[_Chunks]
+) -> kit.DeviceCall:
+  """The one compiled program: ``(training state, env state, buffer
+  state, chunk), keys, flag, n`` -> the same after ``n`` training steps (a
+  traced bound), and the sums of their metrics."""
+
+  def training_steps(carry, key, flag, n):
+    ts, env_state, buffer_state, chunk = carry
+    shapes = jax.eval_shape(
+      lambda *args: learner.training_step(*args)[3],
+      ts,
+      env_state,
+      buffer_state,
+      key,
+    )
+    zeros = jax.tree.map(lambda x: jnp.zeros((), jnp.float32), shapes)
+
+    def body(_, carry):
+      ts, env_state, buffer_state, key, chunk, sums = carry
+      key, next_key = jax.random.split(key)
+      ts, env_state, buffer_state, metrics = learner.training_step(
+        ts, env_state, buffer_state, key
+      )
+      if chunks is not None:
+        chunk = chunks.write(chunk, env_state)
+      sums = jax.tree.map(lambda s, m: s + jnp.mean(m), sums, metrics)
+      return ts, env_state, buffer_state, next_key, chunk, sums
+
+    carry = (ts, env_state, buffer_state, key, chunk, zeros)
+    if chunks is None:
+      carry = jax.lax.fori_loop(0, n, body, carry)
+    else:
+      tapped: _Chunks = chunks
+
+      # Segments of steps up to the next full buffer, each then sent.
+      def segment(state):
+        done, carry = state
+        steps = jnp.minimum(tapped.steps - carry[4][1], n - done)
+        carry = jax.lax.fori_loop(0, steps, body, carry)
+        chunk = tapped.send_if_full(carry[4], carry[0].env_steps, flag)
+        return done + steps, carry[:4] + (chunk,) + carry[5:]
+
+      _, carry = jax.lax.while_loop(
+        lambda state: state[0] < n, segment, (jnp.int32(0), carry)
+      )
+    ts, env_state, buffer_state, key, chunk, sums = carry
+    # Weakly typed outputs would compile the program again when re-fed.
+    carry = (strong(ts), strong(env_state), strong(buffer_state), chunk)
+    return carry, key, sums
+
+  return kit.as_device_call(training_steps)
+
+
+def _prefill(learner: _Learner, num_actor_steps: int):
+  """``prefill(training state, env state, buffer state, keys)``: the
+  replay buffer's first ``num_actor_steps`` env steps of every env."""
+
+  def prefill(ts, env_state, buffer_state, key):
+    def body(carry, _):
+      ts, env_state, buffer_state, key = carry
+      key, next_key = jax.random.split(key)
+      ts, env_state, buffer_state = learner.act(
+        ts, env_state, buffer_state, key
+      )
+      return (ts, strong(env_state), buffer_state, next_key), ()
+
+    carry, _ = jax.lax.scan(
+      body,
+      (ts, env_state, buffer_state, key),
+      (),
+      length=num_actor_steps,
+    )
+    return strong(carry[:3])
+
+  return jax.pmap(prefill, axis_name=AXIS, donate_argnums=(0, 1, 2))
+
+
+# --------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------
 
 
 def train(
@@ -136,16 +558,11 @@ def train(
     metrics), as brax.
   """
   # ---- checks and sizes (nothing compiles) -------------------------------
-  process_id = jax.process_index()
-  process_count = jax.process_count()
-  local_devices_to_use = jax.local_device_count()
-  if max_devices_per_host is not None:
-    local_devices_to_use = min(local_devices_to_use, max_devices_per_host)
-  device_count = local_devices_to_use * process_count
+  place = Placement(max_devices_per_host)
   logging.info(
     "local_device_count: %s; total_device_count: %s",
-    local_devices_to_use,
-    device_count,
+    place.local_devices,
+    place.device_count,
   )
   if min_replay_size >= num_timesteps:
     raise ValueError(
@@ -154,512 +571,141 @@ def train(
   replay_size = int(
     num_timesteps if max_replay_size is None else max_replay_size
   )
-  if num_envs % device_count != 0:
-    raise ValueError(
-      f"num_envs ({num_envs}) must be divisible by the number of devices"
-      f" ({device_count})."
-    )
-  envs_per_device = num_envs // device_count
-
-  env_steps_per_actor_step = action_repeat * num_envs
-  num_prefill_actor_steps = -(-min_replay_size // num_envs)
-  num_prefill_env_steps = num_prefill_actor_steps * env_steps_per_actor_step
-  if num_timesteps < num_prefill_env_steps:
-    raise ValueError(
-      f"min_replay_size ({min_replay_size}) needs more env steps than"
-      f" num_timesteps ({num_timesteps})."
-    )
-  num_evals_after_init = max(num_evals - 1, 1)
-  num_training_steps_per_epoch = -(
-    -(num_timesteps - num_prefill_env_steps)
-    // (num_evals_after_init * env_steps_per_actor_step)
+  envs_per_device = place.envs_per_device(num_envs)
+  sizes = _Sizes.make(
+    num_timesteps,
+    num_evals,
+    num_envs,
+    action_repeat,
+    min_replay_size,
+    replay_size,
   )
+  view = kit.prepare_viewer(viewer, environment, num_envs, envs_per_device)
+  keys = _Keys.make(seed, place.process_id)
 
-  num_view_envs = 0
-  if viewer is not None:
-    viewer = check_viewer(viewer)
-    num_view_envs = _resolve_view_envs(viewer, envs_per_device)
-    if find_mj_model(environment) is None:
-      raise ValueError(
-        f"The environment {type(environment).__name__} exposes no MuJoCo"
-        " model (env.sys.mj_model or env.mj_model), so braxviewer cannot"
-        " show it. Use a brax or MuJoCo Playground env, or pass viewer=None."
-      )
-  streams = viewer is not None and process_id == 0
-
-  # ---- keys and envs: upstream's schedule --------------------------------
-  rng, key_randomize = jax.random.split(jax.random.PRNGKey(seed))
-  env = environment
-  wrap: Callable[..., Any] = (
-    wrap_env_fn if wrap_env_fn is not None else envs.training.wrap
+  # ---- envs, networks, learner -------------------------------------------
+  wrapping = kit.EnvWrapping(
+    wrap_env, wrap_env_fn, episode_length, action_repeat, randomization_fn
   )
-  if wrap_env:
-    if wrap_env_fn is None and not isinstance(env, envs.Env):
-      raise ValueError(f"Unsupported environment type: {type(env)}")
-    v_randomization_fn = None
-    if randomization_fn is not None:
-      v_randomization_fn = functools.partial(
-        cast(Callable[..., Any], randomization_fn),
-        rng=jax.random.split(
-          key_randomize, num_envs // process_count // local_devices_to_use
-        ),
-      )
-    env = wrap(
-      env,
-      episode_length=episode_length,
-      action_repeat=action_repeat,
-      randomization_fn=v_randomization_fn,
-    )
-
+  if wrap_env and wrap_env_fn is None:
+    if not isinstance(environment, envs.Env):
+      raise ValueError(f"Unsupported environment type: {type(environment)}")
+  env = wrapping.apply(environment, envs_per_device, keys.randomize)
   obs_size = env.observation_size
   if isinstance(obs_size, Dict):
     raise NotImplementedError("Dictionary observations not implemented in SAC")
-  action_size = env.action_size
-
-  def identity(observation, preprocessor_params):
-    del preprocessor_params
-    return observation
-
-  normalize: Any = identity
-  if normalize_observations:
-    normalize = running_statistics.normalize
   sac_network = network_factory(
     observation_size=obs_size,
-    action_size=action_size,
-    preprocess_observations_fn=normalize,
-  )
-  make_policy = sac_networks.make_inference_fn(sac_network)
-
-  # ---- optimizers, losses, replay buffer ---------------------------------
-  alpha_optimizer = optax.adam(learning_rate=3e-4)
-  policy_optimizer = optax.adam(learning_rate=learning_rate)
-  q_optimizer = optax.adam(learning_rate=learning_rate)
-
-  zeros_obs = jnp.zeros((obs_size,))
-  sample = types.Transition(
-    observation=zeros_obs,
-    action=jnp.zeros((action_size,)),
-    reward=0.0,  # pyright: ignore[reportArgumentType]
-    discount=0.0,  # pyright: ignore[reportArgumentType]
-    next_observation=zeros_obs,
-    extras=cast(
-      types.NestedArray,
-      {"state_extras": {"truncation": 0.0}, "policy_extras": {}},
+    action_size=env.action_size,
+    preprocess_observations_fn=kit.observation_preprocessor(
+      normalize_observations
     ),
   )
-  replay_buffer = replay_buffers.UniformSamplingQueue(
-    max_replay_size=replay_size // device_count,
-    dummy_data_sample=sample,
-    sample_batch_size=batch_size * grad_updates_per_step // device_count,
-  )
-  alpha_loss, critic_loss, actor_loss = sac_losses.make_losses(
-    sac_network=sac_network,
-    reward_scaling=reward_scaling,
+  make_policy = sac_networks.make_inference_fn(sac_network)
+  learner = _learner(
+    env,
+    sac_network,
+    make_policy,
+    obs_size=obs_size,
+    learning_rate=learning_rate,
     discounting=discounting,
-    action_size=action_size,
+    reward_scaling=reward_scaling,
+    tau=tau,
+    batch_size=batch_size,
+    grad_updates_per_step=grad_updates_per_step,
+    device_count=place.device_count,
+    sizes=sizes,
   )
 
-  def update_fn(loss, optimizer):
-    return gradients.gradient_update_fn(loss, optimizer, pmap_axis_name=_AXIS)
-
-  alpha_update = update_fn(alpha_loss, alpha_optimizer)
-  critic_update = update_fn(critic_loss, q_optimizer)
-  actor_update = update_fn(actor_loss, policy_optimizer)
-
-  # ---- the viewer stream (host side; NoStream without a viewer) ----------
-  key_global, local_key = jax.random.split(rng)
-  local_key = jax.random.fold_in(local_key, process_id)
-  local_key, key_buffer, key_env, eval_key = jax.random.split(local_key, 4)
-  devices = jax.local_devices()[:local_devices_to_use]
-  place = _Placement(devices)
-  key_envs = jax.random.split(key_env, num_envs // process_count)
-  key_envs = jnp.reshape(
-    key_envs, (local_devices_to_use, -1) + key_envs.shape[1:]
+  # ---- the viewer's stream (process 0 streams), the programs -------------
+  env_state = jax.pmap(env.reset)(
+    place.shard(place.env_keys(keys.env, num_envs))
   )
-  env_state = jax.pmap(env.reset)(place.shard(key_envs))
-
   kind = tap.pose_kind(env)
-  chunk_steps = _chunk_steps(num_training_steps_per_epoch)
-  stream = _open_stream(
-    viewer if streams else None,
+  chunk_steps = _chunk_steps(sizes.training_steps_per_epoch)
+  stream = kit.open_stream(
+    view if place.process_id == 0 else view._replace(viewer=None),
     env,
     env_state,
     kind,
-    num_view_envs=num_view_envs,
-    num_envs=num_envs,
-    envs_per_device=envs_per_device,
     chunk_length=chunk_steps,
     # Chunks are tagged with the env steps of their last frame, sent along.
     steps_per_chunk=0,
   )
-
-  # ---- one training step --------------------------------------------------
-  def sgd_step(carry, transitions):
-    ts, key = carry
-    key, key_alpha, key_critic, key_actor = jax.random.split(key, 4)
-    a_loss, alpha_params, alpha_opt = alpha_update(
-      ts.alpha_params,
-      ts.policy_params,
-      ts.normalizer_params,
-      transitions,
-      key_alpha,
-      optimizer_state=ts.alpha_optimizer_state,
-    )
-    alpha = jnp.exp(ts.alpha_params)  # the alpha before this update
-    c_loss, q_params, q_opt = critic_update(
-      ts.q_params,
-      ts.policy_params,
-      ts.normalizer_params,
-      ts.target_q_params,
-      alpha,
-      transitions,
-      key_critic,
-      optimizer_state=ts.q_optimizer_state,
-    )
-    p_loss, policy_params, policy_opt = actor_update(
-      ts.policy_params,
-      ts.normalizer_params,
-      ts.q_params,
-      alpha,
-      transitions,
-      key_actor,
-      optimizer_state=ts.policy_optimizer_state,
-    )
-    target_q_params = jax.tree.map(
-      lambda old, new: old * (1 - tau) + new * tau, ts.target_q_params, q_params
-    )
-    ts = ts.replace(
-      policy_optimizer_state=policy_opt,
-      policy_params=policy_params,
-      q_optimizer_state=q_opt,
-      q_params=q_params,
-      target_q_params=target_q_params,
-      gradient_steps=ts.gradient_steps + 1,
-      alpha_optimizer_state=alpha_opt,
-      alpha_params=alpha_params,
-    )
-    metrics = {
-      "critic_loss": c_loss,
-      "actor_loss": p_loss,
-      "alpha_loss": a_loss,
-      "alpha": jnp.exp(cast(jax.Array, alpha_params)),
-    }
-    return (ts, key), metrics
-
-  def act(ts, env_state, buffer_state, key):
-    """One env step of every env into the replay buffer."""
-    policy = make_policy((ts.normalizer_params, ts.policy_params))
-    env_state, transitions = acting.actor_step(
-      env, env_state, policy, key, extra_fields=("truncation",)
-    )
-    ts = ts.replace(
-      normalizer_params=running_statistics.update(
-        ts.normalizer_params, transitions.observation, pmap_axis_name=_AXIS
-      ),
-      env_steps=ts.env_steps + env_steps_per_actor_step,
-    )
-    return ts, env_state, replay_buffer.insert(buffer_state, transitions)
-
-  def training_step(ts, env_state, buffer_state, key):
-    key_act, key_learn = jax.random.split(key)
-    ts, env_state, buffer_state = act(ts, env_state, buffer_state, key_act)
-    buffer_state, transitions = replay_buffer.sample(buffer_state)
-    transitions = jax.tree.map(
-      lambda x: jnp.reshape(x, (grad_updates_per_step, -1) + x.shape[1:]),
-      transitions,
-    )
-    (ts, _), metrics = jax.lax.scan(sgd_step, (ts, key_learn), transitions)
-    metrics["buffer_current_size"] = replay_buffer.size(buffer_state)
-    return ts, env_state, buffer_state, metrics
-
-  # ---- the chunk the tap fills (a (T, N, ...) buffer on each device) ------
-  def write_frame(chunk, env_state):
-    """This step's frame into the buffer (no callback: the per-step loop
-    stays free of side effects, which would slow it down)."""
-    frames, filled = chunk
-    frame = tap.select_frame(
-      env_state, num_view_envs, kind, info_keys=stream.info_keys
-    )
-    frames = jax.tree.map(lambda b, f: b.at[filled].set(f), frames, frame)
-    return frames, filled + 1
-
-  def send_if_full(chunk, ts, flag):
-    """One gated callback when the buffer is full; then it starts over."""
-    frames, filled = chunk
-    full = filled == chunk_steps
-    assert stream.train_sink is not None  # a tapped stream has its sinks
-    tap.emit(
-      full.astype(jnp.int32) * flag,
-      frames,
-      stream.train_sink,
-      ts.env_steps.hi,
-      ts.env_steps.lo,
-      axis_name=_AXIS,
-    )
-    return frames, jnp.where(full, 0, filled)
-
-  # ---- a device call: a dynamic number of training steps -----------------
-  def training_steps(ts, env_state, buffer_state, key, chunk, flag, n):
-    shapes = jax.eval_shape(
-      lambda *args: training_step(*args)[3],
-      ts,
-      env_state,
-      buffer_state,
-      key,
-    )
-    zeros = jax.tree.map(lambda x: jnp.zeros((), jnp.float32), shapes)
-
-    def body(_, carry):
-      ts, env_state, buffer_state, key, chunk, sums = carry
-      key, next_key = jax.random.split(key)
-      ts, env_state, buffer_state, metrics = training_step(
-        ts, env_state, buffer_state, key
-      )
-      if stream.tapped:
-        chunk = write_frame(chunk, env_state)
-      sums = jax.tree.map(lambda s, m: s + jnp.mean(m), sums, metrics)
-      return ts, env_state, buffer_state, next_key, chunk, sums
-
-    carry = (ts, env_state, buffer_state, key, chunk, zeros)
-    if not stream.tapped:
-      carry = jax.lax.fori_loop(0, n, body, carry)
-    else:
-      # Segments of steps up to the next full buffer, each then sent.
-      def segment(state):
-        done, carry = state
-        steps = jnp.minimum(chunk_steps - carry[4][1], n - done)
-        carry = jax.lax.fori_loop(0, steps, body, carry)
-        chunk = send_if_full(carry[4], carry[0], flag)
-        return done + steps, carry[:4] + (chunk,) + carry[5:]
-
-      _, carry = jax.lax.while_loop(
-        lambda state: state[0] < n, segment, (jnp.int32(0), carry)
-      )
-    ts, env_state, buffer_state, key, chunk, sums = carry
-    # Weakly typed outputs would compile the program again when re-fed.
-    return (
-      _strong(ts),
-      _strong(env_state),
-      _strong(buffer_state),
-      key,
-      chunk,
-      sums,
-    )
-
-  training_steps = jax.pmap(
-    training_steps,
-    axis_name=_AXIS,
-    in_axes=(0, 0, 0, 0, 0, None, None),
-    donate_argnums=(0, 1, 2, 4),
-  )
-
-  def prefill(ts, env_state, buffer_state, key):
-    def body(carry, _):
-      ts, env_state, buffer_state, key = carry
-      key, next_key = jax.random.split(key)
-      ts, env_state, buffer_state = act(ts, env_state, buffer_state, key)
-      return (ts, _strong(env_state), buffer_state, next_key), ()
-
-    carry, _ = jax.lax.scan(
-      body,
-      (ts, env_state, buffer_state, key),
-      (),
-      length=num_prefill_actor_steps,
-    )
-    return _strong(carry[:3])
-
-  prefill = jax.pmap(prefill, axis_name=_AXIS, donate_argnums=(0, 1, 2))
-
-  # ---- initial state ------------------------------------------------------
-  key_policy, key_q = jax.random.split(key_global)
-  log_alpha = jnp.asarray(0.0, dtype=jnp.float32)
-  policy_params = sac_network.policy_network.init(key_policy)
-  q_params = sac_network.q_network.init(key_q)
-  training_state = TrainingState(
-    policy_optimizer_state=policy_optimizer.init(policy_params),
-    policy_params=policy_params,
-    q_optimizer_state=q_optimizer.init(q_params),
-    q_params=q_params,
-    target_q_params=q_params,
-    gradient_steps=types.UInt64(hi=0, lo=0),  # pyright: ignore[reportCallIssue]
-    env_steps=types.UInt64(hi=0, lo=0),  # pyright: ignore[reportCallIssue]
-    alpha_optimizer_state=alpha_optimizer.init(log_alpha),
-    alpha_params=log_alpha,
-    normalizer_params=running_statistics.init_state(
-      specs.Array((cast(int, obs_size),), jnp.dtype("float32"))
-    ),
-  )
-  if restore_checkpoint_path is not None:
-    saved = checkpoint.load(restore_checkpoint_path)
-    training_state = training_state.replace(  # pyright: ignore[reportAttributeAccessIssue]
-      normalizer_params=saved[0], policy_params=saved[1]
-    )
-  training_state = place.replicate(_strong(training_state))
-  env_state = place.shard(_strong(env_state))
-  buffer_state = jax.pmap(replay_buffer.init)(
-    place.shard(jax.random.split(key_buffer, local_devices_to_use))
-  )
-  buffer_state = place.shard(_strong(buffer_state))
-  chunk: Any = None
+  chunks = None
   if stream.tapped:
-    frame = jax.eval_shape(
-      lambda s: tap.select_frame(
-        s, num_view_envs, kind, info_keys=stream.info_keys
-      ),
-      jax.tree.map(lambda x: x[0], env_state),
-    )
-    frames = jax.tree.map(
-      lambda x: np.zeros(
-        (local_devices_to_use, chunk_steps) + x.shape, x.dtype
-      ),
-      frame,
-    )
-    filled = np.zeros((local_devices_to_use,), np.int32)
-    chunk = place.shard((frames, filled))
+    assert stream.train_sink is not None  # a tapped stream has its sinks
+    n = kit.streamed_envs(stream)
+    chunks = _Chunks(n, kind, stream.info_keys, chunk_steps, stream.train_sink)
+  training_steps = _device_call(learner, chunks)
+  prefill = _prefill(learner, sizes.num_prefill_actor_steps)
 
-  # ---- eval ---------------------------------------------------------------
-  eval_base: Any = eval_env or environment
-  if wrap_env:
-    eval_randomization_fn = None
-    if randomization_fn is not None:
-      eval_randomization_fn = functools.partial(
-        cast(Callable[..., Any], randomization_fn),
-        rng=jax.random.split(eval_key, num_eval_envs),
-      )
-    eval_base = wrap(
-      eval_base,
-      episode_length=episode_length,
-      action_repeat=action_repeat,
-      randomization_fn=eval_randomization_fn,
-    )
-  evaluator = Evaluator(
-    eval_base,
-    functools.partial(make_policy, deterministic=deterministic_eval),
-    num_eval_envs=num_eval_envs,
-    episode_length=episode_length,
-    action_repeat=action_repeat,
-    key=eval_key,
-    num_view_envs=num_view_envs,
-    sink=stream.eval_sink,
-    info_keys=stream.info_keys,
+  # ---- initial state, eval ------------------------------------------------
+  training_state = _initial_state(
+    learner, sac_network, keys, obs_size, restore_checkpoint_path
   )
-
-  def current_params():
-    return _first(
-      (training_state.normalizer_params, training_state.policy_params)
-    )
-
-  def report(step, metrics):
-    progress_fn(step, metrics)
-    stream.progress(step, metrics)
-
-  total_steps = (
-    num_prefill_env_steps
-    + num_evals_after_init
-    * num_training_steps_per_epoch
-    * env_steps_per_actor_step
+  training_state = place.replicate(strong(training_state))
+  env_state = place.shard(strong(env_state))
+  buffer_state = jax.pmap(learner.replay_buffer.init)(
+    place.split_key(keys.buffer)
   )
-  bar = ProgressBar(total_steps, enabled=progress_bar)
-  epochs = EpochCalls(
+  buffer_state = place.shard(strong(buffer_state))
+  chunk = chunks.empty(place, env_state) if chunks is not None else None
+  evaluator = kit.make_evaluator(
+    eval_env or environment,
+    make_policy,
     stream,
-    num_training_steps_per_epoch,
-    env_steps_per_actor_step,
-    bar,
+    key=keys.eval,
+    deterministic=deterministic_eval,
+    num_eval_envs=num_eval_envs,
+    wrapping=wrapping,
   )
-  phase = epochs.phase  # what the run does now: on the bar and the page
-  training_walltime = 0.0
+
+  # ---- the loop: prefill, epochs, evals, checkpoints ---------------------
+  run = kit.Run(place, stream, progress_fn, sizes.schedule, progress_bar)
+  local_key = keys.local
   current_step = 0
   metrics: Metrics = {}
-
-  def run_epoch(key):
-    nonlocal training_state, env_state, buffer_state, chunk, training_walltime
-    keys = place.shard(jax.random.split(key, local_devices_to_use))
-
-    def dispatch(flag, n):
-      nonlocal training_state, env_state, buffer_state, keys, chunk
-      training_state, env_state, buffer_state, keys, chunk, sums = (
-        training_steps(
-          training_state,
-          env_state,
-          buffer_state,
-          keys,
-          chunk,
-          flag,
-          np.int32(n),
-        )
-      )
-      return sums
-
-    sums, epoch_time = epochs.run(dispatch, current_step)
-    training_walltime += epoch_time
-    sps = env_steps_per_actor_step * num_training_steps_per_epoch / epoch_time
-    return {
-      "training/sps": sps,
-      "training/walltime": training_walltime,
-      **{
-        f"training/{k}": v / num_training_steps_per_epoch
-        for k, v in sums.items()
-      },
-    }
-
-  stream.start()
-  phase("compiling")
-  try:
-    if process_id == 0 and num_evals > 1:
-      metrics = evaluator.run_evaluation(
-        current_params(), training_metrics={}, flag=stream.flag()
-      )
-      logging.info(metrics)
-      report(0, metrics)
+  with run:
+    if place.process_id == 0 and num_evals > 1:
+      metrics = run.initial_eval(evaluator, _params(training_state))
 
     t = time.time()
     prefill_key, local_key = jax.random.split(local_key)
-    if num_prefill_actor_steps > 0:
+    if sizes.num_prefill_actor_steps > 0:
       training_state, env_state, buffer_state = prefill(
-        training_state,
-        env_state,
-        buffer_state,
-        place.shard(jax.random.split(prefill_key, local_devices_to_use)),
+        training_state, env_state, buffer_state, place.split_key(prefill_key)
       )
-    training_walltime = time.time() - t
-    current_step = int(_first(training_state.env_steps))
+    run.walltime = time.time() - t
+    current_step = int(first(training_state.env_steps))
 
-    for _ in range(num_evals_after_init):
+    for _ in range(sizes.num_evals_after_init):
       logging.info("step %s", current_step)
       epoch_key, local_key = jax.random.split(local_key)
-      training_metrics = run_epoch(epoch_key)
-      current_step = int(_first(training_state.env_steps))
-      if process_id != 0:
+      carry = (training_state, env_state, buffer_state, chunk)
+      carry, training_metrics = run.epoch(
+        training_steps, carry, epoch_key, current_step
+      )
+      training_state, env_state, buffer_state, chunk = carry
+      current_step = int(first(training_state.env_steps))
+      if place.process_id != 0:
         continue
+      params = _params(training_state)
       if checkpoint_logdir:
-        ckpt_config = checkpoint.network_config(
+        kit.save_checkpoint(
+          checkpoint,
+          checkpoint_logdir,
+          current_step,
+          params,
           observation_size=obs_size,
           action_size=env.action_size,
           normalize_observations=normalize_observations,
           network_factory=network_factory,
         )
-        checkpoint.save(
-          checkpoint_logdir, current_step, current_params(), ckpt_config
-        )
-      stream.eval_env_steps = current_step
-      phase("evaluating")
-      metrics = evaluator.run_evaluation(
-        current_params(), training_metrics, flag=stream.flag()
-      )
-      phase("training")
-      logging.info(metrics)
-      report(current_step, metrics)
-    phase("done")
-  finally:
-    bar.close()
-    stream.end()
+      metrics = run.evaluate(evaluator, params, training_metrics, current_step)
 
-  if current_step < num_timesteps:
-    raise AssertionError(
-      f"Total steps {current_step} is less than `num_timesteps`="
-      f" {num_timesteps}."
-    )
-  params = current_params()
+  kit.check_total_steps(current_step, num_timesteps)
+  params = _params(training_state)
   pmap.assert_is_replicated(training_state)
   logging.info("total steps: %s", current_step)
   pmap.synchronize_hosts()

@@ -16,7 +16,9 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 URL_LINE = "braxviewer: viewer running at "
 
 # argv: how it ends (WAYS), "close" or "no-close". A stream of frames runs

@@ -14,7 +14,7 @@ from typing import List, Sequence
 import pytest
 
 pytestmark = pytest.mark.slow
-HERE = pathlib.Path(__file__).parent
+HERE = pathlib.Path(__file__).parents[1]  # the tests' helpers
 TIMEOUT_S = 900  # a hung pair is killed (a dead peer can hang the other)
 
 

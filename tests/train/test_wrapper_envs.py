@@ -25,7 +25,7 @@ from tiny_training import count_compiles
 from braxviewer import HeadlessViewer, wrap
 
 pytestmark = pytest.mark.slow
-HERE = pathlib.Path(__file__).parent
+HERE = pathlib.Path(__file__).parents[1]  # the tests' helpers
 MODES = ["off", "live", "sync", "off", "live"]
 
 

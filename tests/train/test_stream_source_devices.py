@@ -10,7 +10,7 @@ import sys
 import pytest
 
 pytestmark = pytest.mark.slow
-HERE = pathlib.Path(__file__).parent
+HERE = pathlib.Path(__file__).parents[1]  # the tests' helpers
 
 
 def test_chunks_come_from_the_chosen_device_and_follow_switches_without_recompiling():

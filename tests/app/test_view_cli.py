@@ -12,7 +12,7 @@ import pytest
 
 from braxviewer.app import view as view_source
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 MESHY = """
 <mujoco>

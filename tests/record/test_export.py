@@ -72,6 +72,7 @@ def test_cli_exports_one_env_over_a_step_range(recording, tmp_path):
   assert corners.min() > 180  # a light background, not MuJoCo's black
 
 
+@pytest.mark.slow  # renders video offscreen
 def test_grid_export_shows_every_env_and_moves(recording, tmp_path):
   out = str(tmp_path / "grid.mp4")
   result = export_video(
@@ -95,6 +96,7 @@ def test_grid_export_shows_every_env_and_moves(recording, tmp_path):
   assert np.ptp(xs) > 0.4 * 320 or np.ptp(ys) > 0.4 * 240
 
 
+@pytest.mark.slow  # renders video offscreen
 def test_speed_keeps_at_most_60_frames_per_second(recording, tmp_path):
   out = str(tmp_path / "fast.mp4")
   result = export_video(

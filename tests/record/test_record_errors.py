@@ -60,6 +60,7 @@ def test_missing_recording(capsys, tmp_path):
     open_recording(tmp_path / "nope")
 
 
+@pytest.mark.slow  # renders video offscreen
 def test_corrupt_header_and_segments(good, capsys, tmp_path):
   bad = str(tmp_path / "bad_header")
   shutil.copytree(good, bad)

@@ -240,6 +240,7 @@ def test_a_non_ascii_token_is_a_403_not_a_server_error(tmp_path):
       with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/{query}")
       assert refused.value.code == 403
+      refused.value.close()  # an open response would hold the server's stop
   finally:
     server.close()
 

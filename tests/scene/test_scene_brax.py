@@ -24,6 +24,8 @@ import pytest
 from braxviewer.core.frames import FrameChunk
 from braxviewer.scene.batched import BatchedScene
 
+pytestmark = pytest.mark.slow  # compiles JAX programs of 4 backends
+
 warnings.filterwarnings("ignore", message="Brax System, piplines")
 
 NUM_ENVS = 3

@@ -18,6 +18,8 @@ from braxviewer.scene.batched import BatchedScene
 from braxviewer.scene.kinematics import BatchKinematics
 from braxviewer.train import tap
 
+pytestmark = pytest.mark.slow  # compiles the tap on Playground envs
+
 N = 4  # streamed envs (of 6)
 
 

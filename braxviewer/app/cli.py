@@ -56,6 +56,22 @@ class UsageError(Exception):
   """Bad command-line input; printed as one line, exit code 2."""
 
 
+def page_options(args: argparse.Namespace) -> dict:
+  """Where and how a command's page is served: its ``--host``, ``--port``
+  and ``--layout``, as a viewer's keyword arguments."""
+  return dict(host=args.host, port=args.port, layout=args.layout)
+
+
+def command_parser(command: str, description: str) -> argparse.ArgumentParser:
+  """The parser of ``braxviewer COMMAND``, with each flag's default in
+  ``--help``."""
+  return argparse.ArgumentParser(
+    prog=f"braxviewer {command}",
+    description=description,
+    formatter_class=HelpFormatter,
+  )
+
+
 def demo_parser(
   doc: Optional[str],
   *,

@@ -10,7 +10,6 @@ bad input. No JAX.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Optional, Sequence
@@ -21,13 +20,24 @@ from braxviewer.record.export import ExportError, export_video
 from braxviewer.record.offscreen import PRESETS, configure_gl
 from braxviewer.record.reader import Recording
 
+# flags that go to export_video as they are
+_VIDEO_FLAGS = (
+  "env",
+  "grid",
+  "steps",
+  "source",
+  "camera",
+  "width",
+  "height",
+  "speed",
+)
+
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """``python -m braxviewer export``: one line and exit code 2 on bad input."""
-  p = argparse.ArgumentParser(
-    prog="braxviewer export",
-    description="Render a recording to MP4 (one env, or the grid of all).",
-    formatter_class=cli.HelpFormatter,
+  p = cli.command_parser(
+    "export",
+    "Render a recording to MP4 (one env, or the grid of all).",
   )
   p.add_argument("recording", help="recording directory (record_dir=)")
   p.add_argument(
@@ -81,14 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     result = export_video(
       rec,
       out,
-      env=args.env,
-      grid=args.grid,
-      steps=args.steps,
-      source=args.source,
-      camera=args.camera,
-      width=args.width,
-      height=args.height,
-      speed=args.speed,
+      **{name: getattr(args, name) for name in _VIDEO_FLAGS},
     )
   except (fmt.RecordingError, ExportError, RuntimeError, OSError) as err:
     message = " ".join(str(err).split())

@@ -25,11 +25,10 @@ from braxviewer.web.replay import ReplayViewer
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """``python -m braxviewer replay RECORDING``."""
-  p = argparse.ArgumentParser(
-    prog="braxviewer replay",
-    description="Serve a recording in the viewer's page: timeline over"
+  p = cli.command_parser(
+    "replay",
+    "Serve a recording in the viewer's page: timeline over"
     " training, play/pause, speed, loop, envs, reward plots, MP4 export.",
-    formatter_class=cli.HelpFormatter,
   )
   p.add_argument("recording", help="recording directory (record_dir=)")
   p.add_argument("--host", default="127.0.0.1")
@@ -69,12 +68,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       raise fmt.RecordingError(f"no such MJCF file: {args.model}")
     viewer = ReplayViewer(
       rec,
-      host=args.host,
-      port=args.port,
       model=args.model,
       source=args.source,
       speed=args.speed,
-      layout=args.layout,
+      **cli.page_options(args),
     )
   except (fmt.RecordingError, ValueError, TypeError) as err:
     print(f"{p.prog}: error: {' '.join(str(err).split())}", file=sys.stderr)

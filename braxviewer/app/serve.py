@@ -19,15 +19,14 @@ from braxviewer.scene.layout import LAYOUTS
 
 def main(argv: Sequence[str]) -> int:
   """``braxviewer serve``."""
-  p = argparse.ArgumentParser(
-    prog="braxviewer serve",
-    description="Serve the viewer page apart from training. Training runs"
+  p = cli.command_parser(
+    "serve",
+    "Serve the viewer page apart from training. Training runs"
     " connect to it with viewer = braxviewer.connect('HOST:PORT') (the"
     " address printed below) and pass the viewer to ppo.train, sac.train,"
     " braxviewer.wrap or push to it. Several runs at once: the page shows"
     " one run's envs at a time and overlays every run's curves. The server"
     " outlives the runs; runs outlive the server (they reconnect).",
-    formatter_class=cli.HelpFormatter,
   )
   p.add_argument("--host", default="127.0.0.1", help="interface to serve on")
   p.add_argument("--port", type=int, default=8000, help="TCP port")

@@ -72,11 +72,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
   env = envs.get_environment(args.env, backend=args.backend)
   viewer = WebViewerBatched(
-    num_envs=args.view_envs,
-    host=args.host,
-    port=args.port,
-    mode=args.mode,
-    layout=args.layout,
+    num_envs=args.view_envs, mode=args.mode, **cli.page_options(args)
   )
   with cli.training_session(viewer, verbose=args.verbose) as session:
     viewer.run()

@@ -154,13 +154,12 @@ def load_env(name: str) -> Tuple[Any, str]:
 
 def main(argv: Sequence[str]) -> int:
   """``braxviewer view``."""
-  p = argparse.ArgumentParser(
-    prog="braxviewer view",
-    description="Serve a static page with N copies of a model on the"
+  p = cli.command_parser(
+    "view",
+    "Serve a static page with N copies of a model on the"
     " training grid, to check the model and the layout before training:"
     " an MJCF file, a MuJoCo Playground env (e.g. ReacherEasy) or a brax"
     " env (e.g. ant), drawn as the env compiles it.",
-    formatter_class=cli.HelpFormatter,
   )
   p.add_argument(
     "model",
@@ -173,20 +172,16 @@ def main(argv: Sequence[str]) -> int:
     help="directory of the meshes and textures the MJCF refers to",
   )
   p.add_argument("--num-envs", type=int, default=16, help="copies to show")
-  p.add_argument(
-    "--grid",
-    type=int,
-    nargs=3,
-    metavar=("X", "Y", "Z"),
-    help="grid dimensions (default: near-square)",
-  )
-  p.add_argument(
-    "--spacing",
-    type=float,
-    nargs=3,
-    metavar=("DX", "DY", "DZ"),
-    help="distance between copies (default: from the model)",
-  )
+  for flag, kind, names, text in (
+    ("--grid", int, ("X", "Y", "Z"), "grid dimensions (default: near-square)"),
+    (
+      "--spacing",
+      float,
+      ("DX", "DY", "DZ"),
+      "distance between copies (default: from the model)",
+    ),
+  ):
+    p.add_argument(flag, type=kind, nargs=3, metavar=names, help=text)
   p.add_argument(
     "--layout",
     choices=LAYOUTS,
@@ -225,10 +220,8 @@ def main(argv: Sequence[str]) -> int:
       num_envs=args.num_envs,
       grid_dims=args.grid,
       env_offset=args.spacing,
-      host=args.host,
-      port=args.port,
       mode="off",
-      layout=args.layout,
+      **cli.page_options(args),
     )
     with cli.training_session(viewer) as session:
       viewer.run()

@@ -139,18 +139,16 @@ def _flatten(
     out[flat] = bytes(data)
     return flat
 
-  for mesh in spec.meshes:
-    if mesh.file:
-      mesh.file = fetch(mesh.file, "mesh")
-  for hfield in spec.hfields:
-    if hfield.file:
-      hfield.file = fetch(hfield.file, "mesh")
-  for skin in spec.skins:
-    if skin.file:
-      skin.file = fetch(skin.file, "mesh")
+  for items, kind in (
+    (spec.meshes, "mesh"),
+    (spec.hfields, "mesh"),
+    (spec.skins, "mesh"),
+    (spec.textures, "tex"),
+  ):
+    for item in items:
+      if item.file:
+        item.file = fetch(item.file, kind)
   for tex in spec.textures:
-    if tex.file:
-      tex.file = fetch(tex.file, "tex")
     cubefiles = list(getattr(tex, "cubefiles", []) or [])
     if any(cubefiles):
       tex.cubefiles = [fetch(c, "tex") if c else c for c in cubefiles]

@@ -79,7 +79,28 @@ _CLOSE_FLUSH_S = 3.0  # close() waits this long for queued messages to leave
 
 class RemoteViewer(Viewer):
   """The viewer-server backend (:class:`~braxviewer.viewer.base.Viewer`):
-  what the trainer streams goes to a server; see :func:`connect`."""
+  what the trainer streams goes to a viewer server (made by
+  :func:`connect`).
+
+  Args:
+    address: ``"host:port"`` or the URL the server printed (its token
+      included).
+    num_envs: envs to stream (None: the trainer chooses).
+    run: the run's name on the page (default: script name and time).
+      Processes of a multi-host job pass the same name to form one run.
+    info_keys: the ``state.info`` entries to stream (see :class:`~braxviewer.viewer.base.Viewer`).
+    token: the server's token (or in the URL, or ``$BRAXVIEWER_TOKEN``).
+      On the server's machine, as the server's user, none is needed: it is
+      read from the server's token file.
+    run_key: who may join this run: processes that pass the same key (a
+      multi-host job; see :func:`resolve_run_key` for the default: the
+      ``BRAXVIEWER_RUN_KEY`` variable, or under ``jax.distributed`` a key
+      process 0 shares with the others).
+    max_queue_bytes: memory the outbox may hold while the socket is slow
+      or the server away (oldest chunks dropped first, counted).
+    max_queue_messages: messages the outbox may hold.
+    retry_max_s: the longest wait between two tries to connect.
+  """
 
   def __init__(
     self,
@@ -496,43 +517,10 @@ class RemoteViewer(Viewer):
     )
 
 
-def connect(
-  address: str = "127.0.0.1:8000",
-  *,
-  num_envs: Optional[int] = None,
-  run: Optional[str] = None,
-  info_keys: Optional[Iterable[str]] = None,
-  token: Optional[str] = None,
-  run_key: Optional[str] = None,
-  max_queue_bytes: int = 64 << 20,
-) -> RemoteViewer:
+def connect(address: str = "127.0.0.1:8000", **options: Any) -> RemoteViewer:
   """A viewer on the viewer server at ``address`` (``python -m braxviewer
   serve``): pass it to ``ppo.train(viewer=...)``, ``sac.train``,
   ``braxviewer.wrap`` or push to it, like an in-process viewer.
-
-  Args:
-    address: ``"host:port"`` or the URL the server printed (its token
-      included).
-    num_envs: envs to stream (None: the trainer chooses).
-    run: the run's name on the page (default: script name and time).
-      Processes of a multi-host job pass the same name to form one run.
-    info_keys: the ``state.info`` entries to stream (see ``WebViewerBase``).
-    token: the server's token (or in the URL, or ``$BRAXVIEWER_TOKEN``).
-      On the server's machine, as the server's user, none is needed: it is
-      read from the server's token file.
-    run_key: who may join this run: processes that pass the same key (a
-      multi-host job; see :func:`resolve_run_key` for the default: the
-      ``BRAXVIEWER_RUN_KEY`` variable, or under ``jax.distributed`` a key
-      process 0 shares with the others).
-    max_queue_bytes: memory the outbox may hold while the socket is slow
-      or the server away (oldest chunks dropped first, counted).
-  """
-  return RemoteViewer(
-    address,
-    num_envs=num_envs,
-    run=run,
-    info_keys=info_keys,
-    token=token,
-    run_key=run_key,
-    max_queue_bytes=max_queue_bytes,
-  )
+  ``options``: :class:`RemoteViewer`'s keyword arguments (``num_envs``,
+  ``run``, ``info_keys``, ``token``, ``run_key``, ``max_queue_bytes``)."""
+  return RemoteViewer(address, **options)

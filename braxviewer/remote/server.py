@@ -41,8 +41,7 @@ from braxviewer.remote.runs import Run, RunBook
 from braxviewer.remote.training_socket import TrainingSocket
 from braxviewer.web import access
 from braxviewer.web.errors import ViewerWarning
-from braxviewer.web.page import Page
-from braxviewer.web.playback import Playback
+from braxviewer.web.host import PageHost, ShowsPage
 from braxviewer.web.runs_panel import RunRow, RunsPanel
 from braxviewer.web.server import Route, Token
 from braxviewer.web.viewer import WebViewerBatched
@@ -52,7 +51,7 @@ _HOLDING_S = 1.0  # how often a run waiting on a sync chunk hears "holding"
 DEFAULT_RUN_TTL_S = 24 * 3600.0
 
 
-class ViewerServer:
+class ViewerServer(ShowsPage):
   """The page, serving any number of training runs that connect to it.
 
   Args:
@@ -121,6 +120,7 @@ class ViewerServer:
       routes={wire.PATH: route},
       curves=False,  # a line per run, drawn here
     )
+    self.host: PageHost = self.web.host  # the page's server and thread
     self.record_dir = None if record_dir is None else os.fspath(record_dir)
     if self.record_dir is not None:
       os.makedirs(self.record_dir, exist_ok=True)
@@ -176,16 +176,6 @@ class ViewerServer:
       )
     return self
 
-  def stop(self) -> None:
-    """The same as :meth:`close`."""
-    self.close()
-
-  def __enter__(self) -> "ViewerServer":
-    return self.run()
-
-  def __exit__(self, *exc: Any) -> None:
-    self.close()
-
   def _token_note(self) -> str:
     where = self.token_file or token_file.path_for(self.port)
     return (
@@ -221,26 +211,6 @@ class ViewerServer:
     return url.split("://", 1)[-1].rstrip("/")
 
   # -- the page's parts ----------------------------------------------------------
-
-  @property
-  def page(self) -> Optional[Page]:
-    """The page's widgets and scene (None before :meth:`run`)."""
-    return self.web.page
-
-  @property
-  def playback(self) -> Playback:
-    """The viewer thread: the shown run's timeline, pause, speed."""
-    return self.web.playback
-
-  @property
-  def url(self) -> Optional[str]:
-    """The page's address once running."""
-    return self.web.url
-
-  @property
-  def port(self) -> int:
-    """The page's (and the training socket's) TCP port."""
-    return self.web.port
 
   @property
   def mode(self) -> Mode:
@@ -421,7 +391,7 @@ class ViewerServer:
 
   def stats(self) -> Dict[str, Any]:
     """The viewer's counters, plus the runs (name -> state)."""
-    out = self.web.stats()
+    out = self.host.stats()
     out["runs"] = {run.name: run.state for run in self.runs.all()}
     out["refused"] = dict(self.socket.refused)
     return out

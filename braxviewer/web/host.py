@@ -83,6 +83,16 @@ def _watch_exit(host: "PageHost", close: Callable[[], None]) -> None:
     _exit_hook.append(True)
 
 
+_COUNTERS = (
+  "chunks_received",
+  "frames_received",
+  "chunks_dropped",
+  "frames_dropped",
+  "frames_shown",
+  "chunks_skipped",
+)
+
+
 def _no_status() -> Status:
   return Status()
 
@@ -238,12 +248,7 @@ class PageHost:
     """Counters and rates shown in the status panel (for tests, benches)."""
     c, play, page = self.playback.player.counters, self.playback, self.page
     return dict(
-      chunks_received=c.chunks_received,
-      frames_received=c.frames_received,
-      chunks_dropped=c.chunks_dropped,
-      frames_dropped=c.frames_dropped,
-      frames_shown=c.frames_shown,
-      chunks_skipped=c.chunks_skipped,
+      **{name: getattr(c, name) for name in _COUNTERS},
       shown_per_s=play.shown.rate(),
       latency_s=play.latency.mean(),
       update_s=page.update_seconds.mean() if page else None,
@@ -356,3 +361,61 @@ class PageHost:
       return None
     why = f" ({web.death})" if web.death else ""
     return f"the web server stopped unexpectedly{why}; the page is gone."
+
+
+class ShowsPage:
+  """The parts of a page, on whatever holds a :class:`PageHost` as
+  ``host`` (the live viewer, the replay viewer, the viewer server): the
+  same names everywhere, each the host's own; and ``with owner:`` (its
+  ``run()``, then its ``close()``)."""
+
+  host: PageHost
+
+  def run(self) -> Any:
+    raise NotImplementedError  # the owner's: serve the page
+
+  def close(self) -> None:
+    raise NotImplementedError  # the owner's: stop it
+
+  def stop(self) -> None:
+    """The same as ``close()`` (the original API's name)."""
+    self.close()
+
+  def __enter__(self) -> Any:
+    return self.run()
+
+  def __exit__(self, *exc: Any) -> None:
+    self.close()
+
+  @property
+  def page(self) -> Optional[Page]:
+    """The page's widgets and scene (None before ``run()``)."""
+    return self.host.page
+
+  @property
+  def playback(self) -> Playback:
+    """The viewer thread: timeline, pause, speed, source."""
+    return self.host.playback
+
+  @property
+  def url(self) -> Optional[str]:
+    """The page's address once running."""
+    return self.host.url
+
+  @property
+  def port(self) -> int:
+    """The page's TCP port (the one taken, once running)."""
+    return self.host.port
+
+  @property
+  def serving(self) -> bool:
+    """The server and the viewer thread run."""
+    return self.host.serving
+
+  def stats(self) -> dict:
+    """Counters and rates shown in the status panel (for tests, benches)."""
+    return self.host.stats()
+
+  def clients(self) -> int:
+    """Browser pages connected now."""
+    return self.host.clients()

@@ -198,20 +198,14 @@ class Page:
       self._aim_at_first_frame = False
       self.update_seconds.add(time.perf_counter() - started)
 
-  def trace(
-    self,
-    t: float,
-    reward: np.ndarray,
-    done: np.ndarray,
-    terms: Mapping[str, np.ndarray],
-    info: Optional[Mapping[str, np.ndarray]] = None,
-  ) -> None:
+  def trace(self, t: float, reward: np.ndarray, *more: Any) -> None:
     """Add a frame's rewards, resets, reward terms and streamed
     ``state.info`` entries (one row per env) to the envs' traces (the
-    selected env's charts)."""
+    selected env's charts): the arguments of :meth:`EnvTraces.push
+    <braxviewer.web.traces.EnvTraces.push>`."""
     traces = self._traces
     if traces is not None and traces.num_envs == len(reward):
-      traces.push(t, reward, done, terms, info)
+      traces.push(t, reward, *more)
 
   # -- display controls (the panel's, and Python's) ----------------------------
 

@@ -22,14 +22,12 @@ from braxviewer.record.reader import Recording
 from braxviewer.scene.batched import BatchedScene
 from braxviewer.scene.layout import check_layout
 from braxviewer.scene.lookup import resolve_model
-from braxviewer.web.host import PageHost
+from braxviewer.web.host import PageHost, ShowsPage
 from braxviewer.web.pacing import Player
-from braxviewer.web.page import Page
-from braxviewer.web.playback import Playback
 from braxviewer.web.server import Token
 
 
-class ReplayViewer:
+class ReplayViewer(ShowsPage):
   """The web viewer's page, playing a recording.
 
   Args:
@@ -101,46 +99,16 @@ class ReplayViewer:
     self.playback.set_speed(speed)
     self._layout = layout
 
-  # -- the parts ------------------------------------------------------------------
-
-  @property
-  def page(self) -> Optional[Page]:
-    """The page's widgets and scene (None before :meth:`run`)."""
-    return self.host.page
-
-  @property
-  def playback(self) -> Playback:
-    """The viewer thread: timeline, pause, speed, source."""
-    return self.host.playback
-
-  @property
-  def url(self) -> Optional[str]:
-    return self.host.url
-
-  @property
-  def port(self) -> int:
-    return self.host.port
+  # -- the parts (page, playback, url, port, stats: ShowsPage) -------------------
 
   @property
   def layout(self) -> str:
     """``"grid"`` or ``"overlay"`` once drawn, the option given before."""
     return self.host.drawn_layout(self._layout)
 
-  def stats(self) -> dict:
-    return self.host.stats()
-
   def close(self) -> None:
     """Stop serving."""
     self.host.close()
-
-  def stop(self) -> None:
-    self.close()
-
-  def __enter__(self) -> "ReplayViewer":
-    return self.run()
-
-  def __exit__(self, *exc: Any) -> None:
-    self.close()
 
   def run(self) -> "ReplayViewer":
     """Serve the page and start playing."""

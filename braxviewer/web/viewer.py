@@ -30,18 +30,17 @@ from braxviewer.scene.layout import check_layout
 from braxviewer.scene.lookup import resolve_model
 from braxviewer.viewer.base import Viewer
 from braxviewer.web.feed import LiveFeed
-from braxviewer.web.host import PageHooks, PageHost
+from braxviewer.web.host import PageHooks, PageHost, ShowsPage
 from braxviewer.web.pacing import Player
-from braxviewer.web.page import Page
 from braxviewer.web.panels import Status
-from braxviewer.web.playback import Playback, Poser
+from braxviewer.web.playback import Poser
 from braxviewer.web.server import Route, Token
 from braxviewer.web.tiled_models import TiledModels
 
 _BUILD_WAIT_S = 10.0  # init() waits this long for the page to show a model
 
 
-class WebViewerBatched(Viewer):
+class WebViewerBatched(Viewer, ShowsPage):
   """Shows the first N training envs in a browser page while they train.
 
   ``viewer.run()`` serves the page and prints its URL, ``viewer.init(env)``
@@ -179,40 +178,15 @@ class WebViewerBatched(Viewer):
   # -- the parts ------------------------------------------------------------------
 
   @property
-  def page(self) -> Optional[Page]:
-    """The page's widgets and scene (None before :meth:`run`)."""
-    return self.host.page
-
-  @property
-  def playback(self) -> Playback:
-    """The viewer thread: timeline, pause, speed, source."""
-    return self.host.playback
-
-  @property
   def warn(self):
     """``warn(key, message)``: one warning per key."""
     return self.host.warn
-
-  @property
-  def url(self) -> Optional[str]:
-    """The page's address once running."""
-    return self.host.url
-
-  @property
-  def port(self) -> int:
-    """The page's TCP port (the one taken, once running)."""
-    return self.host.port
 
   @property
   def layout(self) -> str:
     """How the envs are drawn: ``"grid"`` or ``"overlay"`` once a model is
     drawn, the option given before."""
     return self.host.drawn_layout(self._layout)
-
-  @property
-  def serving(self) -> bool:
-    """The server and the viewer thread run."""
-    return self.host.serving
 
   @property
   def failed(self) -> Optional[str]:
@@ -233,14 +207,6 @@ class WebViewerBatched(Viewer):
   def wanted_mode(self) -> Mode:
     """The mode the page (or :meth:`set_mode`) asks for."""
     return self._feed.wanted
-
-  def stats(self) -> dict:
-    """Counters and rates shown in the status panel (for tests, benches)."""
-    return self.host.stats()
-
-  def clients(self) -> int:
-    """Browser pages connected now."""
-    return self.host.clients()
 
   # -- lifecycle ------------------------------------------------------------------
 
@@ -444,36 +410,12 @@ class WebViewerBatched(Viewer):
 
 class WebViewer(WebViewerBatched):
   """One training env in the browser (the original API): a
-  :class:`WebViewerBatched` of one env; the same arguments but the grid's.
+  :class:`WebViewerBatched` of one env, which takes the same keyword
+  arguments but the grid's (``num_envs``, ``grid_dims``, ``env_offset``).
   """
 
-  def __init__(
-    self,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    mode: "Mode | str" = Mode.LIVE,
-    port_fallback: bool = False,
-    history: int = 64,
-    title: str = "braxviewer",
-    record_dir: Optional[str] = None,
-    token: Token = "auto",
-    layout: str = "auto",
-    info_keys: Optional[Iterable[str]] = None,
-  ):
-    super().__init__(
-      1,
-      host=host,
-      port=port,
-      mode=mode,
-      port_fallback=port_fallback,
-      history=history,
-      title=title,
-      record_dir=record_dir,
-      token=token,
-      layout=layout,
-      info_keys=info_keys,
-    )
+  def __init__(self, host: str = "127.0.0.1", port: int = 8000, **options):
+    super().__init__(1, host=host, port=port, **options)
 
 
 # The name the web backend had before it was composed (kept for old imports).

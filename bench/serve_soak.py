@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import os
-import platform
 import secrets
 import socket
 import subprocess
@@ -46,20 +44,20 @@ import time
 import warnings
 
 from brax import envs
-from brax.training.agents.ppo import networks as ppo_networks
 import jax
 import mujoco
 import numpy as np
+import soak_kit
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 import braxviewer
 from braxviewer.brax.training.agents.ppo import train as ppo
 from braxviewer.core.frames import FrameChunk
-from braxviewer.core.protocol import StreamInfo
 from braxviewer.record import model_store
 from braxviewer.record.reader import Recording
 from braxviewer.remote import token_file, wire
+from braxviewer.testing.factories import stream_info
 from braxviewer.testing.synthetic import PUCK_XML
 
 VICTIM = "soak-victim"
@@ -79,21 +77,6 @@ def proc_stat(pid: int) -> tuple:
     fields = f.read().rsplit(")", 1)[1].split()
   ticks = os.sysconf("SC_CLK_TCK")
   return rss / 1024.0, (int(fields[11]) + int(fields[12])) / ticks
-
-
-def puck_info(n: int, **kw) -> StreamInfo:
-  fields = dict(
-    num_envs=n,
-    num_train_envs=n,
-    envs_per_device=n,
-    kind="qpos",
-    nq=8,
-    num_links=None,
-    dt=0.01,
-    chunk_length=10,
-    reward_terms=(),
-  )
-  return StreamInfo(**{**fields, **kw})
 
 
 def puck_chunk(n: int, seq: int, nq: int = 8) -> FrameChunk:
@@ -216,7 +199,7 @@ class Attacks:
       self.counts["stranger JOINED" if joined else "stranger apart"] += 1
       ws.send(wire.encode(wire.Chunk(puck_chunk(16, 0))))
       ws.send(wire.encode(wire.Progress(10**9, {"x": 1e9}, index=10**9)))
-      ws.send(wire.encode(wire.Start(puck_info(16, nq=99))))
+      ws.send(wire.encode(wire.Start(stream_info(16, nq=99))))
       ws.send(wire.encode(wire.End()))
       time.sleep(0.2)
 
@@ -225,13 +208,13 @@ class Attacks:
     with ws:
       ws.send(wire.encode(wire.Model(self.mjb)))
       for message in (
-        wire.Start(puck_info(100_000)),
-        wire.Start(puck_info(4, nq=9)),
+        wire.Start(stream_info(100_000)),
+        wire.Start(stream_info(4, nq=9)),
       ):
         ws.send(wire.encode(message))
         ok = self._rejected(ws)
         self.counts["over budget refused" if ok else "budget ACCEPTED"] += 1
-      ws.send(wire.encode(wire.Start(puck_info(4))))
+      ws.send(wire.encode(wire.Start(stream_info(4))))
       ws.send(wire.encode(wire.Chunk(puck_chunk(4, 0, nq=11))))
       ok = self._rejected(ws)
       self.counts["bad shape refused" if ok else "bad shape ACCEPTED"] += 1
@@ -253,28 +236,10 @@ class Attacks:
       self.counts["garbage payloads"] += 1
 
   def crowd(self) -> None:
-    for _ in range(25):
-      with socket.create_connection(("127.0.0.1", self.port), timeout=5):
-        pass
-      self.counts["crowd connections"] += 1
+    soak_kit.crowd(self.port, self.counts)
 
   def slowloris(self) -> None:
-    socks = []
-    for _ in range(20):
-      s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-      s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-      socks.append(s)
-    for _ in range(10):
-      if self.done.wait(1.0):
-        break
-      for s in socks:
-        try:
-          s.sendall(b"X")
-        except OSError:
-          pass
-    for s in socks:
-      s.close()
-    self.counts["slowloris sockets"] += len(socks)
+    soak_kit.slowloris(self.port, self.counts, self.done)
 
 
 def recorded_chunks(path: str) -> int:
@@ -292,28 +257,8 @@ def main() -> None:
   p.add_argument("--seed", type=int, default=1)
   args = p.parse_args()
   env = envs.get_environment("inverted_pendulum", backend="generalized")
-  config = dict(
-    num_timesteps=args.timesteps,
-    num_evals=4,
-    episode_length=500,
-    num_envs=32,
-    batch_size=32,
-    num_minibatches=4,
-    unroll_length=20,
-    num_updates_per_batch=2,
-    seed=args.seed,
-    normalize_observations=True,
-    network_factory=functools.partial(
-      ppo_networks.make_ppo_networks,
-      policy_hidden_layer_sizes=(32, 32),
-      value_hidden_layer_sizes=(32, 32),
-    ),
-    progress_bar=False,
-  )
-  print(
-    f"machine: {platform.machine()}, {os.cpu_count()} CPUs, jax"
-    f" {jax.__version__}; {args.timesteps:,} env steps per training"
-  )
+  config = soak_kit.ppo_config(args.timesteps, args.seed)
+  print(soak_kit.machine_line(args.timesteps))
   started = time.time()
   _, alone, _ = ppo.train(environment=env, viewer=None, **config)
   alone_s = time.time() - started

@@ -25,19 +25,17 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import os
-import platform
 import socket
 import threading
 import time
 import warnings
 
 from brax import envs
-from brax.training.agents.ppo import networks as ppo_networks
 import jax
 import msgspec
 import numpy as np
+import soak_kit
 import viser
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -163,28 +161,10 @@ class Attacks:
       self.counts["garbage payloads"] += 1
 
   def crowd(self) -> None:
-    for _ in range(50):
-      with socket.create_connection(("127.0.0.1", self.port), timeout=5):
-        pass
-      self.counts["crowd connections"] += 1
+    soak_kit.crowd(self.port, self.counts, n=50)
 
   def slowloris(self) -> None:
-    socks = []
-    for _ in range(20):
-      s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-      s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-      socks.append(s)
-    for _ in range(10):
-      if self.done.wait(1.0):
-        break
-      for s in socks:
-        try:
-          s.sendall(b"X")
-        except OSError:
-          pass
-    for s in socks:
-      s.close()
-    self.counts["slowloris sockets"] += len(socks)
+    soak_kit.slowloris(self.port, self.counts, self.done)
 
   def foreign(self) -> None:
     for origin in (
@@ -278,28 +258,8 @@ def main() -> None:
   p.add_argument("--seed", type=int, default=1)
   args = p.parse_args()
   env = envs.get_environment("inverted_pendulum", backend="generalized")
-  config = dict(
-    num_timesteps=args.timesteps,
-    num_evals=4,
-    episode_length=500,
-    num_envs=32,
-    batch_size=32,
-    num_minibatches=4,
-    unroll_length=20,
-    num_updates_per_batch=2,
-    seed=args.seed,
-    normalize_observations=True,
-    network_factory=functools.partial(
-      ppo_networks.make_ppo_networks,
-      policy_hidden_layer_sizes=(32, 32),
-      value_hidden_layer_sizes=(32, 32),
-    ),
-    progress_bar=False,
-  )
-  print(
-    f"machine: {platform.machine()}, {os.cpu_count()} CPUs, jax"
-    f" {jax.__version__}; {args.timesteps:,} env steps per training"
-  )
+  config = soak_kit.ppo_config(args.timesteps, args.seed)
+  print(soak_kit.machine_line(args.timesteps))
   started = time.time()
   _, alone, _ = ppo.train(environment=env, viewer=None, **config)
   alone_s = time.time() - started

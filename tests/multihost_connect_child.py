@@ -20,25 +20,14 @@ jax.distributed.initialize(
 )
 
 import braxviewer  # noqa: E402
-from braxviewer.core.protocol import StreamInfo  # noqa: E402
+from braxviewer.testing.factories import stream_info  # noqa: E402
 from braxviewer.testing.synthetic import PUCK_XML  # noqa: E402
 
 viewer = braxviewer.connect(f"127.0.0.1:{sys.argv[3]}", run="job")
 viewer.init(PUCK_XML)
 assert viewer.wait_connected(60), "no server"
 viewer.on_stream_start(
-  StreamInfo(
-    num_envs=2,
-    num_train_envs=4,
-    envs_per_device=2,
-    kind="qpos",
-    nq=8,
-    num_links=None,
-    dt=0.01,
-    chunk_length=10,
-    reward_terms=(),
-    process_count=2,
-  )
+  stream_info(2, num_train_envs=4, envs_per_device=2, process_count=2)
 )
 time.sleep(3.0)  # both processes connected at once
 print(json.dumps({"run": viewer.run_name, "process": jax.process_index()}))

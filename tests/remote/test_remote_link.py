@@ -20,7 +20,6 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-import braxviewer
 from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.record.reader import Recording
 from braxviewer.remote import client as client_module
@@ -34,27 +33,6 @@ NQ = 8  # the puck model's qpos width (conftest.puck_model)
 
 def _info(n: int = 2) -> StreamInfo:
   return stream_info(n, nq=NQ, reward_terms=("r",))
-
-
-@pytest.fixture
-def server():
-  server = ViewerServer(port=0).run()
-  yield server
-  server.close()
-
-
-@pytest.fixture
-def runs():
-  made = []
-
-  def make(address: str, **kw) -> RemoteViewer:
-    viewer = braxviewer.connect(address, **kw)
-    made.append(viewer)
-    return viewer
-
-  yield make
-  for viewer in made:
-    viewer.close()
 
 
 def _address(server: ViewerServer) -> str:

@@ -15,7 +15,6 @@ import dataclasses
 import os
 import stat
 import time
-from typing import List
 import warnings
 
 from fake_server import SilentServer
@@ -102,27 +101,6 @@ class Raw:
 
   def close(self) -> None:
     self.ws.close()
-
-
-@pytest.fixture
-def server():
-  server = ViewerServer(port=0).run()
-  yield server
-  server.close()
-
-
-@pytest.fixture
-def runs():
-  made: List[RemoteViewer] = []
-
-  def make(address: str, **kw) -> RemoteViewer:
-    viewer = braxviewer.connect(address, **kw)
-    made.append(viewer)
-    return viewer
-
-  yield make
-  for viewer in made:
-    viewer.close()
 
 
 def _kept(run) -> list:

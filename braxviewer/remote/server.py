@@ -67,7 +67,7 @@ class ViewerServer(ShowsPage):
       the training socket, and an open page (a warning beyond loopback).
     port_fallback: take the next free port when ``port`` is busy.
     mode: the streaming mode the page starts in for the run shown.
-    layout: ``"grid"``, ``"overlay"`` or ``"auto"`` (see ``WebViewerBase``).
+    layout: ``"grid"``, ``"overlay"`` or ``"auto"`` (see ``WebViewerBatched``).
     title: the page's panel title.
     run_ttl_s: a run with no connection left is forgotten after this many
       seconds (its recording stays on disk); None: kept until *Forget run*.

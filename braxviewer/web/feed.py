@@ -81,7 +81,7 @@ class LiveFeed:
   # -- TrainingViewer --------------------------------------------------------
 
   def requested_envs(self) -> Optional[int]:
-    return None  # the viewer asks (see WebViewerBase.requested_envs)
+    return None  # the viewer asks (see WebViewerBatched.requested_envs)
 
   @property
   def mode(self) -> Mode:

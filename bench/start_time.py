@@ -32,6 +32,7 @@ VARIANTS = ("off", "fill", "load")
 def _child(out_path: str, argv: list) -> None:
   """Run the demo with its viewer's phases timed (wall clock, epoch s)."""
   from braxviewer.app import train as train_demo
+  from braxviewer.web import viewer as web_viewer
   from braxviewer.WebViewerBatched import WebViewerBatched
 
   times = []
@@ -41,7 +42,7 @@ def _child(out_path: str, argv: list) -> None:
       times.append((phase, time.time()))
       super().on_phase(phase)
 
-  train_demo.WebViewerBatched = TimedViewer  # what main() creates
+  web_viewer.WebViewerBatched = TimedViewer  # what main() imports, creates
   code = train_demo.main(argv)
   with open(out_path, "w") as f:
     json.dump({"code": code, "phases": times}, f)

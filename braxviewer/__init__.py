@@ -1,5 +1,7 @@
 """braxviewer: watch Brax / MuJoCo Playground PPO training live in a browser."""
 
+from braxviewer.core import console as _console
+from braxviewer.core.console import verbose
 from braxviewer.core.frames import FrameChunk
 from braxviewer.core.protocol import Mode, StreamInfo, TrainingViewer
 from braxviewer.viewer.headless import HeadlessViewer
@@ -9,6 +11,10 @@ from braxviewer.viewer.headless import HeadlessViewer
 # WebViewer` work). Cheap: viser is imported only when a viewer runs.
 from braxviewer.WebViewer import WebViewer
 from braxviewer.WebViewerBatched import WebViewerBatched
+
+# Third-party banners quiet unless verbose (braxviewer.verbose(),
+# BRAXVIEWER_VERBOSE=1): see braxviewer.core.console.
+_console.apply()
 
 
 def wrap(env, viewer, num_envs=None, **options):
@@ -35,6 +41,7 @@ __all__ = [
   "Mode",
   "StreamInfo",
   "TrainingViewer",
+  "verbose",
   "WebViewer",
   "WebViewerBatched",
   "wrap",

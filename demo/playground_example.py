@@ -8,14 +8,9 @@ through Playground's own brax wrapper, exactly as in Playground's notebooks.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
-from mujoco_playground import registry, wrapper
-
-from braxviewer.app import cli, compile_cache
-from braxviewer.brax.training.agents.ppo import train as ppo
-from braxviewer.WebViewerBatched import WebViewerBatched
+from braxviewer.app import cli
 
 
 def main(argv=None) -> int:
@@ -28,22 +23,22 @@ def main(argv=None) -> int:
     help="a DM Control Suite env of MuJoCo Playground",
   )
 
-  def check_env(args):
-    names = registry.dm_control_suite.ALL_ENVS
-    if args.env not in names:
-      raise cli.UsageError(
-        f"unknown Playground env {args.env!r}; DM Control"
-        f" Suite envs: {', '.join(names)}."
-      )
+  args = cli.parse_demo_args(parser, argv)
+  # JAX and Playground only now: --help and bad flags answer at once
+  from mujoco_playground import registry, wrapper
 
-  args = cli.parse_demo_args(parser, argv, prepare=check_env)
+  from braxviewer.app import compile_cache
+  from braxviewer.brax.training.agents.ppo import train as ppo
+  from braxviewer.WebViewerBatched import WebViewerBatched
+
+  names = registry.dm_control_suite.ALL_ENVS
+  if args.env not in names:
+    parser.exit(
+      2,
+      f"{parser.prog}: error: unknown Playground env {args.env!r}; DM Control"
+      f" Suite envs: {', '.join(names)}.\n",
+    )
   compile_cache.enable()  # on a GPU, a second run skips compiling
-
-  if not args.verbose:  # Warp's notes on CUDA and its kernel cache
-    with contextlib.suppress(ImportError):
-      import warp
-
-      warp.config.quiet = True
   env = registry.load(args.env)
   env_cfg = registry.get_default_config(args.env)
   viewer = WebViewerBatched(

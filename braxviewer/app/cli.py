@@ -26,6 +26,7 @@ from typing import (
 )
 
 from braxviewer.app.quiet import CollapseRepeats
+from braxviewer.core import console
 from braxviewer.scene.layout import LAYOUTS
 
 MODES = ("off", "live", "sync")
@@ -130,7 +131,8 @@ def demo_parser(
   p.add_argument(
     "--verbose",
     action="store_true",
-    help="show every line libraries print (repeats are collapsed otherwise)",
+    help="show every line libraries print: their banners, and repeats"
+    " (collapsed otherwise; BRAXVIEWER_VERBOSE=1 does the same)",
   )
   p.add_argument(
     "--keep-open",
@@ -170,6 +172,9 @@ def parse_demo_args(
   raise :class:`UsageError`; it runs before the common checks.
   """
   args = parser.parse_args(argv)
+  if getattr(args, "verbose", False) or console.is_verbose():
+    args.verbose = True
+    console.verbose(True)  # third-party banners too
   try:
     if prepare is not None:
       prepare(args)

@@ -26,11 +26,15 @@ COMMANDS = {
 def main(argv: Optional[Sequence[str]] = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help"):
-    print((__doc__ or "").strip())
+    print((__doc__ or "").strip().replace("``", ""))  # plain, not RST
     print("\ncommands:")
     for name, text in COMMANDS.items():
       print(f"  {name:8s} {text}")
-    print("\n`braxviewer COMMAND --help` lists a command's flags.")
+    print(
+      "\nbraxviewer COMMAND --help lists a command's flags."
+      "\nBRAXVIEWER_VERBOSE=1 (or train, view, serve --verbose) shows every"
+      " library banner and line."
+    )
     return 0 if argv else 2
   command, rest = argv[0], argv[1:]
   if command == "train":

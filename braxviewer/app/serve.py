@@ -14,6 +14,7 @@ import time
 from typing import Optional, Sequence
 
 from braxviewer.app import cli
+from braxviewer.core import console
 from braxviewer.scene.layout import LAYOUTS
 
 
@@ -64,9 +65,16 @@ def main(argv: Sequence[str]) -> int:
     " recording stays): seconds, or 90m, 24h, 7d; 'never' keeps runs",
   )
   p.add_argument(
+    "--verbose",
+    action="store_true",
+    help="show every banner libraries print (BRAXVIEWER_VERBOSE=1 too)",
+  )
+  p.add_argument(
     "--exit-after", type=float, default=None, help=argparse.SUPPRESS
   )  # for tests: serve this long, exit
   args = p.parse_args(argv)
+  if args.verbose:
+    console.verbose(True)
   from braxviewer.remote.server import ViewerServer
 
   try:

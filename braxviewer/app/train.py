@@ -13,13 +13,25 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
-from brax import envs
-
-from braxviewer.app import cli, compile_cache
-from braxviewer.train import ppo
-from braxviewer.web.viewer import WebViewerBatched
+from braxviewer.app import cli
 
 BACKENDS = ("mjx", "generalized", "positional", "spring")
+# brax 0.14's env names, so that --help and bad flags answer before JAX and
+# brax load (seconds); tests/app/test_console.py checks them against brax.
+ENVS = (
+  "ant",
+  "fast",
+  "halfcheetah",
+  "hopper",
+  "humanoid",
+  "humanoidstandup",
+  "inverted_double_pendulum",
+  "inverted_pendulum",
+  "pusher",
+  "reacher",
+  "swimmer",
+  "walker2d",
+)
 # Settings that show learning within minutes on a 2-core CPU; other envs get
 # the generic ones (they learn too, just slower).
 ENV_SETTINGS = {
@@ -43,7 +55,7 @@ def parser():
   p.add_argument(
     "--env",
     default="inverted_pendulum",
-    help=f"brax env name: {', '.join(sorted(envs._envs))}",
+    help=f"brax env name: {', '.join(ENVS)}",
   )
   p.add_argument(
     "--backend",
@@ -56,9 +68,9 @@ def parser():
 
 
 def _prepare(args) -> None:
-  if args.env not in envs._envs:
+  if args.env not in ENVS:
     raise cli.UsageError(
-      f"unknown env {args.env!r}; brax has: {', '.join(sorted(envs._envs))}."
+      f"unknown env {args.env!r}; brax has: {', '.join(ENVS)}."
     )
   settings = {**GENERIC, **ENV_SETTINGS.get(args.env, {})}
   args.episode_length = settings["episode_length"]
@@ -68,6 +80,13 @@ def _prepare(args) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = cli.parse_demo_args(parser(), argv, prepare=_prepare)
+  # JAX and brax only now: --help and bad flags answer at once
+  from brax import envs
+
+  from braxviewer.app import compile_cache
+  from braxviewer.train import ppo
+  from braxviewer.web.viewer import WebViewerBatched
+
   compile_cache.enable()  # on a GPU, a second run skips compiling
 
   env = envs.get_environment(args.env, backend=args.backend)

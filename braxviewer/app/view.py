@@ -18,6 +18,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from braxviewer.app import cli
+from braxviewer.core import console
 from braxviewer.scene.layout import LAYOUTS
 
 PLAYGROUND_INSTALL = "pip install playground"
@@ -192,9 +193,16 @@ def main(argv: Sequence[str]) -> int:
   p.add_argument("--host", default="127.0.0.1")
   p.add_argument("--port", type=int, default=8000)
   p.add_argument(
+    "--verbose",
+    action="store_true",
+    help="show every banner libraries print (BRAXVIEWER_VERBOSE=1 too)",
+  )
+  p.add_argument(
     "--exit-after", type=float, default=None, help=argparse.SUPPRESS
   )  # for tests: serve this long, exit
   args = p.parse_args(argv)
+  if args.verbose:
+    console.verbose(True)
   if args.num_envs < 1:
     p.exit(
       2,

@@ -41,7 +41,7 @@ import websockets.asyncio.server as ws_server
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from braxviewer.core import addresses
+from braxviewer.core import addresses, console
 from braxviewer.web import access, frame_rates
 from braxviewer.web.errors import PortInUseError, ViewerWarning
 
@@ -253,7 +253,11 @@ class _SocketFaultFilter(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet_stdout():
-  """Swallow viser's console banner (we print our own URL line)."""
+  """Swallow viser's console banner (we print our own URL line), unless
+  verbose (:mod:`braxviewer.core.console`)."""
+  if console.is_verbose():
+    yield
+    return
   with contextlib.redirect_stdout(io.StringIO()):
     yield
 
@@ -337,7 +341,7 @@ class WebServer:
         _guarded_serve(self.rules, on_frames, routes) as guarded,
       ):
         self.server = viser.ViserServer(
-          host=host, port=chosen, label=label, verbose=False
+          host=host, port=chosen, label=label, verbose=console.is_verbose()
         )
     except BaseException:
       for logger in self._loggers:

@@ -5,7 +5,9 @@ encoded with PyAV (H.264).
 Every frame of the chosen chunks is drawn (at most 60 per video second:
 higher rates keep every k-th frame), from the recorded compiled model (the
 MJB): from ``qpos`` (and mocap poses) by MuJoCo's kinematics, so sites,
-tendons and mocap bodies show where the env had them. No JAX.
+tendons and mocap bodies show where the env had them. The live page's
+quick clips (:mod:`braxviewer.web.clip`) use the same code with a lower
+frame rate cap and a draft look. No JAX.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import fractions
 import math
 import os
 import tempfile
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Iterable, Optional, Tuple, Union
 
 import numpy as np
 
@@ -37,6 +39,10 @@ StepRange = Tuple[Optional[int], Optional[int]]
 
 class ExportError(ValueError):
   """Bad export request (env, step range, size) for this recording."""
+
+
+class ClipCancelled(Exception):
+  """The clip was cancelled (``stopped()`` said so); nothing was written."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +150,7 @@ def export_video(
   height: int = 480,
   speed: float = 1.0,
   on_frame: Optional[Callable[[int, int], None]] = None,
+  stopped: Optional[Callable[[], bool]] = None,
 ) -> ExportResult:
   """Render recorded chunks to an MP4 file.
 
@@ -160,6 +167,7 @@ def export_video(
     width, height: video size (even numbers, >= 16).
     speed: playback speed; 1 is real time (1 / dt frames per second).
     on_frame: called with (frames done, frames in all) after each frame.
+    stopped: asked before each frame; True cancels (:class:`ClipCancelled`).
 
   Raises:
     ExportError: bad env, step range, size or camera for this recording.
@@ -195,11 +203,37 @@ def export_video(
       height=height,
       speed=speed,
       on_frame=on_frame,
+      stopped=stopped,
       dt=float(rec.stream_info.dt) if rec.stream_info else 0.0,
     )
   finally:
     if own:
       rec.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class FramePlan:
+  """Which frames a clip draws: every ``stride``-th of the chunks' frames
+  (counted across chunks), ``total`` of them, shown at ``fps``."""
+
+  stride: int
+  fps: float
+  total: int
+
+
+def plan_frames(
+  num_steps: Iterable[int],
+  dt: float,
+  speed: float = 1.0,
+  max_fps: float = MAX_FPS,
+) -> FramePlan:
+  """The frames of chunks of ``num_steps`` frames each, ``dt`` seconds
+  apart, played at ``speed`` (1: real time) and at most ``max_fps`` frames
+  per video second."""
+  rate = speed / dt
+  stride = max(1, math.ceil(rate / max_fps - 1e-9))
+  total = int(math.ceil(sum(int(n) for n in num_steps) / stride))
+  return FramePlan(stride, rate / stride, total)
 
 
 def render_clip(
@@ -216,20 +250,27 @@ def render_clip(
   speed: float = 1.0,
   on_frame: Optional[Callable[[int, int], None]] = None,
   dt: float = 0.0,
+  max_fps: float = MAX_FPS,
+  draft: bool = False,
+  stopped: Optional[Callable[[], bool]] = None,
 ) -> ExportResult:
   """Render chunks ``picked`` (indices) of any timeline (a recording's, or
   the live page's) of ``model`` to an MP4 at ``out``; see
   :func:`export_video` for the rest. ``dt``: seconds per frame when the
-  chunks do not say."""
+  chunks do not say; ``max_fps``: the video's frame rate cap (see
+  :func:`plan_frames`); ``draft``: the quick look of
+  :class:`~braxviewer.record.offscreen.GridRenderer`.
+
+  Raises:
+    ClipCancelled: ``stopped()`` said so (checked before each frame).
+  """
   configure_gl()
   num_envs = int(chunks.num_envs[picked].min())
   scene = BatchedScene(model, num_envs)
   first = chunks[int(picked[0])]
   dt = float(first.dt) if first.dt > 0 else (dt or 1 / 30)
-  rate = speed / dt
-  stride = max(1, math.ceil(rate / MAX_FPS - 1e-9))
-  fps = rate / stride
-  total = sum(int(math.ceil(int(chunks.num_steps[i]) / stride)) for i in picked)
+  plan = plan_frames(chunks.num_steps[picked], dt, speed, max_fps)
+  stride, fps, total = plan.stride, plan.fps, plan.total
   azimuth, elevation = PRESETS[camera]
   # Frame what is drawn, floors left out (stat.extent counts a big floor);
   # on terrain the robot, not the world it roams.
@@ -260,16 +301,21 @@ def render_clip(
   os.close(fd)
   done = 0
   smooth = None
+  skip = 0  # frames of this chunk before its first drawn one
   try:
     av, container, stream = _open_encoder(tmp, width, height, fps)
     try:
       with GridRenderer(
-        model, num_envs if grid else 1, width, height
+        model, num_envs if grid else 1, width, height, draft=draft
       ) as renderer:
         for i in picked:
           chunk = chunks[int(i)]
           poses = scene.poses(chunk)
-          for t in range(0, chunk.num_steps, stride):
+          steps = range(skip, chunk.num_steps, stride)
+          skip = (skip - chunk.num_steps) % stride  # counted across chunks
+          for t in steps:
+            if stopped is not None and stopped():
+              raise ClipCancelled("the clip was cancelled")
             if grid:
               xpos, xquat = poses.xpos[t], poses.xquat[t]
             else:

@@ -72,12 +72,16 @@ class GridRenderer:
     model: the single-env ``mujoco.MjModel`` (changed: offscreen size).
     num_envs: envs drawn per image.
     width, height: image size in pixels.
+    draft: a quick look (the page's clips): no shadows, reflections or
+      multisampling, which cost most of a frame in software OpenGL.
 
   Raises:
     RuntimeError: when no OpenGL context can be made (with what to install).
   """
 
-  def __init__(self, model, num_envs: int, width: int, height: int):
+  def __init__(
+    self, model, num_envs: int, width: int, height: int, draft: bool = False
+  ):
     configure_gl()
     import mujoco
 
@@ -88,6 +92,10 @@ class GridRenderer:
     vis.offwidth = max(int(vis.offwidth), int(width))
     vis.offheight = max(int(vis.offheight), int(height))
     per_env = model.ngeom + model.nsite + 2 * model.nwrap + 8
+    quality = model.vis.quality
+    samples = int(quality.offsamples)
+    if draft:  # read once, as the context is made
+      quality.offsamples = 0
     try:
       self._renderer = mujoco.Renderer(
         model, int(height), int(width), max_geom=max(1000, per_env * num_envs)
@@ -100,6 +108,12 @@ class GridRenderer:
         " apt-get install libosmesa6) and set MUJOCO_GL=osmesa; with an"
         " NVIDIA GPU use MUJOCO_GL=egl."
       ) from None
+    finally:
+      quality.offsamples = samples
+    if draft:
+      flags = self._renderer.scene.flags
+      flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+      flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
     self._data = mujoco.MjData(model)
     self._qpos_option = mujoco.MjvOption()  # MuJoCo's defaults
     self._option = mujoco.MjvOption()  # body poses only: no tendon paths

@@ -15,16 +15,19 @@ import atexit
 import concurrent.futures.thread as pool_threads  # its exit hook first
 import contextlib
 import dataclasses
-import os
-import tempfile
 import threading
 from typing import Any, Callable, Dict, Mapping, Optional
 
-import numpy as np
-
 from braxviewer.core.interrupts import InterruptWatch
 from braxviewer.core.timeline import ChunkSequence
-from braxviewer.record.export import render_clip
+from braxviewer.web.clip import (
+  Place,
+  Render,
+  VideoJobs,
+  clip_size,
+  page_size,
+  render_page_clip,
+)
 from braxviewer.web.errors import WarnOnce
 from braxviewer.web.frame_rates import PageRates
 from braxviewer.web.pacing import Player
@@ -167,7 +170,7 @@ class PageHost:
     self._web: Optional[WebServer] = None
     self.closed = False
     self._interrupts = InterruptWatch(lambda: self.hooks.interrupted())
-    self._clip_progress: Optional[float] = None  # a video being made
+    self.videos = VideoJobs(self._video_place)  # one at a time
 
   # -- lifecycle -----------------------------------------------------------------
 
@@ -224,6 +227,7 @@ class PageHost:
     atexit.unregister(self.hooks.close or self.close)
     _open_hosts.pop(id(self), None)
     self._interrupts.stop()
+    self.videos.cancel()
     self.playback.stop()
     if self._web is not None:
       self._web.stop()
@@ -279,13 +283,22 @@ class PageHost:
   # -- videos for a page ----------------------------------------------------------
 
   def _note(self) -> str:
-    progress = self._clip_progress
+    progress = self.videos.progress
     return "" if progress is None else f" · _making a video… {progress:.0%}_"
 
+  def _video_place(self) -> Optional[Place]:
+    page, web = self.page, self._web
+    panel = None if page is None else page.panels.timeline
+    button = getattr(panel, "export", None)
+    if web is None or panel is None or button is None:
+      return None
+    return Place(web.server.gui, panel.folder, float(button.order))
+
   def save_clip(self, client: Any, model: Any) -> None:
-    """The live page's *Save clip*: an MP4 of what the timeline holds, the
-    followed env with the follow camera, else every env on the grid, drawn
-    with ``model`` (None: nothing to draw yet)."""
+    """The live page's *Save clip*: a quick MP4 of what the timeline holds
+    (:func:`~braxviewer.web.clip.render_page_clip`), the followed env with
+    the follow camera, else every env on the grid, drawn with ``model``
+    (None: nothing to draw yet), of the page's aspect."""
     page = self.page
     timeline = self.playback.timeline  # a snapshot: training goes on
     if model is None or page is None or not len(timeline):
@@ -298,53 +311,29 @@ class PageHost:
       f"_steps{int(steps.min())}-{int(steps.max())}.mp4"
     )
 
-    def render(out: str, on_frame: Callable[[int, int], None]) -> None:
-      render_clip(
+    size = clip_size(*page_size(client))
+
+    def render(out: str, on_frame: Callable, stopped: Callable) -> None:
+      render_page_clip(
         timeline,
         model,
-        np.arange(len(timeline)),
         out,
         env=env,
         grid=grid,
-        camera="overview" if grid else "follow",
+        size=size,
         on_frame=on_frame,
+        stopped=stopped,
       )
 
     self.send_video(client, name, render)
 
-  def send_video(
-    self,
-    client: Any,
-    name: str,
-    render: Callable[[str, Callable[[int, int], None]], object],
-  ) -> None:
-    """Render a video in a helper thread (``render(path, on_frame)``) and
-    hand it to ``client``'s browser as a download; the timeline's status
-    line shows the progress, a failure shows in that page."""
-    if client is None or self._clip_progress is not None:
-      return  # one at a time
-    self._clip_progress = 0.0
-
-    def progress(done: int, total: int) -> None:
-      self._clip_progress = done / max(total, 1)
-
-    def work() -> None:
-      try:
-        with tempfile.TemporaryDirectory() as tmp:
-          path = os.path.join(tmp, name)
-          render(path, progress)
-          with open(path, "rb") as f:
-            data = f.read()
-        client.send_file_download(name, data)
-      except Exception as err:  # report it in the page that asked
-        with contextlib.suppress(Exception):
-          client.add_notification(
-            "No video", " ".join(str(err).split()), color="red"
-          )
-      finally:
-        self._clip_progress = None
-
-    threading.Thread(target=work, name="braxviewer-video", daemon=True).start()
+  def send_video(self, client: Any, name: str, render: Render) -> None:
+    """Make a video in a worker thread (``render(path, on_frame,
+    stopped)``) and hand it to ``client``'s browser as a download; the
+    timeline's status line and a progress bar show how far it is, a
+    *Cancel video* button stops it, a failure shows in that page."""
+    if client is not None:
+      self.videos.start(client, name, render)
 
   def _on_fail(self, reason: str, warned: bool) -> None:
     if self.hooks.on_fail is not None:

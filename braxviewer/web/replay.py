@@ -143,7 +143,7 @@ class ReplayViewer(ShowsPage):
     source = self.playback.player.source
     path = self.recording.path
 
-    def render(out: str, on_frame: Callable[[int, int], None]) -> None:
+    def render(out: str, on_frame: Callable, stopped: Callable) -> None:
       # a fresh reader: the export thread must not share memory maps
       export_video(
         path,
@@ -152,6 +152,7 @@ class ReplayViewer(ShowsPage):
         steps=(steps, steps),
         source=source,
         on_frame=on_frame,
+        stopped=stopped,
       )
 
     self.host.send_video(client, f"env{env}_step{steps}.mp4", render)

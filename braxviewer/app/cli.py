@@ -217,8 +217,9 @@ def ppo_config(
 class TrainingSession:
   """Runs one training with a viewer; Ctrl-C stops both within seconds."""
 
-  def __init__(self, viewer: Any):
+  def __init__(self, viewer: Any, what: str = "training"):
     self.viewer = viewer
+    self.what = what  # what Ctrl-C stops: "training", "the server", ...
     self.exit_code = 0
     self.result = None
     self._interrupted = threading.Event()
@@ -284,7 +285,7 @@ class TrainingSession:
       self._interrupted.set()
       if not self._trained.is_set():
         print(
-          "\nbraxviewer: interrupted; stopping training and the viewer...",
+          f"\nbraxviewer: interrupted; stopping {self.what}...",
           file=sys.stderr,
           flush=True,
         )
@@ -297,13 +298,13 @@ class TrainingSession:
 
 @contextlib.contextmanager
 def training_session(
-  viewer: Any, verbose: bool = True
+  viewer: Any, verbose: bool = True, what: str = "training"
 ) -> Iterator[TrainingSession]:
   """Context for a demo's training: clean exit on Ctrl-C and on errors that
   users can act on (a busy port), the viewer closed in every case. Unless
   ``verbose``, library lines that repeat every step are collapsed (see
   :mod:`braxviewer.app.quiet`)."""
-  session = TrainingSession(viewer)
+  session = TrainingSession(viewer, what)
   quiet = None if verbose else CollapseRepeats()
   in_main = threading.current_thread() is threading.main_thread()
   # In the main thread: (read end, wakeup end, watcher, previous wakeup fd).

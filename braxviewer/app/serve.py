@@ -87,7 +87,7 @@ def main(argv: Sequence[str]) -> int:
       token=args.token if args.token is not None else "auto",
       run_ttl_s=duration(args.run_ttl),
     )
-    with cli.training_session(server) as session:
+    with cli.training_session(server, what="the server") as session:
       server.run()
       print("braxviewer: serving; Ctrl-C to quit.", flush=True)
       if args.exit_after is not None:

@@ -231,7 +231,7 @@ def main(argv: Sequence[str]) -> int:
       mode="off",
       **cli.page_options(args),
     )
-    with cli.training_session(viewer) as session:
+    with cli.training_session(viewer, what="the viewer") as session:
       viewer.run()
       viewer.init(model)
       if viewer.page is not None:

@@ -293,3 +293,21 @@ def test_building_the_package_prints_no_deprecation(tmp_path):
   assert proc.returncode == 0, out[-3000:]
   assert list((tmp_path / "dist").glob("braxviewer-*.whl")), out
   assert "deprecat" not in out.lower(), out
+
+
+@pytest.mark.parametrize("command", ["serve", "view"])
+def test_ctrl_c_says_what_serve_and_view_stop(spawn, tmp_path, command):
+  """They train nothing: Ctrl-C stops the server or the viewer."""
+  model = tmp_path / "ball.xml"
+  model.write_text(
+    "<mujoco><worldbody><body><freejoint/><geom type='sphere' size='0.1'/>"
+    "</body></worldbody></mujoco>"
+  )
+  args = [command, "--port", "0"] + ([str(model)] if command == "view" else [])
+  child = spawn(["-m", "braxviewer", *args], cwd=ROOT)
+  child.wait_for("Ctrl-C to quit", timeout=120)
+  child.interrupt()
+  assert child.finish(timeout=60) == 130
+  said = "the server" if command == "serve" else "the viewer"
+  assert f"stopping {said}" in child.stderr, child.stderr
+  assert "stopping training" not in child.stderr, child.stderr

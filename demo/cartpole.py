@@ -8,8 +8,6 @@ brings their own robot. Run:
 
 from __future__ import annotations
 
-import sys
-
 from brax import envs
 from brax.envs.base import PipelineEnv, State
 from brax.io import mjcf
@@ -129,4 +127,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.exit_with(main())

@@ -10,7 +10,6 @@ with MuJoCo's MjSpec), and the viewer streams the first N training envs.
 from __future__ import annotations
 
 import math
-import sys
 
 from cartpole import CARTPOLE_XML, CartPole
 import mujoco
@@ -69,4 +68,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.exit_with(main())

@@ -11,7 +11,6 @@ page: the loop never recompiles and computes the same bits either way.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -162,4 +161,4 @@ def main(argv: Optional[list] = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.exit_with(main())

@@ -8,8 +8,6 @@ through Playground's own brax wrapper, exactly as in Playground's notebooks.
 
 from __future__ import annotations
 
-import sys
-
 from braxviewer.app import cli
 
 
@@ -68,4 +66,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.exit_with(main())

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
-import socket
 import sys
 import threading
 import time
@@ -20,14 +18,16 @@ from typing import (
   Callable,
   Iterator,
   Mapping,
+  NoReturn,
   Optional,
   Sequence,
-  Tuple,
 )
 
 from braxviewer.app.quiet import CollapseRepeats
 from braxviewer.core import console
+from braxviewer.core.interrupts import InterruptWatch, leave_now
 from braxviewer.scene.layout import LAYOUTS
+from braxviewer.train import interrupt
 
 MODES = ("off", "live", "sync")
 # Seconds to wait after Ctrl-C for training to return before exiting anyway
@@ -259,7 +259,14 @@ class TrainingSession:
     return self.result
 
   def keep_open(self) -> None:
-    """Serve the page until Ctrl-C (after training, to look around)."""
+    """Serve the page until Ctrl-C or its *Close the viewer* button (after
+    training, to look around), then close it."""
+    wait = getattr(self.viewer, "wait", None)
+    if callable(wait):
+      wait()
+      if self._interrupted.is_set():
+        self.exit_code = 130  # Ctrl-C ended it (not the page's button)
+      return
     print(
       "braxviewer: the page stays up; Ctrl-C to quit.",
       file=sys.stderr,
@@ -268,32 +275,40 @@ class TrainingSession:
     while True:
       time.sleep(0.5)
 
-  def watch_interrupts(self, wakeup: "socket.socket") -> None:
-    """Watchdog thread: sees Ctrl-C at once (through the signal wakeup fd),
-    even while the main thread waits in a compile or a device call."""
-    while True:
-      try:
-        data = wakeup.recv(16)
-      except OSError:
-        return
-      if not data:
-        return
-      if signal.SIGINT not in data:
-        continue
-      if self._interrupted.is_set():
-        os._exit(130)  # a second Ctrl-C: leave now
-      self._interrupted.set()
-      if not self._trained.is_set():
-        print(
-          f"\nbraxviewer: interrupted; stopping {self.what}...",
-          file=sys.stderr,
-          flush=True,
-        )
-      if not self._done.wait(INTERRUPT_GRACE_S):
-        with contextlib.suppress(Exception):
-          self.viewer.close()
-        print("braxviewer: stopped.", file=sys.stderr, flush=True)
-        os._exit(130)
+  def on_ctrl_c(self) -> None:
+    """Each Ctrl-C, at once (the interrupt watcher's thread), even while
+    the main thread waits in a compile or a device call."""
+    if self._interrupted.is_set():
+      os._exit(130)  # a second Ctrl-C: leave now
+    self._interrupted.set()
+    if not self._trained.is_set() and not interrupt.holding():
+      # (a training that holds Ctrl-C says itself what happens)
+      print(
+        f"\nbraxviewer: Ctrl-C: stopping {self.what}...",
+        file=sys.stderr,
+        flush=True,
+      )
+    threading.Thread(
+      target=self._leave_if_stuck, name="braxviewer-leave", daemon=True
+    ).start()
+
+  def _leave_if_stuck(self) -> None:
+    """Leave anyway when the main thread does not return in time (a
+    compile, a device call)."""
+    if not self._done.wait(INTERRUPT_GRACE_S):
+      with contextlib.suppress(Exception):
+        self.viewer.close()
+      print("braxviewer: stopped.", file=sys.stderr, flush=True)
+      os._exit(130)
+
+
+def exit_with(code: int) -> NoReturn:
+  """Exit with ``code``; after Ctrl-C (130) promptly, skipping the
+  interpreter's slow final collection of JAX's objects (exit handlers
+  still run)."""
+  if code == 130:
+    leave_now(130)
+  sys.exit(code)
 
 
 @contextlib.contextmanager
@@ -306,23 +321,8 @@ def training_session(
   :mod:`braxviewer.app.quiet`)."""
   session = TrainingSession(viewer, what)
   quiet = None if verbose else CollapseRepeats()
-  in_main = threading.current_thread() is threading.main_thread()
-  # In the main thread: (read end, wakeup end, watcher, previous wakeup fd).
-  watch: Optional[
-    Tuple[socket.socket, socket.socket, threading.Thread, int]
-  ] = None
-  if in_main:
-    read, wakeup = socket.socketpair()
-    wakeup.setblocking(False)
-    previous_fd = signal.set_wakeup_fd(wakeup.fileno())
-    watcher = threading.Thread(
-      target=session.watch_interrupts,
-      args=(read,),
-      name="braxviewer-interrupts",
-      daemon=True,
-    )
-    watcher.start()
-    watch = (read, wakeup, watcher, previous_fd)
+  watch = InterruptWatch(session.on_ctrl_c)
+  watch.start()  # in the main thread, when the program leaves Ctrl-C to us
   previous_hook = sys.unraisablehook
 
   def unraisable(report: Any) -> None:
@@ -352,12 +352,4 @@ def training_session(
       viewer.close()
     if quiet is not None:
       quiet.__exit__(None, None, None)
-    if watch is not None:
-      read, wakeup, watcher, previous_fd = watch
-      signal.set_wakeup_fd(previous_fd)
-      wakeup.close()  # the watcher reads EOF and returns
-      # Join it: a daemon thread that outlives this block would drop its
-      # reference to the session (and the trained params) while Python shuts
-      # down, and freeing device arrays then aborts the process.
-      watcher.join(timeout=5.0)
-      read.close()
+    watch.stop()

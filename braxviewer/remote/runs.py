@@ -30,6 +30,7 @@ import mujoco
 
 from braxviewer.core.frames import FrameChunk
 from braxviewer.core.protocol import StreamInfo
+from braxviewer.core.run_state import run_state
 from braxviewer.core.timeline import RecentChunks
 from braxviewer.record import Recorder
 from braxviewer.record.model_store import ModelFiles
@@ -93,11 +94,14 @@ class Run:
 
   @property
   def state(self) -> str:
-    if self.ended:
-      return "ended"
-    if not self.links:
-      return "disconnected"
-    return "training" if self.info is not None else "waiting"
+    """One of :data:`braxviewer.core.run_state.STATES`, as every page
+    names it."""
+    return run_state(
+      self.phase or "",
+      started=self.info is not None,
+      ended=self.ended,
+      connected=bool(self.links),
+    )
 
   def number(self, chunk: FrameChunk) -> FrameChunk:
     """``chunk`` with the run's own next sequence number of its source."""

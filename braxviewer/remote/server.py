@@ -73,6 +73,8 @@ class ViewerServer(ShowsPage):
       seconds (its recording stays on disk); None: kept until *Forget run*.
   """
 
+  quit_button = False  # no page may stop a server that serves every run
+
   def __init__(
     self,
     host: str = "127.0.0.1",
@@ -121,6 +123,10 @@ class ViewerServer(ShowsPage):
       curves=False,  # a line per run, drawn here
     )
     self.host: PageHost = self.web.host  # the page's server and thread
+    self.web.empty_note = (
+      "No run yet: a training script joins with"
+      " braxviewer.connect(address, run=name)."
+    )
     self.record_dir = None if record_dir is None else os.fspath(record_dir)
     if self.record_dir is not None:
       os.makedirs(self.record_dir, exist_ok=True)
@@ -255,10 +261,16 @@ class ViewerServer(ShowsPage):
         self.web.on_stream_start(run.info)
       # after the rebuild the two calls above queued on the viewer thread
       self.playback.call_soon(lambda: setattr(player, "ready", True))
-      if run.phase is not None:
-        self.web.on_phase(run.phase)
-      if run.trainer_mode is not None:
-        self.web.on_trainer_mode(Mode.parse(run.trainer_mode))
+      self.web.take_run(  # its state and its own counts, not the last run's
+        started=run.info is not None,
+        ended=run.ended,
+        phase=run.phase,
+        trainer_mode=(
+          None if run.trainer_mode is None else Mode.parse(run.trainer_mode)
+        ),
+        env_steps=run.env_steps,
+        connected=lambda: bool(run.links),
+      )
       if run.ended:
         self.web.on_stream_end()
     self._send_controls()

@@ -44,6 +44,9 @@ class EpochCalls:
     bar: the progress bar to move.
     call_seconds: how long a call should last with a viewer (None:
       :data:`CALL_SECONDS`).
+    check: called between device calls (may raise: a Ctrl-C stops the
+      run there).
+    on_phase: told each phase too.
 
   The run's phase (:meth:`phase`) goes to the bar and the stream; the
   first call's return (it compiled) makes it ``"training"``.
@@ -56,7 +59,11 @@ class EpochCalls:
     env_steps_per_step: int,
     bar: ProgressBar,
     call_seconds: Optional[float] = None,
+    check: Callable[[], None] = lambda: None,
+    on_phase: Callable[[str], None] = lambda name: None,
   ):
+    self._check = check
+    self._on_phase = on_phase
     self._compiled = False
     self._stream = stream
     self._steps_per_epoch = int(steps_per_epoch)
@@ -71,6 +78,7 @@ class EpochCalls:
   def phase(self, name: str) -> None:
     """What the run does now (``compiling``, ``training``, ``evaluating``,
     ``done``), on the terminal's bar and in the viewer."""
+    self._on_phase(name)
     self._bar.phase(name)
     self._stream.phase(name)
 
@@ -107,8 +115,10 @@ class EpochCalls:
         self.phase("training")
       self._bar.update(first_env_steps + collected * self._env_steps_per_step)
       last_done = t_done
+      self._check()
 
     while done < self._steps_per_epoch:
+      self._check()
       n = min(self._steps_per_call, self._steps_per_epoch - done)
       t_dispatch = time.time()
       call_sums = dispatch(self._stream.flag(), n)

@@ -59,7 +59,7 @@ from braxviewer.core.protocol import (
 )
 from braxviewer.core.streamer import NoStream, Streamer, check_viewer
 from braxviewer.scene.lookup import find_mj_model
-from braxviewer.train import tap
+from braxviewer.train import interrupt, tap
 from braxviewer.train.epoch_calls import EpochCalls
 from braxviewer.train.evaluator import Evaluator
 from braxviewer.train.placement import AXIS, Placement
@@ -352,7 +352,9 @@ class Run:
     progress_bar: the trainer's ``progress_bar`` (None: on a terminal).
 
   ``with run:`` starts the stream (phase ``compiling``) and ends it, and
-  closes the bar, also on error; ``done`` after a clean exit.
+  closes the bar, also on error; ``done`` after a clean exit. Inside it,
+  Ctrl-C stops the run between device calls, in one line (the trainer's
+  :func:`~braxviewer.train.interrupt.stops_on_ctrl_c`).
   """
 
   def __init__(
@@ -368,19 +370,27 @@ class Run:
     self.schedule = schedule
     self._progress_fn = progress_fn
     self.bar = ProgressBar(schedule.total_env_steps, enabled=progress_bar)
+    self.interrupt = interrupt.current()  # the trainer's (stops_on_ctrl_c)
     self.epochs = EpochCalls(
-      stream, schedule.steps_per_epoch, schedule.env_steps_per_step, self.bar
+      stream,
+      schedule.steps_per_epoch,
+      schedule.env_steps_per_step,
+      self.bar,
+      check=self.interrupt.check,
+      on_phase=self.interrupt.note_phase,
     )
     self.walltime = 0.0  # training time so far, in seconds
 
   def __enter__(self) -> Run:
     self.stream.start()
     self.phase("compiling")  # until the first training call returns
+    self.interrupt.check()  # a Ctrl-C during the set-up's compiles
     return self
 
   def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
     try:
       if exc_type is None:
+        self.interrupt.check()  # a Ctrl-C as the run ended still stops it
         self.phase("done")
     finally:
       self.bar.close()
@@ -433,6 +443,7 @@ class Run:
     metrics = evaluator.run_evaluation(
       params, training_metrics={}, flag=self.stream.flag()
     )
+    self.interrupt.check()
     logging.info(metrics)
     self.report(0, metrics)
     return metrics
@@ -448,6 +459,7 @@ class Run:
     ``env_steps``), merged over the training metrics and reported; without
     an evaluator the training metrics alone."""
     metrics = training_metrics
+    self.interrupt.check()
     if evaluator is not None:
       self.stream.eval_env_steps = env_steps
       self.phase("evaluating")
@@ -455,6 +467,7 @@ class Run:
         params, training_metrics, flag=self.stream.flag()
       )
       self.phase("training")
+      self.interrupt.check()
     logging.info(metrics)
     self.report(env_steps, metrics)
     return metrics

@@ -51,7 +51,7 @@ import numpy as np
 import optax
 
 from braxviewer.core.frames import PoseKind
-from braxviewer.train import kit, tap
+from braxviewer.train import interrupt, kit, tap
 from braxviewer.train.placement import (
   AXIS,
   Placement,
@@ -663,6 +663,7 @@ def _params(training_state: TrainingState) -> Tuple[Any, Any, Any]:
 # --------------------------------------------------------------------------
 
 
+@interrupt.stops_on_ctrl_c
 def train(
   environment: envs.Env,
   num_timesteps: int,
@@ -783,6 +784,7 @@ def train(
   env = wrapping.apply(environment, view.envs_per_device, key_env)
   key_envs = place.env_keys(key_env, num_envs)
   env_state, reset_fn = _reset(env, place, key_envs, use_pmap_on_reset)
+  interrupt.current().check()  # set-up compiles: a Ctrl-C stops here
   ppo_network, make_policy = _networks(
     network_factory,
     env,
@@ -858,6 +860,7 @@ def train(
   training_state = _restored(
     training_state, restore_checkpoint_path, restore_params, restore_value_fn
   )
+  interrupt.current().check()
   if num_timesteps == 0:
     return (make_policy, _params(training_state), {})
 

@@ -42,7 +42,7 @@ import numpy as np
 import optax
 
 from braxviewer.core.frames import PoseKind
-from braxviewer.train import kit, tap
+from braxviewer.train import interrupt, kit, tap
 from braxviewer.train.placement import AXIS, Placement, first, strong
 
 Metrics = types.Metrics
@@ -503,6 +503,7 @@ def _prefill(learner: _Learner, num_actor_steps: int):
 # --------------------------------------------------------------------------
 
 
+@interrupt.stops_on_ctrl_c
 def train(
   environment: envs.Env,
   num_timesteps,
@@ -621,6 +622,7 @@ def train(
   env_state = jax.pmap(env.reset)(
     place.shard(place.env_keys(keys.env, num_envs))
   )
+  interrupt.current().check()  # set-up compiles: a Ctrl-C stops here
   kind = tap.pose_kind(env)
   chunk_steps = _chunk_steps(sizes.training_steps_per_epoch)
   stream = kit.open_stream(
@@ -650,6 +652,7 @@ def train(
     place.split_key(keys.buffer)
   )
   buffer_state = place.shard(strong(buffer_state))
+  interrupt.current().check()
   chunk = chunks.empty(place, env_state) if chunks is not None else None
   evaluator = kit.make_evaluator(
     eval_env or environment,

@@ -139,6 +139,11 @@ class Viewer(abc.ABC):
     """The same as :meth:`close` (the original API's name)."""
     self.close()
 
+  def wait(self) -> None:
+    """Keep what the viewer serves until Ctrl-C (or the page's *Close the
+    viewer*), then close. A backend that serves nothing closes at once."""
+    self.close()
+
   def __enter__(self: V) -> V:
     return self.run()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from braxviewer.core import run_state
 from braxviewer.core.frames import FrameChunk
 from braxviewer.core.protocol import Mode, StreamInfo
 from braxviewer.web.meters import RateMeter
@@ -66,7 +67,11 @@ class LiveFeed:
     self._on_progress = on_progress
     self.wanted = mode  # what the page (or Python) asks for
     self.trainer_mode: Optional[Mode] = None  # what the trainer runs in
+    self.started = False  # a stream started (a trainer said what it sends)
     self.ended = False
+    # Whether the run can still be heard (a viewer server's run: its link).
+    self.connected: Callable[[], bool] = lambda: True
+    self.empty_note = "Call viewer.init(env) to draw envs."
     self.phase: Optional[str] = None  # compiling, training, evaluating, done
     self.phase_since = 0.0
     self.env_steps = 0  # the newest training env steps seen
@@ -94,7 +99,7 @@ class LiveFeed:
     self._player.release_all()
 
   def on_stream_start(self, info: StreamInfo) -> None:
-    self.ended = False
+    self.started, self.ended = True, False
     self.interrupted = False
     self.env_steps = 0
     self.step_rate.clear()
@@ -156,27 +161,57 @@ class LiveFeed:
     self, stats: Mapping[str, Any], player: Player, has_model: bool
   ) -> Status:
     """The status block's contents."""
+    state = self.state()
     note = "Paused." if player.paused else ""
-    if self.phase == "compiling":
-      note = "XLA compiles the training program; the envs move once it runs."
+    if state in (run_state.COMPILING, run_state.LOST):
+      note = run_state.MEANING[state].capitalize() + "."
     if not has_model:
-      note = "Call viewer.init(env) to draw envs."
-    if self.ended:
-      note = "Training finished."
+      note = self.empty_note
     return Status.of(
       stats,
       self.trainer_mode.value if self.trainer_mode else None,
       self.wanted.value,
       player.source,
       note,
-      self.phase_text(),
+      state=state,
+      state_text=self.state_text(state),
     )
 
-  def phase_text(self) -> str:
-    """``"compiling, 42 s"``, ``"training"``, ... (``""``: not told)."""
-    if self.phase == "compiling":
+  def state(self) -> str:
+    """The run's state, one name (:func:`~braxviewer.core.run_state.run_state`)."""
+    return run_state.run_state(
+      self.phase or "",
+      started=self.started,
+      ended=self.ended,
+      connected=self.connected(),
+    )
+
+  def state_text(self, state: str) -> str:
+    """``"compiling, 42 s"``, ``"training"``, ``"finished"``, ..."""
+    if state == run_state.COMPILING:
       return f"compiling, {time.monotonic() - self.phase_since:.0f} s"
-    return self.phase or ""
+    return state
+
+  def reset_counts(self, env_steps: int = 0) -> None:
+    """Start the counts and rates afresh (another run is shown)."""
+    self.env_steps = int(env_steps)
+    self.received.clear()
+    self.step_rate.clear()
+
+  def show_run(
+    self,
+    *,
+    started: bool,
+    ended: bool,
+    phase: Optional[str],
+    trainer_mode: Optional[Mode],
+    env_steps: int,
+  ) -> None:
+    """Take on another run's facts (a viewer server switched runs)."""
+    self.started, self.ended = started, ended
+    self.phase, self.phase_since = phase, time.monotonic()
+    self.trainer_mode = trainer_mode
+    self.reset_counts(env_steps)
 
   def on_stream_end(self) -> None:
     self.ended = True

@@ -15,6 +15,7 @@ import atexit
 import concurrent.futures.thread as pool_threads  # its exit hook first
 import contextlib
 import dataclasses
+import sys
 import threading
 from typing import Any, Callable, Dict, Mapping, Optional
 
@@ -219,6 +220,32 @@ class PageHost:
     print(f"braxviewer: viewer running at {self.url}", flush=True)
     return page
 
+  def hold(self, offer_quit: bool = True) -> None:
+    """Serve the page until Ctrl-C or, with ``offer_quit``, its *Close the
+    viewer* button (after training: the timeline, *Save clip* and *Live*
+    keep working); returns then, without closing. Returns at once when
+    nothing is served."""
+    page = self.page
+    if page is None or not self.serving:
+      return
+    quit_ = threading.Event()
+    if offer_quit:
+      page.panels.offer_quit(quit_.set)
+    print(
+      f"braxviewer: the page stays up at {self.url}; Ctrl-C to quit"
+      + (" (or *Close the viewer* in the page)." if offer_quit else "."),
+      file=sys.stderr,
+      flush=True,
+    )
+    try:
+      while self.serving and not quit_.wait(0.25):
+        pass
+    except KeyboardInterrupt:
+      print(file=sys.stderr, flush=True)  # after the ^C the terminal echoed
+    finally:
+      with contextlib.suppress(Exception):
+        page.panels.offer_quit(None)
+
   def close(self) -> None:
     """Stop the viewer thread and the server; training is not affected."""
     if self.closed:
@@ -359,6 +386,9 @@ class ShowsPage:
   ``run()``, then its ``close()``)."""
 
   host: PageHost
+  # Whether the page may end the program (not a viewer server's page: it
+  # serves every run and everyone who may watch).
+  quit_button = True
 
   def run(self) -> Any:
     raise NotImplementedError  # the owner's: serve the page
@@ -368,6 +398,12 @@ class ShowsPage:
 
   def stop(self) -> None:
     """The same as ``close()`` (the original API's name)."""
+    self.close()
+
+  def wait(self) -> None:
+    """Keep the page up until Ctrl-C or its *Close the viewer* button,
+    then close (after training: scrub the timeline, replay, save clips)."""
+    self.host.hold(self.quit_button)
     self.close()
 
   def __enter__(self) -> Any:

@@ -78,3 +78,8 @@ class Average:
       if not self._values:
         return self.last
       return sum(v for _, v in self._values) / len(self._values)
+
+  def clear(self) -> None:
+    with self._lock:
+      self._values.clear()
+      self.last = None

@@ -226,12 +226,18 @@ class Page:
     """The next (+1) or previous (-1) env, wrapping around."""
     self.select_env((self._selected + int(delta)) % max(self.num_envs, 1))
 
-  def set_follow(self, follow: bool) -> None:
-    """Keep the selected env centred."""
+  def set_follow(self, follow: bool, aim: bool = True) -> None:
+    """Keep the selected env centred; turning it on frames the env (the
+    follow camera), turning it off shows the whole grid again (``aim``:
+    False leaves the camera where it is)."""
     with self._lock:
+      changed = bool(follow) != self._follow
       self._follow = bool(follow)
       self._show_display()
       self._center_selected()
+      if aim and changed:
+        self._aim_at_first_frame = False
+        self._aim("follow" if follow else "overview")
 
   def set_show_only(self, only: bool) -> None:
     """Draw the selected env alone."""
@@ -278,7 +284,7 @@ class Page:
       )
     with self._lock:
       self._aim_at_first_frame = False
-      self.set_follow(preset == "follow")
+      self.set_follow(preset == "follow", aim=False)
       self._aim(preset)
 
   # -- what else the page shows --------------------------------------------------

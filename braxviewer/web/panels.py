@@ -9,10 +9,11 @@ text of the status block here; no state beyond the widget handles.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional, Protocol
+from typing import Any, Callable, Mapping, Optional, Protocol
 
 import viser
 
+from braxviewer.core import run_state
 from braxviewer.core.timeline import ChunkSequence
 from braxviewer.web.camera import PRESETS
 from braxviewer.web.plots import ProgressCurves, TraceChart
@@ -52,7 +53,7 @@ class DisplayControls(Protocol):
 class Status:
   """What the status block shows."""
 
-  trainer_mode: str = "not started"
+  trainer_mode: Optional[str] = None  # the mode the trainer runs in
   wanted_mode: str = "live"
   env_steps: int = 0
   env_steps_per_s: float = 0.0
@@ -62,7 +63,8 @@ class Status:
   latency_ms: Optional[float] = None
   source: str = "train"
   note: str = ""
-  phase: str = ""  # e.g. "compiling, 42 s", "training", "done"
+  state: str = run_state.WAITING  # one of run_state.STATES
+  state_text: str = run_state.WAITING  # e.g. "compiling, 42 s"
 
   @classmethod
   def of(
@@ -72,12 +74,14 @@ class Status:
     wanted_mode: str,
     source: str,
     note: str = "",
-    phase: str = "",
+    *,
+    state: str = run_state.WAITING,
+    state_text: str = "",
   ) -> "Status":
     """The status of a viewer's :meth:`stats` and modes."""
     latency = stats["latency_s"]
     return cls(
-      trainer_mode=trainer_mode or "not started",
+      trainer_mode=trainer_mode,
       wanted_mode=wanted_mode,
       env_steps=stats["env_steps"],
       env_steps_per_s=stats["env_steps_per_s"],
@@ -87,18 +91,25 @@ class Status:
       latency_ms=None if latency is None else 1e3 * latency,
       source=source,
       note=note,
-      phase=phase,
+      state=state,
+      state_text=state_text or state,
     )
+
+  def streaming(self) -> str:
+    """What the trainer streams now, while it runs (``""``: it does not)."""
+    if self.state in run_state.RUNNING and self.trainer_mode:
+      if self.wanted_mode != self.trainer_mode:
+        return f"{self.trainer_mode} (switching to {self.wanted_mode})"
+      return self.trainer_mode
+    return ""
 
   def markdown(self) -> str:
     latency = "–" if self.latency_ms is None else f"{self.latency_ms:,.0f} ms"
-    trainer = f"**Trainer runs:** `{self.trainer_mode}`"
-    if self.phase:
-      trainer = (
-        f"**Trainer:** {literal(self.phase)} · streams `{self.trainer_mode}`"
-      )
-    lines = [
-      trainer,
+    lines = [f"**Training:** {literal(self.state_text)}"]
+    streaming = self.streaming()
+    if streaming:
+      lines.append(f"**Streaming:** `{streaming}`")
+    lines += [
       f"**Env steps:** {self.env_steps:,} &nbsp; **/s:** "
       f"{self.env_steps_per_s:,.0f}",
       f"**Frames/s:** received {self.received_per_s:,.0f} · shown "
@@ -150,6 +161,17 @@ class Panels:
     )
     gui.set_panel_label(title)
     live = recorded is None
+    # Shown while a script keeps the page up after its work (viewer.wait()).
+    self.quit = gui.add_button(
+      "Close the viewer",
+      icon=viser.Icon.POWER,
+      color="red",
+      visible=False,
+      order=-2,
+      hint="End the script that keeps this page up (as Ctrl-C there does).",
+    )
+    self._on_quit: Optional[Callable[[], None]] = None
+    self.quit.on_click(guard.on_event("Quit", lambda e: self._quit()))
     if not live:
       self.timeline = TimelinePanel(
         gui,
@@ -312,6 +334,17 @@ class Panels:
 
   def show_mode(self, mode: str) -> None:
     set_value(self.mode, mode)
+
+  def offer_quit(self, on_quit: Optional[Callable[[], None]]) -> None:
+    """Show the *Close the viewer* button, calling ``on_quit`` on a click
+    (None: hide it)."""
+    self._on_quit = on_quit
+    set_attr(self.quit, "visible", on_quit is not None)
+
+  def _quit(self) -> None:
+    on_quit = self._on_quit
+    if on_quit is not None:
+      on_quit()
 
   def show_display(
     self, env: int, follow: bool, only: bool, shadows: bool

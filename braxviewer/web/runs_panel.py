@@ -13,6 +13,7 @@ from typing import Callable, Sequence, Tuple, cast
 
 import viser
 
+from braxviewer.core import run_state
 from braxviewer.web.widgets import (
   Guard,
   literal,
@@ -29,7 +30,7 @@ class RunRow:
   """What the panel says of one run."""
 
   name: str
-  state: str  # "training", "ended", "disconnected", "waiting"
+  state: str  # one of braxviewer.core.run_state.STATES
   processes: int = 1  # processes of its job (multi-host: > 1)
   connected: Tuple[int, ...] = ()  # processes connected now
   source: Tuple[int, int] = (0, 0)  # (process, device) streaming
@@ -128,15 +129,20 @@ class RunsPanel:
     set_value(self.device, int(row.source[1]))
     set_attr(self.process, "visible", multi)
     set_attr(self.device, "visible", True)
-    set_attr(self.forget, "visible", row.state in ("ended", "disconnected"))
+    set_attr(self.forget, "visible", row.state in _GONE)
+
+
+_GONE = (run_state.FINISHED, run_state.ENDED, run_state.LOST)
+_KEPT = "its timeline stays here until forgotten"
 
 
 def _facts(row: RunRow, count: int) -> str:
   state = {
-    "training": "training",
-    "ended": "ended: its timeline stays here until forgotten",
-    "disconnected": "disconnected: waiting for it to come back",
-    "waiting": "connected, not streaming yet",
+    run_state.WAITING: "waiting: connected, not streaming yet",
+    run_state.FINISHED: f"finished: {_KEPT}",
+    run_state.ENDED: f"ended before its last step: {_KEPT}",
+    run_state.LOST: f"lost: its connection dropped (a run that still"
+    f" trains reconnects); {_KEPT}",
   }.get(row.state, row.state)
   parts = [f"**{literal(row.name)}**: {state}"]
   if row.where:

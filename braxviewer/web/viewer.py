@@ -14,7 +14,7 @@ goes on. The original API's models of several envs are drawn through
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import mujoco
 import numpy as np
@@ -31,7 +31,7 @@ from braxviewer.scene.lookup import resolve_model
 from braxviewer.viewer.base import Viewer
 from braxviewer.web.feed import LiveFeed
 from braxviewer.web.host import PageHooks, PageHost, ShowsPage
-from braxviewer.web.pacing import Player
+from braxviewer.web.pacing import Counters, Player
 from braxviewer.web.panels import Status
 from braxviewer.web.playback import Poser
 from braxviewer.web.server import Route, Token
@@ -77,6 +77,10 @@ class WebViewerBatched(Viewer, ShowsPage):
       server's training socket).
     curves: draw the progress this viewer receives as training curves
       (False: its owner draws them, e.g. one line per run).
+    keep_open: at :meth:`close` (or when the script ends), keep the page
+      up until Ctrl-C or the page's *Close the viewer*: after training, the
+      timeline, *Save clip* and *Live* keep working. :meth:`wait` does
+      the same at once.
 
   Its parts are Python's too: :attr:`page` (env selection, follow,
   camera), :attr:`playback` (timeline, pause, speed, source), :attr:`host`
@@ -108,7 +112,9 @@ class WebViewerBatched(Viewer, ShowsPage):
     info_keys: Optional[Iterable[str]] = None,
     routes: Optional[Mapping[str, Route]] = None,
     curves: bool = True,
+    keep_open: bool = False,
   ):
+    self.keep_open = bool(keep_open)
     if num_envs is None and grid_dims is not None:
       num_envs = int(np.prod(grid_dims))
     super().__init__(num_envs, info_keys)
@@ -252,6 +258,40 @@ class WebViewerBatched(Viewer, ShowsPage):
     what the timeline holds, the followed env, else the grid."""
     self.host.save_clip(client, self._model)
 
+  def take_run(
+    self,
+    *,
+    started: bool,
+    ended: bool,
+    phase: Optional[str],
+    trainer_mode: Optional[Mode],
+    env_steps: int,
+    connected: Callable[[], bool],
+  ) -> None:
+    """Show another run's state and count its frames afresh (a viewer
+    server switched runs): ``connected()`` says whether it is heard."""
+    self._feed.show_run(
+      started=started,
+      ended=ended,
+      phase=phase,
+      trainer_mode=trainer_mode,
+      env_steps=env_steps,
+    )
+    self._feed.connected = connected
+    play = self.playback
+    play.player.counters = Counters()
+    play.shown.clear()
+    play.latency.clear()
+
+  @property
+  def empty_note(self) -> str:
+    """What the status says while there is no model to draw."""
+    return self._feed.empty_note
+
+  @empty_note.setter
+  def empty_note(self, note: str) -> None:
+    self._feed.empty_note = note
+
   def expect_envs(self, num_envs: int) -> None:
     """Draw ``num_envs`` envs at the next :meth:`init` (before a stream
     says how many; 0: the viewer's own guess)."""
@@ -269,7 +309,25 @@ class WebViewerBatched(Viewer, ShowsPage):
     self._stream.add(recorder)  # gets the model and the stream's info
     return recorder
 
+  def wait(self) -> None:
+    """Keep the page up until Ctrl-C or its *Close the viewer* button,
+    then close (after training: scrub, replay, save clips)."""
+    self.pushes.close()  # a pushed stream ends here (its last frames first)
+    self._end_stream()
+    self.host.hold()
+    self.close()
+
+  def _end_stream(self) -> None:
+    """The user is done streaming (``wait``, ``close``): a stream nobody
+    ended (a ``wrap`` loop's) ends here, so the page says so."""
+    feed = self._feed
+    if feed.started and not feed.ended:
+      self._stream.on_stream_end()
+
   def _on_close(self) -> None:
+    if self.keep_open:
+      self._end_stream()
+      self.host.hold()
     self._stream.close()  # the recorder
     self.host.close()
 

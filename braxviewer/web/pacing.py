@@ -442,20 +442,34 @@ class Player:
       return self.last_frame
 
   def go_live(self) -> None:
-    """Follow the trainer's feed again (and resume playback): the newest
-    chunk plays next, also when training has ended and no new chunk will
-    come (the screen then holds its last frame, as between chunks)."""
+    """Follow the trainer's feed from now on, playing: the newest chunk
+    plays now from its first frame (one waiting from the feed, else the
+    newest kept), also on the newest chunk already, paused, or after
+    training ended (no new chunk will come: it plays again); then each new
+    chunk as it arrives. A feed chunk playing live plays on."""
     with self._lock:
       if not self.live:
         return
+      playing_live = (
+        self.following
+        and self._paused_at is None
+        and self._current is not None
+        and self._current.from_feed
+        and not self._finished
+      )
       self.following = True
       self._resume_at = None
-      if self._current is not None and not self._current.from_feed:
-        self._finished = True  # the next tick takes the newest chunk
-        timeline = self._store.chunks(self._source)
-        if self._pending is None and not self._queue and len(timeline):
-          self._pending = Entry(timeline[-1], position=timeline.end - 1)
       self._set_paused(False)
+      if playing_live:
+        return
+      current = self._current
+      if current is not None and not self._finished:
+        self._finished = True  # the next tick takes the newest chunk
+        if current.ticket is not None:
+          current.ticket.release()  # a sync trainer waits no more for it
+      timeline = self._store.chunks(self._source)
+      if self._pending is None and not self._queue and len(timeline):
+        self._pending = Entry(timeline[-1], position=timeline.end - 1)
 
   def use_store(self, store: RecentChunks) -> None:
     """Play another stream from now on (a viewer server showing another

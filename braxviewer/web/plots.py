@@ -1,51 +1,43 @@
 """Live uPlot charts: training curves over env steps, and per-env traces.
 
 Each chart owns a bounded buffer (no growth over a long run) and is pushed to
-the page only when its data changed, at most a few times a second.
+the page only when its data changed, at most a few times a second. A chart
+is made once, in its fixed place (:mod:`curves`), and then changed in
+place: a new run, metric, unit or range never re-creates it (a chart made
+anew is drawn at zero width for a moment, its legend stacked up).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import viser
 import viser.uplot as uplot
 
-from braxviewer.core.protocol import TRAINING_SPS
+from braxviewer.web.curves import (
+  CHART_ORDER,
+  PALETTE,
+  Column,
+  Curve,
+  Run,
+  RunColours,
+  group_of,
+  labels,
+  line_styles,
+  overlay,
+  unit,
+  y_range,
+)
 from braxviewer.web.traces import DEFAULT_WINDOW
 
-PALETTE = (
-  "#1f77b4",
-  "#d62728",
-  "#2ca02c",
-  "#ff7f0e",
-  "#9467bd",
-  "#8c564b",
-  "#e377c2",
-  "#17becf",
-  "#bcbd22",
-  "#7f7f7f",
-)
+__all__ = ["PALETTE", "ProgressCurves", "TraceChart", "group_of"]
 
-# Training-curve groups: (title, predicate on the progress key). The speed
-# chart plots the trainer's own key (epochs and per-call heartbeats), not
-# eval/sps (the speed of eval rollouts).
-_GROUPS: Tuple[Tuple[str, Callable[[str], bool]], ...] = (
-  ("Eval reward", lambda k: k.endswith("episode_reward")),
-  ("Env steps / s", lambda k: k == TRAINING_SPS),
-  ("Losses", lambda k: "loss" in k),
-  ("Episode length", lambda k: k.endswith("episode_length")),
-)
-
-
-def group_of(key: str) -> Optional[str]:
-  """The curve group a progress metric belongs to (None: not plotted)."""
-  for title, pred in _GROUPS:
-    if pred(key):
-      return title
-  return None
+# Room above the plot for the top y label, right of it for the last x label
+# (uPlot draws labels centred on their ticks, cut at the canvas' edges).
+_PADDING = (12, 24, 0, 0)
+_Y_AXIS_WIDTH = 64  # "-0.0025" or "7,500" whole
 
 
 def _series(labels: Sequence[str], x_label: str) -> Tuple[uplot.Series, ...]:
@@ -57,32 +49,19 @@ def _series(labels: Sequence[str], x_label: str) -> Tuple[uplot.Series, ...]:
   return tuple(out)
 
 
-class _Curve:
-  """One group's points: env steps and each metric, forward-filled."""
+class _Chart:
+  """One chart on the page and what it was last sent.
 
-  def __init__(self):
-    self.steps: List[float] = []
-    self.values: Dict[str, List[float]] = {}
+  New options (series, scales) are sent apart from new data, one refresh
+  later: viser's uPlot re-makes a chart whose options change in place, and
+  re-made in the same update as new data, it keeps a wrong x range (it
+  then holds the x range as a fraction of the data's, and that fraction
+  shrinks each time until the lines are off the chart).
+  """
 
-  def add(self, step: int, metrics: Mapping[str, float]) -> None:
-    if self.steps and step < self.steps[-1]:  # a new run: start over
-      self.steps.clear()
-      self.values.clear()
-    n = len(self.steps)
-    for key, value in metrics.items():
-      if key not in self.values:  # back-fill a new metric with its first value
-        self.values[key] = [float(value)] * n
-    for key, column in self.values.items():
-      column.append(float(metrics.get(key, column[-1] if column else np.nan)))
-    self.steps.append(float(step))
-
-  def thin(self, max_points: int) -> None:
-    """Halve the resolution when too long (keeps the whole run, bounded)."""
-    if len(self.steps) <= max_points:
-      return
-    keep = list(range(0, len(self.steps) - 1, 2)) + [len(self.steps) - 1]
-    self.steps = [self.steps[i] for i in keep]
-    self.values = {k: [v[i] for i in keep] for k, v in self.values.items()}
+  def __init__(self, handle: viser.GuiUplotHandle, key: tuple, arrays: int):
+    self.handle, self.key, self.arrays = handle, key, arrays
+    self.pending: Optional[tuple] = None  # (series, scales, key, arrays)
 
 
 class ProgressCurves:
@@ -100,11 +79,13 @@ class ProgressCurves:
     self._max = max_points
     self._lock = threading.Lock()
     # per chart, per run (None: the one run of an in-process viewer)
-    self._curves: Dict[str, Dict[Optional[str], _Curve]] = {}
+    self._curves: Dict[str, Dict[Run, Curve]] = {}
+    self._columns: Dict[str, List[Column]] = {}  # per chart, as they came
+    self._colours = RunColours()
     self._latest: Dict[str, float] = {}
     self._dirty: set = set()
     self._stale = False
-    self._charts: Dict[str, Tuple[Any, viser.GuiUplotHandle]] = {}
+    self._charts: Dict[str, _Chart] = {}
     with container:
       self._hint = gui.add_markdown("_No training progress yet._")
 
@@ -116,7 +97,7 @@ class ProgressCurves:
   ) -> None:
     """Record one progress report (thread-safe, cheap); ``run`` names the
     run it belongs to when several share the charts (a viewer server):
-    each chart then overlays every run's curves."""
+    each chart then overlays every run's curves, a colour per run."""
     groups: Dict[str, Dict[str, float]] = {}
     for key, value in metrics.items():
       title = group_of(key)
@@ -134,10 +115,14 @@ class ProgressCurves:
           if isinstance(v, (int, float, np.floating, np.integer))
         }
       )
+      if run is not None and groups:
+        self._colours.slot(run)
       for title, values in groups.items():
-        curve = self._curves.setdefault(title, {}).setdefault(run, _Curve())
+        curve = self._curves.setdefault(title, {}).setdefault(run, Curve())
         curve.add(int(env_steps), values)
         curve.thin(self._max)
+        columns = self._columns.setdefault(title, [])
+        columns.extend((run, k) for k in values if (run, k) not in columns)
         self._dirty.add(title)
 
   def latest(self, key: str) -> Optional[float]:
@@ -145,11 +130,13 @@ class ProgressCurves:
       return self._latest.get(key)
 
   def rebuild(self) -> None:
-    """Re-create every chart at the next refresh.
+    """Send every chart whole again at the next refresh.
 
-    A page that connects late gets a chart's creation message replayed but
-    not its later data updates (seen with viser 1.1.1), so charts are made
-    anew, with their current data, whenever a page connects.
+    A page that connects late got a chart's creation message replayed but
+    not its later data updates (seen with viser 1.1.1), so its data, series
+    and scales are sent again whenever a page connects: in place, so the
+    pages open already see no change (a chart made anew would collapse on
+    them for a moment).
     """
     with self._lock:
       self._dirty |= set(self._curves)
@@ -161,16 +148,25 @@ class ProgressCurves:
       runs = self._curves.get(title, {})
       return sum(len(curve.steps) for curve in runs.values())
 
-  def runs(self, title: str) -> Tuple[Optional[str], ...]:
+  def runs(self, title: str) -> Tuple[Run, ...]:
     """The runs chart ``title`` overlays, in order of arrival."""
     with self._lock:
       return tuple(self._curves.get(title, {}))
 
-  def forget(self, run: str) -> None:
-    """Take ``run``'s curves off every chart."""
+  def colour(self, run: str) -> str:
+    """``run``'s colour in every chart."""
     with self._lock:
+      return self._colours.colour(run)
+
+  def forget(self, run: str) -> None:
+    """Take ``run``'s curves off every chart (its colour is free again)."""
+    with self._lock:
+      self._colours.forget(run)
       for title, runs in self._curves.items():
         if runs.pop(run, None) is not None:
+          self._columns[title] = [
+            c for c in self._columns[title] if c[0] != run
+          ]
           self._dirty.add(title)
 
   def refresh(self) -> None:
@@ -178,124 +174,98 @@ class ProgressCurves:
     with self._lock:
       dirty, self._dirty = self._dirty, set()
       stale, self._stale = self._stale, False
-      snap = {t: _overlay(self._curves.get(t, {})) for t in dirty}
+      snap = {
+        t: (
+          list(self._columns[t]),
+          overlay(self._curves.get(t, {}), self._columns[t]),
+          line_styles(self._columns[t], self._colours),
+        )
+        for t in sorted(dirty, key=CHART_ORDER.__getitem__)
+      }
     if snap and self._hint is not None:
       self._hint.remove()
       self._hint = None
-    for title, (steps, values) in snap.items():
-      if len(steps) < 1:
+    for title, (columns, (steps, values), styles) in snap.items():
+      if not columns and title in self._charts:  # its runs were forgotten
+        self._charts.pop(title).handle.remove()
+      if len(steps) < 1 or not columns:
         continue
-      metrics = tuple(values)
-      # Short tick labels (uPlot cuts long ones, and packs them together):
-      # env steps in thousands or millions, large values likewise.
-      x_div, x_unit = _unit(float(np.max(np.abs(steps))))
-      y_div, y_unit = _unit(
-        max(
-          float(np.nanmax(np.abs(v))) if len(v) else 0.0
-          for v in values.values()
-        )
-      )
-      names = tuple(
-        n + (f" ({y_unit})" if y_unit else "") for n in _short_names(metrics)
-      )
-      # Overlaid runs leave NaN outside each run's steps; uPlot's automatic
-      # range does not skip NaN, so such a chart gets its y range from here
-      # (a rounded one: the chart is made anew only when the data leaves it).
-      y_range = _y_range(values, y_div)
-      key = (metrics, x_unit, y_unit, y_range)
-      data = (steps / x_div,) + tuple(values[k] / y_div for k in metrics)
-      chart = self._charts.get(title)
-      if chart is not None and (chart[0] != key or stale):
-        chart[1].remove()
-        chart = None
-      if chart is None:
-        with self._container:
-          handle = self._gui.add_uplot(
-            data,
-            _series(names, "env steps" + (f" ({x_unit})" if x_unit else "")),
-            title=title,
-            aspect=2.0,
-            scales={
-              "x": uplot.Scale(time=False),
-              **(
-                {}
-                if y_range is None
-                else {"y": uplot.Scale(auto=False, range=y_range)}
-              ),
-            },
-            axes=(uplot.Axis(space=70), uplot.Axis(size=56)),
-            cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
-          )
-        self._charts[title] = (key, handle)
-      else:
-        chart[1].data = data
+      self._show(title, columns, steps, values, styles, stale)
 
-
-def _overlay(
-  runs: Mapping[Optional[str], _Curve],
-) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
-  """One chart's data: env steps and a column per metric (per run and
-  metric, ``"run · metric"``, when several runs share it: on the union of
-  their steps, each run's line as drawn alone, NaN outside its range)."""
-  if len(runs) == 1:
-    (curve,) = runs.values()
-    return np.asarray(curve.steps), {
-      k: np.asarray(v) for k, v in curve.values.items()
+  def _show(
+    self,
+    title: str,
+    columns: List[Column],
+    steps: np.ndarray,
+    values: List[np.ndarray],
+    styles: List[Tuple[str, Tuple[float, ...]]],
+    stale: bool,
+  ) -> None:
+    # Short tick labels (uPlot cuts long ones, and packs them together):
+    # env steps in thousands or millions, large values likewise.
+    x_div, x_unit = unit(float(np.max(np.abs(steps))))
+    y_div, y_unit = unit(
+      max(
+        float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 0.0
+        for v in values
+      )
+    )
+    x_label = "env steps" + (f" ({x_unit})" if x_unit else "")
+    names = [n + (f" ({y_unit})" if y_unit else "") for n in labels(columns)]
+    series = [uplot.Series(label=x_label)]
+    for name, (stroke, dash) in zip(names, styles):
+      line = uplot.Series(label=name, stroke=stroke, width=1.5)
+      if dash:
+        line["dash"] = dash
+      series.append(line)
+    # Overlaid runs leave NaN outside each run's steps; uPlot's automatic
+    # range does not skip NaN, so such a chart gets its y range from here
+    # (a rounded one: it changes only when the data leaves it).
+    fixed = y_range(values, y_div)
+    scales = {
+      "x": uplot.Scale(time=False),
+      **({} if fixed is None else {"y": uplot.Scale(auto=False, range=fixed)}),
     }
-  live = {r: c for r, c in runs.items() if c.steps}
-  if not live:
-    return np.zeros(0), {}
-  steps = np.unique(
-    np.concatenate([np.asarray(c.steps) for c in live.values()])
-  )
-  columns: Dict[str, np.ndarray] = {}
-  for run, curve in live.items():
-    x = np.asarray(curve.steps)
-    inside = (steps >= x[0]) & (steps <= x[-1])
-    for key, values in curve.values.items():
-      column = np.full(len(steps), np.nan)
-      column[inside] = np.interp(steps[inside], x, np.asarray(values))
-      columns[f"{run} · {key}"] = column
-  return steps, columns
+    key = (x_label, tuple(names), tuple(styles), fixed)
+    data = (steps / x_div,) + tuple(v / y_div for v in values)
+    chart = self._charts.get(title)
+    if chart is None:
+      with self._container:
+        handle = self._gui.add_uplot(
+          data,
+          tuple(series),
+          title=title,
+          aspect=2.0,
+          scales=scales,
+          axes=(uplot.Axis(space=70), uplot.Axis(size=_Y_AXIS_WIDTH)),
+          cursor=uplot.Cursor(drag=uplot.Cursor_Drag(x=False, y=False)),
+          padding=_PADDING,
+          order=CHART_ORDER[title],
+        )
+      self._charts[title] = _Chart(handle, key, len(data))
+      return
+    if chart.pending is not None:  # the options of the data sent last
+      chart.handle.series, chart.handle.scales, chart.key, chart.arrays = (
+        chart.pending
+      )
+      chart.pending = None
+      self._again(title)  # its data at the next refresh
+      return
+    if not stale and key == chart.key:
+      chart.handle.data = data
+      return
+    if len(data) < chart.arrays:  # a run was forgotten: its series go first
+      chart.handle.series, chart.handle.scales = tuple(series), scales
+      chart.key, chart.arrays = key, len(data)
+    else:  # the data first (a column without its series is not drawn)
+      chart.handle.data = data
+      chart.pending = (tuple(series), scales, key, len(data))
+    self._again(title)
 
-
-def _y_range(
-  values: Mapping[str, np.ndarray], divisor: float
-) -> Optional[Tuple[float, float]]:
-  """A fixed y range for a chart whose columns hold NaN (None: none do):
-  the data's range widened to whole steps of a round size, with room."""
-  if not any(np.isnan(v).any() for v in values.values()):
-    return None
-  finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
-  if not len(finite):
-    return (0.0, 1.0)
-  lo, hi = float(finite.min()) / divisor, float(finite.max()) / divisor
-  span = max(hi - lo, abs(hi) * 0.1, 1e-9)
-  step = 10.0 ** np.floor(np.log10(span))
-  step *= 5 if span / step > 5 else (2 if span / step > 2 else 1)
-  return (float(np.floor(lo / step) * step), float(np.ceil(hi / step) * step))
-
-
-def _unit(largest: float) -> Tuple[float, str]:
-  """``(divisor, suffix)`` that keeps numbers up to ``largest`` short."""
-  if not np.isfinite(largest):
-    return 1.0, ""
-  if largest >= 1e6:
-    return 1e6, "M"
-  if largest >= 1e4:
-    return 1e3, "k"
-  return 1.0, ""
-
-
-def _short_names(names: Sequence[str]) -> list:
-  """``eval/episode_reward`` -> ``episode_reward`` where that stays unique."""
-
-  def short_one(name: str) -> str:
-    run, dot, metric = name.rpartition(" · ")  # a run's curve: keep its run
-    return run + dot + metric.split("/", 1)[-1]
-
-  short = [short_one(n) for n in names]
-  return [s if short.count(s) == 1 else n for s, n in zip(short, names)]
+  def _again(self, title: str) -> None:
+    """Refresh chart ``title`` at the next refresh too."""
+    with self._lock:
+      self._dirty.add(title)
 
 
 class TraceChart:

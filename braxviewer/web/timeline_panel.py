@@ -8,7 +8,7 @@ Only GUI wiring and the text of the status line here.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Tuple
 
 import numpy as np
 import viser
@@ -43,12 +43,13 @@ def short_steps(n: int) -> str:
 def step_marks(
   env_steps: np.ndarray, count: int = 4
 ) -> Optional[Tuple[Tuple[int, str], ...]]:
-  """Slider marks: a few chunk indices labelled with their env steps."""
+  """Slider marks: a few chunk numbers (1-based, as the slider's) labelled
+  with their env steps."""
   n = len(env_steps)
   if n < 2:
     return None
   idx = sorted({int(round(i)) for i in np.linspace(0, n - 1, count)})
-  return tuple((i, short_steps(int(env_steps[i]))) for i in idx)
+  return tuple((i + 1, short_steps(int(env_steps[i]))) for i in idx)
 
 
 def status_line(
@@ -85,6 +86,10 @@ class TimelinePanel:
   """Timeline slider, previous/next chunk (up/down keys), play (space),
   speed, loop, repeat, go to env step; *Live* on the live page.
 
+  The slider and its number box count chunks from 1, as the status line
+  does ("Chunk 6 / 43" with 6 in the box). *Live* is red while the page
+  follows training and plays, grey while it reviews or is paused.
+
   Build it inside the GUI container it belongs to.
 
   Args:
@@ -110,26 +115,27 @@ class TimelinePanel:
   ):
     self.live = live
     self._gui = gui
+    self._synced: Dict[int, Any] = {}  # per widget: the last value shown
     c = controls
     with gui.add_folder(label, order=order) as self.folder:
       self.status = gui.add_markdown("")
       n = len(recorded) if recorded is not None else 0
       self.timeline = gui.add_slider(
         "Timeline",
-        min=0,
-        max=max(n - 1, 1),
+        min=1,
+        max=max(n, 2),
         step=1,
-        initial_value=0,
+        initial_value=1,
         disabled=n < 2,
         marks=(
           step_marks(recorded.env_steps) if recorded is not None else None
         ),
         hint=(
-          "The last chunks received, labelled with env steps; drag to"
+          "The last chunks received (1: the oldest kept); drag to"
           " review (up/down keys: previous/next chunk)."
           if live
-          else "Recorded chunks over training, labelled with env steps"
-          " (up/down keys: previous/next chunk)."
+          else "Recorded chunks over training (1: the first), labelled"
+          " with env steps (up/down keys: previous/next chunk)."
         ),
       )
       self.prev = gui.add_button(
@@ -142,7 +148,9 @@ class TimelinePanel:
         gui.add_button(
           "Live",
           icon=viser.Icon.BROADCAST,
-          hint="Follow training again: show the newest chunks.",
+          color="gray",
+          hint="Follow training from now on: play the newest chunk, then"
+          " each one as it arrives (red while following).",
         )
         if live
         else None
@@ -170,7 +178,7 @@ class TimelinePanel:
     g = self._guard = guard
     self.timeline.on_update(
       g.on_update(
-        "Timeline", lambda: c.jump(self.timeline.value), self.timeline
+        "Timeline", lambda: c.jump(self.timeline.value - 1), self.timeline
       )
     )
     self.prev.on_click(
@@ -239,13 +247,24 @@ class TimelinePanel:
       + note,
     )
     n = len(timeline)
-    set_attr(self.timeline, "max", max(n - 1, 1))
+    set_attr(self.timeline, "max", max(n, 2))
     set_attr(self.timeline, "disabled", n < 2)
     i = state.cursor - timeline.start
     if 0 <= i < n:
-      set_value(self.timeline, i)
-    set_value(self.play, not state.paused)
-    if abs(self.speed.value - state.speed) > 1e-9:
-      self.speed.value = round(state.speed, 2)
-    set_value(self.loop, state.loop)
-    set_value(self.repeat, state.repeat)
+      self._sync(self.timeline, i + 1)  # 1-based, as the status line
+    if self.to_live is not None:
+      live = state.following and not state.paused
+      set_attr(self.to_live, "color", "red" if live else "gray")
+    self._sync(self.play, not state.paused)
+    self._sync(self.speed, round(state.speed, 2))
+    self._sync(self.loop, state.loop)
+    self._sync(self.repeat, state.repeat)
+
+  def _sync(self, widget: Any, value: Any) -> None:
+    """``widget`` shows the player's ``value`` when that changed since the
+    last call. Not otherwise: a page's change to the widget is then on its
+    way to the player, and writing the old value back over it would undo
+    it (the action reads the widget's value)."""
+    if self._synced.get(id(widget)) != value:
+      self._synced[id(widget)] = value
+      set_value(widget, value)

@@ -168,3 +168,29 @@ def test_live_after_a_review_plays_the_newest_chunk_also_once_training_ended(
   seen = _played(p, clock, ticks=50)
   assert seen[:3] == [(4, 0), (4, 1), (4, 2)]  # the newest chunk, again
   assert p.cursor == 4 and p.following
+
+
+def test_live_on_the_newest_chunk_plays_it_from_its_start_unless_live_already(
+  make_chunk, clock
+):
+  p = Player(clock=clock)
+  for i in range(3):
+    p.offer(make_chunk(t=3, seq=i), sync=False)
+  seen = _played(p, clock, ticks=50)  # the newest played; no more will come
+  assert seen == [(2, 0), (2, 1), (2, 2)] and p.following
+  p.go_live()  # on the newest chunk, training over: it plays again
+  assert _played(p, clock, ticks=50) == [(2, 0), (2, 1), (2, 2)]
+  p.offer(make_chunk(t=3, seq=3), sync=False)
+  assert p.tick()[0].chunk.seq == 3
+  p.set_paused(True)  # paused on the newest chunk, mid-way
+  clock.t += 0.015
+  p.go_live()  # not paused any more, the newest from its first frame
+  assert not p.paused and p.following
+  assert _played(p, clock, ticks=50) == [(3, 0), (3, 1), (3, 2)]
+  p.offer(make_chunk(t=100, seq=4), sync=False)
+  assert p.tick() == (p.last_frame[0], 0)
+  clock.t += 0.025
+  assert p.tick()[1] == 2
+  p.go_live()  # live already, playing: it plays on
+  clock.t += 0.01
+  assert p.tick()[1] == 3 and p.cursor == 4

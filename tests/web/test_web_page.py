@@ -237,10 +237,10 @@ def test_timeline_reviews_past_chunks_during_training_then_goes_live(
   frozen = scene_pixels(page)
   assert stream.chunks_sent > sent
   # back ~6 s of training (30 chunks): a past picture, reviewing, paused
+  assert wait_until(lambda: len(viewer.playback.timeline) >= 40, timeout=30)
   kept = viewer.playback.timeline
-  assert len(kept) >= 40
   box = row(page, "Timeline").get_by_role("textbox")
-  box.fill(str(len(kept) - 30))
+  box.fill(str(len(kept) - 29))  # 1-based: the 30th chunk from the end
   box.press("Enter")
   assert wait_until(lambda: viewer.playback.reviewing, timeout=5)
   cursor = viewer.playback.player.cursor
@@ -328,6 +328,76 @@ def test_live_after_a_review_plays_again_once_training_has_ended(
       lambda: np.abs(scene_pixels(page).astype(int) - reviewed).max() > 40,
       timeout=10,
     )  # the newest chunk is on screen, not the reviewed one
+  finally:
+    stream.stop()
+    viewer.close()
+
+
+def _status(page) -> str:
+  """The timeline's status line (``Chunk 5 / 12 (train) · ...``)."""
+  return page.locator("p", has_text="(train)").first.inner_text()
+
+
+def _red(button) -> bool:
+  """The button is filled red (Live: following training), not grey."""
+  rgb = button.evaluate("e => getComputedStyle(e).backgroundColor")
+  r, g, _ = (int(v) for v in rgb[rgb.index("(") + 1 : -1].split(",")[:3])
+  return r > g + 80
+
+
+def test_timeline_box_counts_as_the_status_line_and_live_on_the_newest_plays(
+  page, open_page, wait_until
+):
+  viewer = WebViewerBatched(num_envs=2, grid_dims=(2, 1, 1), port=0).run()
+  model = mujoco.MjModel.from_xml_string(PUCK_XML)
+  viewer.init(model)
+  stream = SyntheticStream(
+    viewer, model, chunk_length=10, frame_skip=5, chunks_per_s=10.0
+  ).start()
+  try:
+    assert wait_until(lambda: len(viewer.playback.timeline) >= 12, timeout=60)
+    stream.stop()  # training is over: the timeline holds still
+    kept = viewer.playback.timeline
+    n = len(kept)
+    open_page(page, viewer.url)
+    click_tab(page, "Live")
+    live = page.get_by_role("button", name="Live", exact=True)
+    box = row(page, "Timeline").get_by_role("textbox")
+    row(page, "Play").get_by_role("checkbox").click()
+    assert wait_until(lambda: viewer.playback.player.paused, timeout=10)
+    # the box says 5: the status line says chunk 5, the fifth kept chunk
+    box.fill("5")
+    box.press("Enter")
+    assert wait_until(lambda: viewer.playback.player.cursor == kept.start + 4)
+    assert wait_until(lambda: _status(page).startswith(f"Chunk 5 / {n} "))
+    assert box.input_value() == "5"
+    assert "reviewing" in _status(page) and not _red(live)
+    # the newest chunk, paused: Live plays it and follows training on
+    box.fill(str(n))
+    box.press("Enter")
+    assert wait_until(lambda: viewer.playback.player.cursor == kept.end - 1)
+    assert wait_until(lambda: _status(page).startswith(f"Chunk {n} / {n} "))
+    assert box.input_value() == str(n)
+    shown = viewer.playback.player.counters.frames_shown
+    live.click()
+    assert wait_until(
+      lambda: (
+        "following training" in _status(page) and "paused" not in _status(page)
+      )
+    )
+    assert wait_until(lambda: _red(live))
+    assert not viewer.playback.reviewing and not viewer.playback.player.paused
+    assert wait_until(  # the newest chunk played through, from its start
+      lambda: viewer.playback.player.counters.frames_shown >= shown + 10
+    )
+    assert box.input_value() == str(n)
+    # following already, on the newest chunk, nothing new: it plays again
+    shown = viewer.playback.player.counters.frames_shown
+    live.click()
+    assert wait_until(
+      lambda: viewer.playback.player.counters.frames_shown >= shown + 10
+    )
+    assert viewer.playback.player.cursor == kept.end - 1
   finally:
     stream.stop()
     viewer.close()

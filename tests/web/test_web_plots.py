@@ -8,8 +8,9 @@ import contextlib
 
 import numpy as np
 
+from braxviewer.web.curves import DASHES, GROUPS, y_range
 from braxviewer.web.meters import Average, RateMeter
-from braxviewer.web.plots import TraceChart, group_of
+from braxviewer.web.plots import ProgressCurves, TraceChart, group_of
 from braxviewer.web.traces import EnvTraces
 
 
@@ -66,8 +67,9 @@ def test_rates_count_what_came_after_the_first_event_and_decay(clock):
 
 
 class _FakeChart:
-  def __init__(self, data, scales):
-    self.data, self.scales, self.removed = data, scales, False
+  def __init__(self, data, series, scales, title="", order=None):
+    self.data, self.series, self.scales = data, series, scales
+    self.title, self.order, self.removed = title, order, False
 
   def remove(self):
     self.removed = True
@@ -77,10 +79,94 @@ class _FakeGui:
   def __init__(self):
     self.charts = []
 
-  def add_uplot(self, data, series, scales, **kwargs):
-    del series, kwargs
-    self.charts.append(_FakeChart(data, scales))
+  def add_uplot(self, data, series, scales, title="", order=None, **kwargs):
+    del kwargs
+    self.charts.append(_FakeChart(data, series, scales, title, order))
     return self.charts[-1]
+
+  def add_markdown(self, content):
+    return _FakeChart(content, (), None)
+
+
+def _shown(gui):
+  """Chart title -> {legend label: (stroke, dash)}, in page order."""
+  charts = sorted(
+    (c for c in gui.charts if not c.removed), key=lambda c: c.order
+  )
+  return {
+    c.title: {
+      s["label"]: (s["stroke"], s.get("dash", ())) for s in c.series[1:]
+    }
+    for c in charts
+  }
+
+
+def test_charts_keep_a_fixed_order_eval_first_and_each_run_one_colour():
+  gui = _FakeGui()
+  curves = ProgressCurves(gui, contextlib.nullcontext())
+  # the training metrics come first, eval later: the order does not follow
+  curves.add(100, {"training/policy_loss": 0.5, "training/v_loss": 1.0}, "a")
+  curves.add(100, {"training/sps": 500.0}, "a")
+  curves.refresh()
+  curves.add(
+    200, {"eval/episode_reward": 1.0, "eval/avg_episode_length": 9}, "a"
+  )
+  curves.refresh()
+  assert list(_shown(gui)) == [title for title, _ in GROUPS]
+  assert GROUPS[0][0] == "Eval reward"
+  made = list(gui.charts)
+  a = curves.colour("a")
+  for title, lines in _shown(gui).items():  # run a: one colour everywhere
+    assert {stroke for stroke, _ in lines.values()} == {a}, title
+  # run a's two losses: same colour, told apart by dash
+  assert _shown(gui)["Losses"] == {
+    "a · policy_loss": (a, ()),
+    "a · v_loss": (a, DASHES[1]),
+  }
+  # a second run: its own colour in every chart, run a's unchanged; the
+  # charts change in place (a chart made anew collapses for a moment)
+  curves.add(300, {"eval/episode_reward": 2.0, "training/v_loss": 3.0}, "b")
+  curves.add(300, {"training/policy_loss": 0.1, "training/sps": 9.0}, "b")
+  series = [c.series for c in made]
+  curves.refresh()  # the new data first, its series one refresh later
+  assert sorted(len(c.data) for c in made) == [2, 3, 3, 5]
+  assert [c.series for c in made] == series
+  curves.refresh()
+  assert gui.charts == made and not any(c.removed for c in made)
+  b = curves.colour("b")
+  assert b != a
+  shown = _shown(gui)
+  assert list(shown) == [title for title, _ in GROUPS]
+  assert shown["Eval reward"] == {
+    "a · episode_reward": (a, ()),
+    "b · episode_reward": (b, ()),
+  }
+  assert list(shown["Losses"]) == [  # appended as they came
+    "a · policy_loss",
+    "a · v_loss",
+    "b · v_loss",
+    "b · policy_loss",
+  ]
+  assert shown["Env steps / s"]["b · sps"] == (b, ())
+  # a run that goes frees its colour for the next; the others keep theirs
+  curves.forget("a")
+  curves.add(400, {"eval/episode_reward": 3.0}, "c")
+  curves.refresh()
+  curves.refresh()
+  assert curves.colour("c") == a and curves.colour("b") == b
+  assert list(_shown(gui)["Eval reward"]) == [
+    "b · episode_reward",
+    "c · episode_reward",
+  ]
+
+
+def test_an_overlaid_flat_curve_gets_a_y_range_it_fits_in():
+  values = [
+    np.array([1000.0, 1000.0, np.nan]),
+    np.array([np.nan, 1000.0, 1000.0]),
+  ]
+  lo, hi = y_range(values, 1.0)
+  assert lo < 1000.0 < hi
 
 
 def test_env_chart_x_axis_stays_put_while_time_moves_on():

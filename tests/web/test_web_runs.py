@@ -153,3 +153,101 @@ def test_the_page_lists_both_runs_shows_the_chosen_one_and_overlays_curves(
     ),
     timeout=30,
   )
+
+
+_CHARTS_JS = """() => [...document.querySelectorAll('.uplot')].map(u => ({
+  title: u.querySelector('.u-title').textContent,
+  lines: Object.fromEntries([...u.querySelectorAll('.u-legend .u-series')]
+    .slice(1).map(s => [s.querySelector('.u-label').textContent,
+      getComputedStyle(s.querySelector('.u-marker')).borderColor])),
+}))"""
+# Every frame: the narrowest chart (a chart made anew is drawn at zero width
+# for a moment, its legend and title stacked up).
+_NARROWEST_JS = """() => { window.narrowest = Infinity; const look = () => {
+  for (const u of document.querySelectorAll('.uplot'))
+    narrowest = Math.min(narrowest, u.getBoundingClientRect().width);
+  requestAnimationFrame(look); }; look(); }"""
+_ORDER = ["Eval reward", "Episode length", "Env steps / s", "Losses"]
+# Each chart's x range and its data's (viser's uPlot keeps the x range as a
+# fraction of the data's: a chart re-made with new data could lose it).
+_X_JS = """() => Object.values(window.__viserTestpoints.uplots).map(t => {
+  const c = t.chart, x = c.data[0];
+  return [c.scales.x.min, c.scales.x.max, x[0], x[x.length - 1]]; })"""
+
+
+def _whole_x(page) -> bool:
+  """Every chart shows its data's whole x range."""
+  ranges = page.evaluate(_X_JS)
+  return len(ranges) == 4 and all(
+    lo is not None and abs(lo - first) + abs(hi - last) <= 1e-6 * last
+    for lo, hi, first, last in ranges
+  )
+
+
+def _report(viewer, steps: int, slope: float) -> None:
+  """One report of every chart's metrics, the training ones first."""
+  viewer.on_progress(steps, {"training/policy_loss": slope / steps})
+  viewer.on_progress(steps, {"training/v_loss": 2 * slope / steps})
+  viewer.on_progress(steps, {"training/sps": 1000.0 * slope})
+  viewer.on_progress(
+    steps,
+    {"eval/episode_reward": slope * steps, "eval/avg_episode_length": 100.0},
+  )
+
+
+def _run_colours(charts, run: str) -> set:
+  """The colours of ``run``'s lines over every chart."""
+  return {
+    colour
+    for chart in charts
+    for label, colour in chart["lines"].items()
+    if label.startswith(run + " · ")
+  }
+
+
+def test_charts_keep_their_order_eval_first_and_each_run_its_colour(
+  puck_model, page, open_page, wait_until
+):
+  server = ViewerServer(port=0).run()
+  address = f"127.0.0.1:{server.port}"
+  a = braxviewer.connect(address, run="run a")
+  b = braxviewer.connect(address, run="run b")
+  try:
+    for viewer in (a, b):
+      viewer.init(puck_model)
+      assert viewer.wait_connected(10)
+      viewer.on_stream_start(_info(2, puck_model.nq))
+    for i in range(1, 6):
+      _report(a, 1000 * i, 1.0)
+    open_page(page, server.url)
+    page.get_by_role("tab", name="Training").click()
+    assert wait_until(lambda: len(page.evaluate(_CHARTS_JS)) == 4, 20)
+    before = page.evaluate(_CHARTS_JS)
+    assert [c["title"] for c in before] == _ORDER
+    (colour_a,) = _run_colours(before, "run a")  # one colour, every chart
+    page.evaluate(_NARROWEST_JS)
+    _report(b, 500, 3.0)  # run b's first report
+    for i in range(6, 13):  # past 10k env steps: the x axis in thousands
+      _report(a, 1000 * i, 1.0)
+
+    def both_shown() -> bool:
+      charts = page.evaluate(_CHARTS_JS)
+      return all(_run_colours([c], "run b") for c in charts)
+
+    assert wait_until(both_shown, 20)
+    after = page.evaluate(_CHARTS_JS)
+    assert [c["title"] for c in after] == _ORDER  # nothing moved
+    (colour_b,) = _run_colours(after, "run b")
+    assert _run_colours(after, "run a") == {colour_a} != {colour_b}
+    assert list(after[-1]["lines"]) == [  # appended, run a's stay first
+      "run a · policy_loss",
+      "run a · v_loss",
+      "run b · policy_loss",
+      "run b · v_loss",
+    ]
+    assert page.evaluate("narrowest") > 200  # no chart collapsed meanwhile
+    assert wait_until(lambda: _whole_x(page), 20)
+  finally:
+    a.close()
+    b.close()
+    server.close()

@@ -90,21 +90,30 @@ class EpochCalls:
     done = collected = 0
     sums: Optional[Sums] = None
     pending: Optional[Tuple[Mapping[str, Any], int, float]] = None
-    last_done: Optional[float] = None
+    # Where this epoch's speed is measured from: the first call's dispatch
+    # (after the compile call: its end), and the steps collected since.
+    rate: Optional[Tuple[float, int]] = None
 
     def collect(call: Tuple[Mapping[str, Any], int, float]) -> None:
-      nonlocal sums, last_done, collected
+      nonlocal sums, collected, rate
       call_sums, n, t_dispatch = call
       host = _on_host(call_sums)  # waits for the call
       t_done = time.time()
       sums = host if sums is None else {k: sums[k] + v for k, v in host.items()}
       collected += n
       if self._stream.tapped:
-        started = (
-          t_dispatch if last_done is None else max(t_dispatch, last_done)
-        )
-        per_step = max(t_done - started, 1e-6) / n
-        self._steps_per_call = int(max(1, self._call_seconds // per_step))
+        if not self._compiled:  # the call that compiled: no speed in it
+          rate = (t_done, 0)
+        else:
+          since, steps = rate if rate is not None else (t_dispatch, 0)
+          rate = (since, steps + n)
+          # The epoch's average so far: how long a call of n steps takes,
+          # whatever dispatch blocks on (a per-call time can read ~0 when
+          # the call finished before it was collected). Calls grow at most
+          # 4x at a time.
+          per_step = max(t_done - since, 1e-6) / (steps + n)
+          wanted = int(max(1, self._call_seconds // per_step))
+          self._steps_per_call = min(wanted, 4 * n)
         env_steps = collected * self._env_steps_per_step
         self._stream.progress(  # the heartbeat, also while streaming is off
           first_env_steps + env_steps,
@@ -114,7 +123,6 @@ class EpochCalls:
         self._compiled = True
         self.phase("training")
       self._bar.update(first_env_steps + collected * self._env_steps_per_step)
-      last_done = t_done
       self._check()
 
     while done < self._steps_per_epoch:

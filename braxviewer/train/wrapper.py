@@ -161,6 +161,7 @@ class ViewerWrapper(Wrapper):
       self._stream = Streamer(self._viewer, info, steps_per_chunk=steps)
       self._frame = (num, spec.info_keys)
     self._stream.start()
+    self._stream.phase("compiling")  # traced now: the loop compiles next
     return self._frame
 
   def _host_flag(self) -> np.ndarray:
@@ -173,6 +174,8 @@ class ViewerWrapper(Wrapper):
         return np.zeros((), np.int32)
       flag = stream.flag()
       self._reads += 1
+      if self._reads == 1:  # the loop's program runs: it compiled
+        stream.phase("training")
       steps = self._reads * stream.info.chunk_length
       steps *= stream.info.num_train_envs
       now = time.monotonic()

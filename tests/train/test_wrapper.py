@@ -270,6 +270,8 @@ def test_close_ends_the_stream_once_and_later_chunks_are_dropped():
     init, update = toy_loop(env)
     carry, _ = run_updates(update, init(jax.random.PRNGKey(5)), ["live"])
   assert viewer.ended and len(viewer.chunks) == 3
+  # the page says compiling while the loop compiles, then training
+  assert viewer.phases == ["compiling", "training"]
   env.close()
   run_updates(update, carry, ["live"])
   assert len(viewer.chunks) == 3

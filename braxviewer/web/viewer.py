@@ -258,25 +258,12 @@ class WebViewerBatched(Viewer, ShowsPage):
     what the timeline holds, the followed env, else the grid."""
     self.host.save_clip(client, self._model)
 
-  def take_run(
-    self,
-    *,
-    started: bool,
-    ended: bool,
-    phase: Optional[str],
-    trainer_mode: Optional[Mode],
-    env_steps: int,
-    connected: Callable[[], bool],
-  ) -> None:
+  def take_run(self, connected: Callable[[], bool], **facts: Any) -> None:
     """Show another run's state and count its frames afresh (a viewer
-    server switched runs): ``connected()`` says whether it is heard."""
-    self._feed.show_run(
-      started=started,
-      ended=ended,
-      phase=phase,
-      trainer_mode=trainer_mode,
-      env_steps=env_steps,
-    )
+    server switched runs): ``connected()`` says whether it is heard;
+    ``facts`` are :meth:`LiveFeed.show_run
+    <braxviewer.web.feed.LiveFeed.show_run>`'s."""
+    self._feed.show_run(**facts)
     self._feed.connected = connected
     play = self.playback
     play.player.counters = Counters()

@@ -258,14 +258,16 @@ class TrainingSession:
     print(summary + ".", file=sys.stderr, flush=True)
     return self.result
 
-  def keep_open(self) -> None:
+  def keep_open(self, say: bool = True) -> None:
     """Serve the page until Ctrl-C or its *Close the viewer* button (after
-    training, to look around), then close it."""
+    training, to look around), then close it; ``say``: print where the
+    page is and how to quit (False: the command said so already)."""
     wait = getattr(self.viewer, "wait", None)
     if callable(wait):
-      wait()
-      if self._interrupted.is_set():
-        self.exit_code = 130  # Ctrl-C ended it (not the page's button)
+      wait(say=say)
+      if self._interrupted.is_set():  # Ctrl-C ended it (not the page)
+        self.exit_code = 130
+        print("braxviewer: stopped.", file=sys.stderr, flush=True)
       return
     print(
       "braxviewer: the page stays up; Ctrl-C to quit.",

@@ -94,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.exit_after is not None:
       time.sleep(args.exit_after)
     else:
-      session.keep_open()
+      session.keep_open(say=False)
   return session.exit_code
 
 

@@ -93,7 +93,7 @@ def main(argv: Sequence[str]) -> int:
       if args.exit_after is not None:
         time.sleep(args.exit_after)
       else:
-        session.keep_open()
+        session.keep_open(say=False)
   except (ValueError, OSError) as err:
     p.exit(2, f"{p.prog}: error: {' '.join(str(err).split())}\n")
   return session.exit_code

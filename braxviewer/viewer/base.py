@@ -139,9 +139,11 @@ class Viewer(abc.ABC):
     """The same as :meth:`close` (the original API's name)."""
     self.close()
 
-  def wait(self) -> None:
+  def wait(self, say: bool = True) -> None:
     """Keep what the viewer serves until Ctrl-C (or the page's *Close the
-    viewer*), then close. A backend that serves nothing closes at once."""
+    viewer*), then close. A backend that serves nothing closes at once.
+    ``say``: print where the page is and how to quit."""
+    del say
     self.close()
 
   def __enter__(self: V) -> V:

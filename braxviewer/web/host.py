@@ -220,23 +220,24 @@ class PageHost:
     print(f"braxviewer: viewer running at {self.url}", flush=True)
     return page
 
-  def hold(self, offer_quit: bool = True) -> None:
+  def hold(self, offer_quit: bool = True, say: bool = True) -> None:
     """Serve the page until Ctrl-C or, with ``offer_quit``, its *Close the
     viewer* button (after training: the timeline, *Save clip* and *Live*
     keep working); returns then, without closing. Returns at once when
-    nothing is served."""
+    nothing is served. ``say``: print where the page is and how to quit."""
     page = self.page
     if page is None or not self.serving:
       return
     quit_ = threading.Event()
     if offer_quit:
       page.panels.offer_quit(quit_.set)
-    print(
-      f"braxviewer: the page stays up at {self.url}; Ctrl-C to quit"
-      + (" (or *Close the viewer* in the page)." if offer_quit else "."),
-      file=sys.stderr,
-      flush=True,
-    )
+    if say:
+      print(
+        f"braxviewer: the page stays up at {self.url}; Ctrl-C to quit"
+        + (" (or *Close the viewer* in the page)." if offer_quit else "."),
+        file=sys.stderr,
+        flush=True,
+      )
     try:
       while self.serving and not quit_.wait(0.25):
         pass
@@ -400,10 +401,11 @@ class ShowsPage:
     """The same as ``close()`` (the original API's name)."""
     self.close()
 
-  def wait(self) -> None:
+  def wait(self, say: bool = True) -> None:
     """Keep the page up until Ctrl-C or its *Close the viewer* button,
-    then close (after training: scrub the timeline, replay, save clips)."""
-    self.host.hold(self.quit_button)
+    then close (after training: scrub the timeline, replay, save clips);
+    ``say``: print where the page is and how to quit."""
+    self.host.hold(self.quit_button, say)
     self.close()
 
   def __enter__(self) -> Any:

@@ -82,6 +82,9 @@ def status_line(
   return text
 
 
+_UNSEEN = object()  # no value seen yet
+
+
 class TimelinePanel:
   """Timeline slider, previous/next chunk (up/down keys), play (space),
   speed, loop, repeat, go to env step; *Live* on the live page.
@@ -116,6 +119,7 @@ class TimelinePanel:
     self.live = live
     self._gui = gui
     self._synced: Dict[int, Any] = {}  # per widget: the last value shown
+    self._seen: Dict[int, Any] = {}  # per widget: its value at the last call
     c = controls
     with gui.add_folder(label, order=order) as self.folder:
       self.status = gui.add_markdown("")
@@ -262,9 +266,16 @@ class TimelinePanel:
 
   def _sync(self, widget: Any, value: Any) -> None:
     """``widget`` shows the player's ``value`` when that changed since the
-    last call. Not otherwise: a page's change to the widget is then on its
-    way to the player, and writing the old value back over it would undo
-    it (the action reads the widget's value)."""
-    if self._synced.get(id(widget)) != value:
-      self._synced[id(widget)] = value
+    last call, or when the widget has disagreed with it since the last
+    call too (a page's change the player undid, e.g. the pause of a page
+    that closed). Not when the widget just changed: a page's change is
+    then on its way to the player, and writing the old value back over it
+    would undo it (the action reads the widget's value)."""
+    key = id(widget)
+    current = getattr(widget, "value", value)
+    stale = current != value and self._seen.get(key, _UNSEEN) == current
+    if self._synced.get(key) != value or stale:
+      self._synced[key] = value
       set_value(widget, value)
+      current = value
+    self._seen[key] = current

@@ -296,12 +296,13 @@ class WebViewerBatched(Viewer, ShowsPage):
     self._stream.add(recorder)  # gets the model and the stream's info
     return recorder
 
-  def wait(self) -> None:
+  def wait(self, say: bool = True) -> None:
     """Keep the page up until Ctrl-C or its *Close the viewer* button,
-    then close (after training: scrub, replay, save clips)."""
+    then close (after training: scrub, replay, save clips); ``say``:
+    print where the page is and how to quit."""
     self.pushes.close()  # a pushed stream ends here (its last frames first)
     self._end_stream()
-    self.host.hold()
+    self.host.hold(say=say)
     self.close()
 
   def _end_stream(self) -> None:

@@ -17,23 +17,12 @@ import tempfile
 import textwrap
 from typing import Dict, List, Optional
 
+import demo_flags
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-# As tests/app/test_demos.py trains: as small as the demos allow.
-TINY_FLAGS = [
-  "--num-envs",
-  "8",
-  "--timesteps",
-  "2000",
-  "--evals",
-  "2",
-  "--port",
-  "0",
-  "--no-progress",
-  "--view-envs",
-  "4",
-]
+# As tests/app/test_demos.py trains, with 4 envs on the page.
+TINY_FLAGS = [*demo_flags.TINY_FLAGS, "--view-envs", "4"]
 CACHE = tempfile.mkdtemp(prefix="bv-jax-cache-")
 BANNERS = {  # what each one prints, in part
   "brax's maintenance notice": "not actively being maintained",

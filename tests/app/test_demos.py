@@ -9,20 +9,10 @@ import sys
 import tempfile
 import time
 
+from demo_flags import TINY_FLAGS
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TINY_FLAGS = [
-  "--num-envs",
-  "8",
-  "--timesteps",
-  "2000",
-  "--evals",
-  "2",
-  "--port",
-  "0",
-  "--no-progress",
-]
 
 
 # Where the demos would keep JAX's compilation cache (not the user's ~/.cache).
